@@ -1,0 +1,286 @@
+//! The command-line program. `main` only calls [`main_with_args`]; arguments are
+//! parsed by clap, checked, and handed to the library. Exit codes: 0 success,
+//! 1 run failure, 2 bad usage or bad input.
+
+use crate::config::load_experiment;
+use crate::cost::{CostModel, StepShape};
+use crate::error::{ConfigError, Error};
+use crate::experiment::{run_all, table, write_outputs, RunConfig};
+use crate::profile::{list_profiles, profiles_dir, resolve_profile};
+use crate::specs::{load_gpu, load_model, SHIPPED_GPUS, SHIPPED_MODELS};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// infersim: predict LLM serving throughput and latency on GPUs, without a GPU.
+#[derive(Debug, Parser)]
+#[command(name = "infersim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an experiment file (every sweep point × replication, in parallel).
+    Run(RunArgs),
+    /// Check an experiment file without running it; reports every error.
+    Validate {
+        /// Experiment TOML file.
+        file: PathBuf,
+    },
+    /// List shipped models, GPUs and calibration profiles.
+    List,
+    /// Price one step of a model on a GPU and show where the time goes.
+    StepTime(StepTimeArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Experiment TOML file.
+    file: PathBuf,
+    /// Output folder (default `output/<experiment name>/`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed (overrides the file's `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// No progress bar and no table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct StepTimeArgs {
+    /// GPU name (see `infersim list`).
+    #[arg(long)]
+    gpu: String,
+    /// Model name (see `infersim list`).
+    #[arg(long)]
+    model: String,
+    /// A decode step of this many sequences.
+    #[arg(long, conflicts_with = "prefill")]
+    decode_batch: Option<u64>,
+    /// Tokens already cached per decoding sequence.
+    #[arg(long, default_value_t = 128, requires = "decode_batch")]
+    context: u64,
+    /// A prefill step of one sequence of this many tokens.
+    #[arg(long)]
+    prefill: Option<u64>,
+    /// Serving stack whose profile to use.
+    #[arg(long, default_value = "vllm")]
+    stack: String,
+    /// Profile name or path (default `<gpu>-<stack>`, else `default-<stack>`).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the program on `args` and returns the exit code.
+pub fn main_with_args(args: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let res = match cli.command {
+        Command::Run(a) => cmd_run(a, &args),
+        Command::Validate { file } => cmd_validate(file),
+        Command::List => cmd_list(),
+        Command::StepTime(a) => cmd_step_time(a),
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn config_errors(errs: Vec<ConfigError>) -> Error {
+    let n = errs.len();
+    let mut it = errs.into_iter();
+    let first = it.next().expect("at least one error");
+    if n == 1 {
+        return Error::Config(first);
+    }
+    let rest: Vec<String> = it.map(|e| format!("error: {e}")).collect();
+    Error::Config(ConfigError {
+        message: format!("{}\n{}\n({n} errors)", first.message, rest.join("\n")),
+        ..first
+    })
+}
+
+fn cmd_validate(file: PathBuf) -> Result<(), Error> {
+    let exp = load_experiment(&file).map_err(config_errors)?;
+    println!(
+        "{}: ok ({} sweep point{} × {} replication{})",
+        file.display(),
+        exp.points.len(),
+        if exp.points.len() == 1 { "" } else { "s" },
+        exp.replications,
+        if exp.replications == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
+    let exp = load_experiment(&a.file).map_err(config_errors)?;
+    let cfg = RunConfig {
+        seed: a.seed,
+        jobs: a.jobs,
+        quiet: a.quiet,
+    };
+    let rows = run_all(&exp, &cfg)?;
+    let dir = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("output").join(&exp.name));
+    let manifest = serde_json::json!({
+        "infersim_version": env!("CARGO_PKG_VERSION"),
+        "experiment": exp.name,
+        "file": a.file.display().to_string(),
+        "seed": cfg.seed.unwrap_or(exp.seed),
+        "replications": exp.replications,
+        "points": exp.points.len(),
+        "runs": rows.len(),
+        "command_line": argv,
+        "profiles_dir": profiles_dir().display().to_string(),
+    });
+    write_outputs(&exp, &rows, &dir, &manifest)?;
+    if !a.quiet {
+        print!("{}", table(&exp, &rows));
+        let uncal: Vec<String> = exp
+            .points
+            .iter()
+            .filter(|p| !p.meta.calibrated)
+            .map(|p| p.meta.profile.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !uncal.is_empty() {
+            println!("note: profile {} is not calibrated on measurements; treat absolute numbers as estimates", uncal.join(", "));
+        }
+        println!("results: {}", dir.display());
+    }
+    Ok(())
+}
+
+fn cmd_list() -> Result<(), Error> {
+    println!("Models (models/llm):");
+    for (name, _) in SHIPPED_MODELS {
+        let m = load_model(name, None, "models", "model")?;
+        println!(
+            "  {:<24} {:>6.2} B params  {:>6.2} GB weights  {:>7} KiB KV/token  context {}",
+            m.name,
+            m.param_count() as f64 / 1e9,
+            m.weight_bytes() as f64 / 1e9,
+            m.kv_bytes_per_token() / 1024,
+            m.max_context
+        );
+    }
+    println!("GPUs (models/gpu):");
+    for (name, _) in SHIPPED_GPUS {
+        let g = load_gpu(name, None, "models", "gpu")?;
+        println!(
+            "  {:<12} {:>6.0} TFLOP/s  {:>6.0} GB/s  {:>7.2} GiB  ${:.2}/GPU-h  {}",
+            g.name,
+            g.tensor_tflops,
+            g.memory_bandwidth_gbps,
+            g.memory_gib,
+            g.price_per_gpu_hour_usd,
+            g.full_name
+        );
+    }
+    println!("Profiles ({}):", profiles_dir().display());
+    for p in list_profiles() {
+        println!("  {p}");
+    }
+    Ok(())
+}
+
+fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
+    let src = "<command line>";
+    let gpu = load_gpu(&a.gpu, None, src, "--gpu")?;
+    let model = load_model(&a.model, None, src, "--model")?;
+    let profile = resolve_profile(
+        a.profile.as_deref(),
+        &gpu.name,
+        &a.stack,
+        None,
+        src,
+        "--profile",
+    )?;
+    let shape = match (a.decode_batch, a.prefill) {
+        (Some(b), None) if b > 0 => StepShape::decode_only(b, a.context + 1, model.sliding_window),
+        (None, Some(p)) if p > 0 => StepShape::prefill_only(p),
+        _ => {
+            return Err(ConfigError::new(
+                src,
+                "--decode-batch/--prefill",
+                "give exactly one of --decode-batch N (N >= 1) or --prefill N (N >= 1)",
+            )
+            .into())
+        }
+    };
+    let cm = CostModel::new(&model, &gpu, &profile);
+    let b = cm.explain(&shape);
+    if a.json {
+        let mut v = serde_json::to_value(&b).expect("serialises");
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("gpu".into(), gpu.name.clone().into());
+            m.insert("model".into(), model.name.clone().into());
+            m.insert("profile".into(), profile.name.clone().into());
+            m.insert("calibrated".into(), profile.is_calibrated().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+    } else {
+        println!(
+            "{} on {} ({}, profile {}{}): {:.3} ms per step, {}; largest group: {}",
+            model.name,
+            gpu.name,
+            if a.prefill.is_some() {
+                format!("prefill {} tokens", a.prefill.unwrap_or(0))
+            } else {
+                format!(
+                    "decode batch {} at context {}",
+                    a.decode_batch.unwrap_or(0),
+                    a.context
+                )
+            },
+            profile.name,
+            if profile.is_calibrated() {
+                ""
+            } else {
+                ", uncalibrated"
+            },
+            b.seconds * 1e3,
+            b.bound,
+            b.dominant_group
+        );
+        println!("  GPU {:.3} ms (compute-bound {:.3}, memory-bound {:.3}, overhead {:.3}), CPU {:.3} ms", b.gpu_seconds * 1e3, b.compute_bound_seconds * 1e3, b.memory_bound_seconds * 1e3, b.gpu_overhead_seconds * 1e3, b.cpu_seconds * 1e3);
+        println!(
+            "  {:<13} {:>12} {:>12} {:>11} {:>11}  bound",
+            "group", "GFLOP", "MB", "compute ms", "memory ms"
+        );
+        for g in &b.groups {
+            println!(
+                "  {:<13} {:>12.2} {:>12.2} {:>11.4} {:>11.4}  {}",
+                g.name,
+                g.flops / 1e9,
+                g.bytes / 1e6,
+                g.compute_seconds * 1e3,
+                g.memory_seconds * 1e3,
+                g.bound
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The paged KV cache of one instance, counted in layer-blocks.
+//!
+//! A *layer-block* holds `block_size` tokens of K and V for one layer. A sequence that
+//! has `c` tokens cached holds `ceil(c / b)` blocks in each full-attention layer and
+//! `ceil(min(c, w) / b)` in each sliding-window layer (a window layer drops what falls
+//! out of its window). Counting per layer keeps Gemma-style mixed models exact while
+//! a uniform model behaves exactly as vLLM's block pool of `num_blocks` blocks.
+
+use crate::specs::ModelSpec;
+
+/// Block geometry of one model and block size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvGeometry {
+    /// Tokens per block.
+    pub block_size: u64,
+    /// Full-attention layers.
+    pub full_layers: u64,
+    /// Sliding-window layers.
+    pub window_layers: u64,
+    /// Window length in tokens (`u64::MAX / 4` when there is none).
+    pub window: u64,
+}
+
+impl KvGeometry {
+    /// Geometry of `model` with `block_size`-token blocks.
+    pub fn new(model: &ModelSpec, block_size: u64) -> Self {
+        KvGeometry {
+            block_size,
+            full_layers: model.full_layers() as u64,
+            window_layers: model.window_layers() as u64,
+            window: if model.sliding_window == 0 {
+                u64::MAX / 4
+            } else {
+                model.sliding_window
+            },
+        }
+    }
+
+    /// Layers in all.
+    pub fn layers(&self) -> u64 {
+        self.full_layers + self.window_layers
+    }
+
+    /// Layer-blocks held by a sequence with `c` tokens cached.
+    pub fn blocks_for(&self, c: u64) -> u64 {
+        let b = self.block_size;
+        c.div_ceil(b) * self.full_layers + c.min(self.window).div_ceil(b) * self.window_layers
+    }
+
+    /// Layer-blocks a sequence takes on when it grows from `c` to `c + 1` tokens and
+    /// `c` is a multiple of the block size, below the window or past it.
+    pub fn growth(&self, below_window: bool) -> u64 {
+        if below_window {
+            self.layers()
+        } else {
+            self.full_layers
+        }
+    }
+}
+
+/// The pool of layer-blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvPool {
+    /// Capacity in layer-blocks.
+    pub capacity: u64,
+    /// In use.
+    pub used: u64,
+    /// Highest `used` seen.
+    pub peak: u64,
+}
+
+impl KvPool {
+    /// A pool of `blocks` whole blocks (each spanning every layer).
+    pub fn new(blocks: u64, geo: &KvGeometry) -> Self {
+        KvPool {
+            capacity: blocks * geo.layers(),
+            used: 0,
+            peak: 0,
+        }
+    }
+
+    /// Free layer-blocks.
+    pub fn free(&self) -> u64 {
+        self.capacity - self.used
+    }
+
+    /// Takes `n` layer-blocks if they are free.
+    pub fn try_alloc(&mut self, n: u64) -> bool {
+        if n <= self.free() {
+            self.used += n;
+            self.peak = self.peak.max(self.used);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Returns `n` layer-blocks.
+    pub fn release(&mut self, n: u64) {
+        debug_assert!(
+            n <= self.used,
+            "KV release of {n} with {} in use",
+            self.used
+        );
+        self.used -= n.min(self.used);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_layers_stop_growing_at_the_window() {
+        let g = KvGeometry {
+            block_size: 16,
+            full_layers: 1,
+            window_layers: 5,
+            window: 32,
+        };
+        assert_eq!(g.blocks_for(1), 6);
+        assert_eq!(g.blocks_for(16), 6);
+        assert_eq!(g.blocks_for(17), 12);
+        assert_eq!(g.blocks_for(32), 12);
+        assert_eq!(g.blocks_for(33), 13);
+        assert_eq!(g.blocks_for(100), 7 + 10);
+        assert_eq!(g.growth(true), 6);
+        assert_eq!(g.growth(false), 1);
+    }
+}

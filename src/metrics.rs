@@ -1,0 +1,263 @@
+//! Metrics: per-request records in, `benchmark_serving`-style summary out.
+//!
+//! Definitions follow vLLM's `benchmark_serving.py` so predictions compare one to one
+//! with its result JSON: TTFT = first token − arrival; TPOT = (E2E − TTFT) /
+//! (output tokens − 1) over requests with more than one output token; ITL = every gap
+//! between consecutive tokens of a request; E2E = last token − arrival; throughput =
+//! completed / duration, where a finite run's duration spans from the first arrival
+//! (t = 0) to the last completion and a timed run's spans its measurement window.
+//! Percentiles interpolate linearly between order statistics (numpy's default) and
+//! the standard deviation is the population one (`np.std`).
+
+use crate::time::{Dur, SimTime};
+use crate::workload::Request;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One completed request (kept only when per-request output is asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RequestRecord {
+    /// Request id.
+    pub id: u64,
+    /// Arrival, seconds.
+    pub arrival_s: f64,
+    /// First scheduled, seconds.
+    pub scheduled_s: f64,
+    /// First token, seconds.
+    pub first_token_s: f64,
+    /// Last token, seconds.
+    pub finish_s: f64,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+}
+
+/// Collects what a run produces.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    window_start: SimTime,
+    ttft: Vec<f64>,
+    tpot: Vec<f64>,
+    e2el: Vec<f64>,
+    itl: Vec<(f64, u64)>,
+    batch_latency: Vec<f64>,
+    /// Completed requests inside the measurement window.
+    pub completed: u64,
+    /// Prompt tokens of those requests.
+    pub input_tokens: u64,
+    /// Output tokens of those requests.
+    pub output_tokens: u64,
+    /// Every token emitted (including outside the window), for conservation checks.
+    pub tokens_emitted: u64,
+    /// Latest completion counted.
+    pub last_finish: SimTime,
+    /// Per-request records, if asked for.
+    pub records: Option<Vec<RequestRecord>>,
+}
+
+impl Recorder {
+    /// A recorder that counts requests arriving at or after `window_start`.
+    pub fn new(window_start: SimTime, keep_records: bool) -> Self {
+        Recorder {
+            window_start,
+            ttft: Vec::new(),
+            tpot: Vec::new(),
+            e2el: Vec::new(),
+            itl: Vec::new(),
+            batch_latency: Vec::new(),
+            completed: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            tokens_emitted: 0,
+            last_finish: SimTime::ZERO,
+            records: keep_records.then(Vec::new),
+        }
+    }
+
+    /// `weight` tokens each came `gap` after the previous token of their request.
+    pub fn itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
+        if now >= self.window_start && weight > 0 {
+            self.itl.push((gap.as_millis_f64(), weight));
+        }
+    }
+
+    /// `n` tokens were emitted.
+    pub fn tokens(&mut self, n: u64) {
+        self.tokens_emitted += n;
+    }
+
+    /// A request completed.
+    pub fn request(&mut self, req: &Request, scheduled: SimTime, first: SimTime, finish: SimTime) {
+        if req.arrival < self.window_start {
+            return;
+        }
+        let ttft = (first - req.arrival).as_millis_f64();
+        let e2el = (finish - req.arrival).as_millis_f64();
+        self.ttft.push(ttft);
+        self.e2el.push(e2el);
+        if req.output_tokens > 1 {
+            self.tpot
+                .push((e2el - ttft) / (req.output_tokens - 1) as f64);
+        }
+        self.completed += 1;
+        self.input_tokens += req.input_tokens as u64;
+        self.output_tokens += req.output_tokens as u64;
+        self.last_finish = self.last_finish.max(finish);
+        if let Some(r) = &mut self.records {
+            r.push(RequestRecord {
+                id: req.id,
+                arrival_s: req.arrival.as_secs_f64(),
+                scheduled_s: scheduled.as_secs_f64(),
+                first_token_s: first.as_secs_f64(),
+                finish_s: finish.as_secs_f64(),
+                input_tokens: req.input_tokens,
+                output_tokens: req.output_tokens,
+            });
+        }
+    }
+
+    /// An offline batch took `latency` from submission to its last completion.
+    pub fn batch(&mut self, latency: Dur) {
+        self.batch_latency.push(latency.as_millis_f64());
+    }
+
+    /// Writes the summary keys into `out`; `duration_s` is the denominator of the
+    /// throughputs.
+    pub fn summarize(&mut self, duration_s: f64, out: &mut Map<String, Value>) {
+        let put = |out: &mut Map<String, Value>, k: &str, v: f64| {
+            out.insert(k.to_string(), num(v));
+        };
+        out.insert("completed".into(), self.completed.into());
+        put(out, "duration", duration_s);
+        out.insert("total_input_tokens".into(), self.input_tokens.into());
+        out.insert("total_output_tokens".into(), self.output_tokens.into());
+        let per_s = |x: f64| {
+            if duration_s > 0.0 {
+                x / duration_s
+            } else {
+                0.0
+            }
+        };
+        put(out, "request_throughput", per_s(self.completed as f64));
+        put(out, "output_throughput", per_s(self.output_tokens as f64));
+        put(
+            out,
+            "total_token_throughput",
+            per_s((self.input_tokens + self.output_tokens) as f64),
+        );
+        for (name, data) in [
+            ("ttft_ms", &mut self.ttft),
+            ("tpot_ms", &mut self.tpot),
+            ("e2el_ms", &mut self.e2el),
+        ] {
+            let mut w: Vec<(f64, u64)> = data.iter().map(|&v| (v, 1)).collect();
+            stats_into(name, &mut w, out);
+        }
+        stats_into("itl_ms", &mut self.itl, out);
+        if !self.batch_latency.is_empty() {
+            let mut w: Vec<(f64, u64)> = self.batch_latency.iter().map(|&v| (v, 1)).collect();
+            stats_into("batch_latency_ms", &mut w, out);
+        }
+    }
+}
+
+/// A JSON number (non-finite values become null).
+pub fn num(v: f64) -> Value {
+    serde_json::Number::from_f64(v)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// Weighted samples: (value, count). Sorts in place.
+fn stats_into(name: &str, w: &mut [(f64, u64)], out: &mut Map<String, Value>) {
+    w.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n: u64 = w.iter().map(|x| x.1).sum();
+    let (mean, std) = if n == 0 {
+        (0.0, 0.0)
+    } else {
+        let mean = w.iter().map(|&(v, c)| v * c as f64).sum::<f64>() / n as f64;
+        let var = w
+            .iter()
+            .map(|&(v, c)| (v - mean) * (v - mean) * c as f64)
+            .sum::<f64>()
+            / n as f64;
+        (mean, var.sqrt())
+    };
+    out.insert(format!("mean_{name}"), num(mean));
+    out.insert(format!("median_{name}"), num(percentile(w, n, 50.0)));
+    out.insert(format!("std_{name}"), num(std));
+    for p in [50.0, 90.0, 95.0, 99.0] {
+        out.insert(format!("p{}_{name}", p as u32), num(percentile(w, n, p)));
+    }
+}
+
+/// numpy's default (linear) percentile of sorted weighted samples; 0 when empty.
+pub fn percentile(sorted: &[(f64, u64)], n: u64, p: f64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let rank = p / 100.0 * (n - 1) as f64;
+    let lo = rank.floor() as u64;
+    let frac = rank - lo as f64;
+    let at = |idx: u64| -> f64 {
+        let mut acc = 0;
+        for &(v, c) in sorted {
+            acc += c;
+            if idx < acc {
+                return v;
+            }
+        }
+        sorted.last().map(|x| x.0).unwrap_or(0.0)
+    };
+    let a = at(lo);
+    if frac == 0.0 {
+        a
+    } else {
+        a + frac * (at(lo + 1) - a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_match_numpy() {
+        // np.percentile([1,2,3,4], [50, 90, 99]) = [2.5, 3.7, 3.97]
+        let v = [(1.0, 1), (2.0, 1), (3.0, 1), (4.0, 1)];
+        assert_eq!(percentile(&v, 4, 50.0), 2.5);
+        assert!((percentile(&v, 4, 90.0) - 3.7).abs() < 1e-12);
+        assert!((percentile(&v, 4, 99.0) - 3.97).abs() < 1e-12);
+        // Weighted: [1,1,1,5] -> median 1, p90 = 1 + 0.7 * 4 = 3.8
+        let w = [(1.0, 3), (5.0, 1)];
+        assert_eq!(percentile(&w, 4, 50.0), 1.0);
+        assert!((percentile(&w, 4, 90.0) - 3.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tpot_and_throughput_as_benchmark_serving() {
+        let mut r = Recorder::new(SimTime::ZERO, false);
+        let req = Request {
+            id: 0,
+            arrival: SimTime::from_secs_f64(1.0),
+            input_tokens: 10,
+            output_tokens: 11,
+            user: None,
+            group: None,
+        };
+        r.request(
+            &req,
+            SimTime::from_secs_f64(1.0),
+            SimTime::from_secs_f64(1.5),
+            SimTime::from_secs_f64(2.5),
+        );
+        let mut m = Map::new();
+        r.summarize(4.0, &mut m);
+        assert_eq!(m["mean_ttft_ms"], num(500.0));
+        assert_eq!(m["mean_tpot_ms"], num(100.0));
+        assert_eq!(m["mean_e2el_ms"], num(1500.0));
+        assert_eq!(m["request_throughput"], num(0.25));
+        assert_eq!(m["total_token_throughput"], num(21.0 / 4.0));
+    }
+}

@@ -1,0 +1,221 @@
+//! Batching policies (DESIGN §1): what an instance may run in its next step.
+//!
+//! A policy only *decides*; the instance ([`crate::instance`]) applies the decision to
+//! its queues and KV cache. The three policies share one mechanism: admission of
+//! waiting requests into the running set, a per-step token budget and a cap on
+//! running sequences. They differ in when admission may happen and how large it may be.
+
+use crate::time::{Dur, SimTime};
+
+/// A checked batching policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    /// One request at a time, first come first served (a Transformers `generate`
+    /// server behind a lock).
+    Sequential,
+    /// Form a batch of up to `batch_size` waiting requests (or fewer once the oldest
+    /// has waited `max_wait`), prefill them together and decode until the longest
+    /// finishes; nothing joins mid-batch.
+    Static {
+        /// Largest batch.
+        batch_size: u32,
+        /// Longest wait for a full batch.
+        max_wait: Dur,
+        /// Whether finished sequences keep being computed (padded) until the batch
+        /// ends, as `generate` on a padded batch does.
+        pad_finished: bool,
+    },
+    /// vLLM V1 continuous batching: every step, running requests first, then waiting
+    /// ones FCFS within `max_num_seqs` and `max_num_batched_tokens`; KV blocks on
+    /// demand; preemption by recompute when blocks run out.
+    Continuous {
+        /// Most sequences in one step.
+        max_num_seqs: u32,
+        /// Most new tokens in one step.
+        max_num_batched_tokens: u32,
+        /// Whether prompts may be split across steps.
+        chunked_prefill: bool,
+    },
+}
+
+/// What the policy allows at a step boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Admit waiting requests now, at most `max_new` of them, within `token_budget`
+    /// new tokens in total, splitting the last prompt if `chunk` is set.
+    Admit {
+        /// Most requests to admit.
+        max_new: u32,
+        /// Token budget left for prefills.
+        token_budget: u64,
+        /// Whether a prompt may be split.
+        chunk: bool,
+    },
+    /// Admit nothing now; ask again at this time (a batch timer).
+    WaitUntil(SimTime),
+    /// Admit nothing until something changes (an arrival or a completion).
+    No,
+}
+
+/// What the policy sees of the instance at a step boundary.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Now.
+    pub now: SimTime,
+    /// Sequences running (decoding or mid-prefill).
+    pub running: u32,
+    /// Requests waiting.
+    pub waiting: u32,
+    /// When the oldest waiting request reached the instance.
+    pub oldest_wait_since: Option<SimTime>,
+    /// New tokens already planned in this step (decodes and running prefills).
+    pub planned_tokens: u64,
+    /// Whether a running request was preempted while planning this step.
+    pub preempted: bool,
+}
+
+impl Policy {
+    /// The admission decision at a step boundary.
+    pub fn admission(&self, v: &View) -> Admission {
+        if v.waiting == 0 {
+            return Admission::No;
+        }
+        match *self {
+            Policy::Sequential => {
+                if v.running == 0 {
+                    Admission::Admit {
+                        max_new: 1,
+                        token_budget: u64::MAX,
+                        chunk: false,
+                    }
+                } else {
+                    Admission::No
+                }
+            }
+            Policy::Static {
+                batch_size,
+                max_wait,
+                ..
+            } => {
+                if v.running > 0 {
+                    return Admission::No;
+                }
+                let deadline = v.oldest_wait_since.unwrap_or(v.now) + max_wait;
+                if v.waiting >= batch_size || v.now >= deadline {
+                    Admission::Admit {
+                        max_new: batch_size,
+                        token_budget: u64::MAX,
+                        chunk: false,
+                    }
+                } else {
+                    Admission::WaitUntil(deadline)
+                }
+            }
+            Policy::Continuous {
+                max_num_seqs,
+                max_num_batched_tokens,
+                chunked_prefill,
+            } => {
+                // vLLM V1: no new requests in a step that preempted one.
+                if v.preempted || v.running >= max_num_seqs {
+                    return Admission::No;
+                }
+                let budget = (max_num_batched_tokens as u64).saturating_sub(v.planned_tokens);
+                if budget == 0 {
+                    return Admission::No;
+                }
+                Admission::Admit {
+                    max_new: max_num_seqs - v.running,
+                    token_budget: budget,
+                    chunk: chunked_prefill,
+                }
+            }
+        }
+    }
+
+    /// Whether the instance allocates KV for a request's whole length when it admits
+    /// it (static batches), rather than on demand (continuous).
+    pub fn reserves_whole_batch(&self) -> bool {
+        !matches!(self, Policy::Continuous { .. })
+    }
+
+    /// Whether finished sequences stay in the batch until it ends.
+    pub fn pads_finished(&self) -> bool {
+        matches!(
+            self,
+            Policy::Static {
+                pad_finished: true,
+                ..
+            }
+        )
+    }
+
+    /// Short name (`sequential`, `static`, `continuous`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Policy::Sequential => "sequential",
+            Policy::Static { .. } => "static",
+            Policy::Continuous { .. } => "continuous",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(running: u32, waiting: u32, now: u64, since: u64) -> View {
+        View {
+            now: SimTime(now),
+            running,
+            waiting,
+            oldest_wait_since: Some(SimTime(since)),
+            planned_tokens: 0,
+            preempted: false,
+        }
+    }
+
+    #[test]
+    fn static_waits_for_a_full_batch_or_the_timer() {
+        let p = Policy::Static {
+            batch_size: 4,
+            max_wait: Dur(100),
+            pad_finished: false,
+        };
+        assert_eq!(
+            p.admission(&view(0, 2, 50, 10)),
+            Admission::WaitUntil(SimTime(110))
+        );
+        assert!(matches!(
+            p.admission(&view(0, 2, 110, 10)),
+            Admission::Admit { max_new: 4, .. }
+        ));
+        assert!(matches!(
+            p.admission(&view(0, 4, 20, 10)),
+            Admission::Admit { .. }
+        ));
+        assert_eq!(p.admission(&view(3, 4, 20, 10)), Admission::No);
+    }
+
+    #[test]
+    fn continuous_respects_seq_cap_budget_and_preemption() {
+        let p = Policy::Continuous {
+            max_num_seqs: 8,
+            max_num_batched_tokens: 100,
+            chunked_prefill: true,
+        };
+        let mut v = view(6, 5, 0, 0);
+        v.planned_tokens = 6;
+        assert_eq!(
+            p.admission(&v),
+            Admission::Admit {
+                max_new: 2,
+                token_budget: 94,
+                chunk: true
+            }
+        );
+        v.preempted = true;
+        assert_eq!(p.admission(&v), Admission::No);
+        assert_eq!(p.admission(&view(8, 5, 0, 0)), Admission::No);
+    }
+}

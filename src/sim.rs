@@ -1,0 +1,691 @@
+//! The discrete-event loop: workload → router → instances → GPUs → metrics.
+//!
+//! Events are ordered by [`EventKey`] `(time, phase, seq)`, the whole ordering key in
+//! one type: at equal times, GPU progress and step completions come first, then
+//! timers, then arrivals, then scheduling decisions, then the end of a timed run;
+//! within a phase, events pop in the order they were pushed. Scheduling after
+//! arrivals means a step formed at time t sees every request that arrived at t.
+
+use crate::cost::StepCost;
+use crate::gpu::{fluid_speeds, GpuWork, Job, Sharing};
+use crate::instance::{Finished, Instance, InstanceStats};
+use crate::metrics::{num, Recorder, RequestRecord};
+use crate::router::{Router, RouterKind};
+use crate::time::{Dur, SimTime};
+use crate::workload::{self, streams, Arrival, LengthSampler, OpenLoop, Request, Stop, Workload};
+use crate::{cost::CostModel, kv::KvGeometry, policy::Policy};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Phase of an event: the tie-break among events at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Phase {
+    /// GPU progress, CPU phases and step completions.
+    Complete = 0,
+    /// Batch timers.
+    Timer = 1,
+    /// Request arrivals (open loop, users, offline groups).
+    Arrive = 2,
+    /// An instance forms its next step.
+    Schedule = 3,
+    /// A timed run ends.
+    End = 4,
+}
+
+/// The full ordering key of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventKey {
+    /// When.
+    pub time: SimTime,
+    /// Tie-break among equal times.
+    pub phase: Phase,
+    /// Insertion order, the last tie-break.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    OpenArrival,
+    UserSend(u32),
+    OfflineGroup,
+    CpuDone(u32),
+    StepDone(u32),
+    GpuCheck(u32, u64),
+    Timer(u32),
+    Schedule(u32),
+    End,
+}
+
+/// The event queue: a binary heap on [`EventKey`]. Equal keys cannot occur (the
+/// sequence number is unique), so events at the same time and phase pop in the order
+/// they were pushed.
+#[derive(Debug)]
+pub struct EventQueue<E: Ord> {
+    heap: BinaryHeap<Reverse<(EventKey, E)>>,
+    seq: u64,
+}
+
+impl<E: Ord> Default for EventQueue<E> {
+    fn default() -> Self {
+        EventQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<E: Ord> EventQueue<E> {
+    /// Schedules `e` at `time` in `phase`.
+    pub fn push(&mut self, time: SimTime, phase: Phase, e: E) {
+        let key = EventKey {
+            time,
+            phase,
+            seq: self.seq,
+        };
+        self.seq += 1;
+        self.heap.push(Reverse((key, e)));
+    }
+    /// Removes the earliest event.
+    pub fn pop(&mut self) -> Option<(EventKey, E)> {
+        self.heap.pop().map(|Reverse(x)| x)
+    }
+    /// Events pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// One instance of a deployment, ready to simulate.
+#[derive(Debug, Clone)]
+pub struct InstanceSetup {
+    /// Index of the GPU it runs on.
+    pub gpu: usize,
+    /// Batching policy.
+    pub policy: Policy,
+    /// Cost model of its model on its GPU.
+    pub cost: CostModel,
+    /// KV block geometry.
+    pub geo: KvGeometry,
+    /// KV pool in blocks.
+    pub kv_blocks: u64,
+    /// MPS active-thread fraction (1 when unset).
+    pub active_thread_fraction: f64,
+}
+
+/// A scenario: everything one simulation needs except the seed.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Arrivals and lengths.
+    pub workload: Workload,
+    /// Sharing mode of each GPU.
+    pub gpus: Vec<Sharing>,
+    /// Instances.
+    pub instances: Vec<InstanceSetup>,
+    /// Router.
+    pub router: RouterKind,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Keep per-request records.
+    pub keep_records: bool,
+    /// Check instance invariants after every step (slow; tests).
+    pub check_invariants: bool,
+}
+
+/// What one run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// `benchmark_serving` keys plus ours, in a stable order.
+    pub summary: Map<String, Value>,
+    /// Per-request records, if asked for.
+    pub records: Option<Vec<RequestRecord>>,
+    /// Per-instance counters.
+    pub instances: Vec<InstanceStats>,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time at the end.
+    pub end: SimTime,
+    /// Tokens emitted in all.
+    pub tokens_emitted: u64,
+    /// Requests issued by the workload.
+    pub issued: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct StepState {
+    /// The step's CPU floor: it cannot end before this.
+    floor: SimTime,
+    work: GpuWork,
+    gpu_done: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct GpuState {
+    jobs: Vec<Job>,
+    speeds: Vec<f64>,
+    last: SimTime,
+    version: u64,
+    busy_s: f64,
+    // Time-slicing.
+    queue: VecDeque<Job>,
+    ctx: Option<usize>,
+    running: Option<(Job, SimTime, SimTime)>, // (job, since, turn end)
+    switching: Option<(Job, SimTime)>,
+}
+
+struct Engine<'a> {
+    sc: &'a Scenario,
+    q: EventQueue<Ev>,
+    inst: Vec<Instance>,
+    steps: Vec<StepState>,
+    sched_pending: Vec<bool>,
+    gpus: Vec<GpuState>,
+    router: Router,
+    rec: Recorder,
+    lengths: LengthSampler,
+    open: Option<OpenLoop>,
+    think_rng: ChaCha8Rng,
+    next_id: u64,
+    issued: u64,
+    limit: Option<u64>,
+    end: SimTime,
+    offline_left: u64,
+    offline_started: SimTime,
+    done: Vec<Finished>,
+    check: bool,
+}
+
+/// Runs one simulation.
+pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, String> {
+    let (limit, end, warmup) = match sc.workload.stop {
+        Stop::Requests(n) => (Some(n), SimTime::MAX, SimTime::ZERO),
+        Stop::Timed { duration, warmup } => {
+            (None, SimTime::ZERO + duration, SimTime::ZERO + warmup)
+        }
+    };
+    let inst: Vec<Instance> = sc
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Instance::new(i, s.policy.clone(), s.cost.clone(), s.geo, s.kv_blocks))
+        .collect();
+    let n = inst.len();
+    let mut e = Engine {
+        sc,
+        q: EventQueue::default(),
+        inst,
+        steps: vec![StepState::default(); n],
+        sched_pending: vec![false; n],
+        gpus: vec![GpuState::default(); sc.gpus.len()],
+        router: Router::new(sc.router, workload::rng(seed, streams::ROUTER)),
+        rec: Recorder::new(warmup, opts.keep_records),
+        lengths: LengthSampler::new(&sc.workload, seed),
+        open: None,
+        think_rng: workload::rng(seed, streams::THINK),
+        next_id: 0,
+        issued: 0,
+        limit,
+        end,
+        offline_left: 0,
+        offline_started: SimTime::ZERO,
+        done: Vec::new(),
+        check: opts.check_invariants,
+    };
+    e.start(seed);
+    let mut now = SimTime::ZERO;
+    let mut events = 0u64;
+    while let Some((key, ev)) = e.q.pop() {
+        if key.time < now {
+            return Err(format!("time went back from {now} to {}", key.time));
+        }
+        now = key.time;
+        events += 1;
+        if ev == Ev::End {
+            break;
+        }
+        e.handle(now, ev)?;
+    }
+    if limit.is_some() {
+        for i in &e.inst {
+            if !i.is_empty() {
+                return Err(format!(
+                    "instance {} still holds {} requests when the run ended",
+                    i.id, i.outstanding
+                ));
+            }
+        }
+    }
+    let duration_s = match sc.workload.stop {
+        Stop::Requests(_) => e.rec.last_finish.as_secs_f64(),
+        Stop::Timed { duration, warmup } => duration.as_secs_f64() - warmup.as_secs_f64(),
+    };
+    let elapsed = now.as_secs_f64();
+    let mut summary = Map::new();
+    e.rec.summarize(duration_s, &mut summary);
+    let busy: f64 = e.gpus.iter().map(|g| g.busy_s).sum();
+    let frac = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
+    summary.insert(
+        "gpu_busy_fraction".into(),
+        num(frac(busy / e.gpus.len().max(1) as f64)),
+    );
+    let kv_peak = e
+        .inst
+        .iter()
+        .map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64)
+        .fold(0.0, f64::max);
+    summary.insert("kv_cache_peak_fraction".into(), num(kv_peak));
+    let pre: u64 = e.inst.iter().map(|i| i.stats.preemptions).sum();
+    summary.insert("preemptions".into(), pre.into());
+    let mq: u64 = e.inst.iter().map(|i| i.stats.max_queue).max().unwrap_or(0);
+    summary.insert("max_queue_len".into(), mq.into());
+    if e.inst.len() > 1 || e.gpus.len() > 1 {
+        let per_inst: Vec<Value> = e
+            .inst
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "instance": i.id,
+                    "gpu": sc.instances[i.id].gpu,
+                    "requests_served": i.stats.served,
+                    "busy_fraction": num(frac(i.stats.busy_s)),
+                    "kv_cache_peak_fraction": num(i.kv.peak as f64 / i.kv.capacity.max(1) as f64),
+                    "preemptions": i.stats.preemptions,
+                })
+            })
+            .collect();
+        let per_gpu: Vec<Value> = e
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(g, st)| {
+                let on: Vec<&Instance> =
+                    e.inst.iter().filter(|i| sc.instances[i.id].gpu == g).collect();
+                serde_json::json!({
+                    "gpu": g,
+                    "instances": on.len(),
+                    "requests_served": on.iter().map(|i| i.stats.served).sum::<u64>(),
+                    "busy_fraction": num(frac(st.busy_s)),
+                    "kv_cache_peak_fraction": num(on.iter().map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64).fold(0.0, f64::max)),
+                })
+            })
+            .collect();
+        summary.insert("per_instance".into(), Value::Array(per_inst));
+        summary.insert("per_gpu".into(), Value::Array(per_gpu));
+    }
+    Ok(RunResult {
+        summary,
+        records: e.rec.records.take(),
+        instances: e.inst.iter().map(|i| i.stats.clone()).collect(),
+        events,
+        end: now,
+        tokens_emitted: e.rec.tokens_emitted,
+        issued: e.issued,
+    })
+}
+
+impl Engine<'_> {
+    fn may_issue(&self) -> bool {
+        self.limit.is_none_or(|l| self.issued < l)
+    }
+
+    fn start(&mut self, seed: u64) {
+        if self.end != SimTime::MAX {
+            self.q.push(self.end, Phase::End, Ev::End);
+        }
+        match &self.sc.workload.arrival {
+            Arrival::ClosedLoop {
+                users, spawn_rate, ..
+            } => {
+                for u in 0..*users {
+                    let t = SimTime::from_secs_f64(u as f64 / spawn_rate);
+                    self.q.push(t, Phase::Arrive, Ev::UserSend(u));
+                }
+            }
+            Arrival::Offline { .. } => self.q.push(SimTime::ZERO, Phase::Arrive, Ev::OfflineGroup),
+            _ => {
+                let g = OpenLoop::new(&self.sc.workload, seed);
+                if let Some(t) = g.peek_time() {
+                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                }
+                self.open = Some(g);
+            }
+        }
+    }
+
+    fn new_request(
+        &mut self,
+        now: SimTime,
+        user: Option<u32>,
+        group: Option<u32>,
+        lengths: Option<(u32, u32)>,
+    ) -> Request {
+        let (i, o) = match lengths {
+            Some((i, o)) => self.lengths.clamp(i as u64, o as u64),
+            None => self.lengths.draw(),
+        };
+        let r = Request {
+            id: self.next_id,
+            arrival: now,
+            input_tokens: i,
+            output_tokens: o,
+            user,
+            group,
+        };
+        self.next_id += 1;
+        self.issued += 1;
+        r
+    }
+
+    fn route(&mut self, now: SimTime, r: Request) {
+        let i = self.router.pick(&self.inst, r.user);
+        self.inst[i].enqueue(r, now);
+        self.want_schedule(now, i);
+    }
+
+    fn want_schedule(&mut self, now: SimTime, i: usize) {
+        if !self.sched_pending[i] && !self.inst[i].busy() {
+            self.sched_pending[i] = true;
+            self.q.push(now, Phase::Schedule, Ev::Schedule(i as u32));
+        }
+    }
+
+    fn handle(&mut self, now: SimTime, ev: Ev) -> Result<(), String> {
+        match ev {
+            Ev::OpenArrival => {
+                let g = self.open.as_mut().expect("open-loop generator");
+                if let Some((_, _, lengths)) = g.next_arrival() {
+                    let r = self.new_request(now, None, None, lengths);
+                    self.route(now, r);
+                }
+                let g = self.open.as_ref().expect("open-loop generator");
+                if let Some(t) = g.peek_time() {
+                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                }
+            }
+            Ev::UserSend(u) => {
+                if self.may_issue() && now < self.end {
+                    let r = self.new_request(now, Some(u), None, None);
+                    self.route(now, r);
+                }
+            }
+            Ev::OfflineGroup => {
+                let Arrival::Offline { batch_size } = self.sc.workload.arrival else {
+                    unreachable!()
+                };
+                self.offline_started = now;
+                self.offline_left = 0;
+                let group = (self.issued / batch_size.max(1) as u64) as u32;
+                for _ in 0..batch_size {
+                    if !self.may_issue() {
+                        break;
+                    }
+                    let r = self.new_request(now, None, Some(group), None);
+                    self.offline_left += 1;
+                    self.route(now, r);
+                }
+            }
+            Ev::Schedule(i) | Ev::Timer(i) => {
+                let i = i as usize;
+                if matches!(ev, Ev::Schedule(_)) {
+                    self.sched_pending[i] = false;
+                }
+                if self.inst[i].busy() {
+                    return Ok(());
+                }
+                let mut wake = None;
+                match self.inst[i].plan_step(now, &mut wake) {
+                    Some(cost) => self.start_step(now, i, &cost),
+                    None => {
+                        if let Some(t) = wake {
+                            self.q.push(t, Phase::Timer, Ev::Timer(i as u32));
+                        }
+                    }
+                }
+            }
+            Ev::CpuDone(i) => self.submit_gpu(now, i as usize),
+            Ev::GpuCheck(g, v) => self.gpu_check(now, g as usize, v),
+            Ev::StepDone(i) => self.step_done(now, i as usize)?,
+            Ev::End => {}
+        }
+        Ok(())
+    }
+
+    fn start_step(&mut self, now: SimTime, i: usize, cost: &StepCost) {
+        let serial = Dur::from_secs_f64(cost.cpu_serial_s());
+        let st = &mut self.steps[i];
+        st.work = GpuWork::of(cost);
+        st.gpu_done = false;
+        st.floor = now + serial + Dur::from_secs_f64(cost.cpu_overlapped_s());
+        let gpu = self.sc.instances[i].gpu;
+        if self.sc.gpus[gpu] == Sharing::Exclusive {
+            // Closed form: serial CPU, then max(GPU, overlapped CPU).
+            let wall = Dur::from_secs_f64(cost.wall_s());
+            self.gpus[gpu].busy_s += st.work.total();
+            st.gpu_done = true;
+            self.q
+                .push(now + wall, Phase::Complete, Ev::StepDone(i as u32));
+        } else if serial.0 > 0 {
+            self.q
+                .push(now + serial, Phase::Complete, Ev::CpuDone(i as u32));
+        } else {
+            self.submit_gpu(now, i);
+        }
+    }
+
+    /// The step's GPU part finished at `now`.
+    fn gpu_part_done(&mut self, now: SimTime, i: usize) {
+        let st = &mut self.steps[i];
+        st.gpu_done = true;
+        let t = st.floor.max(now);
+        self.q.push(t, Phase::Complete, Ev::StepDone(i as u32));
+    }
+
+    fn submit_gpu(&mut self, now: SimTime, i: usize) {
+        let w = self.steps[i].work;
+        let total = w.total();
+        if total <= 0.0 {
+            self.gpu_part_done(now, i);
+            return;
+        }
+        let job = Job {
+            instance: i,
+            remaining: 1.0,
+            total_s: total,
+            sm_share: (w.compute_s + w.overhead_s) / total,
+            bw_share: w.memory_s / total,
+            cap: self.sc.instances[i].active_thread_fraction,
+        };
+        let g = self.sc.instances[i].gpu;
+        match self.sc.gpus[g] {
+            Sharing::Exclusive => unreachable!("exclusive steps are closed-form"),
+            Sharing::Mps => {
+                self.mps_advance(now, g);
+                self.gpus[g].jobs.push(job);
+                self.mps_reschedule(now, g);
+            }
+            Sharing::TimeSlice { .. } => {
+                self.gpus[g].queue.push_back(job);
+                if self.gpus[g].running.is_none() && self.gpus[g].switching.is_none() {
+                    self.ts_dispatch(now, g);
+                }
+            }
+        }
+    }
+
+    // ---- MPS: fluid sharing --------------------------------------------------------
+
+    fn mps_advance(&mut self, now: SimTime, g: usize) {
+        let st = &mut self.gpus[g];
+        let dt = (now - st.last).as_secs_f64();
+        if !st.jobs.is_empty() {
+            st.busy_s += dt;
+        }
+        for (j, s) in st.jobs.iter_mut().zip(st.speeds.iter()) {
+            j.remaining -= s * dt / j.total_s;
+        }
+        st.last = now;
+    }
+
+    fn mps_reschedule(&mut self, now: SimTime, g: usize) {
+        let st = &mut self.gpus[g];
+        let mut speeds = std::mem::take(&mut st.speeds);
+        fluid_speeds(&st.jobs, &mut speeds);
+        st.speeds = speeds;
+        st.version += 1;
+        let mut next = f64::INFINITY;
+        for (j, s) in st.jobs.iter().zip(st.speeds.iter()) {
+            if *s > 0.0 {
+                next = next.min(j.remaining.max(0.0) * j.total_s / s);
+            }
+        }
+        if next.is_finite() {
+            // Round up so the job is done when the check fires.
+            let t = now + Dur((next * 1e9).ceil() as u64);
+            let v = st.version;
+            self.q.push(t, Phase::Complete, Ev::GpuCheck(g as u32, v));
+        }
+    }
+
+    fn gpu_check(&mut self, now: SimTime, g: usize, v: u64) {
+        match self.sc.gpus[g] {
+            Sharing::Mps => {
+                if v != self.gpus[g].version {
+                    return;
+                }
+                self.mps_advance(now, g);
+                let mut finished = Vec::new();
+                self.gpus[g].jobs.retain(|j| {
+                    let done = j.remaining * j.total_s <= 1e-9;
+                    if done {
+                        finished.push(j.instance);
+                    }
+                    !done
+                });
+                for i in finished {
+                    self.gpu_part_done(now, i);
+                }
+                self.mps_reschedule(now, g);
+            }
+            Sharing::TimeSlice { .. } => {
+                if v == self.gpus[g].version {
+                    self.ts_event(now, g);
+                }
+            }
+            Sharing::Exclusive => {}
+        }
+    }
+
+    // ---- Time-slicing ----------------------------------------------------------------
+
+    fn ts_params(&self, g: usize) -> (Dur, Dur) {
+        match self.sc.gpus[g] {
+            Sharing::TimeSlice {
+                quantum,
+                switch_cost,
+            } => (quantum, switch_cost),
+            _ => unreachable!(),
+        }
+    }
+
+    fn ts_dispatch(&mut self, now: SimTime, g: usize) {
+        let (_, switch) = self.ts_params(g);
+        let st = &mut self.gpus[g];
+        let Some(job) = st.queue.pop_front() else {
+            return;
+        };
+        if st.ctx == Some(job.instance) || st.ctx.is_none() || switch.0 == 0 {
+            st.ctx = Some(job.instance);
+            self.ts_run(now, g, job);
+        } else {
+            st.switching = Some((job, now + switch));
+            st.version += 1;
+            let v = st.version;
+            self.q
+                .push(now + switch, Phase::Complete, Ev::GpuCheck(g as u32, v));
+        }
+    }
+
+    fn ts_run(&mut self, now: SimTime, g: usize, job: Job) {
+        let (quantum, _) = self.ts_params(g);
+        let st = &mut self.gpus[g];
+        let turn_end = now + quantum;
+        let finish = now + Dur((job.remaining * job.total_s * 1e9).ceil() as u64);
+        st.running = Some((job, now, turn_end));
+        st.version += 1;
+        let v = st.version;
+        self.q.push(
+            finish.min(turn_end),
+            Phase::Complete,
+            Ev::GpuCheck(g as u32, v),
+        );
+    }
+
+    fn ts_event(&mut self, now: SimTime, g: usize) {
+        if let Some((job, _)) = self.gpus[g].switching.take() {
+            self.gpus[g].ctx = Some(job.instance);
+            self.ts_run(now, g, job);
+            return;
+        }
+        let Some((mut job, since, turn_end)) = self.gpus[g].running.take() else {
+            return;
+        };
+        let ran = (now - since).as_secs_f64();
+        self.gpus[g].busy_s += ran;
+        job.remaining -= ran / job.total_s;
+        if job.remaining * job.total_s <= 1e-9 {
+            self.gpu_part_done(now, job.instance);
+            self.ts_dispatch(now, g);
+        } else if now >= turn_end && !self.gpus[g].queue.is_empty() {
+            self.gpus[g].queue.push_back(job);
+            self.ts_dispatch(now, g);
+        } else {
+            self.ts_run(now, g, job);
+        }
+    }
+
+    // ---- Step completion ---------------------------------------------------------------
+
+    fn step_done(&mut self, now: SimTime, i: usize) -> Result<(), String> {
+        debug_assert!(self.steps[i].gpu_done);
+        let mut done = std::mem::take(&mut self.done);
+        done.clear();
+        self.inst[i].finish_step(now, &mut self.rec, &mut done);
+        if self.check {
+            self.inst[i].check_invariants()?;
+        }
+        for f in &done {
+            self.on_finished(now, f);
+        }
+        self.done = done;
+        self.want_schedule(now, i);
+        Ok(())
+    }
+
+    fn on_finished(&mut self, now: SimTime, f: &Finished) {
+        match &self.sc.workload.arrival {
+            Arrival::ClosedLoop { think, .. } => {
+                if let Some(u) = f.req.user {
+                    let t = now + think.sample(&mut self.think_rng);
+                    if t < self.end && self.may_issue() {
+                        self.q.push(t, Phase::Arrive, Ev::UserSend(u));
+                    }
+                }
+            }
+            Arrival::Offline { .. } => {
+                self.offline_left -= 1;
+                if self.offline_left == 0 {
+                    self.rec.batch(now - self.offline_started);
+                    if self.may_issue() {
+                        self.q.push(now, Phase::Arrive, Ev::OfflineGroup);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

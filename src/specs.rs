@@ -1,0 +1,396 @@
+//! Model and GPU specifications, shipped as data in `models/`.
+//!
+//! The shipped TOML files are embedded in the binary so `infersim` works from any
+//! directory; a config may also name a spec file by path (anything ending in `.toml`).
+//! Each number in the files carries its source in a comment.
+
+use crate::error::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Architecture of a decoder-only transformer, from its Hugging Face `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Short name, equal to the file stem.
+    pub name: String,
+    /// Hugging Face repository the architecture was read from.
+    pub hf_repo: String,
+    /// Transformer layers (`num_hidden_layers`).
+    pub num_layers: u32,
+    /// Model width `d` (`hidden_size`).
+    pub hidden_size: u64,
+    /// MLP width (`intermediate_size`, OPT's `ffn_dim`).
+    pub intermediate_size: u64,
+    /// Query heads.
+    pub num_heads: u32,
+    /// Key/value heads (grouped-query attention).
+    pub num_kv_heads: u32,
+    /// Width of one head.
+    pub head_dim: u64,
+    /// Vocabulary size.
+    pub vocab_size: u64,
+    /// Whether the LM head shares the embedding matrix.
+    pub tied_embeddings: bool,
+    /// Longest context the model supports, in tokens.
+    pub max_context: u64,
+    /// Bytes per parameter and per cached K/V element (2 for fp16/bf16).
+    pub dtype_bytes: u64,
+    /// `gated` (3 MLP matrices) or `plain` (2).
+    pub mlp: MlpKind,
+    /// Whether q/k/v projections carry biases.
+    pub attention_bias: bool,
+    /// Sliding-window length in tokens (0: none).
+    pub sliding_window: u64,
+    /// How many layers use the sliding window.
+    pub sliding_window_layers: u32,
+    /// Rows of a learned positional-embedding table (OPT), else 0.
+    pub learned_position_embeddings: u64,
+    /// Parameter count stated on the model card, in billions (for checking).
+    pub model_card_params_b: f64,
+}
+
+/// MLP structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MlpKind {
+    /// SwiGLU/GeGLU: gate, up and down projections.
+    Gated,
+    /// fc1 and fc2.
+    Plain,
+}
+
+impl ModelSpec {
+    /// Parameters of the dense matmuls of one layer (attention projections and MLP).
+    pub fn layer_dense_params(&self) -> u64 {
+        let d = self.hidden_size;
+        let q = d * self.num_heads as u64 * self.head_dim;
+        let kv = 2 * d * self.num_kv_heads as u64 * self.head_dim;
+        let o = self.num_heads as u64 * self.head_dim * d;
+        let mlp = match self.mlp {
+            MlpKind::Gated => 3 * d * self.intermediate_size,
+            MlpKind::Plain => 2 * d * self.intermediate_size,
+        };
+        q + kv + o + mlp
+    }
+
+    /// Parameters touched by the dense matmuls of a whole forward pass (all layers),
+    /// excluding the LM head.
+    pub fn dense_params(&self) -> u64 {
+        self.layer_dense_params() * self.num_layers as u64
+    }
+
+    /// Parameters of the LM head (`d · V`).
+    pub fn lm_head_params(&self) -> u64 {
+        self.hidden_size * self.vocab_size
+    }
+
+    /// Total parameter count (embeddings, layers, untied LM head; norms and biases are
+    /// under 0.1 % and left out).
+    pub fn param_count(&self) -> u64 {
+        let embed = self.vocab_size * self.hidden_size
+            + self.learned_position_embeddings * self.hidden_size;
+        let head = if self.tied_embeddings {
+            0
+        } else {
+            self.lm_head_params()
+        };
+        embed + self.dense_params() + head
+    }
+
+    /// Bytes of weights resident on the GPU.
+    pub fn weight_bytes(&self) -> u64 {
+        self.param_count() * self.dtype_bytes
+    }
+
+    /// Layers with full (global) attention.
+    pub fn full_layers(&self) -> u32 {
+        if self.sliding_window == 0 {
+            self.num_layers
+        } else {
+            self.num_layers - self.sliding_window_layers
+        }
+    }
+
+    /// Layers with sliding-window attention.
+    pub fn window_layers(&self) -> u32 {
+        if self.sliding_window == 0 {
+            0
+        } else {
+            self.sliding_window_layers
+        }
+    }
+
+    /// K and V bytes one cached token takes in one layer.
+    pub fn kv_bytes_per_token_layer(&self) -> u64 {
+        2 * self.num_kv_heads as u64 * self.head_dim * self.dtype_bytes
+    }
+
+    /// K and V bytes one cached token takes over all layers (the uncapped figure).
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        self.kv_bytes_per_token_layer() * self.num_layers as u64
+    }
+
+    /// Checks the spec's internal consistency.
+    pub fn check(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |field: &str, msg: String| Err(ConfigError::new(file, field, msg));
+        for (field, v) in [
+            ("num_layers", self.num_layers as u64),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_heads", self.num_heads as u64),
+            ("num_kv_heads", self.num_kv_heads as u64),
+            ("head_dim", self.head_dim),
+            ("vocab_size", self.vocab_size),
+            ("max_context", self.max_context),
+            ("dtype_bytes", self.dtype_bytes),
+        ] {
+            if v == 0 {
+                return err(field, "must be at least 1, got 0".into());
+            }
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            return err(
+                "num_kv_heads",
+                format!(
+                    "{} does not divide num_heads = {}",
+                    self.num_kv_heads, self.num_heads
+                ),
+            );
+        }
+        if self.sliding_window_layers > self.num_layers {
+            return err(
+                "sliding_window_layers",
+                format!(
+                    "{} is more than num_layers = {}",
+                    self.sliding_window_layers, self.num_layers
+                ),
+            );
+        }
+        if self.sliding_window > 0 && self.sliding_window_layers == 0 {
+            return err(
+                "sliding_window_layers",
+                "is 0 while sliding_window is set; give how many layers use the window".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A GPU's datasheet figures and price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    /// Short name, equal to the file stem.
+    pub name: String,
+    /// Marketing name.
+    pub full_name: String,
+    /// Architecture generation.
+    pub architecture: String,
+    /// CUDA compute capability.
+    pub compute_capability: String,
+    /// Dense fp16/bf16 tensor-core TFLOP/s (no sparsity).
+    pub tensor_tflops: f64,
+    /// Memory capacity as CUDA reports it, GiB.
+    pub memory_gib: f64,
+    /// Memory bandwidth, GB/s (10^9 bytes per second).
+    pub memory_bandwidth_gbps: f64,
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// Interconnect, in words.
+    pub interconnect: String,
+    /// Interconnect bandwidth, GB/s.
+    pub interconnect_gbps: f64,
+    /// CUDA MPS client limit per device.
+    pub mps_max_clients: u32,
+    /// MIG instances (0: no MIG).
+    pub mig_max_instances: u32,
+    /// On-demand price per GPU-hour, US dollars.
+    pub price_per_gpu_hour_usd: f64,
+    /// Where the price came from.
+    pub price_source: String,
+}
+
+impl GpuSpec {
+    /// Peak dense tensor FLOP/s.
+    pub fn peak_flops(&self) -> f64 {
+        self.tensor_tflops * 1e12
+    }
+    /// Peak memory bandwidth, bytes/s.
+    pub fn peak_bandwidth(&self) -> f64 {
+        self.memory_bandwidth_gbps * 1e9
+    }
+    /// Memory capacity, bytes.
+    pub fn memory_bytes(&self) -> f64 {
+        self.memory_gib * GIB
+    }
+
+    /// Checks the spec's values.
+    pub fn check(&self, file: &str) -> Result<(), ConfigError> {
+        for (field, v) in [
+            ("tensor_tflops", self.tensor_tflops),
+            ("memory_gib", self.memory_gib),
+            ("memory_bandwidth_gbps", self.memory_bandwidth_gbps),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::new(
+                    file,
+                    field,
+                    format!("must be a positive finite number, got {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes in a GiB.
+pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+macro_rules! shipped {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../models/", $dir, "/", $name, ".toml")))),*]
+    };
+}
+
+/// Shipped model specs: (name, TOML text).
+pub const SHIPPED_MODELS: &[(&str, &str)] = shipped!("llm":
+    "opt-125m", "gemma-3-1b-it", "llama-3.2-1b", "llama-3.2-3b-instruct", "llama-2-7b",
+    "llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "qwen3-14b", "llama-3.1-70b");
+
+/// Shipped GPU specs: (name, TOML text).
+pub const SHIPPED_GPUS: &[(&str, &str)] = shipped!("gpu":
+    "t4", "l4", "a10g", "a100-40gb", "a100-80gb", "l40s", "h100-sxm", "h100-pcie", "h200");
+
+fn parse_spec<T: for<'de> Deserialize<'de>>(text: &str, file: &str) -> Result<T, ConfigError> {
+    toml::from_str(text)
+        .map_err(|e| ConfigError::new(file, "(spec)", format!("not a valid spec: {}", e.message())))
+}
+
+fn read_spec_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            path.display().to_string(),
+            "(file)",
+            format!("cannot read: {e}"),
+        )
+    })
+}
+
+/// Looks up a model by shipped name, or loads it from a `.toml` path (relative paths
+/// are taken relative to `base`, the directory of the file that named it).
+pub fn load_model(
+    name: &str,
+    base: Option<&Path>,
+    file: &str,
+    field: &str,
+) -> Result<ModelSpec, ConfigError> {
+    let spec: ModelSpec = if name.ends_with(".toml") {
+        let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
+        let text = read_spec_file(&path)?;
+        parse_spec(&text, &path.display().to_string())?
+    } else {
+        let (_, text) = SHIPPED_MODELS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    field,
+                    format!(
+                        "unknown model {name:?}; shipped models: {} (or a path to a .toml spec)",
+                        names(SHIPPED_MODELS)
+                    ),
+                )
+            })?;
+        parse_spec(text, &format!("models/llm/{name}.toml"))?
+    };
+    spec.check(&format!("model {}", spec.name))?;
+    Ok(spec)
+}
+
+/// Looks up a GPU by shipped name, or loads it from a `.toml` path.
+pub fn load_gpu(
+    name: &str,
+    base: Option<&Path>,
+    file: &str,
+    field: &str,
+) -> Result<GpuSpec, ConfigError> {
+    let spec: GpuSpec = if name.ends_with(".toml") {
+        let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
+        let text = read_spec_file(&path)?;
+        parse_spec(&text, &path.display().to_string())?
+    } else {
+        let (_, text) = SHIPPED_GPUS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    field,
+                    format!(
+                        "unknown GPU {name:?}; shipped GPUs: {} (or a path to a .toml spec)",
+                        names(SHIPPED_GPUS)
+                    ),
+                )
+            })?;
+        parse_spec(text, &format!("models/gpu/{name}.toml"))?
+    };
+    spec.check(&format!("gpu {}", spec.name))?;
+    Ok(spec)
+}
+
+/// Comma-separated names of a shipped list.
+pub fn names(list: &[(&str, &str)]) -> String {
+    list.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_spec_parses_and_names_match() {
+        for (name, _) in SHIPPED_MODELS {
+            let m = load_model(name, None, "test", "model").unwrap();
+            assert_eq!(&m.name, name);
+        }
+        for (name, _) in SHIPPED_GPUS {
+            let g = load_gpu(name, None, "test", "gpu").unwrap();
+            assert_eq!(&g.name, name);
+        }
+    }
+
+    #[test]
+    fn parameter_counts_match_model_cards_within_3_percent() {
+        for (name, _) in SHIPPED_MODELS {
+            let m = load_model(name, None, "test", "model").unwrap();
+            let ours = m.param_count() as f64 / 1e9;
+            let rel = (ours - m.model_card_params_b).abs() / m.model_card_params_b;
+            assert!(
+                rel < 0.03,
+                "{name}: derived {ours:.3} B vs card {} B",
+                m.model_card_params_b
+            );
+        }
+    }
+
+    #[test]
+    fn llama_3_2_3b_weights_and_kv_by_hand() {
+        let m = load_model("llama-3.2-3b-instruct", None, "test", "model").unwrap();
+        // Embedding 128256*3072 = 394,002,432; per layer: q 3072*3072 + k,v 2*3072*1024
+        // + o 3072*3072 + MLP 3*3072*8192 = 100,663,296; 28 layers = 2,818,572,288.
+        assert_eq!(m.param_count(), 394_002_432 + 2_818_572_288);
+        // 6.4 GB of fp16 weights, as DESIGN.md says.
+        assert!((m.weight_bytes() as f64 / 1e9 - 6.43).abs() < 0.01);
+        // KV: 2 * 8 heads * 128 * 2 bytes * 28 layers = 114,688 bytes per token.
+        assert_eq!(m.kv_bytes_per_token(), 114_688);
+    }
+
+    #[test]
+    fn unknown_model_names_the_choices() {
+        let e = load_model("gpt-9", None, "x.toml", "model").unwrap_err();
+        assert!(e.message.contains("llama-3.1-8b"), "{e}");
+        assert_eq!(e.field, "model");
+    }
+}

@@ -1,0 +1,119 @@
+//! Simulated time: integer nanoseconds.
+//!
+//! All simulation state is timestamped with [`SimTime`]; floating point appears only
+//! inside the cost model (which returns a duration in seconds that is rounded once to
+//! nanoseconds here) and at the edges (config, reports).
+
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+
+/// A point in simulated time, in nanoseconds since the start of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SimTime(pub u64);
+
+/// A span of simulated time, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dur(pub u64);
+
+impl SimTime {
+    /// Time zero: the start of every run.
+    pub const ZERO: SimTime = SimTime(0);
+    /// The largest representable time (used as "never").
+    pub const MAX: SimTime = SimTime(u64::MAX);
+
+    /// Converts seconds (finite, non-negative) to the nearest nanosecond.
+    pub fn from_secs_f64(s: f64) -> SimTime {
+        SimTime(Dur::from_secs_f64(s).0)
+    }
+
+    /// This time in seconds.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 * 1e-9
+    }
+
+    /// Time elapsed since `earlier` (saturating at zero).
+    pub fn since(self, earlier: SimTime) -> Dur {
+        Dur(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Dur {
+    /// Zero length.
+    pub const ZERO: Dur = Dur(0);
+
+    /// Converts seconds to the nearest nanosecond; negative or NaN becomes zero,
+    /// huge values saturate.
+    pub fn from_secs_f64(s: f64) -> Dur {
+        if s.is_nan() || s <= 0.0 {
+            Dur(0)
+        } else if s >= 1.8e10 {
+            Dur(u64::MAX / 2)
+        } else {
+            Dur((s * 1e9).round() as u64)
+        }
+    }
+
+    /// Converts milliseconds to nanoseconds.
+    pub fn from_millis_f64(ms: f64) -> Dur {
+        Dur::from_secs_f64(ms * 1e-3)
+    }
+
+    /// This span in seconds.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 * 1e-9
+    }
+
+    /// This span in milliseconds.
+    pub fn as_millis_f64(self) -> f64 {
+        self.0 as f64 * 1e-6
+    }
+}
+
+impl Add<Dur> for SimTime {
+    type Output = SimTime;
+    fn add(self, d: Dur) -> SimTime {
+        SimTime(self.0.saturating_add(d.0))
+    }
+}
+
+impl AddAssign<Dur> for SimTime {
+    fn add_assign(&mut self, d: Dur) {
+        self.0 = self.0.saturating_add(d.0);
+    }
+}
+
+impl Sub for SimTime {
+    type Output = Dur;
+    fn sub(self, rhs: SimTime) -> Dur {
+        self.since(rhs)
+    }
+}
+
+impl Add for Dur {
+    type Output = Dur;
+    fn add(self, d: Dur) -> Dur {
+        Dur(self.0.saturating_add(d.0))
+    }
+}
+
+impl fmt::Display for SimTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.9}s", self.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_to_nanoseconds() {
+        assert_eq!(Dur::from_secs_f64(1.5e-9).0, 2);
+        assert_eq!(Dur::from_secs_f64(0.027).0, 27_000_000);
+        assert_eq!(Dur::from_secs_f64(-1.0).0, 0);
+        assert_eq!(Dur::from_secs_f64(f64::NAN).0, 0);
+        assert_eq!(Dur::from_millis_f64(2.5).0, 2_500_000);
+        assert_eq!((SimTime(10) + Dur(5)).0, 15);
+        assert_eq!((SimTime(3) - SimTime(10)).0, 0);
+    }
+}

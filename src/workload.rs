@@ -1,0 +1,527 @@
+//! Workloads: when requests arrive and how long they are (DESIGN §1).
+//!
+//! Open loop (Poisson, gamma with burstiness, constant rate, trace replay), closed loop
+//! (N users with think time and a spawn rate, as Locust) and offline batches (groups of
+//! B at t = 0, the next group when the last one finishes, as `LLM.generate` in a loop).
+//! Arrivals are generated lazily, one ahead, so memory does not grow with the run.
+
+use crate::error::ConfigError;
+use crate::time::{Dur, SimTime};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp, Gamma, LogNormal, Normal};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Named RNG streams: each purpose draws from its own stream of the run's seed, so
+/// changing the arrival rate does not change the drawn lengths.
+pub mod streams {
+    /// Inter-arrival times.
+    pub const ARRIVALS: u64 = 1;
+    /// Prompt lengths.
+    pub const INPUT_LEN: u64 = 2;
+    /// Output lengths.
+    pub const OUTPUT_LEN: u64 = 3;
+    /// Think times of closed-loop users.
+    pub const THINK: u64 = 4;
+    /// Router decisions.
+    pub const ROUTER: u64 = 5;
+}
+
+/// A named, seeded random stream.
+pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// A request as the workload emits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// Sequence number in order of arrival, from 0.
+    pub id: u64,
+    /// Arrival time.
+    pub arrival: SimTime,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens to generate (the request stops after exactly this many).
+    pub output_tokens: u32,
+    /// Closed-loop user that sent it, if any.
+    pub user: Option<u32>,
+    /// Offline batch it belongs to, if any.
+    pub group: Option<u32>,
+}
+
+/// A distribution of token counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LengthDist {
+    /// Always `value`.
+    Fixed {
+        /// Tokens.
+        value: u64,
+    },
+    /// Integers uniform in [mean·(1−range_ratio), mean·(1+range_ratio)], as
+    /// `benchmark_serving`'s random dataset.
+    Uniform {
+        /// Centre of the range.
+        mean: u64,
+        /// Half-width as a fraction of the mean, in [0, 1).
+        range_ratio: f64,
+    },
+    /// Normal, rounded.
+    Normal {
+        /// Mean tokens.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+    /// Log-normal with the given mean and standard deviation of the lengths themselves.
+    Lognormal {
+        /// Mean tokens.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+}
+
+impl LengthDist {
+    /// Checks the parameters; `field` is the config path for messages.
+    pub fn check(&self, file: &str, field: &str) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::new(file, field, msg));
+        match *self {
+            LengthDist::Fixed { value } if value == 0 => bad("value must be at least 1".into()),
+            LengthDist::Uniform { mean, .. } if mean == 0 => {
+                bad("mean must be at least 1".into())
+            }
+            LengthDist::Uniform { range_ratio, .. }
+                if !(range_ratio.is_finite() && (0.0..1.0).contains(&range_ratio)) =>
+            {
+                bad(format!("range_ratio {range_ratio} is not in [0, 1)"))
+            }
+            LengthDist::Normal { mean, std } | LengthDist::Lognormal { mean, std }
+                if !(mean.is_finite() && mean >= 1.0 && std.is_finite() && std >= 0.0) =>
+            {
+                bad(format!(
+                    "mean must be finite and >= 1 and std finite and >= 0, got mean {mean}, std {std}"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The mean of the distribution before clamping (for estimates).
+    pub fn mean(&self) -> f64 {
+        match *self {
+            LengthDist::Fixed { value } => value as f64,
+            LengthDist::Uniform { mean, .. } => mean as f64,
+            LengthDist::Normal { mean, .. } | LengthDist::Lognormal { mean, .. } => mean,
+        }
+    }
+
+    /// Draws one length (at least 1; the caller clamps to the context).
+    pub fn sample<R: Rng>(&self, rng: &mut R) -> u64 {
+        let v = match *self {
+            LengthDist::Fixed { value } => value as f64,
+            LengthDist::Uniform { mean, range_ratio } => {
+                let lo = (mean as f64 * (1.0 - range_ratio)) as u64;
+                let hi = (mean as f64 * (1.0 + range_ratio)) as u64;
+                rng.gen_range(lo..=hi) as f64
+            }
+            LengthDist::Normal { mean, std } => {
+                if std == 0.0 {
+                    mean
+                } else {
+                    Normal::new(mean, std)
+                        .map(|d| d.sample(rng))
+                        .unwrap_or(mean)
+                }
+            }
+            LengthDist::Lognormal { mean, std } => {
+                if std == 0.0 {
+                    mean
+                } else {
+                    let s2 = (1.0 + (std / mean).powi(2)).ln();
+                    let mu = mean.ln() - s2 / 2.0;
+                    LogNormal::new(mu, s2.sqrt())
+                        .map(|d| d.sample(rng))
+                        .unwrap_or(mean)
+                }
+            }
+        };
+        if v.is_finite() && v >= 1.0 {
+            v.round().min(1e12) as u64
+        } else {
+            1
+        }
+    }
+}
+
+/// How requests arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrival {
+    /// Exponential inter-arrival times at `rate` per second.
+    Poisson {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// Gamma inter-arrival times with mean 1/rate and shape `burstiness`
+    /// (`benchmark_serving`: 1 is Poisson, below 1 burstier, above 1 smoother).
+    Gamma {
+        /// Requests per second.
+        rate: f64,
+        /// Gamma shape.
+        burstiness: f64,
+    },
+    /// Evenly spaced at `rate` per second.
+    Constant {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// Replays recorded arrivals (and lengths) from a trace.
+    Trace(Arc<Trace>),
+    /// `users` users, each sending its next request `think` after the last returns;
+    /// users start `1/spawn_rate` apart.
+    ClosedLoop {
+        /// Number of users.
+        users: u32,
+        /// Users started per second.
+        spawn_rate: f64,
+        /// Think time between a response and the next request.
+        think: Think,
+    },
+    /// Groups of `batch_size` requests at once; the next group when the last finishes.
+    Offline {
+        /// Requests per group.
+        batch_size: u32,
+    },
+}
+
+/// Think time of closed-loop users.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Think {
+    /// Always this long.
+    Constant(Dur),
+    /// Uniform between two bounds (Locust's `between`).
+    Between(Dur, Dur),
+    /// Exponential with this mean.
+    Exponential(Dur),
+}
+
+impl Think {
+    /// Draws one think time.
+    pub fn sample<R: Rng>(&self, rng: &mut R) -> Dur {
+        match *self {
+            Think::Constant(d) => d,
+            Think::Between(a, b) => {
+                if b.0 <= a.0 {
+                    a
+                } else {
+                    Dur(rng.gen_range(a.0..=b.0))
+                }
+            }
+            Think::Exponential(m) => {
+                if m.0 == 0 {
+                    Dur(0)
+                } else {
+                    let e: f64 = Exp::new(1.0).map(|d| d.sample(rng)).unwrap_or(1.0);
+                    Dur::from_secs_f64(e * m.as_secs_f64())
+                }
+            }
+        }
+    }
+}
+
+/// A recorded trace: arrival offsets from the first request, prompt and output tokens.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trace {
+    /// (arrival offset, input tokens, output tokens), in arrival order.
+    pub rows: Vec<(Dur, u32, u32)>,
+}
+
+/// When a run ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// After this many requests have been issued and all have completed.
+    Requests(u64),
+    /// At `duration` of simulated time; statistics exclude the first `warmup`.
+    Timed {
+        /// Length of the run.
+        duration: Dur,
+        /// Start of the measurement window.
+        warmup: Dur,
+    },
+}
+
+/// A checked workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Arrival process.
+    pub arrival: Arrival,
+    /// Prompt lengths (ignored for traces, which carry their own).
+    pub input: LengthDist,
+    /// Output lengths (ignored for traces).
+    pub output: LengthDist,
+    /// When the run ends.
+    pub stop: Stop,
+    /// Longest prompt + output the engine accepts; lengths are clamped to it.
+    pub max_context: u64,
+}
+
+/// Draws request lengths from the workload's streams.
+#[derive(Debug, Clone)]
+pub struct LengthSampler {
+    input: LengthDist,
+    output: LengthDist,
+    in_rng: ChaCha8Rng,
+    out_rng: ChaCha8Rng,
+    max_context: u64,
+}
+
+impl LengthSampler {
+    /// A sampler on the run's seed.
+    pub fn new(w: &Workload, seed: u64) -> Self {
+        LengthSampler {
+            input: w.input.clone(),
+            output: w.output.clone(),
+            in_rng: rng(seed, streams::INPUT_LEN),
+            out_rng: rng(seed, streams::OUTPUT_LEN),
+            max_context: w.max_context.max(2),
+        }
+    }
+
+    /// Clamps (input, output) so that input >= 1, output >= 1 and the sum fits the
+    /// context.
+    pub fn clamp(&self, input: u64, output: u64) -> (u32, u32) {
+        let i = input.clamp(1, self.max_context - 1);
+        let o = output.clamp(1, self.max_context - i);
+        (i.min(u32::MAX as u64) as u32, o.min(u32::MAX as u64) as u32)
+    }
+
+    /// Draws the next (input, output) pair.
+    pub fn draw(&mut self) -> (u32, u32) {
+        let i = self.input.sample(&mut self.in_rng);
+        let o = self.output.sample(&mut self.out_rng);
+        self.clamp(i, o)
+    }
+}
+
+/// Generates open-loop arrivals one at a time.
+#[derive(Debug, Clone)]
+pub struct OpenLoop {
+    arrival: Arrival,
+    rng: ChaCha8Rng,
+    next_time: SimTime,
+    next_index: u64,
+    limit: Option<u64>,
+    end: SimTime,
+}
+
+impl OpenLoop {
+    /// The generator for an open-loop workload (`arrival` must be Poisson, Gamma,
+    /// Constant or Trace).
+    pub fn new(w: &Workload, seed: u64) -> Self {
+        let (limit, end) = match w.stop {
+            Stop::Requests(n) => (Some(n), SimTime::MAX),
+            Stop::Timed { duration, .. } => (None, SimTime::ZERO + duration),
+        };
+        let limit = match &w.arrival {
+            Arrival::Trace(t) => Some(limit.unwrap_or(u64::MAX).min(t.rows.len() as u64)),
+            _ => limit,
+        };
+        OpenLoop {
+            arrival: w.arrival.clone(),
+            rng: rng(seed, streams::ARRIVALS),
+            next_time: SimTime::ZERO,
+            next_index: 0,
+            limit,
+            end,
+        }
+    }
+
+    /// The time of the next arrival without consuming it.
+    pub fn peek_time(&self) -> Option<SimTime> {
+        if self.limit.is_some_and(|l| self.next_index >= l) {
+            return None;
+        }
+        let t = match &self.arrival {
+            Arrival::Trace(tr) => SimTime::ZERO + tr.rows[self.next_index as usize].0,
+            _ => self.next_time,
+        };
+        (t < self.end).then_some(t)
+    }
+
+    /// The next arrival (time, request index), or `None` when the workload is done.
+    /// As in `benchmark_serving`, the first request goes out at t = 0 and each gap is
+    /// drawn after the request it follows.
+    pub fn next_arrival(&mut self) -> Option<(SimTime, u64, Option<(u32, u32)>)> {
+        if self.limit.is_some_and(|l| self.next_index >= l) {
+            return None;
+        }
+        let i = self.next_index;
+        let (t, lengths) = match &self.arrival {
+            Arrival::Trace(tr) => {
+                let (off, a, b) = tr.rows[i as usize];
+                (SimTime::ZERO + off, Some((a, b)))
+            }
+            _ => (self.next_time, None),
+        };
+        if t >= self.end {
+            return None;
+        }
+        let gap_s = match self.arrival {
+            Arrival::Poisson { rate } => Exp::new(rate)
+                .map(|d| d.sample(&mut self.rng))
+                .unwrap_or(0.0),
+            Arrival::Gamma { rate, burstiness } => {
+                Gamma::new(burstiness, 1.0 / (rate * burstiness))
+                    .map(|d| d.sample(&mut self.rng))
+                    .unwrap_or(0.0)
+            }
+            Arrival::Constant { rate } => 1.0 / rate,
+            _ => 0.0,
+        };
+        self.next_time = t + Dur::from_secs_f64(gap_s);
+        self.next_index += 1;
+        Some((t, i, lengths))
+    }
+}
+
+/// Reads a trace CSV. Two layouts are accepted, told apart by the header:
+/// `arrival_s,input_tokens,output_tokens` (seconds from any origin), or Azure's
+/// `TIMESTAMP,ContextTokens,GeneratedTokens` (`YYYY-MM-DD hh:mm:ss.fffffff`). Rows
+/// are sorted by time and offset so the first request arrives at t = 0; `time_scale`
+/// divides the gaps (2 replays twice as fast).
+pub fn read_trace(path: &Path, time_scale: f64, field: &str) -> Result<Trace, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&file, field, format!("cannot read trace file: {e}")))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| ConfigError::new(&file, field, "trace file is empty"))?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
+    let azure = cols == ["timestamp", "contexttokens", "generatedtokens"];
+    if !azure && cols != ["arrival_s", "input_tokens", "output_tokens"] {
+        return Err(ConfigError::new(
+            &file,
+            field,
+            format!(
+                "line 1: unknown header {header:?}; expected `arrival_s,input_tokens,output_tokens` or `TIMESTAMP,ContextTokens,GeneratedTokens`"
+            ),
+        ));
+    }
+    let mut rows: Vec<(f64, u32, u32)> = Vec::new();
+    for (n, line) in lines {
+        let lineno = n + 1;
+        let parts: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad =
+            |what: &str| ConfigError::new(&file, field, format!("line {lineno}: {what}: {line:?}"));
+        if parts.len() != 3 {
+            return Err(bad("expected 3 comma-separated columns"));
+        }
+        let t = if azure {
+            parse_timestamp(parts[0]).ok_or_else(|| bad("bad timestamp"))?
+        } else {
+            parts[0]
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| bad("arrival_s must be a finite number >= 0"))?
+        };
+        let tok = |s: &str| s.parse::<u32>().ok().filter(|v| *v >= 1);
+        let i = tok(parts[1]).ok_or_else(|| bad("input tokens must be an integer >= 1"))?;
+        let o = tok(parts[2]).ok_or_else(|| bad("output tokens must be an integer >= 1"))?;
+        rows.push((t, i, o));
+    }
+    if rows.is_empty() {
+        return Err(ConfigError::new(
+            &file,
+            field,
+            "trace file has a header but no rows",
+        ));
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let t0 = rows[0].0;
+    Ok(Trace {
+        rows: rows
+            .into_iter()
+            .map(|(t, i, o)| (Dur::from_secs_f64((t - t0) / time_scale), i, o))
+            .collect(),
+    })
+}
+
+/// Seconds since 1970 of `YYYY-MM-DD hh:mm:ss[.fraction]` (UTC, proleptic Gregorian).
+fn parse_timestamp(s: &str) -> Option<f64> {
+    let (date, time) = s.split_once(' ')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let ss = t.next()?.parse::<f64>().ok()?;
+    // Days from civil (H. Hinnant's algorithm, public domain description).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days as f64 * 86400.0 + hh * 3600.0 + mm * 60.0 + ss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_to_seconds() {
+        let a = parse_timestamp("2023-11-16 18:17:03.9799600").unwrap();
+        let b = parse_timestamp("2023-11-16 18:17:04.0319600").unwrap();
+        assert!((b - a - 0.052).abs() < 1e-6);
+        assert_eq!(parse_timestamp("1970-01-02 00:00:00").unwrap(), 86400.0);
+        assert!(parse_timestamp("2023-13-01 00:00:00").is_none());
+    }
+
+    #[test]
+    fn uniform_lengths_stay_in_range() {
+        let d = LengthDist::Uniform {
+            mean: 100,
+            range_ratio: 0.5,
+        };
+        let mut r = rng(1, 2);
+        for _ in 0..1000 {
+            let v = d.sample(&mut r);
+            assert!((50..=150).contains(&v));
+        }
+    }
+
+    #[test]
+    fn poisson_mean_gap_matches_rate() {
+        let w = Workload {
+            arrival: Arrival::Poisson { rate: 4.0 },
+            input: LengthDist::Fixed { value: 1 },
+            output: LengthDist::Fixed { value: 1 },
+            stop: Stop::Requests(20001),
+            max_context: 100,
+        };
+        let mut g = OpenLoop::new(&w, 7);
+        let mut last = SimTime::ZERO;
+        while let Some((t, _, _)) = g.next_arrival() {
+            last = t;
+        }
+        // 20,000 gaps of mean 0.25 s: sum 5000 s, std 35 s.
+        assert!((last.as_secs_f64() - 5000.0).abs() < 150.0, "{last}");
+    }
+}
