@@ -272,7 +272,8 @@ pub fn plots(exp: &Experiment, rows: &[Value]) -> Result<Vec<(String, String)>> 
     };
     let x_key = &exp.axes[ax].0;
     // Series: one per combination of the other axes' values; replications averaged.
-    let mut groups: Vec<(String, Vec<(f64, Vec<&Value>)>)> = Vec::new();
+    type Group<'a> = (String, Vec<(f64, Vec<&'a Value>)>);
+    let mut groups: Vec<Group> = Vec::new();
     for r in rows {
         let label: Vec<String> = exp
             .axes
@@ -329,7 +330,8 @@ pub fn plots(exp: &Experiment, rows: &[Value]) -> Result<Vec<(String, String)>> 
         v
     };
     let x_label = x_key.rsplit('.').next().unwrap_or(x_key);
-    let charts: [(&str, &str, &str, Vec<(&str, &str)>); 5] = [
+    type Chart<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let charts: [Chart; 5] = [
         (
             "throughput.svg",
             "Request throughput",

@@ -115,6 +115,8 @@ pub struct Instance {
     in_flight: bool,
     step_started: SimTime,
     last_step_end: Option<SimTime>,
+    /// Longest prompt + output a sequence may reach.
+    max_len: u64,
     /// Outstanding requests (waiting + running), for routers.
     pub outstanding: u64,
     /// Outstanding tokens (prompt + output of outstanding requests), for routers.
@@ -124,13 +126,15 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// A new idle instance with a KV pool of `kv_blocks` blocks.
+    /// A new idle instance with a KV pool of `kv_blocks` blocks, serving sequences of
+    /// at most `max_len` tokens (prompt + output).
     pub fn new(
         id: usize,
         policy: Policy,
         cost: CostModel,
         geo: KvGeometry,
         kv_blocks: u64,
+        max_len: u64,
     ) -> Self {
         let bs = geo.block_size as usize;
         Instance {
@@ -157,6 +161,7 @@ impl Instance {
             in_flight: false,
             step_started: SimTime::ZERO,
             last_step_end: None,
+            max_len,
             outstanding: 0,
             outstanding_tokens: 0,
             stats: InstanceStats::default(),
@@ -381,11 +386,14 @@ impl Instance {
         // 1. Decodes: who needs a new block this step.
         let r = (self.k % self.geo.block_size) as usize;
         let reserve = self.policy.reserves_whole_batch();
-        while !reserve {
+        // Static batches reserved their blocks at admission.
+        let mut grow = !reserve;
+        while grow {
             let need = self.dec.cnt_below[r] as u64 * self.geo.growth(true)
                 + self.dec.cnt_above[r] as u64 * self.geo.growth(false);
             if self.kv.try_alloc(need) {
-                break;
+                grow = false;
+                continue;
             }
             preempted = true;
             if self.preempt_tail().is_none() {
@@ -485,9 +493,10 @@ impl Instance {
     fn admit(&mut self, now: SimTime, max_new: u32, mut budget: u64, chunk: bool) {
         let reserve = self.policy.reserves_whole_batch();
         let mut admitted = 0;
-        // A static batch reserves KV for every member running to the batch's longest
-        // output, so it never preempts.
-        let longest_out = if reserve {
+        // A static batch reserves KV for each member's whole length, so it never
+        // preempts; padded members keep growing until the batch's longest output is
+        // done (capped at the model length).
+        let longest_out = if self.policy.pads_finished() {
             self.waiting
                 .iter()
                 .take(max_new as usize)
@@ -508,7 +517,9 @@ impl Instance {
             }
             let new = remaining.min(budget);
             let need = if reserve {
-                self.geo.blocks_for(s.req.input_tokens as u64 + longest_out)
+                let out = (s.req.output_tokens as u64).max(longest_out);
+                self.geo
+                    .blocks_for((s.req.input_tokens as u64 + out).min(self.max_len))
             } else {
                 self.geo.blocks_for(s.computed + new) - s.held
             };

@@ -154,6 +154,8 @@ pub struct RunResult {
     pub tokens_emitted: u64,
     /// Requests issued by the workload.
     pub issued: u64,
+    /// KV layer-blocks still in use per instance when the run ended.
+    pub kv_in_use_at_end: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -212,7 +214,16 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         .instances
         .iter()
         .enumerate()
-        .map(|(i, s)| Instance::new(i, s.policy.clone(), s.cost.clone(), s.geo, s.kv_blocks))
+        .map(|(i, s)| {
+            Instance::new(
+                i,
+                s.policy.clone(),
+                s.cost.clone(),
+                s.geo,
+                s.kv_blocks,
+                sc.workload.max_context,
+            )
+        })
         .collect();
     let n = inst.len();
     let mut e = Engine {
@@ -325,6 +336,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         end: now,
         tokens_emitted: e.rec.tokens_emitted,
         issued: e.issued,
+        kv_in_use_at_end: e.inst.iter().map(|i| i.kv.used).collect(),
     })
 }
 

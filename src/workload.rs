@@ -92,8 +92,8 @@ impl LengthDist {
     pub fn check(&self, file: &str, field: &str) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError::new(file, field, msg));
         match *self {
-            LengthDist::Fixed { value } if value == 0 => bad("value must be at least 1".into()),
-            LengthDist::Uniform { mean, .. } if mean == 0 => {
+            LengthDist::Fixed { value: 0 } => bad("value must be at least 1".into()),
+            LengthDist::Uniform { mean: 0, .. } => {
                 bad("mean must be at least 1".into())
             }
             LengthDist::Uniform { range_ratio, .. }
@@ -308,6 +308,9 @@ impl LengthSampler {
     }
 }
 
+/// An arrival: time, index, and the lengths a trace recorded (if any).
+pub type NextArrival = (SimTime, u64, Option<(u32, u32)>);
+
 /// Generates open-loop arrivals one at a time.
 #[derive(Debug, Clone)]
 pub struct OpenLoop {
@@ -356,7 +359,7 @@ impl OpenLoop {
     /// The next arrival (time, request index), or `None` when the workload is done.
     /// As in `benchmark_serving`, the first request goes out at t = 0 and each gap is
     /// drawn after the request it follows.
-    pub fn next_arrival(&mut self) -> Option<(SimTime, u64, Option<(u32, u32)>)> {
+    pub fn next_arrival(&mut self) -> Option<NextArrival> {
         if self.limit.is_some_and(|l| self.next_index >= l) {
             return None;
         }

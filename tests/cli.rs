@@ -1,0 +1,214 @@
+//! The `infersim` binary end to end: outputs, exit codes, determinism across threads.
+
+use std::path::Path;
+use std::process::Command;
+
+fn infersim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+const SMALL: &str = r#"
+name = "small"
+seed = 7
+replications = 2
+[hardware]
+gpu = "a100-80gb"
+[engine]
+model = "llama-3.1-8b"
+policy = "continuous"
+max_model_len = 4096
+[engine.static]
+batch_size = 16
+[workload]
+arrival = "poisson"
+rate_per_s = 5.0
+num_requests = 300
+input_tokens = { dist = "uniform", mean = 256, range_ratio = 0.5 }
+output_tokens = { dist = "lognormal", mean = 100.0, std = 50.0 }
+[sweep]
+"engine.policy" = ["continuous", "static"]
+"workload.rate_per_s" = [5.0, 15.0, 30.0]
+"#;
+
+#[test]
+fn step_time_json_has_seconds_and_breakdown() {
+    for args in [
+        vec![
+            "step-time",
+            "--gpu",
+            "t4",
+            "--model",
+            "llama-3.2-3b-instruct",
+            "--decode-batch",
+            "8",
+            "--context",
+            "200",
+            "--json",
+        ],
+        vec![
+            "step-time",
+            "--gpu",
+            "t4",
+            "--model",
+            "llama-3.2-3b-instruct",
+            "--prefill",
+            "512",
+            "--json",
+        ],
+    ] {
+        let (code, out, err) = infersim(&args);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let s = v["seconds"].as_f64().unwrap();
+        assert!(s > 0.02 && s < 1.0, "{s}");
+        assert!(["compute-bound", "memory-bound", "overhead-bound"]
+            .contains(&v["bound"].as_str().unwrap()));
+        assert_eq!(v["groups"].as_array().unwrap().len(), 5);
+    }
+}
+
+#[test]
+fn run_writes_every_output_and_is_identical_on_1_and_2_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.toml");
+    std::fs::write(&file, SMALL).unwrap();
+    let mut outs = Vec::new();
+    for jobs in ["1", "2"] {
+        let out = dir.path().join(format!("out{jobs}"));
+        let (code, stdout, err) = infersim(&[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            jobs,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(stdout.contains("req/s"), "{stdout}");
+        for f in [
+            "summary.json",
+            "summary.csv",
+            "config.resolved.toml",
+            "manifest.json",
+            "throughput.svg",
+            "ttft.svg",
+            "tpot.svg",
+        ] {
+            assert!(out.join(f).is_file(), "{f} missing");
+        }
+        outs.push(std::fs::read(out.join("summary.json")).unwrap());
+    }
+    assert_eq!(
+        outs[0], outs[1],
+        "summary.json differs between 1 and 2 threads"
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&outs[0]).unwrap();
+    assert_eq!(rows.len(), 12);
+    // Replication r runs with seed + r; every row names its set-up and swept values.
+    assert_eq!(rows[0]["seed"], 7);
+    assert_eq!(rows[1]["seed"], 8);
+    for r in &rows {
+        for k in [
+            "engine.policy",
+            "workload.rate_per_s",
+            "gpu",
+            "gpus",
+            "instances",
+            "sharing",
+            "router",
+            "completed",
+            "request_throughput",
+            "p99_ttft_ms",
+            "median_tpot_ms",
+            "mean_itl_ms",
+            "p95_e2el_ms",
+            "gpu_busy_fraction",
+            "kv_cache_peak_fraction",
+            "preemptions",
+            "max_queue_len",
+        ] {
+            assert!(r.get(k).is_some(), "row lacks {k}");
+        }
+        assert_eq!(r["completed"], 300);
+    }
+    let csv = std::fs::read_to_string(dir.path().join("out1/summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    // --seed overrides the file's seed.
+    let out = dir.path().join("seeded");
+    let (code, _, err) = infersim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "99",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(rows[0]["seed"], 99);
+}
+
+#[test]
+fn shipped_experiments_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let (code, out, err) = infersim(&["validate", p.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}", p.display());
+            assert!(out.contains("ok"));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn bad_input_exits_2_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            SMALL.replace(
+                "\"workload.rate_per_s\" = [5.0, 15.0, 30.0]",
+                "\"workload.rate_per_s\" = [5.0, -1.0]",
+            ),
+            "workload.rate_per_s",
+        ),
+        (
+            SMALL.replace("num_requests = 300", "num_requests = 0"),
+            "workload.num_requests",
+        ),
+        (
+            SMALL.replace("model = \"llama-3.1-8b\"", "model = \"llama-3.1-70b\""),
+            "does not fit",
+        ),
+        (
+            SMALL.replace("max_model_len = 4096", "max_model_len = 4096\nbogus = 1"),
+            "bogus",
+        ),
+        (SMALL.replace("[hardware]", "[hardware\n"), "line"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&f, text).unwrap();
+        let (code, _, err) = infersim(&["validate", f.to_str().unwrap()]);
+        assert_eq!(code, 2, "case {i}: {err}");
+        assert!(err.contains(needle), "case {i}: {err}");
+        assert!(err.contains(&format!("bad{i}.toml")), "case {i}: {err}");
+    }
+    let (code, _, err) = infersim(&["validate", "/nonexistent/x.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+}

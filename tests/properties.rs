@@ -1,0 +1,199 @@
+//! Invariants on random small scenarios (proptest): every request finishes exactly
+//! once, tokens are conserved, KV blocks in use never exceed the pool (checked after
+//! every step) and return to zero, time never goes back, timestamps are ordered, and
+//! the same seed gives the same summary.
+
+mod common;
+
+use common::*;
+use infersim::gpu::Sharing;
+use infersim::kv::KvGeometry;
+use infersim::policy::Policy;
+use infersim::router::RouterKind;
+use infersim::sim::{run, InstanceSetup, RunOptions, Scenario};
+use infersim::time::Dur;
+use infersim::workload::{Arrival, LengthDist, Stop, Think, Workload};
+use proptest::prelude::*;
+
+const MAX_CTX: u64 = 64;
+
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![
+        Just(Policy::Sequential),
+        (1u32..8, 0u64..3_000_000, any::<bool>()).prop_map(|(b, w, p)| Policy::Static {
+            batch_size: b,
+            max_wait: Dur(w),
+            pad_finished: p,
+        }),
+        (1u32..16, 0u32..100, any::<bool>()).prop_map(|(s, extra, chunked)| Policy::Continuous {
+            max_num_seqs: s,
+            max_num_batched_tokens: if chunked {
+                s.max(16) + extra
+            } else {
+                MAX_CTX as u32 + extra
+            },
+            chunked_prefill: chunked,
+        }),
+    ]
+}
+
+fn length() -> impl Strategy<Value = LengthDist> {
+    prop_oneof![
+        (1u64..40).prop_map(|v| LengthDist::Fixed { value: v }),
+        (2u64..30, 0.0f64..0.9).prop_map(|(m, r)| LengthDist::Uniform {
+            mean: m,
+            range_ratio: r
+        }),
+        (1.0f64..30.0, 0.0f64..20.0).prop_map(|(m, s)| LengthDist::Lognormal { mean: m, std: s }),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    scenario: Scenario,
+    requests: u64,
+    seed: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        policy(),
+        1u64..17,
+        0u64..40,
+        prop_oneof![Just(0u64), Just(8u64)],
+        (1usize..4, 0usize..3),
+        0usize..6,
+        (0usize..4, 1.0f64..3000.0, 1u64..200),
+        (length(), length()),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(
+                policy,
+                bs,
+                extra_blocks,
+                window,
+                (n_inst, sharing),
+                router,
+                (arr, rate, n),
+                (li, lo),
+                seed,
+            )| {
+                let mut model = tiny_model();
+                model.num_layers = 2;
+                if window > 0 {
+                    model.sliding_window = window;
+                    model.sliding_window_layers = 1;
+                }
+                let cost = infersim::cost::CostModel::new(
+                    &model,
+                    &slow_gpu(),
+                    &profile(300.0, 200.0, 0.5),
+                );
+                let geo = KvGeometry::new(&model, bs);
+                let kv_blocks = MAX_CTX.div_ceil(bs) + extra_blocks;
+                let closed = arr == 2;
+                let arrival = match arr {
+                    0 => Arrival::Poisson { rate },
+                    1 => Arrival::Gamma {
+                        rate,
+                        burstiness: 0.3,
+                    },
+                    2 => Arrival::ClosedLoop {
+                        users: 1 + (n % 7) as u32,
+                        spawn_rate: rate,
+                        think: Think::Exponential(Dur(1_000_000)),
+                    },
+                    _ => Arrival::Offline {
+                        batch_size: 1 + (n % 9) as u32,
+                    },
+                };
+                let sharing = match sharing {
+                    0 => Sharing::Exclusive,
+                    1 => Sharing::Mps,
+                    _ => Sharing::TimeSlice {
+                        quantum: Dur(2_000_000),
+                        switch_cost: Dur(100_000),
+                    },
+                };
+                let n_inst = if sharing == Sharing::Exclusive {
+                    1
+                } else {
+                    n_inst
+                };
+                let router = [
+                    RouterKind::RoundRobin,
+                    RouterKind::Random,
+                    RouterKind::LeastRequests,
+                    RouterKind::LeastTokens,
+                    RouterKind::PowerOfTwo,
+                    RouterKind::Sticky,
+                ][router];
+                let router = if router == RouterKind::Sticky && !closed {
+                    RouterKind::RoundRobin
+                } else {
+                    router
+                };
+                let instances = (0..n_inst)
+                    .map(|_| InstanceSetup {
+                        gpu: 0,
+                        policy: policy.clone(),
+                        cost: cost.clone(),
+                        geo,
+                        kv_blocks,
+                        active_thread_fraction: 0.7,
+                    })
+                    .collect();
+                Case {
+                    scenario: Scenario {
+                        workload: Workload {
+                            arrival,
+                            input: li,
+                            output: lo,
+                            stop: Stop::Requests(n),
+                            max_context: MAX_CTX,
+                        },
+                        gpus: vec![sharing],
+                        instances,
+                        router,
+                    },
+                    requests: n,
+                    seed,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_on_random_scenarios(c in case()) {
+        let opts = RunOptions { keep_records: true, check_invariants: true };
+        let r = run(&c.scenario, c.seed, opts).map_err(TestCaseError::fail)?;
+        // Every request finishes exactly once.
+        let recs = r.records.clone().unwrap();
+        prop_assert_eq!(recs.len() as u64, c.requests);
+        prop_assert_eq!(r.issued, c.requests);
+        let mut ids: Vec<u64> = recs.iter().map(|x| x.id).collect();
+        ids.sort();
+        ids.dedup();
+        prop_assert_eq!(ids.len() as u64, c.requests);
+        // Output tokens conserved: every emitted token belongs to a finished request.
+        let out: u64 = recs.iter().map(|x| x.output_tokens as u64).sum();
+        prop_assert_eq!(r.tokens_emitted, out);
+        prop_assert_eq!(r.summary["total_output_tokens"].as_u64(), Some(out));
+        // Served once, by exactly one instance.
+        prop_assert_eq!(r.instances.iter().map(|s| s.served).sum::<u64>(), c.requests);
+        // KV returns to zero.
+        prop_assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0), "{:?}", r.kv_in_use_at_end);
+        // Timestamps in order; lengths within the context.
+        for x in &recs {
+            prop_assert!(x.arrival_s <= x.scheduled_s && x.scheduled_s <= x.first_token_s && x.first_token_s <= x.finish_s, "{:?}", x);
+            prop_assert!((x.input_tokens + x.output_tokens) as u64 <= MAX_CTX);
+        }
+        // Same seed, same result.
+        let again = run(&c.scenario, c.seed, opts).unwrap();
+        prop_assert_eq!(&again.summary, &r.summary);
+    }
+}
