@@ -32,6 +32,15 @@ enum Command {
     List,
     /// Price one step of a model on a GPU and show where the time goes.
     StepTime(StepTimeArgs),
+    /// Measure simulation speed on standard scenarios.
+    Bench {
+        /// Print JSON (an array of figures).
+        #[arg(long)]
+        json: bool,
+        /// Scale of the scenarios (1.0: 100,000 requests in the main one).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +104,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Validate { file } => cmd_validate(file),
         Command::List => cmd_list(),
         Command::StepTime(a) => cmd_step_time(a),
+        Command::Bench { json, scale } => cmd_bench(json, scale),
     };
     match res {
         Ok(()) => 0,
@@ -279,6 +289,49 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
                 g.compute_seconds * 1e3,
                 g.memory_seconds * 1e3,
                 g.bound
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cmd_bench(json: bool, scale: f64) -> Result<(), Error> {
+    if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
+        return Err(ConfigError::new(
+            "<command line>",
+            "--scale",
+            format!("got {scale}, allowed: (0, 100]"),
+        )
+        .into());
+    }
+    let mut rows = Vec::new();
+    for (name, p) in crate::bench::scenarios(scale) {
+        if !json {
+            eprintln!("{name}: {}", crate::bench::describe(&p));
+        }
+        rows.push(crate::bench::time_run(&name, "step-by-step", &p));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("serialises")
+        );
+    } else {
+        println!(
+            "{:<20} {:<13} {:>9} {:>8} {:>12} {:>12} {:>12} {:>8}",
+            "scenario", "mode", "requests", "wall s", "sim req/s", "sim s/s", "events/s", "RSS MB"
+        );
+        for r in &rows {
+            println!(
+                "{:<20} {:<13} {:>9} {:>8.3} {:>12.0} {:>12.0} {:>12.0} {:>8.1}",
+                r.scenario,
+                r.mode,
+                r.requests,
+                r.wall_s,
+                r.sim_requests_per_s,
+                r.sim_seconds_per_s,
+                r.events_per_s,
+                r.peak_rss_mb
             );
         }
     }

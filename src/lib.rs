@@ -16,6 +16,7 @@
 //! a step, with [`profile`] and [`specs`]), [`metrics`]; [`sim`] runs the event loop,
 //! [`config`] reads experiment files and [`experiment`] runs sweeps and writes reports.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod cost;
