@@ -77,6 +77,9 @@ pub struct Job {
     pub remaining: f64,
     /// Exclusive-GPU seconds of the whole job.
     pub total_s: f64,
+    /// Remaining exclusive-GPU nanoseconds (time-slicing runs jobs at full speed, so
+    /// it counts work in integer time).
+    pub left_ns: u64,
     /// Fraction of the job's time that needs the SMs (compute + overhead).
     pub sm_share: f64,
     /// Fraction that needs memory bandwidth.
@@ -152,6 +155,7 @@ mod tests {
             instance: 0,
             remaining: 1.0,
             total_s: 1.0,
+            left_ns: 1_000_000_000,
             sm_share: sm,
             bw_share: bw,
             cap,

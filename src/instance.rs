@@ -635,6 +635,7 @@ impl Instance {
         let s = &self.seqs[slot as usize];
         rec.request(
             &req,
+            self.id,
             s.scheduled.unwrap_or(now),
             s.first_token.unwrap_or(now),
             now,

@@ -1,7 +1,8 @@
 //! Metrics: per-request records in, `benchmark_serving`-style summary out.
 //!
 //! Definitions follow vLLM's `benchmark_serving.py` so predictions compare one to one
-//! with its result JSON: TTFT = first token − arrival; TPOT = (E2E − TTFT) /
+//! with its result JSON (a timed run counts the requests that complete inside its
+//! measurement window, as a load generator does): TTFT = first token − arrival; TPOT = (E2E − TTFT) /
 //! (output tokens − 1) over requests with more than one output token; ITL = every gap
 //! between consecutive tokens of a request; E2E = last token − arrival; throughput =
 //! completed / duration, where a finite run's duration spans from the first arrival
@@ -31,6 +32,10 @@ pub struct RequestRecord {
     pub input_tokens: u32,
     /// Output tokens.
     pub output_tokens: u32,
+    /// Instance that served it.
+    pub instance: u32,
+    /// Closed-loop user that sent it, if any.
+    pub user: Option<u32>,
 }
 
 /// Collects what a run produces.
@@ -57,7 +62,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder that counts requests arriving at or after `window_start`.
+    /// A recorder that counts requests completing at or after `window_start`.
     pub fn new(window_start: SimTime, keep_records: bool) -> Self {
         Recorder {
             window_start,
@@ -88,8 +93,15 @@ impl Recorder {
     }
 
     /// A request completed.
-    pub fn request(&mut self, req: &Request, scheduled: SimTime, first: SimTime, finish: SimTime) {
-        if req.arrival < self.window_start {
+    pub fn request(
+        &mut self,
+        req: &Request,
+        instance: usize,
+        scheduled: SimTime,
+        first: SimTime,
+        finish: SimTime,
+    ) {
+        if finish < self.window_start {
             return;
         }
         let ttft = (first - req.arrival).as_millis_f64();
@@ -113,6 +125,8 @@ impl Recorder {
                 finish_s: finish.as_secs_f64(),
                 input_tokens: req.input_tokens,
                 output_tokens: req.output_tokens,
+                instance: instance as u32,
+                user: req.user,
             });
         }
     }
@@ -248,6 +262,7 @@ mod tests {
         };
         r.request(
             &req,
+            0,
             SimTime::from_secs_f64(1.0),
             SimTime::from_secs_f64(1.5),
             SimTime::from_secs_f64(2.5),

@@ -162,6 +162,10 @@ pub struct RunResult {
 struct StepState {
     /// The step's CPU floor: it cannot end before this.
     floor: SimTime,
+    /// Exclusive GPUs: when the GPU part starts and ends.
+    gpu_span: (SimTime, SimTime),
+    /// Whether a step is in flight.
+    active: bool,
     work: GpuWork,
     gpu_done: bool,
 }
@@ -172,7 +176,7 @@ struct GpuState {
     speeds: Vec<f64>,
     last: SimTime,
     version: u64,
-    busy_s: f64,
+    busy: Dur,
     // Time-slicing.
     queue: VecDeque<Job>,
     ctx: Option<usize>,
@@ -257,6 +261,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         now = key.time;
         events += 1;
         if ev == Ev::End {
+            e.finalize(now);
             break;
         }
         e.handle(now, ev)?;
@@ -278,7 +283,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
     let elapsed = now.as_secs_f64();
     let mut summary = Map::new();
     e.rec.summarize(duration_s, &mut summary);
-    let busy: f64 = e.gpus.iter().map(|g| g.busy_s).sum();
+    let busy: f64 = e.gpus.iter().map(|g| g.busy.as_secs_f64()).sum();
     let frac = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
     summary.insert(
         "gpu_busy_fraction".into(),
@@ -320,7 +325,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
                     "gpu": g,
                     "instances": on.len(),
                     "requests_served": on.iter().map(|i| i.stats.served).sum::<u64>(),
-                    "busy_fraction": num(frac(st.busy_s)),
+                    "busy_fraction": num(frac(st.busy.as_secs_f64())),
                     "kv_cache_peak_fraction": num(on.iter().map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64).fold(0.0, f64::max)),
                 })
             })
@@ -341,6 +346,28 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
 }
 
 impl Engine<'_> {
+    /// Counts GPU busy time of work still in flight when the run ends at `now`.
+    fn finalize(&mut self, now: SimTime) {
+        for g in 0..self.gpus.len() {
+            match self.sc.gpus[g] {
+                Sharing::Mps => self.mps_advance(now, g),
+                Sharing::TimeSlice { .. } => {
+                    if let Some((_, since, _)) = self.gpus[g].running {
+                        self.gpus[g].busy = self.gpus[g].busy + (now - since);
+                    }
+                }
+                Sharing::Exclusive => {}
+            }
+        }
+        for (i, st) in self.steps.iter().enumerate() {
+            let g = self.sc.instances[i].gpu;
+            if st.active && self.sc.gpus[g] == Sharing::Exclusive {
+                let (a, b) = st.gpu_span;
+                self.gpus[g].busy = self.gpus[g].busy + (b.min(now) - a);
+            }
+        }
+    }
+
     fn may_issue(&self) -> bool {
         self.limit.is_none_or(|l| self.issued < l)
     }
@@ -472,15 +499,17 @@ impl Engine<'_> {
         let st = &mut self.steps[i];
         st.work = GpuWork::of(cost);
         st.gpu_done = false;
+        st.active = true;
         st.floor = now + serial + Dur::from_secs_f64(cost.cpu_overlapped_s());
         let gpu = self.sc.instances[i].gpu;
         if self.sc.gpus[gpu] == Sharing::Exclusive {
-            // Closed form: serial CPU, then max(GPU, overlapped CPU).
-            let wall = Dur::from_secs_f64(cost.wall_s());
-            self.gpus[gpu].busy_s += st.work.total();
+            // Closed form: serial CPU, then max(GPU, overlapped CPU), rounded as the
+            // shared modes round them so one instance gives identical times.
+            let gpu_end = now + serial + Dur::from_secs_f64(st.work.total());
+            st.gpu_span = (now + serial, gpu_end);
             st.gpu_done = true;
-            self.q
-                .push(now + wall, Phase::Complete, Ev::StepDone(i as u32));
+            let end = gpu_end.max(st.floor);
+            self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
         } else if serial.0 > 0 {
             self.q
                 .push(now + serial, Phase::Complete, Ev::CpuDone(i as u32));
@@ -508,6 +537,7 @@ impl Engine<'_> {
             instance: i,
             remaining: 1.0,
             total_s: total,
+            left_ns: Dur::from_secs_f64(total).0,
             sm_share: (w.compute_s + w.overhead_s) / total,
             bw_share: w.memory_s / total,
             cap: self.sc.instances[i].active_thread_fraction,
@@ -533,9 +563,10 @@ impl Engine<'_> {
 
     fn mps_advance(&mut self, now: SimTime, g: usize) {
         let st = &mut self.gpus[g];
-        let dt = (now - st.last).as_secs_f64();
+        let span = now - st.last;
+        let dt = span.as_secs_f64();
         if !st.jobs.is_empty() {
-            st.busy_s += dt;
+            st.busy = st.busy + span;
         }
         for (j, s) in st.jobs.iter_mut().zip(st.speeds.iter()) {
             j.remaining -= s * dt / j.total_s;
@@ -556,8 +587,8 @@ impl Engine<'_> {
             }
         }
         if next.is_finite() {
-            // Round up so the job is done when the check fires.
-            let t = now + Dur((next * 1e9).ceil() as u64);
+            // Rounded to the nanosecond; a job within 1 ns of done counts as done.
+            let t = now + Dur::from_secs_f64(next);
             let v = st.version;
             self.q.push(t, Phase::Complete, Ev::GpuCheck(g as u32, v));
         }
@@ -626,7 +657,7 @@ impl Engine<'_> {
         let (quantum, _) = self.ts_params(g);
         let st = &mut self.gpus[g];
         let turn_end = now + quantum;
-        let finish = now + Dur((job.remaining * job.total_s * 1e9).ceil() as u64);
+        let finish = now + Dur(job.left_ns);
         st.running = Some((job, now, turn_end));
         st.version += 1;
         let v = st.version;
@@ -646,10 +677,10 @@ impl Engine<'_> {
         let Some((mut job, since, turn_end)) = self.gpus[g].running.take() else {
             return;
         };
-        let ran = (now - since).as_secs_f64();
-        self.gpus[g].busy_s += ran;
-        job.remaining -= ran / job.total_s;
-        if job.remaining * job.total_s <= 1e-9 {
+        let ran = now - since;
+        self.gpus[g].busy = self.gpus[g].busy + ran;
+        job.left_ns -= ran.0.min(job.left_ns);
+        if job.left_ns == 0 {
             self.gpu_part_done(now, job.instance);
             self.ts_dispatch(now, g);
         } else if now >= turn_end && !self.gpus[g].queue.is_empty() {
@@ -664,6 +695,12 @@ impl Engine<'_> {
 
     fn step_done(&mut self, now: SimTime, i: usize) -> Result<(), String> {
         debug_assert!(self.steps[i].gpu_done);
+        let g = self.sc.instances[i].gpu;
+        self.steps[i].active = false;
+        if self.sc.gpus[g] == Sharing::Exclusive {
+            let (a, b) = self.steps[i].gpu_span;
+            self.gpus[g].busy = self.gpus[g].busy + (b - a);
+        }
         let mut done = std::mem::take(&mut self.done);
         done.clear();
         self.inst[i].finish_step(now, &mut self.rec, &mut done);

@@ -1,0 +1,325 @@
+//! GPU sharing and many GPUs: MPS fluid sharing, time-slicing, data-parallel replicas
+//! and routers, against hand-worked numbers and invariants.
+
+mod common;
+
+use common::*;
+use infersim::cost::CostModel;
+use infersim::gpu::Sharing;
+use infersim::policy::Policy;
+use infersim::router::RouterKind;
+use infersim::sim::{run, InstanceSetup, RunOptions, Scenario};
+use infersim::specs::GpuSpec;
+use infersim::time::Dur;
+use infersim::workload::{Arrival, LengthDist, Stop, Think, Workload};
+
+const OPTS: RunOptions = RunOptions {
+    keep_records: true,
+    check_invariants: true,
+};
+
+fn setup(gpu: usize, policy: Policy, cost: CostModel, att: f64) -> InstanceSetup {
+    InstanceSetup {
+        gpu,
+        policy,
+        cost,
+        geo: infersim::kv::KvGeometry::new(&tiny_model(), 16),
+        kv_blocks: 1000,
+        active_thread_fraction: att,
+    }
+}
+
+fn shared(
+    sharing: Sharing,
+    instances: Vec<InstanceSetup>,
+    router: RouterKind,
+    w: Workload,
+) -> Scenario {
+    let gpus = instances.iter().map(|i| i.gpu).max().unwrap_or(0) + 1;
+    Scenario {
+        workload: w,
+        gpus: vec![sharing; gpus],
+        instances,
+        router,
+    }
+}
+
+fn closed(users: u32, secs: f64) -> Workload {
+    Workload {
+        arrival: Arrival::ClosedLoop {
+            users,
+            spawn_rate: 50.0,
+            think: Think::Exponential(Dur::from_millis_f64(5.0)),
+        },
+        input: LengthDist::Uniform {
+            mean: 30,
+            range_ratio: 0.5,
+        },
+        output: LengthDist::Uniform {
+            mean: 20,
+            range_ratio: 0.5,
+        },
+        stop: Stop::Timed {
+            duration: Dur::from_secs_f64(secs),
+            warmup: Dur::from_secs_f64(1.0),
+        },
+        max_context: 4096,
+    }
+}
+
+/// With one instance, `mps` and `time-slice` (zero switch cost) give exactly the
+/// `exclusive` result, for every policy.
+#[test]
+fn one_instance_under_mps_or_time_slice_equals_exclusive() {
+    for policy in [
+        continuous(),
+        Policy::Sequential,
+        Policy::Static {
+            batch_size: 4,
+            max_wait: Dur(1_000_000),
+            pad_finished: true,
+        },
+    ] {
+        let cost = tiny_cost(&profile(200.0, 300.0, 0.4));
+        let base = shared(
+            Sharing::Exclusive,
+            vec![setup(0, policy.clone(), cost.clone(), 1.0)],
+            RouterKind::RoundRobin,
+            closed(6, 20.0),
+        );
+        let want = run(&base, 5, OPTS).unwrap();
+        for sharing in [
+            Sharing::Mps,
+            Sharing::TimeSlice {
+                quantum: Dur(700_000),
+                switch_cost: Dur(0),
+            },
+        ] {
+            let mut sc = base.clone();
+            sc.gpus = vec![sharing];
+            let got = run(&sc, 5, OPTS).unwrap();
+            assert_eq!(got.summary, want.summary, "{sharing:?} {policy:?}");
+            assert_eq!(got.records, want.records, "{sharing:?} {policy:?}");
+        }
+    }
+}
+
+/// A GPU so fast at arithmetic that every step is bound by memory bandwidth.
+fn bandwidth_only_gpu() -> GpuSpec {
+    GpuSpec {
+        tensor_tflops: 1e6,
+        ..slow_gpu()
+    }
+}
+
+/// Two MPS instances each run one prefill, purely bandwidth-bound, at the same time.
+/// Prefill bytes of p tokens: dense 1024 + 32p, LM head 512, attention 32p, sampler
+/// 128 → 1664 + 64p bytes, at 1 byte/µs. p = 4 → 1920 µs; p = 20 → 2944 µs. Sharing
+/// bandwidth, both run at half speed until the small one is done at 2 × 1920 = 3840 µs;
+/// the big one then runs alone and ends when the combined 4864 bytes have moved:
+/// 4864 µs.
+#[test]
+fn two_bandwidth_bound_mps_instances_take_the_combined_bytes() {
+    let cost = CostModel::new(
+        &tiny_model(),
+        &bandwidth_only_gpu(),
+        &profile(0.0, 0.0, 0.0),
+    );
+    let inst = vec![
+        setup(0, Policy::Sequential, cost.clone(), 1.0),
+        setup(0, Policy::Sequential, cost, 1.0),
+    ];
+    let sc = shared(
+        Sharing::Mps,
+        inst,
+        RouterKind::RoundRobin,
+        trace_workload(&[(0.0, 4, 1), (0.0, 20, 1)]),
+    );
+    let r = run(&sc, 1, OPTS).unwrap();
+    let recs = r.records.unwrap();
+    let t = |id| Dur::from_secs_f64(recs.iter().find(|x| x.id == id).unwrap().finish_s).0;
+    assert_eq!(t(0), 3_840_000);
+    assert_eq!(t(1), 4_864_000);
+}
+
+/// Prefills on the slow GPU: 4416 µs of compute-bound work (dense 4096 + attention
+/// 320) and 640 µs of memory-bound groups, 5056 µs in all. Two instances capped at
+/// 30 % of the SMs each: a job's SM work can never go faster than 30 % of the GPU, so
+/// it takes at least 4416 / 0.3 = 14,720 µs, and with the SMs otherwise idle it takes
+/// exactly that. Uncapped, the two share the SMs: each at least 2 × 4416 µs.
+#[test]
+fn compute_capped_mps_instances_never_exceed_their_share() {
+    let cost = tiny_cost(&profile(0.0, 0.0, 0.0));
+    for (cap, min_us) in [(0.3, 4416.0 / 0.3), (1.0, 2.0 * 4416.0)] {
+        let inst = vec![
+            setup(0, Policy::Sequential, cost.clone(), cap),
+            setup(0, Policy::Sequential, cost.clone(), cap),
+        ];
+        let sc = shared(
+            Sharing::Mps,
+            inst,
+            RouterKind::RoundRobin,
+            trace_workload(&[(0.0, 4, 1), (0.0, 4, 1)]),
+        );
+        let recs = run(&sc, 1, OPTS).unwrap().records.unwrap();
+        for r in &recs {
+            assert!(
+                r.finish_s * 1e6 >= min_us - 1e-3,
+                "cap {cap}: {} µs < {min_us}",
+                r.finish_s * 1e6
+            );
+        }
+        for r in &recs {
+            assert!(
+                (r.finish_s * 1e6 - min_us).abs() < 0.01,
+                "cap {cap}: {} vs {min_us}",
+                r.finish_s * 1e6
+            );
+        }
+    }
+}
+
+/// Time-slicing, quantum 2 ms, switch 0.5 ms. A's step needs 5 ms of GPU, B's 3 ms,
+/// both ready at 0. A 0–2 (suspended), switch, B 2.5–4.5 (suspended), switch,
+/// A 5–7 (suspended, 1 ms left), switch, B 7.5–8.5 done, switch, A 9–10 done.
+#[test]
+fn time_slicing_by_hand_with_suspension_and_switches() {
+    let fast = GpuSpec {
+        tensor_tflops: 1e12,
+        memory_bandwidth_gbps: 1e12,
+        ..slow_gpu()
+    };
+    let a = CostModel::new(&tiny_model(), &fast, &profile(5000.0, 0.0, 0.0));
+    let b = CostModel::new(&tiny_model(), &fast, &profile(3000.0, 0.0, 0.0));
+    let inst = vec![
+        setup(0, Policy::Sequential, a, 1.0),
+        setup(0, Policy::Sequential, b, 1.0),
+    ];
+    let ts = Sharing::TimeSlice {
+        quantum: Dur(2_000_000),
+        switch_cost: Dur(500_000),
+    };
+    let sc = shared(
+        ts,
+        inst,
+        RouterKind::RoundRobin,
+        trace_workload(&[(0.0, 4, 1), (0.0, 4, 1)]),
+    );
+    let recs = run(&sc, 1, OPTS).unwrap().records.unwrap();
+    let t = |id| Dur::from_secs_f64(recs.iter().find(|x| x.id == id).unwrap().finish_s).0;
+    assert_eq!(t(1), 8_500_000);
+    assert_eq!(t(0), 10_000_000);
+}
+
+/// N data-parallel replicas behind round-robin saturate at N times one replica's
+/// throughput.
+#[test]
+fn data_parallel_replicas_scale_saturated_throughput() {
+    // 100× the slow GPU, so a long run completes tens of thousands of requests.
+    let gpu = GpuSpec {
+        tensor_tflops: 1e-4,
+        memory_bandwidth_gbps: 0.1,
+        ..slow_gpu()
+    };
+    let cost = CostModel::new(&tiny_model(), &gpu, &profile(3.0, 2.0, 0.5));
+    let sat = |n: usize| {
+        let inst = (0..n)
+            .map(|g| setup(g, continuous(), cost.clone(), 1.0))
+            .collect();
+        let w = Workload {
+            arrival: Arrival::Poisson {
+                rate: 3000.0 * n as f64,
+            },
+            input: LengthDist::Uniform {
+                mean: 30,
+                range_ratio: 0.5,
+            },
+            output: LengthDist::Uniform {
+                mean: 20,
+                range_ratio: 0.5,
+            },
+            stop: Stop::Timed {
+                duration: Dur::from_secs_f64(30.0),
+                warmup: Dur::from_secs_f64(5.0),
+            },
+            max_context: 4096,
+        };
+        let r = run(
+            &shared(Sharing::Exclusive, inst, RouterKind::RoundRobin, w),
+            9,
+            RunOptions::default(),
+        )
+        .unwrap();
+        eprintln!(
+            "{n}: {} req/s, {} preemptions, kv {}",
+            r.summary["request_throughput"],
+            r.summary["preemptions"],
+            r.summary["kv_cache_peak_fraction"]
+        );
+        r.summary["request_throughput"].as_f64().unwrap()
+    };
+    let one = sat(1);
+    for n in [2, 4] {
+        let ratio = sat(n) / (n as f64 * one);
+        assert!((ratio - 1.0).abs() < 0.02, "{n} replicas: {ratio}");
+    }
+}
+
+/// `sticky` keeps each closed-loop user on one instance for the whole run, and the
+/// users spread over the instances.
+#[test]
+fn sticky_keeps_every_user_on_one_instance() {
+    let cost = tiny_cost(&profile(300.0, 200.0, 0.5));
+    let inst = (0..3)
+        .map(|_| setup(0, continuous(), cost.clone(), 1.0))
+        .collect();
+    let sc = shared(Sharing::Mps, inst, RouterKind::Sticky, closed(30, 10.0));
+    let recs = run(&sc, 4, OPTS).unwrap().records.unwrap();
+    let mut pin = std::collections::BTreeMap::new();
+    for r in &recs {
+        let u = r.user.unwrap();
+        assert_eq!(
+            *pin.entry(u).or_insert(r.instance),
+            r.instance,
+            "user {u} moved"
+        );
+    }
+    let used: std::collections::BTreeSet<u32> = pin.values().copied().collect();
+    assert_eq!(used.len(), 3);
+}
+
+/// At high load, power-of-two choices has a lower p99 TTFT than random routing.
+#[test]
+fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
+    let cost = tiny_cost(&profile(300.0, 200.0, 0.5));
+    // Service time of one request: a 30-token prefill and one decode step.
+    let d = cost
+        .price(&infersim::cost::StepShape::prefill_only(30))
+        .wall_s()
+        + cost
+            .price(&infersim::cost::StepShape::decode_only(1, 31, 0))
+            .wall_s();
+    let p99 = |router| {
+        let inst = (0..8)
+            .map(|g| setup(g, Policy::Sequential, cost.clone(), 1.0))
+            .collect();
+        let w = Workload {
+            arrival: Arrival::Poisson {
+                rate: 0.9 * 8.0 / d,
+            },
+            input: LengthDist::Fixed { value: 30 },
+            output: LengthDist::Fixed { value: 2 },
+            stop: Stop::Requests(100_000),
+            max_context: 4096,
+        };
+        let r = run(
+            &shared(Sharing::Exclusive, inst, router, w),
+            2,
+            RunOptions::default(),
+        )
+        .unwrap();
+        r.summary["p99_ttft_ms"].as_f64().unwrap()
+    };
+    let (p2c, random) = (p99(RouterKind::PowerOfTwo), p99(RouterKind::Random));
+    assert!(p2c < 0.5 * random, "p2c {p2c} ms vs random {random} ms");
+}
