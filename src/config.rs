@@ -283,7 +283,8 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
     let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         vec![ConfigError::new(&file, "(toml)", toml_error(&e, text))]
     })?;
-    let axes = match doc.remove("sweep") {
+    let variants = take_variants(&mut doc, &file)?;
+    let mut axes = match doc.remove("sweep") {
         None => Vec::new(),
         Some(toml::Value::Table(t)) => {
             let mut axes = Vec::new();
@@ -319,6 +320,13 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
             )])
         }
     };
+    if !variants.is_empty() {
+        let names = variants
+            .iter()
+            .map(|(n, _)| toml::Value::String(n.clone()))
+            .collect();
+        axes.insert(0, (VARIANT.to_string(), names));
+    }
     let base = path.parent().map(Path::to_path_buf);
     let mut points = Vec::new();
     let mut errors = Vec::new();
@@ -336,6 +344,11 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
         let mut ok = true;
         for (ai, (key, vals)) in axes.iter().enumerate() {
             let v = vals[picks[ai]].clone();
+            if key == VARIANT {
+                deep_merge(&mut d, &variants[picks[ai]].1);
+                params.push((key.clone(), v));
+                continue;
+            }
             if let Err(e) = set_path(&mut d, key, v.clone(), &file) {
                 errors.push(e);
                 ok = false;
@@ -392,6 +405,69 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
         axes,
         points,
     })
+}
+
+/// The name of the sweep axis made by `[[variant]]` tables.
+pub const VARIANT: &str = "variant";
+
+/// Removes the `[[variant]]` tables: each has a `name` and settings that override the
+/// rest of the file (tables merge key by key). Variants form the first sweep axis,
+/// for set-ups that differ in several settings at once.
+fn take_variants(
+    doc: &mut toml::Table,
+    file: &str,
+) -> Result<Vec<(String, toml::Table)>, Vec<ConfigError>> {
+    let Some(v) = doc.remove(VARIANT) else {
+        return Ok(Vec::new());
+    };
+    let err = |field: String, msg: String| vec![ConfigError::new(file, field, msg)];
+    let toml::Value::Array(items) = v else {
+        return Err(err(
+            "variant".into(),
+            "must be an array of tables ([[variant]]), each with a name".into(),
+        ));
+    };
+    if items.is_empty() {
+        return Err(err(
+            "variant".into(),
+            "is empty; give at least one [[variant]]".into(),
+        ));
+    }
+    let mut out: Vec<(String, toml::Table)> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let toml::Value::Table(mut t) = item else {
+            return Err(err(format!("variant[{i}]"), "must be a table".into()));
+        };
+        let name = match t.remove("name") {
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => s,
+            _ => {
+                return Err(err(
+                    format!("variant[{i}].name"),
+                    "is required: a non-empty string naming the set-up".into(),
+                ))
+            }
+        };
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(err(
+                format!("variant[{i}].name"),
+                format!("{name:?} is used twice; names must be unique"),
+            ));
+        }
+        out.push((name, t));
+    }
+    Ok(out)
+}
+
+/// Merges `src` into `dst`: tables key by key, anything else replaced.
+fn deep_merge(dst: &mut toml::Table, src: &toml::Table) {
+    for (k, v) in src {
+        match (dst.get_mut(k), v) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(s)) => deep_merge(d, s),
+            _ => {
+                dst.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 /// A TOML syntax error with its line and column.
