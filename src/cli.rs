@@ -32,6 +32,10 @@ enum Command {
     List,
     /// Price one step of a model on a GPU and show where the time goes.
     StepTime(StepTimeArgs),
+    /// Fit calibration profiles to the measured studies and write them.
+    Calibrate(CalibrateArgs),
+    /// Replay every measured study with the shipped profiles: predicted vs measured.
+    Reproduce(ReproduceArgs),
     /// Measure simulation speed on standard scenarios.
     Bench {
         /// Print JSON (an array of figures).
@@ -59,6 +63,40 @@ struct RunArgs {
     /// No progress bar and no table.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    /// Fit only on these studies (default: every study in calibration/measurements).
+    #[arg(long = "study")]
+    studies: Vec<String>,
+    /// Seed of the replays.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Objective evaluations per profile.
+    #[arg(long, default_value_t = 1500)]
+    max_evals: usize,
+    /// Date recorded in the profiles (default: today, UTC).
+    #[arg(long)]
+    date: Option<String>,
+    /// Where to write profiles (default: the shipped profiles folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReproduceArgs {
+    /// Only this study (default: all).
+    study: Option<String>,
+    /// Print a JSON array of {study, point, metric, measured, predicted, rel_error}.
+    #[arg(long)]
+    json: bool,
+    /// Output folder (default output/reproduce).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of the replays.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +143,8 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::List => cmd_list(),
         Command::StepTime(a) => cmd_step_time(a),
         Command::Bench { json, scale } => cmd_bench(json, scale),
+        Command::Calibrate(a) => cmd_calibrate(a),
+        Command::Reproduce(a) => cmd_reproduce(a),
     };
     match res {
         Ok(()) => 0,
@@ -334,6 +374,133 @@ fn cmd_bench(json: bool, scale: f64) -> Result<(), Error> {
                 r.peak_rss_mb
             );
         }
+    }
+    Ok(())
+}
+
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let z = secs.div_euclid(86400) + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
+    use crate::calibrate::{calibrate_all, derive_uncalibrated, fit_record, profile_text};
+    let studies = crate::study::load_studies(&a.studies).map_err(config_errors)?;
+    let dir = a.out.clone().unwrap_or_else(profiles_dir);
+    let date = a.date.clone().unwrap_or_else(today);
+    let prior_for = |stack: &str| -> Result<crate::profile::Profile, String> {
+        crate::profile::read_profile(&profiles_dir().join(format!("default-{stack}.toml")))
+            .map_err(|e| e.to_string())
+    };
+    let fitted = calibrate_all(&studies, &prior_for, a.seed, a.max_evals).map_err(Error::Sim)?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut calibrated = Vec::new();
+    for c in &fitted {
+        let mut p = c.result.profile.clone();
+        p.fit = Some(fit_record(
+            &date,
+            a.seed,
+            &c.studies,
+            &c.result,
+            &c.residuals,
+        ));
+        let header = format!(
+            "Calibrated profile for {} with {}: fitted by `infersim calibrate` on {} ({} evaluations).\nDo not edit by hand; rerun `infersim calibrate` instead.",
+            c.gpu, c.stack, c.studies.join(", "), c.result.evals
+        );
+        let path = dir.join(format!("{}.toml", p.name));
+        crate::experiment::write_atomic(&path, profile_text(&p, &header).as_bytes())?;
+        println!(
+            "{}: objective {:.5} after {} evaluations -> {}",
+            p.name,
+            c.result.objective,
+            c.result.evals,
+            path.display()
+        );
+        for param in crate::calibrate::ALL_PARAMS {
+            println!("  {:<22} {:>12.6}", param.name(), param.get(&p));
+        }
+        println!(
+            "  {:<26} {:<22} {:>12} {:>12} {:>9}",
+            "point", "metric", "measured", "predicted", "error"
+        );
+        for r in &c.residuals {
+            println!(
+                "  {:<26} {:<22} {:>12.3} {:>12.3} {:>+8.1}%",
+                r.point,
+                r.metric,
+                r.measured,
+                r.predicted,
+                r.rel_error() * 100.0
+            );
+        }
+        let gpu = load_gpu(&c.gpu, None, "study", "gpu")?;
+        calibrated.push((gpu, p));
+    }
+    // GPUs without measurements: derived from the closest calibrated GPU.
+    let stacks: std::collections::BTreeSet<String> =
+        calibrated.iter().map(|c| c.1.stack.clone()).collect();
+    for stack in stacks {
+        let same: Vec<_> = calibrated
+            .iter()
+            .filter(|c| c.1.stack == stack)
+            .cloned()
+            .collect();
+        for (name, _) in SHIPPED_GPUS {
+            if same.iter().any(|c| c.0.name == *name) {
+                continue;
+            }
+            let gpu = load_gpu(name, None, "models", "gpu")?;
+            if let Some(p) = derive_uncalibrated(&gpu, &same) {
+                let header = format!(
+                    "Uncalibrated profile for {} with {stack}: {}.",
+                    gpu.name, p.source
+                );
+                let path = dir.join(format!("{}.toml", p.name));
+                crate::experiment::write_atomic(&path, profile_text(&p, &header).as_bytes())?;
+                println!("{}: uncalibrated, derived -> {}", p.name, path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
+    let only: Vec<String> = a.study.iter().cloned().collect();
+    let studies = crate::study::load_studies(&only).map_err(config_errors)?;
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("output/reproduce"));
+    let report = crate::reproduce::reproduce(&studies, a.seed).map_err(Error::Sim)?;
+    crate::reproduce::write_report(&report, &studies, &dir, a.seed)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).expect("serialises")
+        );
+    } else {
+        print!("{}", report.table());
+        println!("results: {}", dir.display());
+    }
+    let missed = report.missed();
+    if missed > 0 {
+        return Err(Error::Sim(format!(
+            "{missed} calibration-set target(s) missed (see the table)"
+        )));
     }
     Ok(())
 }

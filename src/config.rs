@@ -213,6 +213,22 @@ pub struct Point {
     pub scenario: Scenario,
     /// Descriptors written into every result row.
     pub meta: Meta,
+    /// The model served.
+    pub model: ModelSpec,
+    /// The GPU type.
+    pub gpu: GpuSpec,
+}
+
+impl Point {
+    /// This point's scenario with every instance priced by `profile` instead.
+    pub fn with_profile(&self, profile: &Profile) -> Scenario {
+        let mut sc = self.scenario.clone();
+        let cost = CostModel::new(&self.model, &self.gpu, profile);
+        for i in &mut sc.instances {
+            i.cost = cost.clone();
+        }
+        sc
+    }
 }
 
 /// What a result row records about its set-up.
@@ -382,12 +398,14 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
             }
         };
         match build_point(&raw, base.as_deref(), &format!("{file}{label}")) {
-            Ok((scenario, meta)) => points.push(Point {
+            Ok((scenario, meta, model, gpu)) => points.push(Point {
                 index,
                 params,
                 raw,
                 scenario,
                 meta,
+                model,
+                gpu,
             }),
             Err(e) => errors.push(e),
         }
@@ -620,7 +638,7 @@ pub fn build_point(
     raw: &RawExperiment,
     base: Option<&Path>,
     file: &str,
-) -> Result<(Scenario, Meta), ConfigError> {
+) -> Result<(Scenario, Meta, ModelSpec, GpuSpec), ConfigError> {
     if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) {
         return Err(ConfigError::new(
             file,
@@ -931,6 +949,8 @@ pub fn build_point(
             router,
         },
         meta,
+        model,
+        gpu,
     ))
 }
 

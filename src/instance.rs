@@ -72,6 +72,10 @@ struct DecodeSet {
 pub struct InstanceStats {
     /// Steps executed.
     pub steps: u64,
+    /// Sequences decoding, summed over steps.
+    pub decode_seqs: u64,
+    /// Prefill tokens computed, summed over steps (recomputation included).
+    pub prefill_tokens: u64,
     /// Requests completed.
     pub served: u64,
     /// Requests preempted (each time).
@@ -487,6 +491,8 @@ impl Instance {
         self.in_flight = true;
         self.step_started = now;
         self.stats.steps += 1;
+        self.stats.decode_seqs += self.shape.decodes;
+        self.stats.prefill_tokens += self.shape.prefills.iter().map(|p| p.new).sum::<u64>();
         Some(self.cost.price(&self.shape))
     }
 

@@ -17,6 +17,7 @@
 //! [`config`] reads experiment files and [`experiment`] runs sweeps and writes reports.
 
 pub mod bench;
+pub mod calibrate;
 pub mod cli;
 pub mod config;
 pub mod cost;
@@ -29,9 +30,11 @@ pub mod metrics;
 pub mod plot;
 pub mod policy;
 pub mod profile;
+pub mod reproduce;
 pub mod router;
 pub mod sim;
 pub mod specs;
+pub mod study;
 pub mod time;
 pub mod workload;
 

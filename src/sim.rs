@@ -299,6 +299,19 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
     summary.insert("preemptions".into(), pre.into());
     let mq: u64 = e.inst.iter().map(|i| i.stats.max_queue).max().unwrap_or(0);
     summary.insert("max_queue_len".into(), mq.into());
+    let steps: u64 = e.inst.iter().map(|i| i.stats.steps).sum();
+    let dec: u64 = e.inst.iter().map(|i| i.stats.decode_seqs).sum();
+    let pre_tok: u64 = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
+    summary.insert("steps".into(), steps.into());
+    summary.insert(
+        "mean_decode_batch".into(),
+        num(if steps > 0 {
+            dec as f64 / steps as f64
+        } else {
+            0.0
+        }),
+    );
+    summary.insert("prefill_tokens_computed".into(), pre_tok.into());
     if e.inst.len() > 1 || e.gpus.len() > 1 {
         let per_inst: Vec<Value> = e
             .inst
