@@ -146,6 +146,8 @@ pub struct RawContinuous {
     pub max_num_batched_tokens: Option<u32>,
     /// Default true.
     pub enable_chunked_prefill: Option<bool>,
+    /// Automatic prefix caching (default true, as vLLM V1).
+    pub enable_prefix_caching: Option<bool>,
 }
 
 /// `[engine.static]`.
@@ -198,6 +200,10 @@ pub struct RawWorkload {
     pub input_tokens: Option<LengthDist>,
     /// Output lengths (not for traces).
     pub output_tokens: Option<LengthDist>,
+    /// Number of distinct prompts the requests draw from (their lengths drawn once
+    /// each from `input_tokens`); requests with the same prompt share it as a prefix
+    /// the engine can cache. Default: every prompt unique.
+    pub prompt_pool: Option<u32>,
 }
 
 /// One checked point of an experiment.
@@ -860,6 +866,7 @@ pub fn build_point(
                     max_num_seqs: seqs,
                     max_num_batched_tokens: tokens,
                     chunked_prefill: chunked,
+                    prefix_caching: c.enable_prefix_caching.unwrap_or(true),
                 },
                 tokens as u64,
                 seqs as u64,
@@ -1111,6 +1118,24 @@ fn build_workload(
         }
     };
     let input = lengths("input_tokens", &w.input_tokens)?;
+    let prompt_pool = match w.prompt_pool {
+        None => None,
+        Some(n) if is_trace => {
+            return Err(ConfigError::new(
+                file,
+                f("prompt_pool"),
+                format!("does not apply to traces (got {n})"),
+            ))
+        }
+        Some(n) if n == 0 || n > 10_000_000 => {
+            return Err(ConfigError::new(
+                file,
+                f("prompt_pool"),
+                format!("got {n}, allowed: 1 to 10,000,000 distinct prompts"),
+            ))
+        }
+        Some(n) => Some(n),
+    };
     let output = lengths("output_tokens", &w.output_tokens)?;
     let stop = match (w.num_requests, w.duration_s) {
         (Some(_), Some(_)) => {
@@ -1169,5 +1194,6 @@ fn build_workload(
         output,
         stop,
         max_context: max_model_len,
+        prompt_pool,
     })
 }

@@ -50,6 +50,37 @@ struct Seq {
     k_join: u64,
     gen_join: u32,
     below_window: bool,
+    /// Holds a reference to its prompt's shared prefix blocks (which it then does
+    /// not count in `held`).
+    attached: bool,
+    /// Blocks it released when preempted, possibly still cached.
+    cached_own: Option<CachedOwn>,
+}
+
+/// What a preempted sequence left in the prefix cache.
+#[derive(Debug, Clone, Copy)]
+struct CachedOwn {
+    /// Free-queue position where its blocks were released.
+    at: u64,
+    /// Layer-blocks released.
+    layer_blocks: u64,
+    /// Full blocks of its own (reusable on resume).
+    full_blocks: u64,
+    /// Shared prompt blocks that precede them (0 if it held none).
+    after_group: u64,
+}
+
+/// The shared, cacheable prefix of one prompt of the workload's prompt pool.
+#[derive(Debug, Clone, Copy, Default)]
+struct PrefixGroup {
+    /// Full blocks of the prompt that later requests can reuse.
+    blocks: u64,
+    /// Running requests holding it.
+    refs: u32,
+    /// Whether it is in use (counted in the pool's `used`).
+    held: bool,
+    /// Free-queue position where it was released when its last user left.
+    cached_at: Option<u64>,
 }
 
 /// Aggregates over the decode set.
@@ -76,6 +107,8 @@ pub struct InstanceStats {
     pub decode_seqs: u64,
     /// Prefill tokens computed, summed over steps (recomputation included).
     pub prefill_tokens: u64,
+    /// Prompt (and recomputed) tokens not computed thanks to the prefix cache.
+    pub prefix_hit_tokens: u64,
     /// Requests completed.
     pub served: u64,
     /// Requests preempted (each time).
@@ -121,6 +154,10 @@ pub struct Instance {
     last_step_end: Option<SimTime>,
     /// Longest prompt + output a sequence may reach.
     max_len: u64,
+    /// Whether the prefix cache is modelled (continuous policy with it on, and a
+    /// model without sliding-window layers).
+    pc: bool,
+    groups: Vec<PrefixGroup>,
     /// Outstanding requests (waiting + running), for routers.
     pub outstanding: u64,
     /// Outstanding tokens (prompt + output of outstanding requests), for routers.
@@ -141,7 +178,8 @@ impl Instance {
         max_len: u64,
     ) -> Self {
         let bs = geo.block_size as usize;
-        Instance {
+        let pc = policy.prefix_caching() && geo.window_layers == 0;
+        let mut inst = Instance {
             id,
             policy,
             cost,
@@ -166,10 +204,14 @@ impl Instance {
             step_started: SimTime::ZERO,
             last_step_end: None,
             max_len,
+            pc: false,
+            groups: Vec::new(),
             outstanding: 0,
             outstanding_tokens: 0,
             stats: InstanceStats::default(),
-        }
+        };
+        inst.pc = pc;
+        inst
     }
 
     /// Whether a step is executing.
@@ -215,6 +257,8 @@ impl Instance {
             k_join: 0,
             gen_join: 0,
             below_window: true,
+            attached: false,
+            cached_own: None,
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -272,13 +316,15 @@ impl Instance {
     fn dec_remove(&mut self, slot: u32) {
         let k = self.k;
         let r = self.residue(self.seqs[slot as usize].base);
+        let shared = self.shared_lb(slot);
+        let reserve = self.policy.reserves_whole_batch();
         let s = &mut self.seqs[slot as usize];
         let ctx = (s.base + k as i64) as u64;
         s.computed = ctx;
         s.generated = s.gen_join + (k - s.k_join) as u32;
-        if !self.policy.reserves_whole_batch() {
+        if !reserve {
             // Continuous batching grows blocks on demand; static batches reserved all.
-            s.held = self.geo.blocks_for(ctx);
+            s.held = self.geo.blocks_for(ctx) - shared;
         }
         let d = &mut self.dec;
         d.n -= 1;
@@ -293,6 +339,79 @@ impl Instance {
         } else {
             d.cnt_above[r] -= 1;
         }
+    }
+
+    // ---- prefix cache -----------------------------------------------------------
+
+    /// Layer-blocks of the shared prompt prefix that `slot` references (and so does
+    /// not count in its own `held`).
+    fn shared_lb(&self, slot: u32) -> u64 {
+        let s = &self.seqs[slot as usize];
+        match (s.attached, s.req.prefix) {
+            (true, Some(g)) => self.groups[g as usize].blocks * self.geo.layers(),
+            _ => 0,
+        }
+    }
+
+    fn group(&mut self, g: u32) -> &mut PrefixGroup {
+        let g = g as usize;
+        if self.groups.len() <= g {
+            self.groups.resize(g + 1, PrefixGroup::default());
+        }
+        &mut self.groups[g]
+    }
+
+    /// Drops `slot`'s reference to its prompt's shared blocks; the last user leaves
+    /// them in the free queue, still cached.
+    fn detach(&mut self, slot: u32) {
+        let s = &mut self.seqs[slot as usize];
+        if !s.attached {
+            return;
+        }
+        s.attached = false;
+        let g = s.req.prefix.expect("attached implies a prompt");
+        let layers = self.geo.layers();
+        let at = self.kv.appended;
+        let grp = &mut self.groups[g as usize];
+        grp.refs -= 1;
+        if grp.refs == 0 {
+            grp.held = false;
+            grp.cached_at = Some(at);
+            let lb = grp.blocks * layers;
+            self.kv.release(lb);
+        }
+    }
+
+    /// Whole blocks a request being admitted finds in the prefix cache: (blocks of
+    /// its prompt's shared prefix, whether they must be taken back from the free
+    /// queue, blocks of its own left when it was preempted).
+    fn cache_hit(&self, slot: u32) -> (u64, bool, u64) {
+        let s = &self.seqs[slot as usize];
+        let layers = self.geo.layers();
+        let (mut group, mut from_free) = (0, false);
+        if let Some(g) = s.req.prefix {
+            if let Some(grp) = self.groups.get(g as usize) {
+                if grp.blocks > 0 && grp.held {
+                    group = grp.blocks;
+                } else if let Some(at) = grp.cached_at {
+                    let lb = grp.blocks * layers;
+                    if grp.blocks > 0 && self.kv.surviving(at, lb) == lb {
+                        group = grp.blocks;
+                        from_free = true;
+                    }
+                }
+            }
+        }
+        let own = match s.cached_own {
+            Some(c) if c.after_group == 0 || c.after_group == group => c
+                .full_blocks
+                .min(self.kv.surviving(c.at, c.layer_blocks) / layers),
+            _ => 0,
+        };
+        // At least the last token is always computed (it yields the logits).
+        let cap = (s.target - 1) / self.geo.block_size;
+        let own = own.min(cap.saturating_sub(group));
+        (group.min(cap), from_free, own)
     }
 
     /// Moves sequences whose context reached the window at counter `k` to the
@@ -346,7 +465,8 @@ impl Instance {
     }
 
     /// Preempts the most recently admitted running sequence (vLLM V1: recompute).
-    /// Returns its slot.
+    /// Returns its slot. With the prefix cache its full blocks stay cached in the
+    /// free queue until evicted.
     fn preempt_tail(&mut self) -> Option<u32> {
         while let Some(e) = self.running.pop() {
             if !self.is_running(e) {
@@ -361,13 +481,24 @@ impl Instance {
                     self.seqs[slot as usize].state
                 ),
             }
+            let shared_blocks = self.shared_lb(slot) / self.geo.layers().max(1);
+            let at = self.kv.appended;
+            let bs = self.geo.block_size;
+            let pc = self.pc;
             let s = &mut self.seqs[slot as usize];
             let held = s.held;
+            s.cached_own = pc.then(|| CachedOwn {
+                at,
+                layer_blocks: held,
+                full_blocks: (s.computed / bs).saturating_sub(shared_blocks),
+                after_group: shared_blocks,
+            });
             s.held = 0;
             s.computed = 0;
             s.target = s.req.input_tokens as u64 + s.generated as u64;
             s.state = State::Waiting;
             self.kv.release(held);
+            self.detach(slot);
             self.running_count -= 1;
             self.waiting.push_front(slot);
             self.stats.preemptions += 1;
@@ -422,7 +553,7 @@ impl Instance {
             if new == 0 {
                 break;
             }
-            let need = self.geo.blocks_for(s.computed + new) - s.held;
+            let need = self.geo.blocks_for(s.computed + new) - s.held - self.shared_lb(slot);
             if self.kv.try_alloc(need) {
                 self.seqs[slot as usize].held += need;
                 self.chunks.push((slot, new));
@@ -498,6 +629,8 @@ impl Instance {
 
     fn admit(&mut self, now: SimTime, max_new: u32, mut budget: u64, chunk: bool) {
         let reserve = self.policy.reserves_whole_batch();
+        let layers = self.geo.layers();
+        let bs = self.geo.block_size;
         let mut admitted = 0;
         // A static batch reserves KV for each member's whole length, so it never
         // preempts; padded members keep growing until the batch's longest output is
@@ -516,27 +649,53 @@ impl Instance {
             let Some(&slot) = self.waiting.front() else {
                 break;
             };
+            // Prefix-cache hit (whole blocks) for a request starting from scratch.
+            let (group, from_free, own) = if self.pc && self.seqs[slot as usize].computed == 0 {
+                self.cache_hit(slot)
+            } else {
+                (0, false, 0)
+            };
+            let hit = (group + own) * bs;
             let s = &self.seqs[slot as usize];
-            let remaining = s.target - s.computed;
+            let start = s.computed.max(hit);
+            let remaining = s.target - start;
             if remaining > budget && !chunk {
                 break;
             }
             let new = remaining.min(budget);
+            let taken_back = (if from_free { group * layers } else { 0 }) + own * layers;
             let need = if reserve {
                 let out = (s.req.output_tokens as u64).max(longest_out);
                 self.geo
                     .blocks_for((s.req.input_tokens as u64 + out).min(self.max_len))
             } else {
-                self.geo.blocks_for(s.computed + new) - s.held
+                self.geo.blocks_for(start + new) - s.held - group * layers - own * layers
             };
-            if !self.kv.try_alloc(need) {
+            if need + taken_back > self.kv.free() {
                 break;
             }
+            self.kv.reacquire(taken_back);
+            let ok = self.kv.try_alloc(need);
+            debug_assert!(ok);
             self.waiting.pop_front();
+            if group > 0 {
+                let g = self.seqs[slot as usize]
+                    .req
+                    .prefix
+                    .expect("a hit implies a prompt");
+                let grp = self.group(g);
+                grp.refs += 1;
+                grp.held = true;
+                grp.cached_at = None;
+            }
             let s = &mut self.seqs[slot as usize];
-            s.held += need;
+            s.attached = group > 0;
+            s.cached_own = None;
+            s.computed = start;
+            s.held += need + own * layers;
             s.state = State::Prefilling;
             s.scheduled.get_or_insert(now);
+            self.stats.prefix_hit_tokens += hit;
             self.push_running(slot);
             self.partial.push(slot);
             self.chunks.push((slot, new));
@@ -596,6 +755,7 @@ impl Instance {
                 continue;
             }
             self.partial.retain(|&p| p != slot);
+            self.share_prompt(slot);
             let s = &mut self.seqs[slot as usize];
             s.generated += 1;
             rec.tokens(1);
@@ -636,6 +796,31 @@ impl Instance {
         self.last_step_end = Some(now);
     }
 
+    /// With the prefix cache, the first request of a prompt to finish its prefill
+    /// hands the prompt's full blocks to the prompt's shared group, for later
+    /// requests with the same prompt to reuse.
+    fn share_prompt(&mut self, slot: u32) {
+        let s = &self.seqs[slot as usize];
+        let Some(g) = s.req.prefix else { return };
+        if !self.pc || s.attached {
+            return;
+        }
+        let blocks = (s.req.input_tokens as u64).saturating_sub(1) / self.geo.block_size;
+        if blocks == 0 || self.groups.get(g as usize).is_some_and(|x| x.held) {
+            return;
+        }
+        let lb = blocks * self.geo.layers();
+        *self.group(g) = PrefixGroup {
+            blocks,
+            refs: 1,
+            held: true,
+            cached_at: None,
+        };
+        let s = &mut self.seqs[slot as usize];
+        s.attached = true;
+        s.held -= lb;
+    }
+
     /// Records a completed request's metrics and updates router counters.
     fn complete(&mut self, slot: u32, req: Request, now: SimTime, rec: &mut Recorder) -> Finished {
         let s = &self.seqs[slot as usize];
@@ -665,7 +850,9 @@ impl Instance {
         let held = s.held;
         s.held = 0;
         s.state = State::Free;
+        s.cached_own = None;
         self.kv.release(held);
+        self.detach(slot);
         self.running_count -= 1;
         self.free_slots.push(slot);
     }
@@ -683,7 +870,11 @@ impl Instance {
                     held += if self.policy.reserves_whole_batch() {
                         s.held
                     } else {
-                        self.geo.blocks_for(ctx)
+                        let shared = match (s.attached, s.req.prefix) {
+                            (true, Some(g)) => self.groups[g as usize].blocks * self.geo.layers(),
+                            _ => 0,
+                        };
+                        self.geo.blocks_for(ctx) - shared
                     };
                     n_dec += 1;
                     running += 1;
@@ -693,6 +884,24 @@ impl Instance {
                     running += 1;
                 }
                 _ => {}
+            }
+        }
+        let mut refs = vec![0u32; self.groups.len()];
+        for s in &self.seqs {
+            if s.attached && matches!(s.state, State::Decoding | State::Padded | State::Prefilling)
+            {
+                refs[s.req.prefix.unwrap_or(0) as usize] += 1;
+            }
+        }
+        for (g, grp) in self.groups.iter().enumerate() {
+            if grp.held {
+                held += grp.blocks * self.geo.layers();
+            }
+            if grp.refs != refs[g] || grp.held != (grp.refs > 0) {
+                return Err(format!(
+                    "prompt {g}: {} references counted, {} held",
+                    grp.refs, refs[g]
+                ));
             }
         }
         if held != self.kv.used {

@@ -59,6 +59,12 @@ impl KvGeometry {
 }
 
 /// The pool of layer-blocks.
+///
+/// Free blocks form an LRU queue, as vLLM's free-block queue: released blocks join
+/// its tail, allocations take from its head. Two counters place every block in that
+/// queue without storing it: a block released when `appended` was `a` is evicted
+/// (reused) once `popped` exceeds `a`. The prefix cache uses them to tell whether
+/// blocks freed earlier still hold their tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvPool {
     /// Capacity in layer-blocks.
@@ -67,15 +73,23 @@ pub struct KvPool {
     pub used: u64,
     /// Highest `used` seen.
     pub peak: u64,
+    /// Layer-blocks ever put at the tail of the free queue (the initial free blocks
+    /// count as positions 0..capacity).
+    pub appended: u64,
+    /// Layer-blocks ever taken from the head of the free queue.
+    pub popped: u64,
 }
 
 impl KvPool {
     /// A pool of `blocks` whole blocks (each spanning every layer).
     pub fn new(blocks: u64, geo: &KvGeometry) -> Self {
+        let capacity = blocks * geo.layers();
         KvPool {
-            capacity: blocks * geo.layers(),
+            capacity,
             used: 0,
             peak: 0,
+            appended: capacity,
+            popped: 0,
         }
     }
 
@@ -88,11 +102,27 @@ impl KvPool {
     pub fn try_alloc(&mut self, n: u64) -> bool {
         if n <= self.free() {
             self.used += n;
+            self.popped += n;
             self.peak = self.peak.max(self.used);
             true
         } else {
             false
         }
+    }
+
+    /// Takes back `n` free layer-blocks that still hold cached tokens (a prefix-cache
+    /// hit): they leave the free queue without evicting anything. The caller checks
+    /// that they are free.
+    pub fn reacquire(&mut self, n: u64) {
+        debug_assert!(n <= self.free());
+        self.used += n;
+        self.peak = self.peak.max(self.used);
+    }
+
+    /// How many of `n` layer-blocks released when `appended` was `at` have not been
+    /// evicted yet.
+    pub fn surviving(&self, at: u64, n: u64) -> u64 {
+        (at + n).saturating_sub(self.popped.max(at)).min(n)
     }
 
     /// Returns `n` layer-blocks.
@@ -103,6 +133,7 @@ impl KvPool {
             self.used
         );
         self.used -= n.min(self.used);
+        self.appended += n;
     }
 }
 

@@ -259,6 +259,7 @@ mod tests {
             output_tokens: 11,
             user: None,
             group: None,
+            prefix: None,
         };
         r.request(
             &req,

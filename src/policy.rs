@@ -35,6 +35,10 @@ pub enum Policy {
         max_num_batched_tokens: u32,
         /// Whether prompts may be split across steps.
         chunked_prefill: bool,
+        /// Whether computed KV blocks are kept and reused by later requests with the
+        /// same prefix, and by preempted requests when they resume (vLLM V1's
+        /// automatic prefix caching).
+        prefix_caching: bool,
     },
 }
 
@@ -115,6 +119,7 @@ impl Policy {
                 max_num_seqs,
                 max_num_batched_tokens,
                 chunked_prefill,
+                ..
             } => {
                 // vLLM V1: no new requests in a step that preempted one.
                 if v.preempted || v.running >= max_num_seqs {
@@ -145,6 +150,17 @@ impl Policy {
             self,
             Policy::Static {
                 pad_finished: true,
+                ..
+            }
+        )
+    }
+
+    /// Whether the prefix cache is on.
+    pub fn prefix_caching(&self) -> bool {
+        matches!(
+            self,
+            Policy::Continuous {
+                prefix_caching: true,
                 ..
             }
         )
@@ -203,6 +219,7 @@ mod tests {
             max_num_seqs: 8,
             max_num_batched_tokens: 100,
             chunked_prefill: true,
+            prefix_caching: false,
         };
         let mut v = view(6, 5, 0, 0);
         v.planned_tokens = 6;

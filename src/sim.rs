@@ -312,6 +312,8 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         }),
     );
     summary.insert("prefill_tokens_computed".into(), pre_tok.into());
+    let hits: u64 = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
+    summary.insert("prefix_cache_hit_tokens".into(), hits.into());
     if e.inst.len() > 1 || e.gpus.len() > 1 {
         let per_inst: Vec<Value> = e
             .inst
@@ -416,8 +418,11 @@ impl Engine<'_> {
         group: Option<u32>,
         lengths: Option<(u32, u32)>,
     ) -> Request {
-        let (i, o) = match lengths {
-            Some((i, o)) => self.lengths.clamp(i as u64, o as u64),
+        let (i, o, prefix) = match lengths {
+            Some((i, o)) => {
+                let (i, o) = self.lengths.clamp(i as u64, o as u64);
+                (i, o, None)
+            }
             None => self.lengths.draw(),
         };
         let r = Request {
@@ -427,6 +432,7 @@ impl Engine<'_> {
             output_tokens: o,
             user,
             group,
+            prefix,
         };
         self.next_id += 1;
         self.issued += 1;
@@ -718,7 +724,9 @@ impl Engine<'_> {
         done.clear();
         self.inst[i].finish_step(now, &mut self.rec, &mut done);
         if self.check {
-            self.inst[i].check_invariants()?;
+            self.inst[i]
+                .check_invariants()
+                .map_err(|e| format!("after a step ended at {now}: {e}"))?;
         }
         for f in &done {
             self.on_finished(now, f);

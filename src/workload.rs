@@ -27,6 +27,8 @@ pub mod streams {
     pub const THINK: u64 = 4;
     /// Router decisions.
     pub const ROUTER: u64 = 5;
+    /// Which prompt of a prompt pool a request uses.
+    pub const PROMPT: u64 = 6;
 }
 
 /// A named, seeded random stream.
@@ -52,6 +54,9 @@ pub struct Request {
     pub user: Option<u32>,
     /// Offline batch it belongs to, if any.
     pub group: Option<u32>,
+    /// Prompt of the workload's prompt pool it uses (requests with the same prompt
+    /// share it as a cacheable prefix), if the workload has a pool.
+    pub prefix: Option<u32>,
 }
 
 /// A distribution of token counts.
@@ -268,6 +273,10 @@ pub struct Workload {
     pub stop: Stop,
     /// Longest prompt + output the engine accepts; lengths are clamped to it.
     pub max_context: u64,
+    /// Number of distinct prompts: each request uses one at random, with the prompt
+    /// length drawn once per prompt (as a benchmark replaying a prompt file). `None`:
+    /// every prompt is unique.
+    pub prompt_pool: Option<u32>,
 }
 
 /// Draws request lengths from the workload's streams.
@@ -277,17 +286,26 @@ pub struct LengthSampler {
     output: LengthDist,
     in_rng: ChaCha8Rng,
     out_rng: ChaCha8Rng,
+    prompt_rng: ChaCha8Rng,
+    /// Lengths of the prompts of the pool, if any.
+    pool: Vec<u64>,
     max_context: u64,
 }
 
 impl LengthSampler {
     /// A sampler on the run's seed.
     pub fn new(w: &Workload, seed: u64) -> Self {
+        let mut in_rng = rng(seed, streams::INPUT_LEN);
+        let pool = (0..w.prompt_pool.unwrap_or(0))
+            .map(|_| w.input.sample(&mut in_rng))
+            .collect();
         LengthSampler {
             input: w.input.clone(),
             output: w.output.clone(),
-            in_rng: rng(seed, streams::INPUT_LEN),
+            in_rng,
             out_rng: rng(seed, streams::OUTPUT_LEN),
+            prompt_rng: rng(seed, streams::PROMPT),
+            pool,
             max_context: w.max_context.max(2),
         }
     }
@@ -300,11 +318,17 @@ impl LengthSampler {
         (i.min(u32::MAX as u64) as u32, o.min(u32::MAX as u64) as u32)
     }
 
-    /// Draws the next (input, output) pair.
-    pub fn draw(&mut self) -> (u32, u32) {
-        let i = self.input.sample(&mut self.in_rng);
+    /// Draws the next (input, output, prompt of the pool).
+    pub fn draw(&mut self) -> (u32, u32, Option<u32>) {
+        let (i, prefix) = if self.pool.is_empty() {
+            (self.input.sample(&mut self.in_rng), None)
+        } else {
+            let k = self.prompt_rng.gen_range(0..self.pool.len());
+            (self.pool[k], Some(k as u32))
+        };
         let o = self.output.sample(&mut self.out_rng);
-        self.clamp(i, o)
+        let (i, o) = self.clamp(i, o);
+        (i, o, prefix)
     }
 }
 
@@ -518,6 +542,7 @@ mod tests {
             output: LengthDist::Fixed { value: 1 },
             stop: Stop::Requests(20001),
             max_context: 100,
+            prompt_pool: None,
         };
         let mut g = OpenLoop::new(&w, 7);
         let mut last = SimTime::ZERO;

@@ -25,14 +25,17 @@ fn policy() -> impl Strategy<Value = Policy> {
             max_wait: Dur(w),
             pad_finished: p,
         }),
-        (1u32..16, 0u32..100, any::<bool>()).prop_map(|(s, extra, chunked)| Policy::Continuous {
-            max_num_seqs: s,
-            max_num_batched_tokens: if chunked {
-                s.max(16) + extra
-            } else {
-                MAX_CTX as u32 + extra
-            },
-            chunked_prefill: chunked,
+        (1u32..16, 0u32..100, any::<bool>(), any::<bool>()).prop_map(|(s, extra, chunked, pc)| {
+            Policy::Continuous {
+                max_num_seqs: s,
+                max_num_batched_tokens: if chunked {
+                    s.max(16) + extra
+                } else {
+                    MAX_CTX as u32 + extra
+                },
+                chunked_prefill: chunked,
+                prefix_caching: pc,
+            }
         }),
     ]
 }
@@ -64,7 +67,11 @@ fn case() -> impl Strategy<Value = Case> {
         (1usize..4, 0usize..3),
         0usize..6,
         (0usize..4, 1.0f64..3000.0, 1u64..200),
-        (length(), length()),
+        (
+            length(),
+            length(),
+            prop_oneof![Just(None), (1u32..5).prop_map(Some)],
+        ),
         any::<u64>(),
     )
         .prop_map(
@@ -76,7 +83,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (n_inst, sharing),
                 router,
                 (arr, rate, n),
-                (li, lo),
+                (li, lo, pool),
                 seed,
             )| {
                 let mut model = tiny_model();
@@ -152,6 +159,7 @@ fn case() -> impl Strategy<Value = Case> {
                             output: lo,
                             stop: Stop::Requests(n),
                             max_context: MAX_CTX,
+                            prompt_pool: pool,
                         },
                         gpus: vec![sharing],
                         instances,

@@ -22,6 +22,7 @@ fn md1_relative_error(rho: f64, n: u64, seed: u64) -> f64 {
         output: LengthDist::Fixed { value: 1 },
         stop: Stop::Requests(n),
         max_context: 4096,
+        prompt_pool: None,
     };
     let sc = single(Policy::Sequential, cm, 16, 100, w);
     let r = run(&sc, seed, RunOptions::default()).unwrap();
@@ -83,6 +84,7 @@ fn littles_law_closed_loop() {
                 warmup: Dur::from_secs_f64(20.0),
             },
             max_context: 4096,
+            prompt_pool: None,
         };
         let sc = single(policy, cm, 16, 10_000, w);
         let r = run(&sc, 3, RunOptions::default()).unwrap();

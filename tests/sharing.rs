@@ -64,6 +64,7 @@ fn closed(users: u32, secs: f64) -> Workload {
             warmup: Dur::from_secs_f64(1.0),
         },
         max_context: 4096,
+        prompt_pool: None,
     }
 }
 
@@ -243,6 +244,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
                 warmup: Dur::from_secs_f64(5.0),
             },
             max_context: 4096,
+            prompt_pool: None,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, RouterKind::RoundRobin, w),
@@ -311,6 +313,7 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
             output: LengthDist::Fixed { value: 2 },
             stop: Stop::Requests(100_000),
             max_context: 4096,
+            prompt_pool: None,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, router, w),

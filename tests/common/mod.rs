@@ -97,6 +97,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
         output: LengthDist::Fixed { value: 1 },
         stop: Stop::Requests(rows.len() as u64),
         max_context: 4096,
+        prompt_pool: None,
     }
 }
 
@@ -129,5 +130,6 @@ pub fn continuous() -> Policy {
         max_num_seqs: 256,
         max_num_batched_tokens: 2048,
         chunked_prefill: true,
+        prefix_caching: false,
     }
 }
