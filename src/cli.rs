@@ -498,7 +498,7 @@ fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
     }
     let missed = report.missed();
     if missed > 0 {
-        return Err(Error::Sim(format!(
+        return Err(Error::Check(format!(
             "{missed} calibration-set target(s) missed (see the table)"
         )));
     }

@@ -24,6 +24,10 @@ pub enum Error {
     /// in the KV cache). Exit code 1.
     #[error("simulation failed: {0}")]
     Sim(String),
+    /// A check on the results failed (for example a reproduction target missed).
+    /// Exit code 1.
+    #[error("{0}")]
+    Check(String),
 }
 
 /// A bad input value, with where it came from.
@@ -67,7 +71,7 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Io { .. } => 2,
-            Error::Sim(_) => 1,
+            Error::Sim(_) | Error::Check(_) => 1,
         }
     }
 }

@@ -1,0 +1,213 @@
+//! Calibration: identifiability on simulator-made measurements, determinism of the
+//! fit, and the accuracy targets of the calibration set on the shipped profiles.
+
+use infersim::calibrate::{fit, fit_record, profile_text, residuals, FitSpec, Param};
+use infersim::config::parse_experiment;
+use infersim::profile::Profile;
+use infersim::reproduce::reproduce;
+use infersim::study::{load_studies, replay, StudyPoint};
+use std::path::Path;
+
+fn prior() -> Profile {
+    infersim::profile::read_profile(&infersim::profile::profiles_dir().join("default-vllm.toml"))
+        .unwrap()
+}
+
+/// Synthetic study points on a T4: decode-heavy offline batches of 1, 8 and 64
+/// (weights, per-step and per-sequence costs), long-context decodes whose KV reads
+/// separate bandwidth from fixed costs, and a long compute-bound prefill (tensor
+/// throughput).
+fn synthetic_points(truth: &Profile) -> Vec<StudyPoint> {
+    let text = r#"
+name = "synthetic"
+[hardware]
+gpu = "t4"
+[engine]
+model = "llama-3.2-3b-instruct"
+policy = "continuous"
+max_model_len = 4096
+[engine.continuous]
+max_num_batched_tokens = 4096
+[workload]
+arrival = "offline"
+batch_size = 1
+num_requests = 64
+input_tokens = { dist = "fixed", value = 10 }
+output_tokens = { dist = "fixed", value = 60 }
+[[variant]]
+name = "decode"
+[[variant]]
+name = "prefill"
+workload = { input_tokens = { dist = "fixed", value = 3000 }, output_tokens = { dist = "fixed", value = 2 }, num_requests = 2 }
+[[variant]]
+name = "longdecode"
+workload = { input_tokens = { dist = "fixed", value = 2000 }, output_tokens = { dist = "fixed", value = 400 }, num_requests = 16 }
+[sweep]
+"workload.batch_size" = [1, 8, 64]
+"#;
+    let exp = parse_experiment(text, Path::new("synthetic.toml")).unwrap();
+    exp.points
+        .into_iter()
+        .filter(|p| match p.params[0].1.as_str() {
+            Some("prefill") => p.params[1].1.as_integer() == Some(1),
+            Some("longdecode") => p.params[1].1.as_integer() == Some(8),
+            _ => true,
+        })
+        .map(|p| {
+            let metric = if p.params[0].1.as_str() == Some("prefill") {
+                "mean_ttft_ms"
+            } else {
+                "mean_batch_latency_ms"
+            };
+            let mut sp = StudyPoint {
+                study: "synthetic".into(),
+                label: format!("{:?}", p.params),
+                measured: Vec::new(),
+                calibrate: true,
+                point: p,
+                experiment: "synthetic.toml".into(),
+            };
+            let sim = replay(&sp, Some(truth), 1).unwrap();
+            sp.measured
+                .push((metric.to_string(), sim[metric].as_f64().unwrap()));
+            sp
+        })
+        .collect()
+}
+
+fn truth() -> Profile {
+    let mut t = prior();
+    t.eta_compute = 0.55;
+    t.eta_bandwidth = 0.68;
+    t.gpu_step_overhead_us = 900.0;
+    t.gpu_seq_overhead_us = 40.0;
+    t.cpu_step_overhead_us = 0.0;
+    t.cpu_seq_overhead_us = 0.0;
+    t.cpu_overlap = 0.0;
+    t
+}
+
+fn spec(start: Profile) -> FitSpec {
+    FitSpec {
+        prior: start,
+        free: vec![
+            Param::EtaCompute,
+            Param::EtaBandwidth,
+            Param::GpuStep,
+            Param::GpuSeq,
+        ],
+        prior_weight: 0.0,
+        metrics: Vec::new(),
+        seed: 1,
+        max_evals: 1500,
+    }
+}
+
+/// Measurements the simulator made with known parameters are fitted back to them.
+#[test]
+fn identifiability_recovers_known_parameters_within_2_percent() {
+    let truth = truth();
+    let points = synthetic_points(&truth);
+    assert_eq!(points.len(), 5);
+    let mut start = prior();
+    start.cpu_step_overhead_us = 0.0;
+    start.cpu_seq_overhead_us = 0.0;
+    start.cpu_overlap = 0.0;
+    let r = fit(&spec(start), &points);
+    for p in [
+        Param::EtaCompute,
+        Param::EtaBandwidth,
+        Param::GpuStep,
+        Param::GpuSeq,
+    ] {
+        let (got, want) = (p.get(&r.profile), p.get(&truth));
+        assert!(
+            ((got - want) / want).abs() < 0.02,
+            "{}: fitted {got}, true {want}",
+            p.name()
+        );
+    }
+    for res in residuals(&points, Some(&r.profile), 1).unwrap() {
+        assert!(res.rel_error().abs() < 0.005, "{res:?}");
+    }
+}
+
+/// The same inputs give the same profile bytes.
+#[test]
+fn the_fit_is_deterministic() {
+    let points = synthetic_points(&truth());
+    let text = || {
+        let mut s = spec(prior());
+        s.max_evals = 300;
+        let r = fit(&s, &points);
+        let res = residuals(&points, Some(&r.profile), 1).unwrap();
+        let mut p = r.profile.clone();
+        p.fit = Some(fit_record("2026-01-01", 1, &["synthetic".into()], &r, &res));
+        profile_text(&p, "test")
+    };
+    assert_eq!(text(), text());
+}
+
+/// Targets of the calibration set that the shipped profiles do not meet yet, each
+/// (study, point, metric). The test fails if one more target is missed, and also if
+/// one of these is met (then it must leave this list).
+const KNOWN_MISSES: &[(&str, &str, &str)] = &[
+    (
+        "a100-40gb-qwen3-14b-vllm",
+        "SAT_G1 rate 10",
+        "median_tpot_ms",
+    ),
+    (
+        "a100-40gb-qwen3-14b-vllm",
+        "SCALE_G1 rate 10",
+        "median_tpot_ms",
+    ),
+    (
+        "a100-40gb-qwen3-14b-vllm",
+        "SAT_G1 rate 60",
+        "request_throughput",
+    ),
+    (
+        "a100-40gb-qwen3-14b-vllm",
+        "SCALE_G1 rate 60",
+        "request_throughput",
+    ),
+];
+
+/// `infersim reproduce` on the shipped profiles: every calibration-set target is met
+/// but the known misses above, which are reported in the README and the notes.
+#[test]
+fn reproduce_meets_the_calibration_targets() {
+    let studies = load_studies(&[]).unwrap();
+    assert_eq!(studies.len(), 5);
+    let report = reproduce(&studies, 1).unwrap();
+    let with_target = report.rows.iter().filter(|r| r.target.is_some()).count();
+    assert!(with_target >= 60, "{with_target} targets");
+    let mut missed: Vec<(String, String, String)> = report
+        .rows
+        .iter()
+        .filter(|r| r.pass() == Some(false))
+        .map(|r| {
+            (
+                r.res.study.clone(),
+                r.res.point.clone(),
+                r.res.metric.clone(),
+            )
+        })
+        .collect();
+    missed.sort();
+    let mut known: Vec<(String, String, String)> = KNOWN_MISSES
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    known.sort();
+    assert_eq!(missed, known, "\n{}", report.table());
+    // Calibrated profiles are used for every study of the calibration set.
+    for r in report.rows.iter().filter(|r| r.calibrate) {
+        assert!(
+            r.calibrated,
+            "{} uses uncalibrated profile {}",
+            r.res.study, r.profile
+        );
+    }
+}
