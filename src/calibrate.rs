@@ -24,10 +24,12 @@ pub enum Param {
     CpuSeq,
     /// CPU/GPU overlap fraction.
     CpuOverlap,
+    /// API front-end latency per request.
+    ApiLatency,
 }
 
 /// Every fittable parameter.
-pub const ALL_PARAMS: [Param; 7] = [
+pub const ALL_PARAMS: [Param; 8] = [
     Param::EtaCompute,
     Param::EtaBandwidth,
     Param::GpuStep,
@@ -35,6 +37,7 @@ pub const ALL_PARAMS: [Param; 7] = [
     Param::CpuStep,
     Param::CpuSeq,
     Param::CpuOverlap,
+    Param::ApiLatency,
 ];
 
 impl Param {
@@ -48,6 +51,7 @@ impl Param {
             Param::CpuStep => "cpu_step_overhead_us",
             Param::CpuSeq => "cpu_seq_overhead_us",
             Param::CpuOverlap => "cpu_overlap",
+            Param::ApiLatency => "api_latency_us",
         }
     }
 
@@ -89,6 +93,7 @@ impl Param {
             Param::CpuStep => p.cpu_step_overhead_us,
             Param::CpuSeq => p.cpu_seq_overhead_us,
             Param::CpuOverlap => p.cpu_overlap,
+            Param::ApiLatency => p.api_latency_us,
         }
     }
 
@@ -102,6 +107,7 @@ impl Param {
             Param::CpuStep => p.cpu_step_overhead_us = v,
             Param::CpuSeq => p.cpu_seq_overhead_us = v,
             Param::CpuOverlap => p.cpu_overlap = v,
+            Param::ApiLatency => p.api_latency_us = v,
         }
     }
 
@@ -566,7 +572,7 @@ pub fn calibrate_all(
         let spec = FitSpec {
             prior,
             free: ALL_PARAMS.to_vec(),
-            prior_weight: 1e-4,
+            prior_weight: 1e-3,
             metrics: metrics.clone(),
             seed,
             max_evals,

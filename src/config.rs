@@ -230,10 +230,21 @@ impl Point {
     pub fn with_profile(&self, profile: &Profile) -> Scenario {
         let mut sc = self.scenario.clone();
         let cost = CostModel::new(&self.model, &self.gpu, profile);
+        let lat = api_latency(profile, &sc.workload);
         for i in &mut sc.instances {
             i.cost = cost.clone();
+            i.api_latency = lat;
         }
         sc
+    }
+}
+
+/// The API front-end latency of `profile` for `workload`: none for offline batches,
+/// which call the engine in-process.
+pub fn api_latency(profile: &Profile, workload: &Workload) -> Dur {
+    match workload.arrival {
+        Arrival::Offline { .. } => Dur(0),
+        _ => Dur::from_secs_f64(profile.api_latency_us * 1e-6),
     }
 }
 
@@ -925,6 +936,7 @@ pub fn build_point(
             geo,
             kv_blocks: blocks,
             active_thread_fraction: atp / 100.0,
+            api_latency: api_latency(&profile, &workload),
         })
         .collect();
     let router = h.router.unwrap_or(RouterKind::RoundRobin);

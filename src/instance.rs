@@ -239,7 +239,13 @@ impl Instance {
         &self.cost
     }
 
-    /// Accepts a request from the router.
+    /// Counts a request the router sent here (it may still be in transit).
+    pub fn note_routed(&mut self, req: &Request) {
+        self.outstanding += 1;
+        self.outstanding_tokens += req.input_tokens as u64 + req.output_tokens as u64;
+    }
+
+    /// Accepts a request from the router (after [`Instance::note_routed`]).
     pub fn enqueue(&mut self, req: Request, now: SimTime) {
         let seq = Seq {
             req,
@@ -271,8 +277,6 @@ impl Instance {
             }
         };
         self.waiting.push_back(slot);
-        self.outstanding += 1;
-        self.outstanding_tokens += req.input_tokens as u64 + req.output_tokens as u64;
         self.stats.max_queue = self.stats.max_queue.max(self.waiting.len() as u64);
     }
 

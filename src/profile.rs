@@ -38,6 +38,13 @@ pub struct Profile {
     /// Fraction of the CPU-side time that overlaps the instance's own GPU work
     /// (0: fully serial as in HF Transformers or vLLM V0; 1: fully overlapped).
     pub cpu_overlap: f64,
+    /// Latency between a client sending a request to the API server and the engine
+    /// seeing it (HTTP, chat template, tokenisation, hand-off to the engine), plus
+    /// the delivery of the first streamed chunk, microseconds. Applies to requests
+    /// sent to a server (open and closed loop), not to offline batches, which call
+    /// the engine in-process.
+    #[serde(default)]
+    pub api_latency_us: f64,
     /// Passes over the fp32 logits (batch × vocabulary) the sampler makes.
     pub logits_passes: f64,
     /// Memory outside weights, KV cache and activations (CUDA context, cuBLAS
@@ -83,6 +90,7 @@ impl Profile {
             ("cpu_step_overhead_us", self.cpu_step_overhead_us),
             ("cpu_seq_overhead_us", self.cpu_seq_overhead_us),
             ("logits_passes", self.logits_passes),
+            ("api_latency_us", self.api_latency_us),
             ("non_torch_memory_gib", self.non_torch_memory_gib),
         ] {
             if !(v.is_finite() && v >= 0.0) {

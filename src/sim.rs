@@ -51,6 +51,7 @@ enum Ev {
     OpenArrival,
     UserSend(u32),
     OfflineGroup,
+    Deliver(u32),
     CpuDone(u32),
     StepDone(u32),
     GpuCheck(u32, u64),
@@ -113,6 +114,8 @@ pub struct InstanceSetup {
     pub kv_blocks: u64,
     /// MPS active-thread fraction (1 when unset).
     pub active_thread_fraction: f64,
+    /// Time from a request's arrival to the engine seeing it (API front end).
+    pub api_latency: Dur,
 }
 
 /// A scenario: everything one simulation needs except the seed.
@@ -190,6 +193,7 @@ struct Engine<'a> {
     inst: Vec<Instance>,
     steps: Vec<StepState>,
     sched_pending: Vec<bool>,
+    in_transit: Vec<VecDeque<Request>>,
     gpus: Vec<GpuState>,
     router: Router,
     rec: Recorder,
@@ -236,6 +240,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         inst,
         steps: vec![StepState::default(); n],
         sched_pending: vec![false; n],
+        in_transit: vec![VecDeque::new(); n],
         gpus: vec![GpuState::default(); sc.gpus.len()],
         router: Router::new(sc.router, workload::rng(seed, streams::ROUTER)),
         rec: Recorder::new(warmup, opts.keep_records),
@@ -441,6 +446,18 @@ impl Engine<'_> {
 
     fn route(&mut self, now: SimTime, r: Request) {
         let i = self.router.pick(&self.inst, r.user);
+        self.inst[i].note_routed(&r);
+        let lat = self.sc.instances[i].api_latency;
+        if lat.0 == 0 {
+            self.deliver(now, i, r);
+        } else {
+            // Requests reach the engine in the order they were sent.
+            self.in_transit[i].push_back(r);
+            self.q.push(now + lat, Phase::Arrive, Ev::Deliver(i as u32));
+        }
+    }
+
+    fn deliver(&mut self, now: SimTime, i: usize, r: Request) {
         self.inst[i].enqueue(r, now);
         self.want_schedule(now, i);
     }
@@ -504,6 +521,12 @@ impl Engine<'_> {
                         }
                     }
                 }
+            }
+            Ev::Deliver(i) => {
+                let r = self.in_transit[i as usize]
+                    .pop_front()
+                    .expect("a request in transit");
+                self.deliver(now, i as usize, r);
             }
             Ev::CpuDone(i) => self.submit_gpu(now, i as usize),
             Ev::GpuCheck(g, v) => self.gpu_check(now, g as usize, v),

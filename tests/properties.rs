@@ -65,7 +65,7 @@ fn case() -> impl Strategy<Value = Case> {
         0u64..40,
         prop_oneof![Just(0u64), Just(8u64)],
         (1usize..4, 0usize..3),
-        0usize..6,
+        (0usize..6, prop_oneof![Just(0u64), 1u64..3_000_000]),
         (0usize..4, 1.0f64..3000.0, 1u64..200),
         (
             length(),
@@ -81,7 +81,7 @@ fn case() -> impl Strategy<Value = Case> {
                 extra_blocks,
                 window,
                 (n_inst, sharing),
-                router,
+                (router, api_lat),
                 (arr, rate, n),
                 (li, lo, pool),
                 seed,
@@ -149,6 +149,7 @@ fn case() -> impl Strategy<Value = Case> {
                         geo,
                         kv_blocks,
                         active_thread_fraction: 0.7,
+                        api_latency: Dur(api_lat),
                     })
                     .collect();
                 Case {

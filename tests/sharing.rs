@@ -26,6 +26,7 @@ fn setup(gpu: usize, policy: Policy, cost: CostModel, att: f64) -> InstanceSetup
         geo: infersim::kv::KvGeometry::new(&tiny_model(), 16),
         kv_blocks: 1000,
         active_thread_fraction: att,
+        api_latency: Dur(0),
     }
 }
 

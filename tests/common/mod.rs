@@ -73,6 +73,7 @@ pub fn profile(gpu_step_us: f64, cpu_step_us: f64, cpu_overlap: f64) -> Profile 
         cpu_seq_overhead_us: 0.0,
         cpu_overlap,
         logits_passes: 1.0,
+        api_latency_us: 0.0,
         non_torch_memory_gib: 0.0,
         source: String::new(),
         fit: None,
@@ -119,6 +120,7 @@ pub fn single(
             geo: KvGeometry::new(&tiny_model(), block_size),
             kv_blocks,
             active_thread_fraction: 1.0,
+            api_latency: Dur(0),
         }],
         router: RouterKind::RoundRobin,
     }
