@@ -154,16 +154,6 @@ fn the_fit_is_deterministic() {
 const KNOWN_MISSES: &[(&str, &str, &str)] = &[
     (
         "a100-40gb-qwen3-14b-vllm",
-        "SAT_G1 rate 10",
-        "median_tpot_ms",
-    ),
-    (
-        "a100-40gb-qwen3-14b-vllm",
-        "SCALE_G1 rate 10",
-        "median_tpot_ms",
-    ),
-    (
-        "a100-40gb-qwen3-14b-vllm",
         "SAT_G1 rate 60",
         "request_throughput",
     ),
