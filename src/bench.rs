@@ -1,21 +1,24 @@
 //! `infersim bench`: how fast the simulator runs on standard scenarios.
 //!
-//! Each scenario reports simulated requests per wall-second, simulated seconds per
-//! wall-second, events per second and the process's peak resident memory.
+//! Each scenario runs in a child process of its own (so its peak resident memory is
+//! its own), once fast-forwarded and once step by step, and reports simulated
+//! requests per wall-second, simulated seconds per wall-second, events per second
+//! and peak memory; the two modes must give identical summaries. A 64-point sweep is
+//! then timed on one thread and on all cores.
 
-use crate::config::{parse_experiment, Point};
+use crate::config::{parse_experiment, Experiment, Point};
+use crate::experiment::{run_all, RunConfig};
 use crate::sim::{run, RunOptions};
-use crate::workload::{Arrival, Stop};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
 /// One benchmark figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BenchRow {
     /// Scenario name.
     pub scenario: String,
-    /// Simulation mode.
+    /// `fast-forward` or `step-by-step`.
     pub mode: String,
     /// Requests simulated.
     pub requests: u64,
@@ -27,8 +30,10 @@ pub struct BenchRow {
     pub sim_seconds_per_s: f64,
     /// Events processed per wall-second.
     pub events_per_s: f64,
-    /// Peak resident memory of the process so far, MB.
+    /// Peak resident memory of the process that ran it, MB.
     pub peak_rss_mb: f64,
+    /// Hash of the run's summary (equal across modes when they agree).
+    pub summary_hash: String,
 }
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`; 0 elsewhere).
@@ -46,85 +51,165 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn point(toml: &str) -> Point {
-    let exp = parse_experiment(toml, Path::new("<bench>"))
-        .unwrap_or_else(|e| panic!("bench scenario is invalid: {e:?}"));
-    exp.points.into_iter().next().expect("one point")
+fn experiment(toml: &str) -> Experiment {
+    parse_experiment(toml, Path::new("<bench>"))
+        .unwrap_or_else(|e| panic!("bench scenario is invalid: {e:?}"))
 }
 
-/// Llama-3.1-8B on an A100-80GB, 512 in / 128 out, continuous batching.
-pub fn llama_a100(arrival: &str) -> String {
+fn point(toml: &str) -> Point {
+    experiment(toml)
+        .points
+        .into_iter()
+        .next()
+        .expect("one point")
+}
+
+fn llama_a100(hardware: &str, workload: &str) -> String {
     format!(
         r#"name = "bench"
 [hardware]
 gpu = "a100-80gb"
+{hardware}
 [engine]
 model = "llama-3.1-8b"
 policy = "continuous"
 max_model_len = 4096
 [workload]
-{arrival}
+{workload}
 input_tokens = {{ dist = "fixed", value = 512 }}
 output_tokens = {{ dist = "fixed", value = 128 }}
 "#
     )
 }
 
-/// Saturated throughput (req/s) of the Llama/A100 scenario: an offline run of
-/// `n` requests all at once.
-pub fn capacity(n: u64) -> f64 {
-    let p = point(&llama_a100(&format!(
-        "arrival = \"offline\"\nbatch_size = {n}\nnum_requests = {n}"
-    )));
+/// Saturated throughput (req/s) of one Llama-3.1-8B instance on an A100-80GB with
+/// 512/128-token requests: an offline run of 20,000 requests at once.
+pub fn capacity() -> f64 {
+    let p = point(&llama_a100(
+        "",
+        "arrival = \"offline\"\nbatch_size = 20000\nnum_requests = 20000",
+    ));
     let r = run(&p.scenario, 1, RunOptions::default()).expect("capacity run");
     r.summary["request_throughput"].as_f64().unwrap_or(0.0)
 }
 
-/// Times one run of `p` and reports it.
-pub fn time_run(name: &str, mode: &str, p: &Point) -> BenchRow {
+/// Names of the standard scenarios.
+pub const SCENARIOS: [&str; 6] = [
+    "continuous-50pct",
+    "continuous-90pct",
+    "continuous-120pct",
+    "mps-3-servers-l4",
+    "dp-8-replicas",
+    "closed-loop-50-users",
+];
+
+/// The scenario `name` at `scale` (1.0: 100,000 requests; 0.1: 10,000).
+pub fn scenario(name: &str, scale: f64, cap: f64) -> Option<Point> {
+    let n = |base: f64| ((base * scale).round() as u64).max(10);
+    let poisson = |load: f64, reps: f64| {
+        format!(
+            "arrival = \"poisson\"\nrate_per_s = {}\nnum_requests = {}",
+            load * cap * reps,
+            n(100_000.0)
+        )
+    };
+    Some(match name {
+        "continuous-50pct" => point(&llama_a100("", &poisson(0.5, 1.0))),
+        "continuous-90pct" => point(&llama_a100("", &poisson(0.9, 1.0))),
+        "continuous-120pct" => point(&llama_a100("", &poisson(1.2, 1.0))),
+        "dp-8-replicas" => point(&llama_a100("num_gpus = 8", &poisson(0.9, 8.0))),
+        "closed-loop-50-users" => point(&llama_a100(
+            "",
+            &format!(
+                "arrival = \"closed-loop\"\nusers = 50\nnum_requests = {}",
+                n(100_000.0)
+            ),
+        )),
+        "mps-3-servers-l4" => point(&format!(
+            r#"name = "bench"
+[hardware]
+gpu = "l4"
+sharing = "mps"
+instances_per_gpu = 3
+router = "round-robin"
+[engine]
+model = "gemma-3-1b-it"
+policy = "continuous"
+gpu_memory_utilization = 0.3
+max_model_len = 4096
+[workload]
+arrival = "poisson"
+rate_per_s = 15.0
+num_requests = {}
+input_tokens = {{ dist = "fixed", value = 15 }}
+output_tokens = {{ dist = "fixed", value = 100 }}
+"#,
+            n(20_000.0)
+        )),
+        _ => return None,
+    })
+}
+
+/// Runs one scenario in this process and reports it.
+pub fn time_run(name: &str, step_by_step: bool, p: &Point) -> BenchRow {
     let t = Instant::now();
-    let r = run(&p.scenario, 1, RunOptions::default()).expect("bench run");
-    let wall = t.elapsed().as_secs_f64();
+    let opts = RunOptions {
+        step_by_step,
+        ..RunOptions::default()
+    };
+    let r = run(&p.scenario, 1, opts).expect("bench run");
+    let wall = t.elapsed().as_secs_f64().max(1e-9);
+    let text = serde_json::to_string(&r.summary).expect("serialises");
     BenchRow {
         scenario: name.into(),
-        mode: mode.into(),
+        mode: if step_by_step {
+            "step-by-step"
+        } else {
+            "fast-forward"
+        }
+        .into(),
         requests: r.issued,
         wall_s: wall,
         sim_requests_per_s: r.issued as f64 / wall,
         sim_seconds_per_s: r.end.as_secs_f64() / wall,
         events_per_s: r.events as f64 / wall,
         peak_rss_mb: peak_rss_mb(),
+        summary_hash: format!("{:016x}", fnv1a(text.as_bytes())),
     }
 }
 
-/// The standard scenarios, at `scale` (1.0: 100,000 requests for the main one).
-pub fn scenarios(scale: f64) -> Vec<(String, Point)> {
-    let n = |base: f64| ((base * scale).round() as u64).max(10);
-    let cap = capacity(n(20_000.0).min(20_000));
-    let mut v = Vec::new();
-    for load in [0.5, 0.9, 1.2] {
-        let rate = load * cap;
-        v.push((
-            format!("continuous-{}pct", (load * 100.0) as u32),
-            point(&llama_a100(&format!(
-                "arrival = \"poisson\"\nrate_per_s = {rate}\nnum_requests = {}",
-                n(100_000.0)
-            ))),
-        ));
+/// FNV-1a, 64 bits: a stable fingerprint of a summary.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
     }
-    v
+    h
 }
 
-/// Describes a point's workload for messages.
-pub fn describe(p: &Point) -> String {
-    let w = &p.scenario.workload;
-    let a = match &w.arrival {
-        Arrival::Poisson { rate } => format!("Poisson {rate:.2} req/s"),
-        other => format!("{other:?}"),
-    };
-    let s = match w.stop {
-        Stop::Requests(n) => format!("{n} requests"),
-        Stop::Timed { duration, .. } => format!("{:.0} s", duration.as_secs_f64()),
-    };
-    format!("{a}, {s}")
+/// Times a 64-point sweep (the bench model at 64 rates, 10,000 requests each)
+/// on `jobs` threads; returns wall seconds and requests simulated.
+pub fn time_sweep(jobs: usize, scale: f64) -> (f64, u64) {
+    let rates: Vec<String> = (1..=64).map(|i| format!("{:.1}", i as f64 * 0.5)).collect();
+    let n = ((10_000.0 * scale).round() as u64).max(10);
+    let text = llama_a100(
+        "",
+        &format!("arrival = \"poisson\"\nrate_per_s = 1.0\nnum_requests = {n}"),
+    ) + &format!(
+        "[sweep]\n\"workload.rate_per_s\" = [{}]\n",
+        rates.join(", ")
+    );
+    let exp = experiment(&text);
+    let t = Instant::now();
+    let rows = run_all(
+        &exp,
+        &RunConfig {
+            seed: None,
+            jobs,
+            quiet: true,
+        },
+    )
+    .expect("sweep");
+    (t.elapsed().as_secs_f64(), rows.len() as u64 * n)
 }

@@ -41,9 +41,18 @@ enum Command {
         /// Print JSON (an array of figures).
         #[arg(long)]
         json: bool,
-        /// Scale of the scenarios (1.0: 100,000 requests in the main one).
+        /// Scale of the scenarios (1.0: 100,000 requests in the main ones; 100: 10 M).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// Only these scenarios (default: all).
+        #[arg(long = "scenario")]
+        scenarios: Vec<String>,
+        /// Skip the step-by-step runs.
+        #[arg(long)]
+        fast_only: bool,
+        /// Internal: run one scenario in this process and print its figure as JSON.
+        #[arg(long, hide = true, num_args = 3, value_names = ["NAME", "MODE", "CAPACITY"])]
+        child: Vec<String>,
     },
 }
 
@@ -142,7 +151,13 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Validate { file } => cmd_validate(file),
         Command::List => cmd_list(),
         Command::StepTime(a) => cmd_step_time(a),
-        Command::Bench { json, scale } => cmd_bench(json, scale),
+        Command::Bench {
+            json,
+            scale,
+            scenarios,
+            fast_only,
+            child,
+        } => cmd_bench(json, scale, &scenarios, fast_only, &child),
         Command::Calibrate(a) => cmd_calibrate(a),
         Command::Reproduce(a) => cmd_reproduce(a),
     };
@@ -335,35 +350,113 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn cmd_bench(json: bool, scale: f64) -> Result<(), Error> {
-    if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
-        return Err(ConfigError::new(
-            "<command line>",
-            "--scale",
-            format!("got {scale}, allowed: (0, 100]"),
-        )
-        .into());
-    }
-    let mut rows = Vec::new();
-    for (name, p) in crate::bench::scenarios(scale) {
-        if !json {
-            eprintln!("{name}: {}", crate::bench::describe(&p));
-        }
-        rows.push(crate::bench::time_run(&name, "step-by-step", &p));
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("serialises")
+fn cmd_bench(
+    json: bool,
+    scale: f64,
+    only: &[String],
+    fast_only: bool,
+    child: &[String],
+) -> Result<(), Error> {
+    use crate::bench::{capacity, scenario, time_run, time_sweep, BenchRow, SCENARIOS};
+    let cl = "<command line>";
+    if !(scale.is_finite() && scale > 0.0 && scale <= 1000.0) {
+        return Err(
+            ConfigError::new(cl, "--scale", format!("got {scale}, allowed: (0, 1000]")).into(),
         );
+    }
+    if let [name, mode, cap] = child {
+        let cap: f64 = cap
+            .parse()
+            .map_err(|_| ConfigError::new(cl, "--child", "bad capacity"))?;
+        let p = scenario(name, scale, cap)
+            .ok_or_else(|| ConfigError::new(cl, "--child", format!("unknown scenario {name:?}")))?;
+        let row = time_run(name, mode == "step-by-step", &p);
+        println!("{}", serde_json::to_string(&row).expect("serialises"));
+        return Ok(());
+    }
+    for o in only {
+        if !SCENARIOS.contains(&o.as_str()) {
+            return Err(ConfigError::new(
+                cl,
+                "--scenario",
+                format!(
+                    "unknown scenario {o:?}; scenarios: {}",
+                    SCENARIOS.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
+    let cap = capacity();
+    let exe = std::env::current_exe().map_err(|e| Error::io("infersim", e))?;
+    let mut rows: Vec<BenchRow> = Vec::new();
+    for name in SCENARIOS
+        .iter()
+        .filter(|n| only.is_empty() || only.iter().any(|o| o == *n))
+    {
+        let modes: &[&str] = if fast_only {
+            &["fast-forward"]
+        } else {
+            &["fast-forward", "step-by-step"]
+        };
+        for mode in modes {
+            if !json {
+                eprintln!("running {name} ({mode})...");
+            }
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "bench",
+                    "--scale",
+                    &scale.to_string(),
+                    "--child",
+                    name,
+                    mode,
+                    &cap.to_string(),
+                ])
+                .output()
+                .map_err(|e| Error::io(&exe, e))?;
+            if !out.status.success() {
+                return Err(Error::Sim(format!(
+                    "bench scenario {name} ({mode}) failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            let row: BenchRow = serde_json::from_slice(&out.stdout).map_err(|e| {
+                Error::Sim(format!("bench scenario {name}: unreadable result: {e}"))
+            })?;
+            rows.push(row);
+        }
+    }
+    // Fast-forward and step-by-step must agree exactly.
+    for w in rows.windows(2) {
+        if w[0].scenario == w[1].scenario && w[0].summary_hash != w[1].summary_hash {
+            return Err(Error::Check(format!(
+                "{}: fast-forward and step-by-step summaries differ",
+                w[0].scenario
+            )));
+        }
+    }
+    let threads = rayon::current_num_threads();
+    let (t1, n1) = time_sweep(1, scale.min(1.0));
+    let (tn, _) = time_sweep(0, scale.min(1.0));
+    if json {
+        let mut v = serde_json::to_value(&rows).expect("serialises");
+        if let serde_json::Value::Array(a) = &mut v {
+            a.push(serde_json::json!({
+                "scenario": "sweep-64-points", "mode": "fast-forward", "requests": n1,
+                "sim_requests_per_s": n1 as f64 / tn, "threads": threads,
+                "wall_s_1_thread": t1, "wall_s_all_threads": tn, "speedup": t1 / tn,
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
     } else {
         println!(
-            "{:<20} {:<13} {:>9} {:>8} {:>12} {:>12} {:>12} {:>8}",
+            "{:<22} {:<13} {:>10} {:>8} {:>12} {:>12} {:>12} {:>8}",
             "scenario", "mode", "requests", "wall s", "sim req/s", "sim s/s", "events/s", "RSS MB"
         );
         for r in &rows {
             println!(
-                "{:<20} {:<13} {:>9} {:>8.3} {:>12.0} {:>12.0} {:>12.0} {:>8.1}",
+                "{:<22} {:<13} {:>10} {:>8.3} {:>12.0} {:>12.0} {:>12.0} {:>8.1}",
                 r.scenario,
                 r.mode,
                 r.requests,
@@ -374,6 +467,16 @@ fn cmd_bench(json: bool, scale: f64) -> Result<(), Error> {
                 r.peak_rss_mb
             );
         }
+        for w in rows.windows(2) {
+            if w[0].scenario == w[1].scenario {
+                println!(
+                    "{}: fast-forward is {:.1}x step-by-step, identical summaries",
+                    w[0].scenario,
+                    w[1].wall_s / w[0].wall_s
+                );
+            }
+        }
+        println!("sweep of 64 points ({n1} requests): {t1:.2} s on 1 thread, {tn:.2} s on {threads} threads: speed-up {:.2}x", t1 / tn);
     }
     Ok(())
 }

@@ -308,8 +308,11 @@ impl Instance {
             d.n_below += 1;
             d.sum_base_below += base;
             d.cnt_below[r] += 1;
-            let k_cross = (self.geo.window as i64 - base) as u64;
-            d.cross.push(Reverse((k_cross, admit, slot)));
+            if self.geo.window_layers > 0 {
+                // Only a model with a window has a crossing to wait for.
+                let k_cross = (self.geo.window as i64 - base) as u64;
+                d.cross.push(Reverse((k_cross, admit, slot)));
+            }
         } else {
             d.cnt_above[r] += 1;
         }

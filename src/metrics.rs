@@ -42,11 +42,11 @@ pub struct RequestRecord {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     window_start: SimTime,
-    ttft: Vec<f64>,
-    tpot: Vec<f64>,
-    e2el: Vec<f64>,
-    itl: Vec<(f64, u64)>,
-    batch_latency: Vec<f64>,
+    ttft: Sketch,
+    tpot: Sketch,
+    e2el: Sketch,
+    itl: Sketch,
+    batch_latency: Sketch,
     /// Completed requests inside the measurement window.
     pub completed: u64,
     /// Prompt tokens of those requests.
@@ -66,11 +66,11 @@ impl Recorder {
     pub fn new(window_start: SimTime, keep_records: bool) -> Self {
         Recorder {
             window_start,
-            ttft: Vec::new(),
-            tpot: Vec::new(),
-            e2el: Vec::new(),
-            itl: Vec::new(),
-            batch_latency: Vec::new(),
+            ttft: Sketch::default(),
+            tpot: Sketch::default(),
+            e2el: Sketch::default(),
+            itl: Sketch::default(),
+            batch_latency: Sketch::default(),
             completed: 0,
             input_tokens: 0,
             output_tokens: 0,
@@ -83,7 +83,7 @@ impl Recorder {
     /// `weight` tokens each came `gap` after the previous token of their request.
     pub fn itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
         if now >= self.window_start && weight > 0 {
-            self.itl.push((gap.as_millis_f64(), weight));
+            self.itl.add(gap.as_millis_f64(), weight);
         }
     }
 
@@ -106,11 +106,11 @@ impl Recorder {
         }
         let ttft = (first - req.arrival).as_millis_f64();
         let e2el = (finish - req.arrival).as_millis_f64();
-        self.ttft.push(ttft);
-        self.e2el.push(e2el);
+        self.ttft.add(ttft, 1);
+        self.e2el.add(e2el, 1);
         if req.output_tokens > 1 {
             self.tpot
-                .push((e2el - ttft) / (req.output_tokens - 1) as f64);
+                .add((e2el - ttft) / (req.output_tokens - 1) as f64, 1);
         }
         self.completed += 1;
         self.input_tokens += req.input_tokens as u64;
@@ -133,7 +133,7 @@ impl Recorder {
 
     /// An offline batch took `latency` from submission to its last completion.
     pub fn batch(&mut self, latency: Dur) {
-        self.batch_latency.push(latency.as_millis_f64());
+        self.batch_latency.add(latency.as_millis_f64(), 1);
     }
 
     /// Writes the summary keys into `out`; `duration_s` is the denominator of the
@@ -160,18 +160,12 @@ impl Recorder {
             "total_token_throughput",
             per_s((self.input_tokens + self.output_tokens) as f64),
         );
-        for (name, data) in [
-            ("ttft_ms", &mut self.ttft),
-            ("tpot_ms", &mut self.tpot),
-            ("e2el_ms", &mut self.e2el),
-        ] {
-            let mut w: Vec<(f64, u64)> = data.iter().map(|&v| (v, 1)).collect();
-            stats_into(name, &mut w, out);
-        }
-        stats_into("itl_ms", &mut self.itl, out);
-        if !self.batch_latency.is_empty() {
-            let mut w: Vec<(f64, u64)> = self.batch_latency.iter().map(|&v| (v, 1)).collect();
-            stats_into("batch_latency_ms", &mut w, out);
+        self.ttft.write("ttft_ms", out);
+        self.tpot.write("tpot_ms", out);
+        self.e2el.write("e2el_ms", out);
+        self.itl.write("itl_ms", out);
+        if self.batch_latency.count() > 0 {
+            self.batch_latency.write("batch_latency_ms", out);
         }
     }
 }
@@ -181,6 +175,133 @@ pub fn num(v: f64) -> Value {
     serde_json::Number::from_f64(v)
         .map(Value::Number)
         .unwrap_or(Value::Null)
+}
+
+/// Samples kept exactly while they are few: up to this many distinct entries.
+pub const EXACT_LIMIT: usize = 100_000;
+/// Relative accuracy of quantiles once samples are bucketed.
+pub const BUCKET_ACCURACY: f64 = 0.001;
+const BUCKET_MIN: f64 = 1e-3;
+
+/// Weighted samples of one metric with bounded memory. Exact (numpy-identical
+/// quantiles, mean and standard deviation) while it holds at most [`EXACT_LIMIT`]
+/// distinct entries; beyond that, values go into logarithmic buckets
+/// (HDR-histogram style) whose quantiles are within [`BUCKET_ACCURACY`] relative
+/// error, and the mean and standard deviation come from running sums. Memory is then
+/// a few thousand counters whatever the number of samples.
+#[derive(Debug, Clone, Default)]
+pub struct Sketch {
+    exact: Vec<(f64, u64)>,
+    bucketed: bool,
+    buckets: Vec<u64>,
+    n: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Sketch {
+    fn bucket(v: f64) -> usize {
+        if v <= BUCKET_MIN {
+            0
+        } else {
+            1 + ((v / BUCKET_MIN).ln() / (2.0 * BUCKET_ACCURACY).ln_1p()) as usize
+        }
+    }
+
+    fn bucket_value(i: usize) -> f64 {
+        if i == 0 {
+            BUCKET_MIN
+        } else {
+            // Geometric middle of the bucket [m·r^(i-1), m·r^i).
+            BUCKET_MIN
+                * (2.0 * BUCKET_ACCURACY)
+                    .ln_1p()
+                    .mul_add(i as f64 - 0.5, 0.0)
+                    .exp()
+        }
+    }
+
+    /// Adds `weight` samples of value `v` (non-finite values are ignored).
+    pub fn add(&mut self, v: f64, weight: u64) {
+        if !v.is_finite() || weight == 0 {
+            return;
+        }
+        if self.n == 0 {
+            self.min = v;
+            self.max = v;
+        }
+        self.n += weight;
+        self.sum += v * weight as f64;
+        self.sum_sq += v * v * weight as f64;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if self.bucketed {
+            self.put(v, weight);
+        } else {
+            self.exact.push((v, weight));
+            if self.exact.len() > EXACT_LIMIT {
+                self.bucketed = true;
+                for (v, w) in std::mem::take(&mut self.exact) {
+                    self.put(v, w);
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, v: f64, w: u64) {
+        let i = Self::bucket(v);
+        if self.buckets.len() <= i {
+            self.buckets.resize(i + 1, 0);
+        }
+        self.buckets[i] += w;
+    }
+
+    /// Samples added.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// Writes `mean_`, `median_`, `std_`, `p50_`, `p90_`, `p95_`, `p99_` of `name`.
+    pub fn write(&mut self, name: &str, out: &mut Map<String, Value>) {
+        if !self.bucketed {
+            stats_into(name, &mut self.exact, out);
+            return;
+        }
+        let n = self.n as f64;
+        let mean = self.sum / n;
+        let std = (self.sum_sq / n - mean * mean).max(0.0).sqrt();
+        out.insert(format!("mean_{name}"), num(mean));
+        out.insert(format!("median_{name}"), num(self.quantile(50.0)));
+        out.insert(format!("std_{name}"), num(std));
+        for p in [50.0, 90.0, 95.0, 99.0] {
+            out.insert(format!("p{}_{name}", p as u32), num(self.quantile(p)));
+        }
+    }
+
+    fn order_stat(&self, idx: u64) -> f64 {
+        let mut acc = 0;
+        for (i, &c) in self.buckets.iter().enumerate() {
+            acc += c;
+            if idx < acc {
+                return Self::bucket_value(i).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+
+    fn quantile(&self, p: f64) -> f64 {
+        let rank = p / 100.0 * (self.n - 1) as f64;
+        let lo = rank.floor() as u64;
+        let frac = rank - lo as f64;
+        let a = self.order_stat(lo);
+        if frac == 0.0 {
+            a
+        } else {
+            a + frac * (self.order_stat(lo + 1) - a)
+        }
+    }
 }
 
 /// Weighted samples: (value, count). Sorts in place.
@@ -247,6 +368,39 @@ mod tests {
         let w = [(1.0, 3), (5.0, 1)];
         assert_eq!(percentile(&w, 4, 50.0), 1.0);
         assert!((percentile(&w, 4, 90.0) - 3.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bucketed_quantiles_are_within_the_stated_accuracy() {
+        let mut exact = Sketch::default();
+        let mut big = Sketch::default();
+        // 300,000 samples: a lognormal-ish spread from 0.01 ms to 100 s.
+        let mut vals = Vec::new();
+        for k in 0..300_000u64 {
+            let v = (((k * 7919) % 300_000) as f64 / 300_000.0 * 16.0 - 4.6).exp();
+            vals.push(v);
+            big.add(v, 1);
+        }
+        for &v in vals.iter().take(EXACT_LIMIT) {
+            exact.add(v, 1);
+        }
+        assert!(big.bucketed && !exact.bucketed);
+        vals.sort_by(f64::total_cmp);
+        let mut m = Map::new();
+        big.write("x", &mut m);
+        for (p, key) in [(50.0, "median_x"), (90.0, "p90_x"), (99.0, "p99_x")] {
+            let w: Vec<(f64, u64)> = vals.iter().map(|&v| (v, 1)).collect();
+            let truth = percentile(&w, w.len() as u64, p);
+            let got = m[key].as_f64().unwrap();
+            assert!(
+                ((got - truth) / truth).abs() <= 1.5 * BUCKET_ACCURACY,
+                "{key}: {got} vs {truth}"
+            );
+        }
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        assert!((m["mean_x"].as_f64().unwrap() - mean).abs() / mean < 1e-9);
+        // Memory: a few thousand buckets, however many samples.
+        assert!(big.buckets.len() < 20_000 && big.exact.is_empty());
     }
 
     #[test]

@@ -89,6 +89,10 @@ impl<E: Ord> EventQueue<E> {
         self.seq += 1;
         self.heap.push(Reverse((key, e)));
     }
+    /// The time of the earliest event.
+    pub fn peek_time(&self) -> Option<SimTime> {
+        self.heap.peek().map(|Reverse(x)| x.0.time)
+    }
     /// Removes the earliest event.
     pub fn pop(&mut self) -> Option<(EventKey, E)> {
         self.heap.pop().map(|Reverse(x)| x)
@@ -138,6 +142,9 @@ pub struct RunOptions {
     pub keep_records: bool,
     /// Check instance invariants after every step (slow; tests).
     pub check_invariants: bool,
+    /// Route every step through the event queue (the reference path) instead of
+    /// fast-forwarding stretches in which nothing else can happen.
+    pub step_by_step: bool,
 }
 
 /// What one run produced.
@@ -149,7 +156,7 @@ pub struct RunResult {
     pub records: Option<Vec<RequestRecord>>,
     /// Per-instance counters.
     pub instances: Vec<InstanceStats>,
-    /// Events processed.
+    /// Events processed (steps fast-forwarded in place count as one event each).
     pub events: u64,
     /// Simulated time at the end.
     pub end: SimTime,
@@ -208,6 +215,10 @@ struct Engine<'a> {
     offline_started: SimTime,
     done: Vec<Finished>,
     check: bool,
+    fast: bool,
+    inline_steps: u64,
+    /// Latest time reached (fast-forwarded steps can end after the last event).
+    end_time: SimTime,
 }
 
 /// Runs one simulation.
@@ -255,6 +266,9 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         offline_started: SimTime::ZERO,
         done: Vec::new(),
         check: opts.check_invariants,
+        fast: !opts.step_by_step,
+        inline_steps: 0,
+        end_time: SimTime::ZERO,
     };
     e.start(seed);
     let mut now = SimTime::ZERO;
@@ -271,6 +285,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         }
         e.handle(now, ev)?;
     }
+    let now = now.max(e.end_time);
     if limit.is_some() {
         for i in &e.inst {
             if !i.is_empty() {
@@ -357,7 +372,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         summary,
         records: e.rec.records.take(),
         instances: e.inst.iter().map(|i| i.stats.clone()).collect(),
-        events,
+        events: events + e.inline_steps,
         end: now,
         tokens_emitted: e.rec.tokens_emitted,
         issued: e.issued,
@@ -536,23 +551,35 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Starts a step on an exclusive GPU and returns when it ends: serial CPU, then
+    /// max(GPU, overlapped CPU), rounded as the shared modes round them so one
+    /// instance gives identical times.
+    fn start_exclusive(&mut self, now: SimTime, i: usize, cost: &StepCost) -> SimTime {
+        let serial = Dur::from_secs_f64(cost.cpu_serial_s());
+        let st = &mut self.steps[i];
+        st.work = GpuWork::of(cost);
+        st.active = true;
+        st.floor = now + serial + Dur::from_secs_f64(cost.cpu_overlapped_s());
+        let gpu_end = now + serial + Dur::from_secs_f64(st.work.total());
+        st.gpu_span = (now + serial, gpu_end);
+        st.gpu_done = true;
+        gpu_end.max(st.floor)
+    }
+
     fn start_step(&mut self, now: SimTime, i: usize, cost: &StepCost) {
+        let gpu = self.sc.instances[i].gpu;
+        if self.sc.gpus[gpu] == Sharing::Exclusive {
+            let end = self.start_exclusive(now, i, cost);
+            self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
+            return;
+        }
         let serial = Dur::from_secs_f64(cost.cpu_serial_s());
         let st = &mut self.steps[i];
         st.work = GpuWork::of(cost);
         st.gpu_done = false;
         st.active = true;
         st.floor = now + serial + Dur::from_secs_f64(cost.cpu_overlapped_s());
-        let gpu = self.sc.instances[i].gpu;
-        if self.sc.gpus[gpu] == Sharing::Exclusive {
-            // Closed form: serial CPU, then max(GPU, overlapped CPU), rounded as the
-            // shared modes round them so one instance gives identical times.
-            let gpu_end = now + serial + Dur::from_secs_f64(st.work.total());
-            st.gpu_span = (now + serial, gpu_end);
-            st.gpu_done = true;
-            let end = gpu_end.max(st.floor);
-            self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
-        } else if serial.0 > 0 {
+        if serial.0 > 0 {
             self.q
                 .push(now + serial, Phase::Complete, Ev::CpuDone(i as u32));
         } else {
@@ -736,7 +763,47 @@ impl Engine<'_> {
     // ---- Step completion ---------------------------------------------------------------
 
     fn step_done(&mut self, now: SimTime, i: usize) -> Result<(), String> {
+        self.finish_step(now, i)?;
+        let g = self.sc.instances[i].gpu;
+        if self.fast && self.sc.gpus[g] == Sharing::Exclusive {
+            // Fast-forward: while no other event can come before the next step
+            // boundary, plan and finish this instance's steps in place instead of
+            // going through the event queue. The same code prices and applies each
+            // step, and the conditions below keep the order the queue would give
+            // (an event at the same instant always goes first), so the results are
+            // identical to step-by-step, to the nanosecond.
+            let mut now = now;
+            loop {
+                if self.sched_pending[i] || self.q.peek_time().is_some_and(|t| t <= now) {
+                    break;
+                }
+                let mut wake = None;
+                let Some(cost) = self.inst[i].plan_step(now, &mut wake) else {
+                    if let Some(t) = wake {
+                        self.q.push(t, Phase::Timer, Ev::Timer(i as u32));
+                    }
+                    return Ok(());
+                };
+                let end = self.start_exclusive(now, i, &cost);
+                if self.q.peek_time().is_some_and(|t| t <= end) {
+                    self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
+                    return Ok(());
+                }
+                now = end;
+                self.inline_steps += 1;
+                self.finish_step(now, i)?;
+            }
+            self.want_schedule(now, i);
+            return Ok(());
+        }
+        self.want_schedule(now, i);
+        Ok(())
+    }
+
+    /// Applies the end of instance `i`'s step at `now`.
+    fn finish_step(&mut self, now: SimTime, i: usize) -> Result<(), String> {
         debug_assert!(self.steps[i].gpu_done);
+        self.end_time = self.end_time.max(now);
         let g = self.sc.instances[i].gpu;
         self.steps[i].active = false;
         if self.sc.gpus[g] == Sharing::Exclusive {
@@ -755,7 +822,6 @@ impl Engine<'_> {
             self.on_finished(now, f);
         }
         self.done = done;
-        self.want_schedule(now, i);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use infersim::time::Dur;
 const OPTS: RunOptions = RunOptions {
     keep_records: true,
     check_invariants: true,
+    step_by_step: false,
 };
 
 /// Prefill of 4 tokens: dense 2·512·4 = 4096 FLOP (compute, 4096 µs; bytes 1024 + 4·32

@@ -1,7 +1,7 @@
 //! Invariants on random small scenarios (proptest): every request finishes exactly
 //! once, tokens are conserved, KV blocks in use never exceed the pool (checked after
-//! every step) and return to zero, time never goes back, timestamps are ordered, and
-//! the same seed gives the same summary.
+//! every step) and return to zero, time never goes back, timestamps are ordered, the
+//! same seed gives the same summary, and fast-forward equals step-by-step.
 
 mod common;
 
@@ -178,7 +178,7 @@ proptest! {
 
     #[test]
     fn invariants_hold_on_random_scenarios(c in case()) {
-        let opts = RunOptions { keep_records: true, check_invariants: true };
+        let opts = RunOptions { keep_records: true, check_invariants: true, step_by_step: false };
         let r = run(&c.scenario, c.seed, opts).map_err(TestCaseError::fail)?;
         // Every request finishes exactly once.
         let recs = r.records.clone().unwrap();
@@ -204,5 +204,10 @@ proptest! {
         // Same seed, same result.
         let again = run(&c.scenario, c.seed, opts).unwrap();
         prop_assert_eq!(&again.summary, &r.summary);
+        // Fast-forward (the default) and the step-by-step reference agree on every
+        // request's timestamps, to the nanosecond, and on the whole summary.
+        let reference = run(&c.scenario, c.seed, RunOptions { step_by_step: true, ..opts }).unwrap();
+        prop_assert_eq!(&reference.summary, &r.summary);
+        prop_assert_eq!(&reference.records, &r.records);
     }
 }

@@ -16,6 +16,7 @@ use infersim::workload::{Arrival, LengthDist, Stop, Think, Workload};
 const OPTS: RunOptions = RunOptions {
     keep_records: true,
     check_invariants: true,
+    step_by_step: false,
 };
 
 fn setup(gpu: usize, policy: Policy, cost: CostModel, att: f64) -> InstanceSetup {
