@@ -39,7 +39,6 @@ pub struct RequestRecord {
 }
 
 /// Collects what a run produces.
-#[derive(Debug, Clone)]
 pub struct Recorder {
     window_start: SimTime,
     ttft: Sketch,
@@ -59,6 +58,20 @@ pub struct Recorder {
     pub last_finish: SimTime,
     /// Per-request records, if asked for.
     pub records: Option<Vec<RequestRecord>>,
+    csv: Option<Box<dyn std::io::Write + Send>>,
+    csv_error: Option<String>,
+}
+
+/// Header of the per-request CSV (`--requests-csv`): times in seconds.
+pub const REQUESTS_CSV_HEADER: &str =
+    "id,arrival_s,scheduled_s,first_token_s,finish_s,input_tokens,output_tokens,instance,user";
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("completed", &self.completed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Recorder {
@@ -77,6 +90,8 @@ impl Recorder {
             tokens_emitted: 0,
             last_finish: SimTime::ZERO,
             records: keep_records.then(Vec::new),
+            csv: None,
+            csv_error: None,
         }
     }
 
@@ -116,18 +131,63 @@ impl Recorder {
         self.input_tokens += req.input_tokens as u64;
         self.output_tokens += req.output_tokens as u64;
         self.last_finish = self.last_finish.max(finish);
+        if self.records.is_none() && self.csv.is_none() {
+            return;
+        }
+        let rec = RequestRecord {
+            id: req.id,
+            arrival_s: req.arrival.as_secs_f64(),
+            scheduled_s: scheduled.as_secs_f64(),
+            first_token_s: first.as_secs_f64(),
+            finish_s: finish.as_secs_f64(),
+            input_tokens: req.input_tokens,
+            output_tokens: req.output_tokens,
+            instance: instance as u32,
+            user: req.user,
+        };
         if let Some(r) = &mut self.records {
-            r.push(RequestRecord {
-                id: req.id,
-                arrival_s: req.arrival.as_secs_f64(),
-                scheduled_s: scheduled.as_secs_f64(),
-                first_token_s: first.as_secs_f64(),
-                finish_s: finish.as_secs_f64(),
-                input_tokens: req.input_tokens,
-                output_tokens: req.output_tokens,
-                instance: instance as u32,
-                user: req.user,
-            });
+            r.push(rec);
+        }
+        if let Some(w) = &mut self.csv {
+            use std::io::Write;
+            let user = rec.user.map(|u| u.to_string()).unwrap_or_default();
+            let line = writeln!(
+                w,
+                "{},{:.9},{:.9},{:.9},{:.9},{},{},{},{}",
+                rec.id,
+                rec.arrival_s,
+                rec.scheduled_s,
+                rec.first_token_s,
+                rec.finish_s,
+                rec.input_tokens,
+                rec.output_tokens,
+                rec.instance,
+                user
+            );
+            if let Err(e) = line {
+                self.csv_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+
+    /// Streams every counted request to `w` as CSV (header written now).
+    pub fn stream_csv(&mut self, mut w: Box<dyn std::io::Write + Send>) -> std::io::Result<()> {
+        writeln!(w, "{REQUESTS_CSV_HEADER}")?;
+        self.csv = Some(w);
+        Ok(())
+    }
+
+    /// Flushes the per-request CSV; the first write error, if any.
+    pub fn finish_csv(&mut self) -> Result<(), String> {
+        if let Some(w) = &mut self.csv {
+            if let Err(e) = w.flush() {
+                self.csv_error.get_or_insert(e.to_string());
+            }
+        }
+        self.csv = None;
+        match self.csv_error.take() {
+            Some(e) => Err(format!("writing the per-request CSV: {e}")),
+            None => Ok(()),
         }
     }
 

@@ -147,6 +147,17 @@ pub struct RunOptions {
     pub step_by_step: bool,
 }
 
+/// Runs one simulation, streaming every counted request to `csv` as it completes
+/// (memory stays independent of the number of requests).
+pub fn run_with_csv(
+    sc: &Scenario,
+    seed: u64,
+    opts: RunOptions,
+    csv: Box<dyn std::io::Write + Send>,
+) -> Result<RunResult, String> {
+    run_inner(sc, seed, opts, Some(csv))
+}
+
 /// What one run produced.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -223,6 +234,15 @@ struct Engine<'a> {
 
 /// Runs one simulation.
 pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, String> {
+    run_inner(sc, seed, opts, None)
+}
+
+fn run_inner(
+    sc: &Scenario,
+    seed: u64,
+    opts: RunOptions,
+    csv: Option<Box<dyn std::io::Write + Send>>,
+) -> Result<RunResult, String> {
     let (limit, end, warmup) = match sc.workload.stop {
         Stop::Requests(n) => (Some(n), SimTime::MAX, SimTime::ZERO),
         Stop::Timed { duration, warmup } => {
@@ -270,6 +290,11 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         inline_steps: 0,
         end_time: SimTime::ZERO,
     };
+    if let Some(w) = csv {
+        e.rec
+            .stream_csv(w)
+            .map_err(|err| format!("writing the per-request CSV: {err}"))?;
+    }
     e.start(seed);
     let mut now = SimTime::ZERO;
     let mut events = 0u64;
@@ -286,6 +311,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, Stri
         e.handle(now, ev)?;
     }
     let now = now.max(e.end_time);
+    e.rec.finish_csv()?;
     if limit.is_some() {
         for i in &e.inst {
             if !i.is_empty() {

@@ -157,3 +157,37 @@ fn preemption_happens_exactly_when_blocks_run_out() {
     assert_eq!(short.kv_in_use_at_end, vec![0]);
     assert_eq!(short.tokens_emitted, 16);
 }
+
+/// The per-request CSV streams the same requests the records hold, in completion
+/// order, with times to the nanosecond.
+#[test]
+fn per_request_csv_streams_every_request() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let cm = tiny_cost(&profile(1000.0, 500.0, 0.0));
+    let rows = [(0.0, 4, 3), (0.001, 5, 2), (0.002, 6, 4)];
+    let sc = single(continuous(), cm, 16, 100, trace_workload(&rows));
+    let buf = Buf::default();
+    let r = infersim::sim::run_with_csv(&sc, 1, OPTS, Box::new(buf.clone())).unwrap();
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], infersim::metrics::REQUESTS_CSV_HEADER);
+    let recs = r.records.unwrap();
+    assert_eq!(lines.len(), 1 + recs.len());
+    for (line, rec) in lines[1..].iter().zip(&recs) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[0].parse::<u64>().unwrap(), rec.id);
+        assert_eq!(f[4], format!("{:.9}", rec.finish_s));
+        assert_eq!(f[6].parse::<u32>().unwrap(), rec.output_tokens);
+    }
+}
