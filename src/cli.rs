@@ -5,7 +5,10 @@
 use crate::config::load_experiment;
 use crate::cost::{CostModel, StepShape};
 use crate::error::{ConfigError, Error};
-use crate::experiment::{run_all, table, write_outputs, RunConfig};
+use crate::experiment::{
+    claim_output, estimate, experiment_hash, guard_problem, human_seconds,
+    install_interrupt_handler, run_all_with, table, write_outputs, RunConfig, RunControl,
+};
 use crate::profile::{list_profiles, profiles_dir, resolve_profile};
 use crate::specs::{load_gpu, load_model, SHIPPED_GPUS, SHIPPED_MODELS};
 use clap::{Args, Parser, Subcommand};
@@ -72,6 +75,22 @@ struct RunArgs {
     /// No progress bar and no table.
     #[arg(long)]
     quiet: bool,
+    /// Reuse the runs already saved in the output folder (`points/`) whose config
+    /// hash matches; run only the others.
+    #[arg(long)]
+    resume: bool,
+    /// Write into an output folder that holds another configuration's results.
+    #[arg(long)]
+    force: bool,
+    /// Run even when the estimate says it would take more than an hour or exhaust
+    /// memory.
+    #[arg(long)]
+    no_guard: bool,
+    /// Also write every request (arrival, first scheduled, first token, finish,
+    /// lengths, instance, user) to `requests/<point>-<replication>.csv`, streamed as
+    /// the run goes.
+    #[arg(long)]
+    requests_csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,31 +189,47 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     }
 }
 
-fn config_errors(errs: Vec<ConfigError>) -> Error {
-    let n = errs.len();
-    let mut it = errs.into_iter();
-    let first = it.next().expect("at least one error");
-    if n == 1 {
-        return Error::Config(first);
+fn config_errors(mut errs: Vec<ConfigError>) -> Error {
+    if errs.len() == 1 {
+        Error::Config(errs.remove(0))
+    } else {
+        Error::ConfigList(errs)
     }
-    let rest: Vec<String> = it.map(|e| format!("error: {e}")).collect();
-    Error::Config(ConfigError {
-        message: format!("{}\n{}\n({n} errors)", first.message, rest.join("\n")),
-        ..first
-    })
 }
 
 fn cmd_validate(file: PathBuf) -> Result<(), Error> {
     let exp = load_experiment(&file).map_err(config_errors)?;
+    let est = estimate(&exp, rayon::current_num_threads());
     println!(
-        "{}: ok ({} sweep point{} × {} replication{})",
+        "{}: ok ({} sweep point{} × {} replication{}; about {:.2e} simulated tokens, {})",
         file.display(),
         exp.points.len(),
         if exp.points.len() == 1 { "" } else { "s" },
         exp.replications,
-        if exp.replications == 1 { "" } else { "s" }
+        if exp.replications == 1 { "" } else { "s" },
+        est.tokens,
+        human_seconds(est.seconds)
     );
+    if let Some(why) = guard_problem(&est) {
+        println!("note: `infersim run` will refuse it: {why}");
+    }
     Ok(())
+}
+
+/// The command line that resumes `argv` (with `--resume` added).
+fn resume_command(argv: &[String]) -> String {
+    let mut parts: Vec<String> = vec!["infersim".into()];
+    for a in argv.iter().skip(1) {
+        if a.is_empty() || a.contains([' ', '"', '\'', '$', '\\']) {
+            parts.push(format!("'{}'", a.replace('\'', "'\\''")));
+        } else {
+            parts.push(a.clone());
+        }
+    }
+    if !argv.iter().any(|a| a == "--resume") {
+        parts.push("--resume".into());
+    }
+    parts.join(" ")
 }
 
 fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
@@ -204,21 +239,65 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         jobs: a.jobs,
         quiet: a.quiet,
     };
-    let rows = run_all(&exp, &cfg)?;
+    if a.jobs > 1024 {
+        return Err(ConfigError::new(
+            "<command line>",
+            "--jobs",
+            format!("got {}, allowed: 0 (all cores) to 1024", a.jobs),
+        )
+        .into());
+    }
+    let seed = cfg.seed.unwrap_or(exp.seed);
+    let threads = if a.jobs > 0 {
+        a.jobs
+    } else {
+        rayon::current_num_threads()
+    };
+    if !a.no_guard {
+        if let Some(why) = guard_problem(&estimate(&exp, threads)) {
+            return Err(ConfigError::new(a.file.display().to_string(), "(estimate)", why).into());
+        }
+    }
     let dir = a
         .out
+        .clone()
         .unwrap_or_else(|| PathBuf::from("output").join(&exp.name));
-    let manifest = serde_json::json!({
-        "infersim_version": env!("CARGO_PKG_VERSION"),
-        "experiment": exp.name,
-        "file": a.file.display().to_string(),
-        "seed": cfg.seed.unwrap_or(exp.seed),
-        "replications": exp.replications,
-        "points": exp.points.len(),
-        "runs": rows.len(),
-        "command_line": argv,
-        "profiles_dir": profiles_dir().display().to_string(),
-    });
+    let hash = experiment_hash(&exp, seed);
+    claim_output(&dir, &hash, a.resume, a.force)?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let manifest = |runs: usize, complete: bool| {
+        serde_json::json!({
+            "infersim_version": env!("CARGO_PKG_VERSION"),
+            "experiment": exp.name,
+            "file": a.file.display().to_string(),
+            "seed": seed,
+            "replications": exp.replications,
+            "points": exp.points.len(),
+            "runs": runs,
+            "experiment_hash": hash,
+            "complete": complete,
+            "command_line": argv,
+            "profiles_dir": profiles_dir().display().to_string(),
+        })
+    };
+    // Claim the folder first, so that an interrupted run can be resumed and is not
+    // mistaken for another configuration's.
+    let mut m = serde_json::to_string_pretty(&manifest(0, false)).expect("serialises");
+    m.push('\n');
+    crate::experiment::write_atomic(&dir.join("manifest.json"), m.as_bytes())?;
+    install_interrupt_handler();
+    let ctl = RunControl {
+        points_dir: Some(dir.join("points")),
+        resume: a.resume,
+        // Hidden, for tests: behave as if interrupted after this many runs.
+        stop_after: std::env::var("INFERSIM_STOP_AFTER_POINTS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        resume_hint: resume_command(argv),
+        requests_dir: a.requests_csv.then(|| dir.join("requests")),
+    };
+    let rows = run_all_with(&exp, &cfg, &ctl)?;
+    let manifest = manifest(rows.len(), true);
     write_outputs(&exp, &rows, &dir, &manifest)?;
     if !a.quiet {
         print!("{}", table(&exp, &rows));

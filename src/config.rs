@@ -31,8 +31,13 @@ use crate::router::RouterKind;
 use crate::sim::{InstanceSetup, Scenario};
 use crate::specs::{load_gpu, load_model, GpuSpec, ModelSpec, GIB};
 use crate::time::Dur;
-use crate::workload::{read_trace, Arrival, LengthDist, Stop, Think, Workload};
+use crate::validate::{
+    check_schema, fmt_num, show, type_name, Origin, PointSources, Spans, ARRIVALS,
+    MAX_INSTANCES_PER_GPU, MAX_POINTS, POLICIES, SHARING, STACKS, THINKS,
+};
+use crate::workload::{parse_trace, Arrival, LengthDist, Stop, Think, Trace, Workload};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -296,63 +301,53 @@ pub struct Experiment {
     pub points: Vec<Point>,
 }
 
-/// Reads, expands and checks an experiment file. Collects every point's errors.
+/// Reads, expands and checks an experiment file. Collects every error it can find,
+/// each located (`file:line:column`) where the file allows.
 pub fn load_experiment(path: &Path) -> Result<Experiment, Vec<ConfigError>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         vec![ConfigError::new(
             &file,
             "(file)",
             format!("cannot read: {e}"),
         )]
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..bad]).into_owned();
+        vec![ConfigError::new(
+            &file,
+            "(file)",
+            "is not UTF-8 text (TOML files must be UTF-8)",
+        )
+        .at_offset(&text, bad)]
+    })?;
     parse_experiment(&text, path)
 }
+
+/// The most distinct errors reported for one file.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// Sweep keys that cannot be swept, and why.
+const UNSWEEPABLE: &[(&str, &str)] = &[
+    ("name", "one experiment writes one output folder"),
+    ("seed", "use replications, or run again with --seed"),
+    ("replications", "set it once for the whole experiment"),
+    (VARIANT, "write [[variant]] tables instead"),
+];
 
 /// Like [`load_experiment`] from text (`path` names the file in messages and anchors
 /// relative paths).
 pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<ConfigError>> {
     let file = path.display().to_string();
-    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        vec![ConfigError::new(&file, "(toml)", toml_error(&e, text))]
-    })?;
-    let variants = take_variants(&mut doc, &file)?;
-    let mut axes = match doc.remove("sweep") {
-        None => Vec::new(),
-        Some(toml::Value::Table(t)) => {
-            let mut axes = Vec::new();
-            for (k, v) in t {
-                match v {
-                    toml::Value::Array(a) if !a.is_empty() => axes.push((k, a)),
-                    toml::Value::Array(_) => {
-                        return Err(vec![ConfigError::new(
-                            &file,
-                            format!("sweep.{k}"),
-                            "is an empty list; give at least one value",
-                        )])
-                    }
-                    other => {
-                        return Err(vec![ConfigError::new(
-                            &file,
-                            format!("sweep.{k}"),
-                            format!("must be a list of values, got {}", other.type_str()),
-                        )])
-                    }
-                }
-            }
-            axes
-        }
-        Some(other) => {
-            return Err(vec![ConfigError::new(
-                &file,
-                "sweep",
-                format!(
-                    "must be a table of \"dotted.path\" = [values], got {}",
-                    other.type_str()
-                ),
-            )])
-        }
-    };
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![toml_error(&e, text, &file)])?;
+    let spans = Spans::new(text);
+    let no_sources = PointSources::default();
+    let mut errors = Vec::new();
+    let variants = take_variants(&mut doc, &file, &mut errors);
+    let mut axes = take_sweep(&mut doc, &file, &mut errors);
     if !variants.is_empty() {
         let names = variants
             .iter()
@@ -360,76 +355,93 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
             .collect();
         axes.insert(0, (VARIANT.to_string(), names));
     }
+    let n_points = axes
+        .iter()
+        .try_fold(1usize, |acc, a| acc.checked_mul(a.1.len()))
+        .filter(|n| *n <= MAX_POINTS);
+    if n_points.is_none() {
+        let sizes: Vec<String> = axes.iter().map(|a| a.1.len().to_string()).collect();
+        errors.push(ConfigError::new(
+            &file,
+            "sweep",
+            format!(
+                "{} combinations are more than the limit of {MAX_POINTS} sweep points; split the experiment into several files",
+                sizes.join(" × ")
+            ),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors
+            .into_iter()
+            .map(|e| spans.locate(e, &file, &no_sources).0)
+            .collect());
+    }
+    let n_points = n_points.unwrap_or(1);
     let base = path.parent().map(Path::to_path_buf);
+    let mut traces = TraceCache::default();
     let mut points = Vec::new();
-    let mut errors = Vec::new();
-    let n_points: usize = axes.iter().map(|a| a.1.len()).product();
-    for index in 0..n_points {
-        let mut d = doc.clone();
-        let mut params = Vec::new();
-        let mut rem = index;
+    let mut found: Vec<(ConfigError, Origin, usize)> = Vec::new();
+    let picks_of = |index: usize| {
         // The last axis varies fastest.
+        let mut rem = index;
         let mut picks = vec![0; axes.len()];
         for (ai, (_, vals)) in axes.iter().enumerate().rev() {
             picks[ai] = rem % vals.len();
             rem /= vals.len();
         }
-        let mut ok = true;
+        picks
+    };
+    let params_of = |index: usize| -> Vec<(String, toml::Value)> {
+        picks_of(index)
+            .iter()
+            .zip(&axes)
+            .map(|(&p, (k, vals))| (k.clone(), vals[p].clone()))
+            .collect()
+    };
+    for index in 0..n_points {
+        let mut d = doc.clone();
+        let picks = picks_of(index);
+        let mut sources = PointSources::default();
+        let mut point_errors = Vec::new();
         for (ai, (key, vals)) in axes.iter().enumerate() {
-            let v = vals[picks[ai]].clone();
             if key == VARIANT {
                 deep_merge(&mut d, &variants[picks[ai]].1);
-                params.push((key.clone(), v));
+                sources.variant = Some(picks[ai]);
                 continue;
             }
-            if let Err(e) = set_path(&mut d, key, v.clone(), &file) {
-                errors.push(e);
-                ok = false;
+            sources.sweep.push((key.clone(), picks[ai]));
+            if let Err(e) = set_path(&mut d, key, vals[picks[ai]].clone(), &file) {
+                point_errors.push(e);
             }
-            params.push((key.clone(), v));
         }
-        if !ok {
-            continue;
-        }
-        let label = if params.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (sweep point {index}: {})",
-                params
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let raw: RawExperiment = match RawExperiment::deserialize(toml::Value::Table(d)) {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(ConfigError::new(
-                    format!("{file}{label}"),
-                    "(experiment)",
-                    e.message().to_string(),
-                ));
-                continue;
+        if point_errors.is_empty() {
+            match check_point(d, base.as_deref(), &file, &mut traces) {
+                Ok((raw, (scenario, meta, model, gpu))) => points.push(Point {
+                    index,
+                    params: params_of(index),
+                    raw,
+                    scenario,
+                    meta,
+                    model,
+                    gpu,
+                }),
+                Err(es) => point_errors = es,
             }
-        };
-        match build_point(&raw, base.as_deref(), &format!("{file}{label}")) {
-            Ok((scenario, meta, model, gpu)) => points.push(Point {
-                index,
-                params,
-                raw,
-                scenario,
-                meta,
-                model,
-                gpu,
-            }),
-            Err(e) => errors.push(e),
+        }
+        for e in point_errors {
+            let (e, origin) = spans.locate(e, &file, &sources);
+            found.push((e, origin, index));
         }
     }
-    if !errors.is_empty() {
-        errors.dedup();
-        return Err(errors);
+    if !found.is_empty() {
+        let label = |i: usize| {
+            let p: Vec<String> = params_of(i)
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", show(v)))
+                .collect();
+            format!("{i}: {}", p.join(", "))
+        };
+        return Err(group_errors(found, n_points, &file, label));
     }
     let first = &points[0].raw;
     Ok(Experiment {
@@ -442,6 +454,126 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
     })
 }
 
+/// Merges identical errors of different sweep points into one. An error that holds in
+/// only some points, from a value in the body of the file, says in which points.
+fn group_errors(
+    found: Vec<(ConfigError, Origin, usize)>,
+    n_points: usize,
+    file: &str,
+    label: impl Fn(usize) -> String,
+) -> Vec<ConfigError> {
+    let mut groups: Vec<(ConfigError, Origin, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<ConfigError, usize> = HashMap::new();
+    for (e, origin, p) in found {
+        match index.get(&e) {
+            Some(&i) => {
+                if groups[i].2.last() != Some(&p) {
+                    groups[i].2.push(p);
+                }
+            }
+            None => {
+                index.insert(e.clone(), groups.len());
+                groups.push((e, origin, vec![p]));
+            }
+        }
+    }
+    // In file order: this file's errors by line, then other files' (traces, specs).
+    groups.sort_by_key(|g| (g.0.file != file, g.0.file.clone(), g.0.line, g.0.column));
+    let total = groups.len();
+    let mut out: Vec<ConfigError> = groups
+        .into_iter()
+        .take(MAX_REPORTED_ERRORS)
+        .map(|(mut e, origin, pts)| {
+            if pts.len() < n_points && origin == Origin::Body {
+                let shown: Vec<String> = pts.iter().take(3).map(|&p| label(p)).collect();
+                let more = if pts.len() > 3 {
+                    format!("; and {} more", pts.len() - 3)
+                } else {
+                    String::new()
+                };
+                let s = if pts.len() == 1 { "" } else { "s" };
+                e.message = format!(
+                    "{} (in sweep point{s} {}{more})",
+                    e.message,
+                    shown.join("; ")
+                );
+            }
+            e
+        })
+        .collect();
+    if total > MAX_REPORTED_ERRORS {
+        out.push(ConfigError::new(
+            file,
+            "(experiment)",
+            format!(
+                "{} more errors not shown; fix the ones above first",
+                total - MAX_REPORTED_ERRORS
+            ),
+        ));
+    }
+    out
+}
+
+/// Takes `[sweep]` out of the document: its axes, in file order.
+fn take_sweep(
+    doc: &mut toml::Table,
+    file: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, Vec<toml::Value>)> {
+    let mut axes = Vec::new();
+    match doc.remove("sweep") {
+        None => {}
+        Some(toml::Value::Table(t)) => {
+            for (k, v) in t {
+                let field = format!("sweep.{k}");
+                if let Some((_, why)) = UNSWEEPABLE.iter().find(|(n, _)| *n == k) {
+                    errors.push(ConfigError::new(
+                        file,
+                        field,
+                        format!("{k:?} cannot be swept: {why}"),
+                    ));
+                    continue;
+                }
+                match v {
+                    toml::Value::Array(a) if !a.is_empty() => axes.push((k, a)),
+                    toml::Value::Array(_) => errors.push(ConfigError::new(
+                        file,
+                        field,
+                        "is an empty list; give at least one value",
+                    )),
+                    toml::Value::Table(_) => errors.push(ConfigError::new(
+                        file,
+                        field,
+                        format!(
+                            "got a table, allowed: a list of values; write dotted paths in quotes, for example \"{k}.key\" = [1, 2]"
+                        ),
+                    )),
+                    other => errors.push(ConfigError::new(
+                        file,
+                        field,
+                        format!(
+                            "got {} ({}), allowed: a list of values, for example [{}]",
+                            show(&other),
+                            type_name(&other),
+                            show(&other)
+                        ),
+                    )),
+                }
+            }
+        }
+        Some(other) => errors.push(ConfigError::new(
+            file,
+            "sweep",
+            format!(
+                "got {} ({}), allowed: a table of \"dotted.path\" = [values]",
+                show(&other),
+                type_name(&other)
+            ),
+        )),
+    }
+    axes
+}
+
 /// The name of the sweep axis made by `[[variant]]` tables.
 pub const VARIANT: &str = "variant";
 
@@ -451,70 +583,83 @@ pub const VARIANT: &str = "variant";
 fn take_variants(
     doc: &mut toml::Table,
     file: &str,
-) -> Result<Vec<(String, toml::Table)>, Vec<ConfigError>> {
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, toml::Table)> {
     let Some(v) = doc.remove(VARIANT) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let err = |field: String, msg: String| vec![ConfigError::new(file, field, msg)];
     let toml::Value::Array(items) = v else {
-        return Err(err(
-            "variant".into(),
-            "must be an array of tables ([[variant]]), each with a name".into(),
+        errors.push(ConfigError::new(
+            file,
+            VARIANT,
+            format!(
+                "got {}, allowed: an array of tables ([[variant]]), each with a name",
+                type_name(&v)
+            ),
         ));
+        return Vec::new();
     };
     if items.is_empty() {
-        return Err(err(
-            "variant".into(),
-            "is empty; give at least one [[variant]]".into(),
+        errors.push(ConfigError::new(
+            file,
+            VARIANT,
+            "is empty; give at least one [[variant]]",
         ));
     }
     let mut out: Vec<(String, toml::Table)> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let toml::Value::Table(mut t) = item else {
-            return Err(err(format!("variant[{i}]"), "must be a table".into()));
+            errors.push(ConfigError::new(
+                file,
+                format!("variant[{i}]"),
+                format!("got {}, allowed: a table", type_name(&item)),
+            ));
+            continue;
         };
         let name = match t.remove("name") {
             Some(toml::Value::String(s)) if !s.trim().is_empty() => s,
-            _ => {
-                return Err(err(
+            other => {
+                let got = other
+                    .map(|v| format!("got {}; ", show(&v)))
+                    .unwrap_or_default();
+                errors.push(ConfigError::new(
+                    file,
                     format!("variant[{i}].name"),
-                    "is required: a non-empty string naming the set-up".into(),
-                ))
+                    format!("{got}a non-empty string naming the set-up is required"),
+                ));
+                continue;
             }
         };
         if out.iter().any(|(n, _)| *n == name) {
-            return Err(err(
+            errors.push(ConfigError::new(
+                file,
                 format!("variant[{i}].name"),
                 format!("{name:?} is used twice; names must be unique"),
             ));
+            continue;
         }
         out.push((name, t));
     }
-    Ok(out)
+    out
 }
 
-/// Merges `src` into `dst`: tables key by key, anything else replaced.
-fn deep_merge(dst: &mut toml::Table, src: &toml::Table) {
-    for (k, v) in src {
-        match (dst.get_mut(k), v) {
-            (Some(toml::Value::Table(d)), toml::Value::Table(s)) => deep_merge(d, s),
-            _ => {
-                dst.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
-/// A TOML syntax error with its line and column.
-fn toml_error(e: &toml::de::Error, text: &str) -> String {
+/// A TOML syntax error, located.
+fn toml_error(e: &toml::de::Error, text: &str, file: &str) -> ConfigError {
+    let lines: Vec<&str> = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let msg = if lines.is_empty() {
+        "invalid TOML: a value is expected here".to_string()
+    } else {
+        format!("invalid TOML: {}", lines.join("; "))
+    };
+    let err = ConfigError::new(file, "(toml)", msg);
     match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-            format!("line {line}, column {col}: {}", e.message())
-        }
-        None => e.message().to_string(),
+        Some(span) => err.at_offset(text, span.start),
+        None => err,
     }
 }
 
@@ -526,7 +671,7 @@ fn set_path(
     file: &str,
 ) -> Result<(), ConfigError> {
     let parts: Vec<&str> = path.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
+    if parts.iter().any(|p| p.trim().is_empty()) {
         return Err(ConfigError::new(
             file,
             format!("sweep.{path}"),
@@ -534,17 +679,21 @@ fn set_path(
         ));
     }
     let mut t = doc;
-    for p in &parts[..parts.len() - 1] {
+    for (i, p) in parts[..parts.len() - 1].iter().enumerate() {
         let entry = t
             .entry(p.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         t = match entry {
             toml::Value::Table(tt) => tt,
-            _ => {
+            other => {
                 return Err(ConfigError::new(
                     file,
                     format!("sweep.{path}"),
-                    format!("{p:?} is not a table, so it cannot hold {path:?}"),
+                    format!(
+                        "{} is {}, not a table, so it cannot hold {path:?}",
+                        parts[..=i].join("."),
+                        type_name(other)
+                    ),
                 ))
             }
         };
@@ -553,39 +702,976 @@ fn set_path(
     Ok(())
 }
 
-fn finite_pos(file: &str, field: &str, v: f64) -> Result<f64, ConfigError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(ConfigError::new(
-            file,
-            field,
-            format!("got {v}, allowed: a finite number > 0"),
-        ))
+/// Traces read while checking an experiment, by (path, time scale), so a sweep reads
+/// each once.
+type TraceCache = HashMap<(PathBuf, u64), Result<Arc<Trace>, ConfigError>>;
+
+/// What a checked point is made of.
+pub type Built = (Scenario, Meta, ModelSpec, GpuSpec);
+
+/// Checks one resolved sweep point: the schema first, then the meaning of each
+/// section, independently where they are independent, so that one pass reports as
+/// many errors as it can.
+fn check_point(
+    d: toml::Table,
+    base: Option<&Path>,
+    file: &str,
+    traces: &mut TraceCache,
+) -> Result<(RawExperiment, Built), Vec<ConfigError>> {
+    let schema = check_schema(file, &d);
+    let mut c = Checker {
+        file,
+        base,
+        traces,
+        errs: Vec::new(),
+    };
+    if schema.is_empty() {
+        let raw = RawExperiment::deserialize(toml::Value::Table(d)).map_err(|e| {
+            vec![ConfigError::new(
+                file,
+                "(experiment)",
+                e.message().to_string(),
+            )]
+        })?;
+        let built = c.point(
+            Some(&raw.name),
+            Some(&raw.hardware),
+            Some(&raw.engine),
+            Some(&raw.workload),
+        );
+        return match built {
+            Some(b) if c.errs.is_empty() => Ok((raw, b)),
+            _ => Err(c.errs),
+        };
+    }
+    // Check the meaning of the sections the schema passed (or found only unknown keys
+    // in, which are left out), to report their errors too.
+    let section = |sec: &str| -> Option<toml::Value> {
+        let dotted = format!("{sec}.");
+        let mut v = d.get(sec)?.clone();
+        for e in &schema {
+            if e.field == sec {
+                return None;
+            }
+            if let Some(rest) = e.field.strip_prefix(&dotted) {
+                if !e.message.starts_with("unknown key") {
+                    return None;
+                }
+                remove_path(&mut v, rest);
+            }
+        }
+        Some(v)
+    };
+    let hw = section("hardware").and_then(|v| RawHardware::deserialize(v).ok());
+    let eng = section("engine").and_then(|v| RawEngine::deserialize(v).ok());
+    let wl = section("workload").and_then(|v| RawWorkload::deserialize(v).ok());
+    let name = d.get("name").and_then(|v| v.as_str());
+    c.point(name, hw.as_ref(), eng.as_ref(), wl.as_ref());
+    let mut errs = schema;
+    errs.extend(c.errs);
+    Err(errs)
+}
+
+/// Removes the key at dotted `path` under `v`, if there.
+fn remove_path(v: &mut toml::Value, path: &str) {
+    let mut cur = v;
+    let parts: Vec<&str> = path.split('.').collect();
+    for p in &parts[..parts.len() - 1] {
+        match cur.get_mut(*p) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let toml::Value::Table(t) = cur {
+        t.remove(parts[parts.len() - 1]);
     }
 }
 
-fn finite_nonneg(file: &str, field: &str, v: f64) -> Result<f64, ConfigError> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(ConfigError::new(
-            file,
-            field,
-            format!("got {v}, allowed: a finite number >= 0"),
-        ))
+/// Checks one raw point and builds its scenario; every error found.
+pub fn build_point(
+    raw: &RawExperiment,
+    base: Option<&Path>,
+    file: &str,
+) -> Result<Built, Vec<ConfigError>> {
+    let mut traces = TraceCache::default();
+    let mut c = Checker {
+        file,
+        base,
+        traces: &mut traces,
+        errs: Vec::new(),
+    };
+    if raw.replications == 0 {
+        c.err("replications", "got 0, allowed: an integer from 1 to 1000");
+    }
+    match c.point(
+        Some(&raw.name),
+        Some(&raw.hardware),
+        Some(&raw.engine),
+        Some(&raw.workload),
+    ) {
+        Some(b) if c.errs.is_empty() => Ok(b),
+        _ => Err(c.errs),
     }
 }
 
-fn not_for(file: &str, field: &str, present: bool, what: &str) -> Result<(), ConfigError> {
-    if present {
-        Err(ConfigError::new(
-            file,
-            field,
-            format!("does not apply to {what}; remove it"),
+/// The checked `[hardware]`.
+struct Hw {
+    gpu: GpuSpec,
+    sharing: Sharing,
+    atp: f64,
+    router: RouterKind,
+    num_gpus: u32,
+    per_gpu: u32,
+}
+
+/// The checked `[engine]`.
+struct Eng {
+    model: ModelSpec,
+    profile: Profile,
+    policy: Policy,
+    block_size: u64,
+    blocks: u64,
+    geo: KvGeometry,
+}
+
+/// Collects the errors of one point.
+struct Checker<'a> {
+    file: &'a str,
+    base: Option<&'a Path>,
+    traces: &'a mut TraceCache,
+    errs: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, field: &str, msg: impl Into<String>) {
+        self.errs.push(ConfigError::new(self.file, field, msg));
+    }
+
+    fn range(&mut self, field: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Option<f64> {
+        if v.is_finite() && (lo..=hi).contains(&v) {
+            Some(v)
+        } else {
+            self.err(
+                field,
+                format!(
+                    "got {}, allowed: {} to {}{unit}",
+                    fmt_num(v),
+                    fmt_num(lo),
+                    fmt_num(hi)
+                ),
+            );
+            None
+        }
+    }
+
+    /// Errs if an option is given that does not apply.
+    fn not_for(&mut self, field: &str, present: bool, what: &str) {
+        if present {
+            self.err(field, format!("does not apply to {what}; remove it"));
+        }
+    }
+
+    /// A spec file named by `field` that cannot be read is an error of this file.
+    fn spec_error(&self, e: ConfigError, field: &str, what: &str) -> ConfigError {
+        if e.field == "(file)" && e.file != self.file {
+            let why = e
+                .message
+                .strip_prefix("cannot read: ")
+                .unwrap_or(&e.message);
+            ConfigError::new(
+                self.file,
+                field,
+                format!("cannot read {what} spec {}: {why}", e.file),
+            )
+        } else {
+            e
+        }
+    }
+
+    /// Checks every section given; the point, when everything holds.
+    fn point(
+        &mut self,
+        name: Option<&str>,
+        h: Option<&RawHardware>,
+        e: Option<&RawEngine>,
+        w: Option<&RawWorkload>,
+    ) -> Option<Built> {
+        if let Some(n) = name {
+            if n.trim().is_empty() || n.contains(['/', '\\']) || n == "." || n == ".." {
+                self.err(
+                    "name",
+                    format!("got {n:?}, allowed: a non-empty name without slashes (it names the output folder)"),
+                );
+            }
+        }
+        let (gpu, hw) = match h {
+            Some(h) => self.hardware(h),
+            None => (None, None),
+        };
+        let per_gpu = h
+            .map(|h| h.instances_per_gpu)
+            .filter(|n| (1..=MAX_INSTANCES_PER_GPU as u32).contains(n));
+        let (eng, max_len) = match e {
+            Some(e) => self.engine(e, gpu.as_ref(), per_gpu),
+            None => (None, None),
+        };
+        let max_len = max_len.unwrap_or(u32::MAX as u64);
+        let wl = w.and_then(|w| self.workload(w, max_len));
+        let (Some(hw), Some(eng), Some(workload)) = (hw, eng, wl) else {
+            return None;
+        };
+        let closed = matches!(workload.arrival, Arrival::ClosedLoop { .. });
+        if !closed && hw.router == RouterKind::Sticky {
+            // Sticky would fall back to round-robin for open-loop requests; say so
+            // rather than guess.
+            self.err("hardware.router", "\"sticky\" pins closed-loop users; this workload has no users (use arrival = \"closed-loop\" or another router)");
+        }
+        if !self.errs.is_empty() {
+            return None;
+        }
+        let cost = CostModel::new(&eng.model, &hw.gpu, &eng.profile);
+        let n = (hw.num_gpus * hw.per_gpu) as usize;
+        let lat = api_latency(&eng.profile, &workload);
+        let instances = (0..n)
+            .map(|i| InstanceSetup {
+                gpu: i / hw.per_gpu as usize,
+                policy: eng.policy.clone(),
+                cost: cost.clone(),
+                geo: eng.geo,
+                kv_blocks: eng.blocks,
+                active_thread_fraction: hw.atp / 100.0,
+                api_latency: lat,
+            })
+            .collect();
+        let meta = Meta {
+            gpu: hw.gpu.name.clone(),
+            gpus: hw.num_gpus,
+            instances: n as u32,
+            sharing: hw.sharing.name().into(),
+            router: hw.router.name().into(),
+            model: eng.model.name.clone(),
+            policy: eng.policy.name().into(),
+            profile: eng.profile.name.clone(),
+            calibrated: eng.profile.is_calibrated(),
+            kv_cache_tokens: eng.blocks.saturating_mul(eng.block_size),
+            timeslice_ms: match hw.sharing {
+                Sharing::TimeSlice { quantum, .. } => Some(quantum.as_millis_f64()),
+                _ => None,
+            },
+            switch_cost_ms: match hw.sharing {
+                Sharing::TimeSlice { switch_cost, .. } => Some(switch_cost.as_millis_f64()),
+                _ => None,
+            },
+        };
+        Some((
+            Scenario {
+                workload,
+                gpus: vec![hw.sharing; hw.num_gpus as usize],
+                instances,
+                router: hw.router,
+            },
+            meta,
+            eng.model,
+            hw.gpu,
         ))
-    } else {
-        Ok(())
+    }
+
+    /// `[hardware]`: the GPU (when it loads) and the section (when all of it holds).
+    fn hardware(&mut self, h: &RawHardware) -> (Option<GpuSpec>, Option<Hw>) {
+        let n0 = self.errs.len();
+        let gpu = match load_gpu(&h.gpu, self.base, self.file, "hardware.gpu") {
+            Ok(g) => Some(g),
+            Err(e) => {
+                let e = self.spec_error(e, "hardware.gpu", "GPU");
+                self.errs.push(e);
+                None
+            }
+        };
+        if !(1..=4096).contains(&h.num_gpus) {
+            self.err(
+                "hardware.num_gpus",
+                format!("got {}, allowed: an integer from 1 to 4096", h.num_gpus),
+            );
+        }
+        let per_gpu = h.instances_per_gpu;
+        let per_gpu_ok = (1..=MAX_INSTANCES_PER_GPU as u32).contains(&per_gpu);
+        if !per_gpu_ok {
+            self.err(
+                "hardware.instances_per_gpu",
+                format!("got {per_gpu}, allowed: an integer from 1 to {MAX_INSTANCES_PER_GPU}"),
+            );
+        }
+        let sharing_name = h.sharing.as_deref().unwrap_or("exclusive");
+        let sharing = match sharing_name {
+            "exclusive" => {
+                if per_gpu_ok && per_gpu != 1 {
+                    self.err("hardware.instances_per_gpu", format!("got {per_gpu}, but sharing = \"exclusive\" allows one instance per GPU; use sharing = \"mps\" or \"time-slice\""));
+                }
+                Some(Sharing::Exclusive)
+            }
+            "mps" => {
+                if let Some(g) = &gpu {
+                    if per_gpu > g.mps_max_clients {
+                        self.err(
+                            "hardware.instances_per_gpu",
+                            format!(
+                                "got {per_gpu}, but MPS allows at most {} clients per {} GPU",
+                                g.mps_max_clients, g.name
+                            ),
+                        );
+                    }
+                }
+                Some(Sharing::Mps)
+            }
+            "time-slice" => {
+                let q = self.range(
+                    "hardware.timeslice_ms",
+                    h.timeslice_ms.unwrap_or(DEFAULT_TIMESLICE_MS),
+                    0.1,
+                    1000.0,
+                    " ms",
+                );
+                let s = self.range(
+                    "hardware.switch_cost_ms",
+                    h.switch_cost_ms.unwrap_or(DEFAULT_SWITCH_COST_MS),
+                    0.0,
+                    1000.0,
+                    " ms",
+                );
+                match (q, s) {
+                    (Some(q), Some(s)) => Some(Sharing::TimeSlice {
+                        quantum: Dur::from_millis_f64(q),
+                        switch_cost: Dur::from_millis_f64(s),
+                    }),
+                    _ => None,
+                }
+            }
+            other => {
+                self.err(
+                    "hardware.sharing",
+                    format!("got {other:?}, allowed: {}", quoted(SHARING)),
+                );
+                None
+            }
+        };
+        if sharing_name != "time-slice" {
+            let what = format!("sharing = {sharing_name:?} (only \"time-slice\")");
+            self.not_for("hardware.timeslice_ms", h.timeslice_ms.is_some(), &what);
+            self.not_for("hardware.switch_cost_ms", h.switch_cost_ms.is_some(), &what);
+        }
+        let atp = match h.active_thread_percentage {
+            None => Some(100.0),
+            Some(_) if sharing_name != "mps" => {
+                self.err(
+                    "hardware.active_thread_percentage",
+                    format!("applies only to sharing = \"mps\" (this is sharing = {sharing_name:?}); remove it"),
+                );
+                None
+            }
+            Some(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
+                self.err(
+                    "hardware.active_thread_percentage",
+                    format!("got {}, allowed: a percentage in (0, 100]", fmt_num(p)),
+                );
+                None
+            }
+            Some(p) => Some(p),
+        };
+        let (Some(g), Some(sharing), Some(atp), true) =
+            (gpu.clone(), sharing, atp, self.errs.len() == n0)
+        else {
+            return (gpu, None);
+        };
+        (
+            gpu,
+            Some(Hw {
+                gpu: g,
+                sharing,
+                atp,
+                router: h.router.unwrap_or(RouterKind::RoundRobin),
+                num_gpus: h.num_gpus,
+                per_gpu,
+            }),
+        )
+    }
+
+    /// `[engine]` on `gpu` (if it loaded) with `per_gpu` instances on each GPU (if
+    /// valid): the section, and the longest sequence for the workload's lengths.
+    fn engine(
+        &mut self,
+        e: &RawEngine,
+        gpu: Option<&GpuSpec>,
+        per_gpu: Option<u32>,
+    ) -> (Option<Eng>, Option<u64>) {
+        let n0 = self.errs.len();
+        let model = match load_model(&e.model, self.base, self.file, "engine.model") {
+            Ok(m) => Some(m),
+            Err(err) => {
+                let err = self.spec_error(err, "engine.model", "model");
+                self.errs.push(err);
+                None
+            }
+        };
+        let stack = e.stack.as_deref().unwrap_or("vllm");
+        if !STACKS.contains(&stack) {
+            self.err(
+                "engine.stack",
+                format!("got {stack:?}, allowed: {}", quoted(STACKS)),
+            );
+        }
+        let profile = match gpu {
+            Some(g) if STACKS.contains(&stack) => match resolve_profile(
+                e.profile.as_deref(),
+                &g.name,
+                stack,
+                self.base,
+                self.file,
+                "engine.profile",
+            ) {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    self.errs.push(err);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let util = e.gpu_memory_utilization.unwrap_or(0.9);
+        let util_ok = util.is_finite() && util > 0.0 && util <= 1.0;
+        if !util_ok {
+            self.err(
+                "engine.gpu_memory_utilization",
+                format!("got {}, allowed: a fraction in (0, 1]", fmt_num(util)),
+            );
+        }
+        if let Some(n) = per_gpu {
+            if util_ok && util * n as f64 > 1.0 + 1e-9 {
+                self.err("engine.gpu_memory_utilization", format!("{n} instances × {util} = {:.2} of one GPU's memory; the fractions on one GPU must add up to at most 1", util * n as f64));
+            }
+        }
+        let block_size = e.block_size.unwrap_or(16);
+        let block_ok = (1..=1024).contains(&block_size);
+        if !block_ok {
+            self.err(
+                "engine.block_size",
+                format!("got {block_size}, allowed: an integer from 1 to 1024 (tokens)"),
+            );
+        }
+        let max_len = match &model {
+            Some(m) => {
+                let v = e.max_model_len.unwrap_or(m.max_context);
+                if v < 2 || v > m.max_context {
+                    self.err(
+                        "engine.max_model_len",
+                        format!(
+                            "got {v}, allowed: 2 to {} (the context of {})",
+                            m.max_context, m.name
+                        ),
+                    );
+                    None
+                } else {
+                    Some(v)
+                }
+            }
+            None => None,
+        };
+        let hint = max_len
+            .or(e.max_model_len)
+            .or(model.as_ref().map(|m| m.max_context));
+        let policy = self.policy(e, max_len, block_size);
+        if self.errs.len() > n0 {
+            return (None, hint);
+        }
+        let (Some(model), Some(gpu), Some(profile), Some(max_len), Some((policy, tokens, seqs))) =
+            (model, gpu, profile, max_len, policy)
+        else {
+            return (None, hint);
+        };
+        let mem = match plan_memory(
+            &model, gpu, &profile, util, block_size, tokens, seqs, self.file,
+        ) {
+            Ok(m) => m,
+            Err(err) => {
+                self.errs.push(err);
+                return (None, hint);
+            }
+        };
+        let blocks = match e.kv_cache_tokens {
+            Some(t) if t < block_size => {
+                self.err(
+                    "engine.kv_cache_tokens",
+                    format!("got {t}, allowed: at least one block ({block_size} tokens)"),
+                );
+                return (None, hint);
+            }
+            Some(t) => t / block_size,
+            None => mem.blocks,
+        };
+        let geo = KvGeometry::new(&model, block_size);
+        if geo.blocks_for(max_len) > blocks.saturating_mul(geo.layers()) {
+            self.err("engine.max_model_len", format!("{max_len} tokens need {} KV blocks but the cache holds only {blocks} ({} tokens); lower max_model_len or raise gpu_memory_utilization", max_len.div_ceil(block_size), blocks.saturating_mul(block_size)));
+            return (None, hint);
+        }
+        (
+            Some(Eng {
+                model,
+                profile,
+                policy,
+                block_size,
+                blocks,
+                geo,
+            }),
+            hint,
+        )
+    }
+
+    /// The batching policy, with the batch it may form: (policy, tokens, sequences).
+    fn policy(
+        &mut self,
+        e: &RawEngine,
+        max_len: Option<u64>,
+        block_size: u64,
+    ) -> Option<(Policy, u64, u64)> {
+        let n0 = self.errs.len();
+        match e.policy.as_str() {
+            "sequential" => max_len.map(|m| (Policy::Sequential, m, 1)),
+            "static" => {
+                let s = e.static_.clone().unwrap_or_default();
+                let b = s.batch_size.unwrap_or(8);
+                if b == 0 || b > 65536 {
+                    self.err(
+                        "engine.static.batch_size",
+                        format!("got {b}, allowed: an integer from 1 to 65536"),
+                    );
+                }
+                let w = self.range(
+                    "engine.static.max_wait_ms",
+                    s.max_wait_ms.unwrap_or(0.0),
+                    0.0,
+                    1e7,
+                    " ms",
+                );
+                let (Some(m), Some(w), true) = (max_len, w, self.errs.len() == n0) else {
+                    return None;
+                };
+                Some((
+                    Policy::Static {
+                        batch_size: b,
+                        max_wait: Dur::from_millis_f64(w),
+                        pad_finished: s.pad_finished.unwrap_or(true),
+                    },
+                    m,
+                    b as u64,
+                ))
+            }
+            "continuous" => {
+                let c = e.continuous.clone().unwrap_or_default();
+                let chunked = c.enable_chunked_prefill.unwrap_or(true);
+                let seqs = c.max_num_seqs.unwrap_or(256);
+                let default_tokens = if chunked {
+                    2048.max(seqs)
+                } else {
+                    max_len.unwrap_or(2048).min(u32::MAX as u64) as u32
+                };
+                let tokens = c.max_num_batched_tokens.unwrap_or(default_tokens);
+                let f = "engine.continuous.max_num_batched_tokens";
+                if seqs == 0 {
+                    self.err(
+                        "engine.continuous.max_num_seqs",
+                        "got 0, allowed: an integer from 1 to 1000000",
+                    );
+                } else if tokens < seqs {
+                    self.err(f, format!("got {tokens}, smaller than max_num_seqs = {seqs}; vLLM requires max_num_batched_tokens >= max_num_seqs"));
+                }
+                if (tokens as u64) < block_size {
+                    self.err(
+                        f,
+                        format!("got {tokens}, smaller than one KV block ({block_size} tokens)"),
+                    );
+                }
+                if let Some(m) = max_len {
+                    if !chunked && (tokens as u64) < m {
+                        self.err(f, format!("got {tokens}, smaller than max_model_len = {m} with chunked prefill off, so long prompts could never be scheduled; raise it, lower max_model_len or enable chunked prefill"));
+                    }
+                }
+                let (Some(_), true) = (max_len, self.errs.len() == n0) else {
+                    return None;
+                };
+                Some((
+                    Policy::Continuous {
+                        max_num_seqs: seqs,
+                        max_num_batched_tokens: tokens,
+                        chunked_prefill: chunked,
+                        prefix_caching: c.enable_prefix_caching.unwrap_or(true),
+                    },
+                    tokens as u64,
+                    seqs as u64,
+                ))
+            }
+            other => {
+                self.err(
+                    "engine.policy",
+                    format!("got {other:?}, allowed: {}", quoted(POLICIES)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A trace, read once per experiment.
+    fn trace(&mut self, p: &str, scale: f64) -> Option<Arc<Trace>> {
+        let path = self.base.map(|b| b.join(p)).unwrap_or_else(|| p.into());
+        let key = (path.clone(), scale.to_bits());
+        if !self.traces.contains_key(&key) {
+            let read = match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    parse_trace(&text, scale, &path.display().to_string(), "workload.trace")
+                        .map(Arc::new)
+                }
+                Err(e) => Err(ConfigError::new(
+                    self.file,
+                    "workload.trace",
+                    format!("cannot read trace file {}: {e}", path.display()),
+                )),
+            };
+            self.traces.insert(key.clone(), read);
+        }
+        match &self.traces[&key] {
+            Ok(t) => Some(t.clone()),
+            Err(e) => {
+                self.errs.push(e.clone());
+                None
+            }
+        }
+    }
+
+    /// `[workload]`, with lengths clamped to `max_model_len`.
+    fn workload(&mut self, w: &RawWorkload, max_model_len: u64) -> Option<Workload> {
+        let n0 = self.errs.len();
+        let f = |name: &str| format!("workload.{name}");
+        let kind = w.arrival.as_str();
+        let open = matches!(kind, "poisson" | "gamma" | "constant");
+        let not_kind = |only: &str| format!("arrival = {kind:?} (only {only})");
+        if !open {
+            self.not_for(
+                &f("rate_per_s"),
+                w.rate_per_s.is_some(),
+                &not_kind("poisson, gamma, constant"),
+            );
+        }
+        if kind != "gamma" {
+            self.not_for(&f("burstiness"), w.burstiness.is_some(), &not_kind("gamma"));
+        }
+        if kind != "closed-loop" {
+            for (name, present) in [
+                ("users", w.users.is_some()),
+                ("spawn_rate_per_s", w.spawn_rate_per_s.is_some()),
+                ("think", w.think.is_some()),
+                ("think_time_s", w.think_time_s.is_some()),
+                ("think_min_s", w.think_min_s.is_some()),
+                ("think_max_s", w.think_max_s.is_some()),
+            ] {
+                self.not_for(&f(name), present, &not_kind("closed-loop"));
+            }
+        }
+        if kind != "offline" {
+            self.not_for(
+                &f("batch_size"),
+                w.batch_size.is_some(),
+                &not_kind("offline"),
+            );
+        }
+        if kind != "trace" {
+            self.not_for(&f("trace"), w.trace.is_some(), &not_kind("trace"));
+            self.not_for(&f("time_scale"), w.time_scale.is_some(), &not_kind("trace"));
+        }
+        let rate = |c: &mut Self| match w.rate_per_s {
+            None => {
+                c.err(
+                    &f("rate_per_s"),
+                    format!("is missing; arrival = {kind:?} needs a rate in requests per second"),
+                );
+                None
+            }
+            Some(r) => c.range(&f("rate_per_s"), r, 1e-6, 1e6, " requests per second"),
+        };
+        let arrival = match kind {
+            "poisson" => rate(self).map(|rate| Arrival::Poisson { rate }),
+            "constant" => rate(self).map(|rate| Arrival::Constant { rate }),
+            "gamma" => {
+                let r = rate(self);
+                let b = self.range(
+                    &f("burstiness"),
+                    w.burstiness.unwrap_or(1.0),
+                    0.001,
+                    1000.0,
+                    "",
+                );
+                match (r, b) {
+                    (Some(rate), Some(burstiness)) => Some(Arrival::Gamma { rate, burstiness }),
+                    _ => None,
+                }
+            }
+            "trace" => {
+                let scale =
+                    self.range(&f("time_scale"), w.time_scale.unwrap_or(1.0), 1e-6, 1e6, "");
+                match (&w.trace, scale) {
+                    (None, _) => {
+                        self.err(
+                            &f("trace"),
+                            "is missing; arrival = \"trace\" needs trace = \"path/to/trace.csv\"",
+                        );
+                        None
+                    }
+                    (Some(p), Some(scale)) => self.trace(p, scale).map(Arrival::Trace),
+                    _ => None,
+                }
+            }
+            "closed-loop" => self.closed_loop(w),
+            "offline" => match w.batch_size {
+                None => {
+                    self.err(
+                        &f("batch_size"),
+                        "is missing; arrival = \"offline\" needs batch_size (requests per group)",
+                    );
+                    None
+                }
+                Some(b) if b == 0 || b > 1_000_000 => {
+                    self.err(
+                        &f("batch_size"),
+                        format!("got {b}, allowed: an integer from 1 to 1000000"),
+                    );
+                    None
+                }
+                Some(b) => Some(Arrival::Offline { batch_size: b }),
+            },
+            other => {
+                self.err(
+                    &f("arrival"),
+                    format!("got {other:?}, allowed: {}", quoted(ARRIVALS)),
+                );
+                None
+            }
+        };
+        let is_trace = kind == "trace";
+        let lengths = |c: &mut Self, name: &str, d: &Option<LengthDist>| match d {
+            Some(_) if is_trace => {
+                c.err(
+                    &f(name),
+                    "does not apply to traces, which carry their own lengths; remove it",
+                );
+                None
+            }
+            Some(d) => match d.check(c.file, &f(name)) {
+                Ok(()) => Some(d.clone()),
+                Err(e) => {
+                    c.errs.push(e);
+                    None
+                }
+            },
+            None if is_trace => Some(LengthDist::Fixed { value: 1 }),
+            None => {
+                c.err(
+                    &f(name),
+                    "is missing; give a length distribution, for example { dist = \"fixed\", value = 128 }",
+                );
+                None
+            }
+        };
+        let input = lengths(self, "input_tokens", &w.input_tokens);
+        let output = lengths(self, "output_tokens", &w.output_tokens);
+        let prompt_pool = match w.prompt_pool {
+            Some(n) if is_trace => {
+                self.err(
+                    &f("prompt_pool"),
+                    format!("does not apply to traces (got {n}); remove it"),
+                );
+                None
+            }
+            Some(n) if n == 0 || n > 10_000_000 => {
+                self.err(
+                    &f("prompt_pool"),
+                    format!("got {n}, allowed: an integer from 1 to 10000000 (distinct prompts)"),
+                );
+                None
+            }
+            other => other,
+        };
+        let stop = match (w.num_requests, w.duration_s) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    &f("duration_s"),
+                    "give either num_requests (a finite run) or duration_s (a timed run), not both",
+                );
+                None
+            }
+            (Some(0), None) => {
+                self.err(&f("num_requests"), "got 0, allowed: an integer >= 1");
+                None
+            }
+            (Some(n), None) => {
+                self.not_for(
+                    &f("warmup_s"),
+                    w.warmup_s.is_some(),
+                    "finite runs (num_requests); warm-up applies to timed runs",
+                );
+                Some(Stop::Requests(n))
+            }
+            (None, Some(d)) => {
+                let d = self.range(&f("duration_s"), d, 1e-6, 1e9, " s");
+                let wu = self.range(&f("warmup_s"), w.warmup_s.unwrap_or(0.0), 0.0, 1e9, " s");
+                match (d, wu) {
+                    (Some(d), Some(wu)) if wu >= d => {
+                        self.err(
+                            &f("warmup_s"),
+                            format!("got {wu}, which is not shorter than duration_s = {d}"),
+                        );
+                        None
+                    }
+                    (Some(d), Some(wu)) => Some(Stop::Timed {
+                        duration: Dur::from_secs_f64(d),
+                        warmup: Dur::from_secs_f64(wu),
+                    }),
+                    _ => None,
+                }
+            }
+            (None, None) if is_trace => Some(Stop::Requests(u64::MAX)),
+            (None, None) => {
+                self.err(
+                    &f("num_requests"),
+                    "is missing; give num_requests (a finite run) or duration_s (a timed run)",
+                );
+                None
+            }
+        };
+        if self.errs.len() > n0 {
+            return None;
+        }
+        Some(Workload {
+            arrival: arrival?,
+            input: input?,
+            output: output?,
+            stop: stop?,
+            max_context: max_model_len,
+            prompt_pool,
+        })
+    }
+
+    fn closed_loop(&mut self, w: &RawWorkload) -> Option<Arrival> {
+        let f = |name: &str| format!("workload.{name}");
+        let n0 = self.errs.len();
+        let users = match w.users {
+            None => {
+                self.err(
+                    &f("users"),
+                    "is missing; arrival = \"closed-loop\" needs users (an integer >= 1)",
+                );
+                None
+            }
+            Some(u) if u == 0 || u > 10_000_000 => {
+                self.err(
+                    &f("users"),
+                    format!("got {u}, allowed: an integer from 1 to 10000000"),
+                );
+                None
+            }
+            Some(u) => Some(u),
+        };
+        let spawn = match w.spawn_rate_per_s {
+            Some(s) => self.range(&f("spawn_rate_per_s"), s, 1e-6, 1e9, " users per second"),
+            None => Some(f64::INFINITY),
+        };
+        let think_kind = w.think.as_deref().unwrap_or("constant");
+        let think = match think_kind {
+            "constant" | "exponential" => {
+                let what = format!("think = {think_kind:?} (give think_time_s)");
+                self.not_for(&f("think_min_s"), w.think_min_s.is_some(), &what);
+                self.not_for(&f("think_max_s"), w.think_max_s.is_some(), &what);
+                let t = self.range(
+                    &f("think_time_s"),
+                    w.think_time_s.unwrap_or(0.0),
+                    0.0,
+                    1e6,
+                    " s",
+                );
+                t.map(|t| {
+                    let d = Dur::from_secs_f64(t);
+                    if think_kind == "constant" {
+                        Think::Constant(d)
+                    } else {
+                        Think::Exponential(d)
+                    }
+                })
+            }
+            "between" => {
+                self.not_for(
+                    &f("think_time_s"),
+                    w.think_time_s.is_some(),
+                    "think = \"between\" (give think_min_s and think_max_s)",
+                );
+                let a = self.range(
+                    &f("think_min_s"),
+                    w.think_min_s.unwrap_or(0.0),
+                    0.0,
+                    1e6,
+                    " s",
+                );
+                let b = self.range(
+                    &f("think_max_s"),
+                    w.think_max_s.unwrap_or(0.0),
+                    0.0,
+                    1e6,
+                    " s",
+                );
+                match (a, b) {
+                    (Some(a), Some(b)) if b < a => {
+                        self.err(
+                            &f("think_max_s"),
+                            format!("got {b}, which is below think_min_s = {a}"),
+                        );
+                        None
+                    }
+                    (Some(a), Some(b)) => {
+                        Some(Think::Between(Dur::from_secs_f64(a), Dur::from_secs_f64(b)))
+                    }
+                    _ => None,
+                }
+            }
+            other => {
+                self.err(
+                    &f("think"),
+                    format!("got {other:?}, allowed: {}", quoted(THINKS)),
+                );
+                None
+            }
+        };
+        if self.errs.len() > n0 {
+            return None;
+        }
+        Some(Arrival::ClosedLoop {
+            users: users?,
+            spawn_rate: spawn?,
+            think: think?,
+        })
+    }
+}
+
+fn quoted(list: &[&str]) -> String {
+    list.iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Merges `src` into `dst`: tables key by key, anything else replaced.
+fn deep_merge(dst: &mut toml::Table, src: &toml::Table) {
+    for (k, v) in src {
+        match (dst.get_mut(k), v) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(s)) => deep_merge(d, s),
+            _ => {
+                dst.insert(k.clone(), v.clone());
+            }
+        }
     }
 }
 
@@ -647,565 +1733,5 @@ pub fn plan_memory(
         weights,
         reserve,
         blocks: (kv / per_block).floor() as u64,
-    })
-}
-
-/// Checks one raw point and builds its scenario.
-pub fn build_point(
-    raw: &RawExperiment,
-    base: Option<&Path>,
-    file: &str,
-) -> Result<(Scenario, Meta, ModelSpec, GpuSpec), ConfigError> {
-    if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) {
-        return Err(ConfigError::new(
-            file,
-            "name",
-            format!("{:?} must be non-empty and contain no slashes", raw.name),
-        ));
-    }
-    if raw.replications == 0 {
-        return Err(ConfigError::new(
-            file,
-            "replications",
-            "got 0, allowed: an integer >= 1",
-        ));
-    }
-    let h = &raw.hardware;
-    let gpu = load_gpu(&h.gpu, base, file, "hardware.gpu")?;
-    if h.num_gpus == 0 || h.num_gpus > 4096 {
-        return Err(ConfigError::new(
-            file,
-            "hardware.num_gpus",
-            format!("got {}, allowed: 1 to 4096", h.num_gpus),
-        ));
-    }
-    if h.instances_per_gpu == 0 {
-        return Err(ConfigError::new(
-            file,
-            "hardware.instances_per_gpu",
-            "got 0, allowed: an integer >= 1",
-        ));
-    }
-    let sharing_name = h.sharing.as_deref().unwrap_or("exclusive");
-    let sharing = match sharing_name {
-        "exclusive" => {
-            if h.instances_per_gpu != 1 {
-                return Err(ConfigError::new(file, "hardware.instances_per_gpu", format!("is {} but sharing is \"exclusive\" (one instance per GPU); use sharing = \"mps\" or \"time-slice\"", h.instances_per_gpu)));
-            }
-            Sharing::Exclusive
-        }
-        "mps" => {
-            if h.instances_per_gpu > gpu.mps_max_clients {
-                return Err(ConfigError::new(
-                    file,
-                    "hardware.instances_per_gpu",
-                    format!(
-                        "{} MPS clients on one {} exceed the limit of {} per GPU",
-                        h.instances_per_gpu, gpu.name, gpu.mps_max_clients
-                    ),
-                ));
-            }
-            Sharing::Mps
-        }
-        "time-slice" => {
-            let q = finite_pos(
-                file,
-                "hardware.timeslice_ms",
-                h.timeslice_ms.unwrap_or(DEFAULT_TIMESLICE_MS),
-            )?;
-            let s = finite_nonneg(
-                file,
-                "hardware.switch_cost_ms",
-                h.switch_cost_ms.unwrap_or(DEFAULT_SWITCH_COST_MS),
-            )?;
-            Sharing::TimeSlice {
-                quantum: Dur::from_millis_f64(q),
-                switch_cost: Dur::from_millis_f64(s),
-            }
-        }
-        other => {
-            return Err(ConfigError::new(
-                file,
-                "hardware.sharing",
-                format!("got {other:?}, allowed: \"exclusive\", \"mps\", \"time-slice\""),
-            ))
-        }
-    };
-    if !matches!(sharing, Sharing::TimeSlice { .. }) {
-        not_for(
-            file,
-            "hardware.timeslice_ms",
-            h.timeslice_ms.is_some(),
-            "this sharing mode (only time-slice)",
-        )?;
-        not_for(
-            file,
-            "hardware.switch_cost_ms",
-            h.switch_cost_ms.is_some(),
-            "this sharing mode (only time-slice)",
-        )?;
-    }
-    let atp = match h.active_thread_percentage {
-        None => 100.0,
-        Some(p) => {
-            if sharing != Sharing::Mps {
-                return Err(ConfigError::new(
-                    file,
-                    "hardware.active_thread_percentage",
-                    "applies only to sharing = \"mps\"",
-                ));
-            }
-            if !(p.is_finite() && p > 0.0 && p <= 100.0) {
-                return Err(ConfigError::new(
-                    file,
-                    "hardware.active_thread_percentage",
-                    format!("got {p}, allowed: (0, 100]"),
-                ));
-            }
-            p
-        }
-    };
-
-    // Engine.
-    let e = &raw.engine;
-    let model = load_model(&e.model, base, file, "engine.model")?;
-    let stack = e.stack.clone().unwrap_or_else(|| "vllm".into());
-    if !["vllm", "transformers"].contains(&stack.as_str()) {
-        return Err(ConfigError::new(
-            file,
-            "engine.stack",
-            format!("got {stack:?}, allowed: \"vllm\", \"transformers\""),
-        ));
-    }
-    let profile = resolve_profile(
-        e.profile.as_deref(),
-        &gpu.name,
-        &stack,
-        base,
-        file,
-        "engine.profile",
-    )?;
-    let util = e.gpu_memory_utilization.unwrap_or(0.9);
-    if !(util.is_finite() && util > 0.0 && util <= 1.0) {
-        return Err(ConfigError::new(
-            file,
-            "engine.gpu_memory_utilization",
-            format!("got {util}, allowed: a fraction in (0, 1]"),
-        ));
-    }
-    if util * h.instances_per_gpu as f64 > 1.0 + 1e-9 {
-        return Err(ConfigError::new(file, "engine.gpu_memory_utilization", format!("{} instances × {util} = {:.2} of one GPU's memory; the fractions on one GPU must add up to at most 1", h.instances_per_gpu, util * h.instances_per_gpu as f64)));
-    }
-    let block_size = e.block_size.unwrap_or(16);
-    if !(1..=1024).contains(&block_size) {
-        return Err(ConfigError::new(
-            file,
-            "engine.block_size",
-            format!("got {block_size}, allowed: 1 to 1024 tokens"),
-        ));
-    }
-    let max_model_len = e.max_model_len.unwrap_or(model.max_context);
-    if max_model_len < 2 || max_model_len > model.max_context {
-        return Err(ConfigError::new(
-            file,
-            "engine.max_model_len",
-            format!(
-                "got {max_model_len}, allowed: 2 to {} (the model's context)",
-                model.max_context
-            ),
-        ));
-    }
-    let (policy, batch_tokens, batch_seqs) = match e.policy.as_str() {
-        "sequential" => (Policy::Sequential, max_model_len, 1),
-        "static" => {
-            let s = e.static_.clone().unwrap_or_default();
-            let b = s.batch_size.unwrap_or(8);
-            if b == 0 || b > 65536 {
-                return Err(ConfigError::new(
-                    file,
-                    "engine.static.batch_size",
-                    format!("got {b}, allowed: 1 to 65536"),
-                ));
-            }
-            let w = finite_nonneg(
-                file,
-                "engine.static.max_wait_ms",
-                s.max_wait_ms.unwrap_or(0.0),
-            )?;
-            (
-                Policy::Static {
-                    batch_size: b,
-                    max_wait: Dur::from_millis_f64(w),
-                    pad_finished: s.pad_finished.unwrap_or(true),
-                },
-                max_model_len,
-                b as u64,
-            )
-        }
-        "continuous" => {
-            let c = e.continuous.clone().unwrap_or_default();
-            let chunked = c.enable_chunked_prefill.unwrap_or(true);
-            let seqs = c.max_num_seqs.unwrap_or(256);
-            let default_tokens = if chunked {
-                2048.max(seqs)
-            } else {
-                max_model_len.min(u32::MAX as u64) as u32
-            };
-            let tokens = c.max_num_batched_tokens.unwrap_or(default_tokens);
-            if seqs == 0 {
-                return Err(ConfigError::new(
-                    file,
-                    "engine.continuous.max_num_seqs",
-                    "got 0, allowed: an integer >= 1",
-                ));
-            }
-            if tokens < seqs {
-                return Err(ConfigError::new(file, "engine.continuous.max_num_batched_tokens", format!("{tokens} is smaller than max_num_seqs = {seqs}; vLLM requires max_num_batched_tokens >= max_num_seqs")));
-            }
-            if (tokens as u64) < block_size {
-                return Err(ConfigError::new(
-                    file,
-                    "engine.continuous.max_num_batched_tokens",
-                    format!("{tokens} is smaller than one KV block ({block_size} tokens)"),
-                ));
-            }
-            if !chunked && (tokens as u64) < max_model_len {
-                return Err(ConfigError::new(file, "engine.continuous.max_num_batched_tokens", format!("{tokens} is smaller than max_model_len = {max_model_len} with chunked prefill off, so long prompts could never be scheduled; raise it, lower max_model_len or enable chunked prefill")));
-            }
-            (
-                Policy::Continuous {
-                    max_num_seqs: seqs,
-                    max_num_batched_tokens: tokens,
-                    chunked_prefill: chunked,
-                    prefix_caching: c.enable_prefix_caching.unwrap_or(true),
-                },
-                tokens as u64,
-                seqs as u64,
-            )
-        }
-        other => {
-            return Err(ConfigError::new(
-                file,
-                "engine.policy",
-                format!("got {other:?}, allowed: \"sequential\", \"static\", \"continuous\""),
-            ))
-        }
-    };
-    let mem = plan_memory(
-        &model,
-        &gpu,
-        &profile,
-        util,
-        block_size,
-        batch_tokens,
-        batch_seqs,
-        file,
-    )?;
-    let blocks = match e.kv_cache_tokens {
-        Some(t) => {
-            if t < block_size {
-                return Err(ConfigError::new(
-                    file,
-                    "engine.kv_cache_tokens",
-                    format!("got {t}, allowed: at least one block ({block_size} tokens)"),
-                ));
-            }
-            t / block_size
-        }
-        None => mem.blocks,
-    };
-    let geo = KvGeometry::new(&model, block_size);
-    if geo.blocks_for(max_model_len) > blocks * geo.layers() {
-        return Err(ConfigError::new(file, "engine.max_model_len", format!("{max_model_len} tokens need {} KV blocks but the cache holds only {blocks} ({} tokens); lower max_model_len or raise gpu_memory_utilization", max_model_len.div_ceil(block_size), blocks * block_size)));
-    }
-
-    let workload = build_workload(&raw.workload, max_model_len, base, file)?;
-    if matches!(workload.arrival, Arrival::ClosedLoop { .. }) {
-        // fine with any router
-    } else if h.router == Some(RouterKind::Sticky) {
-        // Sticky falls back to round-robin for open-loop requests; say so rather than guess.
-        return Err(ConfigError::new(file, "hardware.router", "\"sticky\" pins closed-loop users; this workload has no users (use arrival = \"closed-loop\" or another router)"));
-    }
-    let cost = CostModel::new(&model, &gpu, &profile);
-    let n = (h.num_gpus * h.instances_per_gpu) as usize;
-    let instances = (0..n)
-        .map(|i| InstanceSetup {
-            gpu: i / h.instances_per_gpu as usize,
-            policy: policy.clone(),
-            cost: cost.clone(),
-            geo,
-            kv_blocks: blocks,
-            active_thread_fraction: atp / 100.0,
-            api_latency: api_latency(&profile, &workload),
-        })
-        .collect();
-    let router = h.router.unwrap_or(RouterKind::RoundRobin);
-    let meta = Meta {
-        gpu: gpu.name.clone(),
-        gpus: h.num_gpus,
-        instances: n as u32,
-        sharing: sharing.name().into(),
-        router: router.name().into(),
-        model: model.name.clone(),
-        policy: policy.name().into(),
-        profile: profile.name.clone(),
-        calibrated: profile.is_calibrated(),
-        kv_cache_tokens: blocks * block_size,
-        timeslice_ms: match sharing {
-            Sharing::TimeSlice { quantum, .. } => Some(quantum.as_millis_f64()),
-            _ => None,
-        },
-        switch_cost_ms: match sharing {
-            Sharing::TimeSlice { switch_cost, .. } => Some(switch_cost.as_millis_f64()),
-            _ => None,
-        },
-    };
-    Ok((
-        Scenario {
-            workload,
-            gpus: vec![sharing; h.num_gpus as usize],
-            instances,
-            router,
-        },
-        meta,
-        model,
-        gpu,
-    ))
-}
-
-fn build_workload(
-    w: &RawWorkload,
-    max_model_len: u64,
-    base: Option<&Path>,
-    file: &str,
-) -> Result<Workload, ConfigError> {
-    let f = |name: &str| format!("workload.{name}");
-    let arrival_kind = w.arrival.as_str();
-    let open = matches!(arrival_kind, "poisson" | "gamma" | "constant");
-    let rate = || -> Result<f64, ConfigError> {
-        let r = w.rate_per_s.ok_or_else(|| {
-            ConfigError::new(
-                file,
-                f("rate_per_s"),
-                format!("is required for arrival = {arrival_kind:?}"),
-            )
-        })?;
-        finite_pos(file, &f("rate_per_s"), r)
-    };
-    if !open {
-        not_for(
-            file,
-            &f("rate_per_s"),
-            w.rate_per_s.is_some(),
-            &format!("arrival = {arrival_kind:?}"),
-        )?;
-    }
-    if arrival_kind != "gamma" {
-        not_for(
-            file,
-            &f("burstiness"),
-            w.burstiness.is_some(),
-            &format!("arrival = {arrival_kind:?} (only gamma)"),
-        )?;
-    }
-    let closed = arrival_kind == "closed-loop";
-    for (name, present) in [
-        ("users", w.users.is_some()),
-        ("spawn_rate_per_s", w.spawn_rate_per_s.is_some()),
-        ("think", w.think.is_some()),
-        ("think_time_s", w.think_time_s.is_some()),
-        ("think_min_s", w.think_min_s.is_some()),
-        ("think_max_s", w.think_max_s.is_some()),
-    ] {
-        if !closed {
-            not_for(
-                file,
-                &f(name),
-                present,
-                &format!("arrival = {arrival_kind:?} (only closed-loop)"),
-            )?;
-        }
-    }
-    if arrival_kind != "offline" {
-        not_for(
-            file,
-            &f("batch_size"),
-            w.batch_size.is_some(),
-            &format!("arrival = {arrival_kind:?} (only offline)"),
-        )?;
-    }
-    if arrival_kind != "trace" {
-        not_for(
-            file,
-            &f("trace"),
-            w.trace.is_some(),
-            &format!("arrival = {arrival_kind:?} (only trace)"),
-        )?;
-        not_for(
-            file,
-            &f("time_scale"),
-            w.time_scale.is_some(),
-            &format!("arrival = {arrival_kind:?} (only trace)"),
-        )?;
-    }
-    let arrival = match arrival_kind {
-        "poisson" => Arrival::Poisson { rate: rate()? },
-        "constant" => Arrival::Constant { rate: rate()? },
-        "gamma" => Arrival::Gamma {
-            rate: rate()?,
-            burstiness: finite_pos(file, &f("burstiness"), w.burstiness.unwrap_or(1.0))?,
-        },
-        "trace" => {
-            let p = w.trace.as_ref().ok_or_else(|| ConfigError::new(file, f("trace"), "is required for arrival = \"trace\" (a CSV path)"))?;
-            let path = base.map(|b| b.join(p)).unwrap_or_else(|| p.into());
-            let scale = finite_pos(file, &f("time_scale"), w.time_scale.unwrap_or(1.0))?;
-            Arrival::Trace(Arc::new(read_trace(&path, scale, &f("trace"))?))
-        }
-        "closed-loop" => {
-            let users = w.users.ok_or_else(|| ConfigError::new(file, f("users"), "is required for arrival = \"closed-loop\""))?;
-            if users == 0 || users > 10_000_000 {
-                return Err(ConfigError::new(file, f("users"), format!("got {users}, allowed: 1 to 10,000,000")));
-            }
-            let spawn = match w.spawn_rate_per_s {
-                Some(s) => finite_pos(file, &f("spawn_rate_per_s"), s)?,
-                None => f64::INFINITY,
-            };
-            let think = match w.think.as_deref().unwrap_or("constant") {
-                "constant" => {
-                    not_for(file, &f("think_min_s"), w.think_min_s.is_some(), "think = \"constant\"")?;
-                    not_for(file, &f("think_max_s"), w.think_max_s.is_some(), "think = \"constant\"")?;
-                    Think::Constant(Dur::from_secs_f64(finite_nonneg(file, &f("think_time_s"), w.think_time_s.unwrap_or(0.0))?))
-                }
-                "exponential" => {
-                    not_for(file, &f("think_min_s"), w.think_min_s.is_some(), "think = \"exponential\"")?;
-                    not_for(file, &f("think_max_s"), w.think_max_s.is_some(), "think = \"exponential\"")?;
-                    Think::Exponential(Dur::from_secs_f64(finite_nonneg(file, &f("think_time_s"), w.think_time_s.unwrap_or(0.0))?))
-                }
-                "between" => {
-                    not_for(file, &f("think_time_s"), w.think_time_s.is_some(), "think = \"between\" (give think_min_s and think_max_s)")?;
-                    let a = finite_nonneg(file, &f("think_min_s"), w.think_min_s.unwrap_or(0.0))?;
-                    let b = finite_nonneg(file, &f("think_max_s"), w.think_max_s.unwrap_or(0.0))?;
-                    if b < a {
-                        return Err(ConfigError::new(file, f("think_max_s"), format!("{b} is below think_min_s = {a}")));
-                    }
-                    Think::Between(Dur::from_secs_f64(a), Dur::from_secs_f64(b))
-                }
-                other => return Err(ConfigError::new(file, f("think"), format!("got {other:?}, allowed: \"constant\", \"exponential\", \"between\""))),
-            };
-            Arrival::ClosedLoop {
-                users,
-                spawn_rate: spawn,
-                think,
-            }
-        }
-        "offline" => {
-            let b = w.batch_size.ok_or_else(|| ConfigError::new(file, f("batch_size"), "is required for arrival = \"offline\""))?;
-            if b == 0 || b > 1_000_000 {
-                return Err(ConfigError::new(file, f("batch_size"), format!("got {b}, allowed: 1 to 1,000,000")));
-            }
-            Arrival::Offline { batch_size: b }
-        }
-        other => {
-            return Err(ConfigError::new(file, f("arrival"), format!("got {other:?}, allowed: \"poisson\", \"gamma\", \"constant\", \"trace\", \"closed-loop\", \"offline\"")))
-        }
-    };
-    let is_trace = matches!(arrival, Arrival::Trace(_));
-    let lengths = |name: &str, d: &Option<LengthDist>| -> Result<LengthDist, ConfigError> {
-        match d {
-            Some(d) if is_trace => Err(ConfigError::new(
-                file,
-                f(name),
-                format!("does not apply to traces, which carry their own lengths (got {d:?})"),
-            )),
-            Some(d) => {
-                d.check(file, &f(name))?;
-                Ok(d.clone())
-            }
-            None if is_trace => Ok(LengthDist::Fixed { value: 1 }),
-            None => Err(ConfigError::new(
-                file,
-                f(name),
-                "is required, for example { dist = \"fixed\", value = 128 }",
-            )),
-        }
-    };
-    let input = lengths("input_tokens", &w.input_tokens)?;
-    let prompt_pool = match w.prompt_pool {
-        None => None,
-        Some(n) if is_trace => {
-            return Err(ConfigError::new(
-                file,
-                f("prompt_pool"),
-                format!("does not apply to traces (got {n})"),
-            ))
-        }
-        Some(n) if n == 0 || n > 10_000_000 => {
-            return Err(ConfigError::new(
-                file,
-                f("prompt_pool"),
-                format!("got {n}, allowed: 1 to 10,000,000 distinct prompts"),
-            ))
-        }
-        Some(n) => Some(n),
-    };
-    let output = lengths("output_tokens", &w.output_tokens)?;
-    let stop = match (w.num_requests, w.duration_s) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                file,
-                f("duration_s"),
-                "give either num_requests (a finite run) or duration_s (a timed run), not both",
-            ))
-        }
-        (Some(n), None) => {
-            if n == 0 {
-                return Err(ConfigError::new(
-                    file,
-                    f("num_requests"),
-                    "got 0, allowed: an integer >= 1",
-                ));
-            }
-            not_for(
-                file,
-                &f("warmup_s"),
-                w.warmup_s.is_some(),
-                "finite runs (num_requests); warm-up applies to timed runs",
-            )?;
-            Stop::Requests(n)
-        }
-        (None, Some(d)) => {
-            let d = finite_pos(file, &f("duration_s"), d)?;
-            let wu = finite_nonneg(file, &f("warmup_s"), w.warmup_s.unwrap_or(0.0))?;
-            if wu >= d {
-                return Err(ConfigError::new(
-                    file,
-                    f("warmup_s"),
-                    format!("{wu} is not shorter than duration_s = {d}"),
-                ));
-            }
-            Stop::Timed {
-                duration: Dur::from_secs_f64(d),
-                warmup: Dur::from_secs_f64(wu),
-            }
-        }
-        (None, None) => {
-            if is_trace {
-                Stop::Requests(u64::MAX)
-            } else {
-                return Err(ConfigError::new(
-                    file,
-                    f("num_requests"),
-                    "give num_requests (a finite run) or duration_s (a timed run)",
-                ));
-            }
-        }
-    };
-    Ok(Workload {
-        arrival,
-        input,
-        output,
-        stop,
-        max_context: max_model_len,
-        prompt_pool,
     })
 }

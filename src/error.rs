@@ -28,11 +28,26 @@ pub enum Error {
     /// Exit code 1.
     #[error("{0}")]
     Check(String),
+    /// Several bad input values (every one a file can be checked for). Exit code 2.
+    #[error("{}", list_errors(.0))]
+    ConfigList(Vec<ConfigError>),
+    /// The run was stopped (Ctrl-C) after saving the runs that had finished; the
+    /// message says how to resume. Exit code 130.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
-/// A bad input value, with where it came from.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
+/// One error per line, each after the first prefixed `error: ` as the binary
+/// prefixes the first, then the count.
+fn list_errors(errs: &[ConfigError]) -> String {
+    let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    format!("{}\n({} errors)", lines.join("\nerror: "), errs.len())
+}
+
+/// A bad input value, with where it came from. Printed as
+/// `file:line:column: field: message` when the location in the file is known, else
+/// `file: field: message`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConfigError {
     /// The file (or `<command line>`) the value came from.
     pub file: String,
@@ -40,7 +55,26 @@ pub struct ConfigError {
     pub field: String,
     /// What is wrong and what is allowed.
     pub message: String,
+    /// Line in `file` (from 1), when known.
+    pub line: Option<usize>,
+    /// Column in that line (from 1, in characters), when known.
+    pub column: Option<usize>,
 }
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     /// Builds an error for `field` of `file`.
@@ -53,8 +87,36 @@ impl ConfigError {
             file: file.into(),
             field: field.into(),
             message: message.into(),
+            line: None,
+            column: None,
         }
     }
+
+    /// The same error located at `line` and `column` (both from 1; column 0: unknown).
+    pub fn at(mut self, line: usize, column: usize) -> Self {
+        self.line = Some(line);
+        self.column = (column > 0).then_some(column);
+        self
+    }
+
+    /// The same error located at byte offset `offset` of `text` (the file's contents).
+    pub fn at_offset(self, text: &str, offset: usize) -> Self {
+        let (line, column) = line_col(text, offset);
+        self.at(line, column)
+    }
+}
+
+/// Line and column (both from 1; the column counts characters) of byte `offset` in
+/// `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[start..].chars().count() + 1)
 }
 
 impl Error {
@@ -69,9 +131,10 @@ impl Error {
     /// The process exit code this error maps to (2: bad input, 1: run failure).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) => 2,
+            Error::Config(_) | Error::ConfigList(_) => 2,
             Error::Io { .. } => 2,
             Error::Sim(_) | Error::Check(_) => 1,
+            Error::Interrupted(_) => 130,
         }
     }
 }

@@ -4,14 +4,17 @@
 //! SVG plots. Files are written whole (temporary file, then rename).
 
 use crate::config::{Experiment, Point};
+use crate::cost::StepShape;
 use crate::error::{Error, Result};
 use crate::metrics::num;
 use crate::plot::{line_chart, Series};
 use crate::sim::{run, RunOptions};
+use crate::workload::{Arrival, Stop};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Options of `infersim run`.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +73,36 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
 
 /// Runs one point with one seed and returns its summary row.
 pub fn run_row(exp_name: &str, p: &Point, spec: RunSpec) -> Result<Value> {
-    let res = run(&p.scenario, spec.seed, RunOptions::default()).map_err(Error::Sim)?;
+    run_row_csv(exp_name, p, spec, None)
+}
+
+/// Like [`run_row`], streaming every request to `requests_dir/<point>-<replication>.csv`
+/// when a folder is given (written to a temporary file, renamed when complete).
+pub fn run_row_csv(
+    exp_name: &str,
+    p: &Point,
+    spec: RunSpec,
+    requests_dir: Option<&Path>,
+) -> Result<Value> {
+    let res = match requests_dir {
+        None => run(&p.scenario, spec.seed, RunOptions::default()).map_err(Error::Sim)?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let path = dir.join(format!("{}-{}.csv", p.index, spec.replication));
+            let tmp = dir.join(format!(
+                ".{}-{}.csv.tmp-{}",
+                p.index,
+                spec.replication,
+                std::process::id()
+            ));
+            let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let w = Box::new(std::io::BufWriter::with_capacity(1 << 16, f));
+            let res = crate::sim::run_with_csv(&p.scenario, spec.seed, RunOptions::default(), w)
+                .map_err(Error::Sim)?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            res
+        }
+    };
     let mut row = Map::new();
     row.insert("experiment".into(), exp_name.into());
     row.insert("point".into(), (p.index as u64).into());
@@ -88,12 +120,133 @@ pub fn run_row(exp_name: &str, p: &Point, spec: RunSpec) -> Result<Value> {
 
 /// Runs every point and replication; rows come back in [`plan_runs`] order.
 pub fn run_all(exp: &Experiment, cfg: &RunConfig) -> Result<Vec<Value>> {
+    run_all_with(exp, cfg, &RunControl::default())
+}
+
+/// Set by Ctrl-C (see [`install_interrupt_handler`]): no new run starts once it is set.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes Ctrl-C stop scheduling new runs (the runs in progress finish and are saved);
+/// a second Ctrl-C quits at once. Uses the `ctrlc` crate, which installs the handler
+/// portably (a signal handler on Unix, a console handler on Windows) and runs it on
+/// its own thread, where it can safely print.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("interrupted again: quitting now");
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: finishing the runs in progress (Ctrl-C again to quit now)");
+    });
+}
+
+/// How [`run_all_with`] saves and reuses results.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Where to write `<point>-<replication>.json` as each run ends (none: don't).
+    pub points_dir: Option<PathBuf>,
+    /// Reuse the point files of `points_dir` whose config hash matches.
+    pub resume: bool,
+    /// Stop scheduling new runs after this many have finished in this process, as
+    /// Ctrl-C does (set from the hidden `INFERSIM_STOP_AFTER_POINTS`, for tests).
+    pub stop_after: Option<usize>,
+    /// The command to suggest for resuming, in the message of an interrupted run.
+    pub resume_hint: String,
+    /// Where to stream per-request CSVs (`--requests-csv`), if anywhere.
+    pub requests_dir: Option<PathBuf>,
+}
+
+/// FNV-1a, 64 bits: a small hash that is the same on every platform and version.
+#[derive(Debug, Clone, Copy)]
+pub struct StableHasher(u64);
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl StableHasher {
+    /// Feeds bytes, then a separator so that ("ab", "c") and ("a", "bc") differ.
+    pub fn feed(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes.iter().chain(&[0xff]) {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self
+    }
+
+    /// The hash as 16 hex digits.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// The config hash of one run: the program version, the point's resolved settings,
+/// everything the simulation is given (model, GPU and profile numbers, trace rows) and
+/// the seed. Equal hashes mean equal results.
+pub fn run_hash(p: &Point, seed: u64) -> String {
+    let mut h = StableHasher::default();
+    h.feed(env!("CARGO_PKG_VERSION").as_bytes())
+        .feed(serde_json::to_string(&p.raw).unwrap_or_default().as_bytes())
+        .feed(format!("{:?}", p.scenario).as_bytes())
+        .feed(&seed.to_le_bytes());
+    h.hex()
+}
+
+/// The hash of a whole experiment run with `seed`: every run's hash, in order.
+pub fn experiment_hash(exp: &Experiment, seed: u64) -> String {
+    let mut h = StableHasher::default();
+    for spec in plan_runs(exp, seed) {
+        h.feed(run_hash(&exp.points[spec.point], spec.seed).as_bytes());
+    }
+    h.hex()
+}
+
+/// The file a run's row is saved in, under the points folder.
+pub fn point_file(dir: &Path, spec: RunSpec) -> PathBuf {
+    dir.join(format!("{}-{}.json", spec.point, spec.replication))
+}
+
+/// The saved row of a run, if its file exists and holds `hash`.
+fn saved_row(dir: &Path, spec: RunSpec, hash: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(point_file(dir, spec)).ok()?;
+    let mut v: Value = serde_json::from_str(&text).ok()?;
+    if v.get("hash")?.as_str()? != hash {
+        return None;
+    }
+    v.get_mut("row").map(Value::take)
+}
+
+/// Runs every point and replication; rows come back in [`plan_runs`] order. With a
+/// points folder, each run's row is written there (whole) as the run ends, and with
+/// `resume` the rows already there for the same config hash are reused. Ctrl-C (or
+/// `stop_after`) stops scheduling new runs: the finished ones stay saved and the
+/// result is [`Error::Interrupted`] with a message saying how to resume.
+pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Result<Vec<Value>> {
     let seed = cfg.seed.unwrap_or(exp.seed);
     let runs = plan_runs(exp, seed);
-    let bar = if cfg.quiet || runs.len() < 2 {
+    if let Some(d) = &ctl.points_dir {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let hashes: Vec<String> = runs
+        .iter()
+        .map(|s| run_hash(&exp.points[s.point], s.seed))
+        .collect();
+    let mut rows: Vec<Option<Value>> = match (&ctl.points_dir, ctl.resume) {
+        (Some(d), true) => runs
+            .iter()
+            .zip(&hashes)
+            .map(|(&s, h)| saved_row(d, s, h))
+            .collect(),
+        _ => vec![None; runs.len()],
+    };
+    let todo: Vec<usize> = (0..runs.len()).filter(|&i| rows[i].is_none()).collect();
+    let reused = runs.len() - todo.len();
+    let bar = if cfg.quiet || todo.len() < 2 {
         indicatif::ProgressBar::hidden()
     } else {
-        let b = indicatif::ProgressBar::new(runs.len() as u64);
+        let b = indicatif::ProgressBar::new(todo.len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})",
@@ -102,14 +255,44 @@ pub fn run_all(exp: &Experiment, cfg: &RunConfig) -> Result<Vec<Value>> {
         );
         b
     };
+    let finished = AtomicUsize::new(0);
+    let stop = || {
+        INTERRUPTED.load(Ordering::SeqCst)
+            || ctl
+                .stop_after
+                .is_some_and(|n| finished.load(Ordering::SeqCst) >= n)
+    };
     let work = || {
-        runs.par_iter()
-            .map(|&spec| {
-                let r = run_row(&exp.name, &exp.points[spec.point], spec);
+        todo.par_iter()
+            .map(|&i| {
+                if stop() {
+                    return Ok(None);
+                }
+                let spec = runs[i];
+                let row = run_row_csv(
+                    &exp.name,
+                    &exp.points[spec.point],
+                    spec,
+                    ctl.requests_dir.as_deref(),
+                )?;
+                if let Some(d) = &ctl.points_dir {
+                    let file = serde_json::json!({
+                        "experiment": exp.name,
+                        "point": spec.point,
+                        "replication": spec.replication,
+                        "seed": spec.seed,
+                        "hash": hashes[i],
+                        "row": row,
+                    });
+                    let mut text = serde_json::to_string_pretty(&file).expect("serialises");
+                    text.push('\n');
+                    write_atomic(&point_file(d, spec), text.as_bytes())?;
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
                 bar.inc(1);
-                r
+                Ok(Some((i, row)))
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<Result<Option<(usize, Value)>>>>()
     };
     let results = if cfg.jobs > 0 {
         rayon::ThreadPoolBuilder::new()
@@ -121,7 +304,33 @@ pub fn run_all(exp: &Experiment, cfg: &RunConfig) -> Result<Vec<Value>> {
         work()
     };
     bar.finish_and_clear();
-    results.into_iter().collect()
+    for r in results {
+        if let Some((i, row)) = r? {
+            rows[i] = Some(row);
+        }
+    }
+    let done = rows.iter().filter(|r| r.is_some()).count();
+    if done < rows.len() {
+        let saved = match &ctl.points_dir {
+            Some(d) => format!("saved in {}", d.display()),
+            None => "not saved (no output folder)".into(),
+        };
+        let hint = if ctl.resume_hint.is_empty() {
+            "run again with --resume".to_string()
+        } else {
+            format!("run `{}`", ctl.resume_hint)
+        };
+        return Err(Error::Interrupted(format!(
+            "interrupted: {done} of {} runs finished ({reused} reused, {} new) and {saved}; to finish the other {}, {hint}",
+            rows.len(),
+            done - reused,
+            rows.len() - done
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| r.expect("every run done"))
+        .collect())
 }
 
 /// Writes `bytes` to `path` whole: a temporary file in the same folder, then rename.
@@ -418,4 +627,300 @@ pub fn resolved_config(exp: &Experiment) -> String {
         exp.path.display(),
         toml::to_string(&doc).unwrap_or_else(|e| format!("# could not serialise: {e}\n"))
     )
+}
+
+/// Simulated tokens per second and thread assumed by the guard: a conservative
+/// figure (one token per step, the slowest case, runs at 10 to 15 million per second
+/// on a laptop core).
+pub const GUARD_TOKENS_PER_S: f64 = 5e6;
+/// Longest estimated run the guard lets through without `--no-guard`, seconds.
+pub const GUARD_MAX_SECONDS: f64 = 3600.0;
+/// Most runs (points × replications) the guard lets through.
+pub const GUARD_MAX_RUNS: u64 = 100_000;
+/// Memory assumed per request that may be in the system at once, bytes (request,
+/// queue entry, sequence state, metrics).
+pub const GUARD_BYTES_PER_REQUEST: f64 = 512.0;
+
+/// What running an experiment would take, estimated before it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Runs (points × replications).
+    pub runs: u64,
+    /// Requests simulated, all runs.
+    pub requests: f64,
+    /// Tokens generated, all runs (the work: one step per token at worst).
+    pub tokens: f64,
+    /// Tokens of the largest run.
+    pub largest_run_tokens: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Estimated wall time at [`GUARD_TOKENS_PER_S`] per thread, seconds.
+    pub seconds: f64,
+    /// Peak memory of the runs in flight at once, bytes.
+    pub peak_bytes: f64,
+    /// Memory available, bytes (`MemAvailable` on Linux, else 8 GiB assumed).
+    pub available_bytes: f64,
+}
+
+/// Requests, tokens and requests in the system at once of one run of `p`.
+fn point_work(p: &Point) -> (f64, f64, f64) {
+    let w = &p.scenario.workload;
+    let ctx = w.max_context.max(2) as f64;
+    let trace_rows = |limit: Option<crate::time::Dur>| match &w.arrival {
+        Arrival::Trace(t) => t
+            .rows
+            .iter()
+            .filter(|r| limit.is_none_or(|d| r.0 < d))
+            .count() as f64,
+        _ => 0.0,
+    };
+    let out_mean = match &w.arrival {
+        Arrival::Trace(t) if !t.rows.is_empty() => {
+            t.rows.iter().map(|r| (r.2 as f64).min(ctx)).sum::<f64>() / t.rows.len() as f64
+        }
+        _ => w.output.mean().clamp(1.0, ctx - 1.0),
+    };
+    // No request completes faster than its output tokens at one batch-1 decode step
+    // each: bounds how many requests a closed loop or offline batches can issue.
+    let step_s = p
+        .scenario
+        .instances
+        .first()
+        .map(|i| {
+            i.cost
+                .price(&StepShape::decode_only(1, 1, p.model.sliding_window))
+                .wall_s()
+        })
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1e-3);
+    let cycle_s = (out_mean * step_s).max(1e-6);
+    let (requests, in_flight) = match w.stop {
+        Stop::Requests(n) => {
+            let n = match &w.arrival {
+                Arrival::Trace(_) => trace_rows(None).min(n as f64),
+                _ => n as f64,
+            };
+            let inflight = match w.arrival {
+                Arrival::ClosedLoop { users, .. } => n.min(users as f64),
+                Arrival::Offline { batch_size } => n.min(batch_size as f64),
+                _ => n,
+            };
+            (n, inflight)
+        }
+        Stop::Timed { duration, .. } => {
+            let d = duration.as_secs_f64();
+            match &w.arrival {
+                Arrival::Poisson { rate }
+                | Arrival::Constant { rate }
+                | Arrival::Gamma { rate, .. } => (rate * d + 1.0, rate * d + 1.0),
+                Arrival::Trace(_) => {
+                    let n = trace_rows(Some(duration));
+                    (n, n)
+                }
+                Arrival::ClosedLoop { users, think, .. } => {
+                    let think_s = match *think {
+                        crate::workload::Think::Constant(t)
+                        | crate::workload::Think::Exponential(t) => t.as_secs_f64(),
+                        crate::workload::Think::Between(a, b) => {
+                            (a.as_secs_f64() + b.as_secs_f64()) / 2.0
+                        }
+                    };
+                    let u = *users as f64;
+                    (u * (d / (think_s + cycle_s) + 1.0), u)
+                }
+                Arrival::Offline { batch_size } => {
+                    let b = *batch_size as f64;
+                    (b * (d / cycle_s + 1.0), b)
+                }
+            }
+        }
+    };
+    (requests, requests * out_mean, in_flight)
+}
+
+/// Memory available to this process, bytes.
+fn available_memory() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024.0)
+        .unwrap_or(8.0 * crate::specs::GIB)
+}
+
+/// Estimates the work and memory of running `exp` on `threads` threads.
+pub fn estimate(exp: &Experiment, threads: usize) -> Estimate {
+    let threads = threads.max(1);
+    let reps = exp.replications as f64;
+    let mut requests = 0.0;
+    let mut tokens = 0.0;
+    let mut largest: f64 = 0.0;
+    let mut peaks: Vec<f64> = Vec::new();
+    for p in &exp.points {
+        let (r, t, inflight) = point_work(p);
+        requests += r * reps;
+        tokens += t * reps;
+        largest = largest.max(t);
+        peaks.extend(std::iter::repeat_n(
+            inflight * GUARD_BYTES_PER_REQUEST,
+            exp.replications.min(threads as u32) as usize,
+        ));
+    }
+    peaks.sort_by(|a, b| b.total_cmp(a));
+    let peak_bytes = peaks.iter().take(threads).sum();
+    Estimate {
+        runs: exp.points.len() as u64 * exp.replications as u64,
+        requests,
+        tokens,
+        largest_run_tokens: largest,
+        threads,
+        seconds: (tokens / threads as f64).max(largest) / GUARD_TOKENS_PER_S,
+        peak_bytes,
+        available_bytes: available_memory(),
+    }
+}
+
+/// A duration in words: "40 s", "12 minutes", "3.5 hours".
+pub fn human_seconds(s: f64) -> String {
+    if !s.is_finite() {
+        "forever".into()
+    } else if s < 1.0 {
+        "under a second".into()
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} minutes", s / 60.0)
+    } else if s < 86400.0 * 3.0 {
+        format!("{:.1} hours", s / 3600.0)
+    } else {
+        format!("{:.0} days", s / 86400.0)
+    }
+}
+
+/// Why `run` would refuse this estimate (without `--no-guard`), if it would.
+pub fn guard_problem(est: &Estimate) -> Option<String> {
+    let fix = "lower num_requests or duration_s, sweep fewer points or replications";
+    if est.runs > GUARD_MAX_RUNS {
+        return Some(format!(
+            "{} runs (points × replications) are more than the limit of {GUARD_MAX_RUNS}; {fix}, or pass --no-guard to run it anyway",
+            est.runs
+        ));
+    }
+    if est.seconds.is_nan() || est.seconds > GUARD_MAX_SECONDS {
+        return Some(format!(
+            "this would simulate about {:.2e} requests and {:.2e} tokens in {} run{}, estimated at {} on {} thread{} (at {:.0} million tokens per second per thread), more than the limit of {}; {fix}, or pass --no-guard to run it anyway",
+            est.requests,
+            est.tokens,
+            est.runs,
+            if est.runs == 1 { "" } else { "s" },
+            human_seconds(est.seconds),
+            est.threads,
+            if est.threads == 1 { "" } else { "s" },
+            GUARD_TOKENS_PER_S / 1e6,
+            human_seconds(GUARD_MAX_SECONDS)
+        ));
+    }
+    if est.peak_bytes.is_nan() || est.peak_bytes > 0.8 * est.available_bytes {
+        return Some(format!(
+            "the runs in flight at once could hold up to {:.1} GiB ({:.0} bytes per request that may be waiting at once), more than 80 % of the {:.1} GiB of memory available; {fix}, use fewer --jobs, or pass --no-guard to run it anyway",
+            est.peak_bytes / crate::specs::GIB,
+            GUARD_BYTES_PER_REQUEST,
+            est.available_bytes / crate::specs::GIB
+        ));
+    }
+    None
+}
+
+/// Output files this program writes into an experiment's folder (besides
+/// `manifest.json` and `points/`).
+pub const OUTPUT_FILES: &[&str] = &[
+    "summary.json",
+    "summary.csv",
+    "config.resolved.toml",
+    "throughput.svg",
+    "output_throughput.svg",
+    "ttft.svg",
+    "tpot.svg",
+    "e2el.svg",
+];
+
+/// Checks that `dir` may receive the results of an experiment whose hash is `hash`:
+/// a new or empty folder, or one whose `manifest.json` has the same hash. A folder
+/// holding another configuration's results is refused unless `resume` (reuse what
+/// matches) or `force` (replace); then its old summary files are removed at once, so
+/// that an interrupted run never leaves another configuration's summary behind.
+pub fn claim_output(dir: &Path, hash: &str, resume: bool, force: bool) -> Result<()> {
+    let cl = "<command line>";
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(crate::ConfigError::new(
+            cl,
+            "--out",
+            format!(
+                "{} exists and is not a folder; choose another --out",
+                dir.display()
+            ),
+        )
+        .into());
+    }
+    let manifest = dir.join("manifest.json");
+    let old: Option<String> = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .map(|v| {
+            v.get("experiment_hash")
+                .and_then(Value::as_str)
+                .map(|h| format!("experiment hash {h}"))
+                .unwrap_or_else(|| "written without an experiment hash".into())
+        });
+    match old {
+        Some(h) if h == format!("experiment hash {hash}") => Ok(()),
+        Some(h) => {
+            if !(resume || force) {
+                return Err(crate::ConfigError::new(
+                    cl,
+                    "--out",
+                    format!(
+                        "{} holds the results of another configuration ({h}; this one has experiment hash {hash}); pass --resume to reuse the runs that match, --force to replace them, or choose another --out",
+                        dir.display()
+                    ),
+                )
+                .into());
+            }
+            for f in OUTPUT_FILES {
+                let p = dir.join(f);
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+            Ok(())
+        }
+        None => {
+            let empty = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .next()
+                .is_none();
+            if empty || force {
+                Ok(())
+            } else {
+                Err(crate::ConfigError::new(
+                    cl,
+                    "--out",
+                    format!(
+                        "{} is not empty and holds no manifest.json of an infersim run; pass --force to write into it anyway, or choose another --out",
+                        dir.display()
+                    ),
+                )
+                .into())
+            }
+        }
+    }
 }

@@ -68,6 +68,7 @@ pub mod sim;
 pub mod specs;
 pub mod study;
 pub mod time;
+pub mod validate;
 pub mod workload;
 
 pub use error::{ConfigError, Error, Result};

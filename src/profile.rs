@@ -125,8 +125,19 @@ pub fn read_profile(path: &Path) -> Result<Profile, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
-    let p: Profile = toml::from_str(&text)
-        .map_err(|e| ConfigError::new(&file, "(profile)", e.message().to_string()))?;
+    let p: Profile = toml::from_str(&text).map_err(|e| {
+        let msg = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let err = ConfigError::new(&file, "(profile)", msg);
+        match e.span() {
+            Some(span) => err.at_offset(&text, span.start),
+            None => err,
+        }
+    })?;
     p.check(&file)?;
     Ok(p)
 }

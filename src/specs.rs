@@ -263,8 +263,19 @@ pub const SHIPPED_GPUS: &[(&str, &str)] = shipped!("gpu":
     "t4", "l4", "a10g", "a100-40gb", "a100-80gb", "l40s", "h100-sxm", "h100-pcie", "h200");
 
 fn parse_spec<T: for<'de> Deserialize<'de>>(text: &str, file: &str) -> Result<T, ConfigError> {
-    toml::from_str(text)
-        .map_err(|e| ConfigError::new(file, "(spec)", format!("not a valid spec: {}", e.message())))
+    toml::from_str(text).map_err(|e| {
+        let msg = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let err = ConfigError::new(file, "(spec)", format!("not a valid spec: {msg}"));
+        match e.span() {
+            Some(span) => err.at_offset(text, span.start),
+            None => err,
+        }
+    })
 }
 
 fn read_spec_file(path: &Path) -> Result<String, ConfigError> {

@@ -95,22 +95,31 @@ pub enum LengthDist {
 impl LengthDist {
     /// Checks the parameters; `field` is the config path for messages.
     pub fn check(&self, file: &str, field: &str) -> Result<(), ConfigError> {
+        use crate::validate::fmt_num;
         let bad = |msg: String| Err(ConfigError::new(file, field, msg));
         match *self {
-            LengthDist::Fixed { value: 0 } => bad("value must be at least 1".into()),
+            LengthDist::Fixed { value: 0 } => bad("value: got 0, allowed: an integer >= 1".into()),
             LengthDist::Uniform { mean: 0, .. } => {
-                bad("mean must be at least 1".into())
+                bad("mean: got 0, allowed: an integer >= 1".into())
             }
             LengthDist::Uniform { range_ratio, .. }
                 if !(range_ratio.is_finite() && (0.0..1.0).contains(&range_ratio)) =>
             {
-                bad(format!("range_ratio {range_ratio} is not in [0, 1)"))
+                bad(format!(
+                    "range_ratio: got {}, allowed: a number in [0, 1)",
+                    fmt_num(range_ratio)
+                ))
             }
             LengthDist::Normal { mean, std } | LengthDist::Lognormal { mean, std }
-                if !(mean.is_finite() && mean >= 1.0 && std.is_finite() && std >= 0.0) =>
+                if !(mean.is_finite()
+                    && (1.0..=1e9).contains(&mean)
+                    && std.is_finite()
+                    && (0.0..=1e12).contains(&std)) =>
             {
                 bad(format!(
-                    "mean must be finite and >= 1 and std finite and >= 0, got mean {mean}, std {std}"
+                    "got mean {}, std {}, allowed: mean from 1 to 1e9 and std from 0 to 1e12 (tokens)",
+                    fmt_num(mean),
+                    fmt_num(std)
                 ))
             }
             _ => Ok(()),
@@ -398,14 +407,16 @@ impl OpenLoop {
         if t >= self.end {
             return None;
         }
+        // Parameters the config checks keep valid; were they not, the mean gap keeps
+        // time moving (a zero gap would issue requests at one instant forever).
         let gap_s = match self.arrival {
             Arrival::Poisson { rate } => Exp::new(rate)
                 .map(|d| d.sample(&mut self.rng))
-                .unwrap_or(0.0),
+                .unwrap_or(1.0 / rate),
             Arrival::Gamma { rate, burstiness } => {
                 Gamma::new(burstiness, 1.0 / (rate * burstiness))
                     .map(|d| d.sample(&mut self.rng))
-                    .unwrap_or(0.0)
+                    .unwrap_or(1.0 / rate)
             }
             Arrival::Constant { rate } => 1.0 / rate,
             _ => 0.0,
@@ -425,50 +436,104 @@ pub fn read_trace(path: &Path, time_scale: f64, field: &str) -> Result<Trace, Co
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&file, field, format!("cannot read trace file: {e}")))?;
+    parse_trace(&text, time_scale, &file, field)
+}
+
+/// Parses the text of a trace CSV (see [`read_trace`]); `file` names it in messages,
+/// which carry the line and column of the first bad value.
+pub fn parse_trace(
+    text: &str,
+    time_scale: f64,
+    file: &str,
+    field: &str,
+) -> Result<Trace, ConfigError> {
+    if !(time_scale.is_finite() && time_scale > 0.0) {
+        return Err(ConfigError::new(
+            file,
+            field,
+            format!("time_scale {time_scale} is not a finite number > 0"),
+        ));
+    }
+    // A byte-order mark, as spreadsheet programs write, is not part of the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| ConfigError::new(&file, field, "trace file is empty"))?;
+    let (_, header) = lines.next().ok_or_else(|| {
+        ConfigError::new(
+            file,
+            field,
+            "trace file is empty; expected a header `arrival_s,input_tokens,output_tokens` or `TIMESTAMP,ContextTokens,GeneratedTokens` and one row per request",
+        )
+    })?;
     let cols: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
     let azure = cols == ["timestamp", "contexttokens", "generatedtokens"];
     if !azure && cols != ["arrival_s", "input_tokens", "output_tokens"] {
         return Err(ConfigError::new(
-            &file,
+            file,
             field,
             format!(
-                "line 1: unknown header {header:?}; expected `arrival_s,input_tokens,output_tokens` or `TIMESTAMP,ContextTokens,GeneratedTokens`"
+                "unknown header {:?}; expected `arrival_s,input_tokens,output_tokens` or `TIMESTAMP,ContextTokens,GeneratedTokens`",
+                short(header)
             ),
-        ));
+        )
+        .at(1, 1));
     }
     let mut rows: Vec<(f64, u32, u32)> = Vec::new();
     for (n, line) in lines {
         let lineno = n + 1;
-        let parts: Vec<&str> = line.split(',').map(str::trim).collect();
-        let bad =
-            |what: &str| ConfigError::new(&file, field, format!("line {lineno}: {what}: {line:?}"));
+        let parts: Vec<&str> = line.split(',').collect();
         if parts.len() != 3 {
-            return Err(bad("expected 3 comma-separated columns"));
+            return Err(ConfigError::new(
+                file,
+                field,
+                format!(
+                    "expected 3 comma-separated columns, got {}: {:?}",
+                    parts.len(),
+                    short(line)
+                ),
+            )
+            .at(lineno, 1));
         }
+        // Column (from 1, in characters) where part k starts.
+        let col = |k: usize| -> usize {
+            parts[..k]
+                .iter()
+                .map(|p| p.chars().count() + 1)
+                .sum::<usize>()
+                + 1
+                + (parts[k].chars().count() - parts[k].trim_start().chars().count())
+        };
+        let bad = |k: usize, what: &str| {
+            ConfigError::new(
+                file,
+                field,
+                format!("{what}, got {:?}", short(parts[k].trim())),
+            )
+            .at(lineno, col(k))
+        };
         let t = if azure {
-            parse_timestamp(parts[0]).ok_or_else(|| bad("bad timestamp"))?
+            parse_timestamp(parts[0].trim())
+                .ok_or_else(|| bad(0, "TIMESTAMP must be `YYYY-MM-DD hh:mm:ss[.fraction]`"))?
         } else {
             parts[0]
+                .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| bad("arrival_s must be a finite number >= 0"))?
+                .ok_or_else(|| bad(0, "arrival_s must be a finite number >= 0"))?
         };
-        let tok = |s: &str| s.parse::<u32>().ok().filter(|v| *v >= 1);
-        let i = tok(parts[1]).ok_or_else(|| bad("input tokens must be an integer >= 1"))?;
-        let o = tok(parts[2]).ok_or_else(|| bad("output tokens must be an integer >= 1"))?;
+        let tok = |s: &str| s.trim().parse::<u32>().ok().filter(|v| *v >= 1);
+        let i = tok(parts[1])
+            .ok_or_else(|| bad(1, "input tokens must be an integer from 1 to 4294967295"))?;
+        let o = tok(parts[2])
+            .ok_or_else(|| bad(2, "output tokens must be an integer from 1 to 4294967295"))?;
         rows.push((t, i, o));
     }
     if rows.is_empty() {
         return Err(ConfigError::new(
-            &file,
+            file,
             field,
             "trace file has a header but no rows",
         ));
@@ -483,20 +548,37 @@ pub fn read_trace(path: &Path, time_scale: f64, field: &str) -> Result<Trace, Co
     })
 }
 
+/// At most 60 characters of `s`, for messages.
+fn short(s: &str) -> String {
+    if s.chars().count() <= 60 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(57).collect::<String>())
+    }
+}
+
 /// Seconds since 1970 of `YYYY-MM-DD hh:mm:ss[.fraction]` (UTC, proleptic Gregorian).
 fn parse_timestamp(s: &str) -> Option<f64> {
     let (date, time) = s.split_once(' ')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    if d.next().is_some()
+        || !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+    {
         return None;
     }
-    let mut t = time.split(':');
+    let mut t = time.trim().split(':');
     let (hh, mm) = (
-        t.next()?.parse::<f64>().ok()?,
-        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<u32>().ok()?,
+        t.next()?.parse::<u32>().ok()?,
     );
     let ss = t.next()?.parse::<f64>().ok()?;
+    if t.next().is_some() || hh > 23 || mm > 59 || !(ss.is_finite() && (0.0..61.0).contains(&ss)) {
+        return None;
+    }
+    let (hh, mm) = (hh as f64, mm as f64);
     // Days from civil (H. Hinnant's algorithm, public domain description).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);

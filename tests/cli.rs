@@ -198,7 +198,10 @@ fn bad_input_exits_2_naming_file_and_field() {
             SMALL.replace("max_model_len = 4096", "max_model_len = 4096\nbogus = 1"),
             "bogus",
         ),
-        (SMALL.replace("[hardware]", "[hardware\n"), "line"),
+        (
+            SMALL.replace("[hardware]", "[hardware\n"),
+            ":5:10: (toml): ",
+        ),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
         let f = dir.path().join(format!("bad{i}.toml"));
@@ -211,4 +214,35 @@ fn bad_input_exits_2_naming_file_and_field() {
     let (code, _, err) = infersim(&["validate", "/nonexistent/x.toml"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn requests_csv_holds_every_completed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.toml");
+    std::fs::write(&file, SMALL).unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) = infersim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--requests-csv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for point in 0..6 {
+        for rep in 0..2 {
+            let csv =
+                std::fs::read_to_string(out.join(format!("requests/{point}-{rep}.csv"))).unwrap();
+            let mut lines = csv.lines();
+            assert_eq!(lines.next(), Some(infersim::metrics::REQUESTS_CSV_HEADER));
+            let rows: Vec<&str> = lines.collect();
+            assert_eq!(rows.len(), 300, "point {point} replication {rep}");
+            for r in rows {
+                let f: Vec<f64> = r.split(',').take(5).map(|x| x.parse().unwrap()).collect();
+                assert!(f[1] <= f[2] && f[2] <= f[3] && f[3] <= f[4], "{r}");
+            }
+        }
+    }
 }

@@ -1,0 +1,441 @@
+//! A table of bad inputs: broken TOML, unknown keys, wrong types, out-of-range values,
+//! impossible deployments, empty or corrupt trace files, unreadable paths, runs the
+//! guards refuse. Each runs the `infersim` binary and must exit with code 2, without a
+//! panic, printing exactly the message recorded in `tests/snapshots/bad_inputs.snap`
+//! (the whole message is compared, with the temporary folder written as `<dir>`).
+//!
+//! After changing a message on purpose, rewrite the snapshot with
+//! `INFERSIM_UPDATE_SNAPSHOTS=1 cargo test --release --test bad_inputs` and review the
+//! diff.
+
+use std::path::Path;
+use std::process::Command;
+
+const BASE: &str = r#"name = "t"
+[hardware]
+gpu = "a100-80gb"
+[engine]
+model = "llama-3.1-8b"
+policy = "continuous"
+max_model_len = 4096
+[workload]
+arrival = "poisson"
+rate_per_s = 5.0
+num_requests = 100
+input_tokens = { dist = "fixed", value = 256 }
+output_tokens = { dist = "fixed", value = 64 }
+"#;
+
+const TRACE_BASE: &str = r#"name = "t"
+[hardware]
+gpu = "a100-80gb"
+[engine]
+model = "llama-3.1-8b"
+policy = "continuous"
+max_model_len = 4096
+[workload]
+arrival = "trace"
+trace = "trace.csv"
+"#;
+
+/// One bad input: the experiment text, extra files beside it, and the command
+/// (`{f}`: the experiment file, `{d}`: the folder).
+struct Case {
+    name: &'static str,
+    text: String,
+    files: Vec<(&'static str, Vec<u8>)>,
+    args: Vec<&'static str>,
+}
+
+fn edit(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from}");
+    BASE.replacen(from, to, 1)
+}
+
+fn case(name: &'static str, text: String) -> Case {
+    Case {
+        name,
+        text,
+        files: Vec::new(),
+        args: vec!["validate", "{f}"],
+    }
+}
+
+fn trace_case(name: &'static str, trace: &[u8]) -> Case {
+    Case {
+        name,
+        text: TRACE_BASE.to_string(),
+        files: vec![("trace.csv", trace.to_vec())],
+        args: vec!["validate", "{f}"],
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut v = vec![
+        // Broken TOML.
+        case("toml-unclosed-table-header", BASE.replace("[engine]", "[engine")),
+        case(
+            "toml-unterminated-string",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb"),
+        ),
+        case(
+            "toml-duplicate-key",
+            edit("rate_per_s = 5.0", "rate_per_s = 5.0\nrate_per_s = 6.0"),
+        ),
+        case("toml-missing-value", edit("num_requests = 100", "num_requests =")),
+        case("empty-file", String::new()),
+        // Unknown keys.
+        case("unknown-top-level-key", format!("replication = 3\n{BASE}")),
+        case("unknown-engine-key-typo", edit("policy =", "polcy =")),
+        case(
+            "unknown-key-in-length-distribution",
+            edit("value = 64", "valu = 64"),
+        ),
+        // Wrong types.
+        case(
+            "wrong-type-string-for-integer",
+            edit("num_requests = 100", "num_requests = \"100\""),
+        ),
+        case(
+            "wrong-type-float-for-integer",
+            edit("max_model_len = 4096", "max_model_len = 4096.5"),
+        ),
+        case(
+            "wrong-type-table-for-string",
+            edit("gpu = \"a100-80gb\"", "gpu = { name = \"a100\" }"),
+        ),
+        // Out of range, non-finite, zero.
+        case(
+            "zero-gpus",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nnum_gpus = 0"),
+        ),
+        case(
+            "memory-fraction-120-percent",
+            edit("policy =", "gpu_memory_utilization = 1.2\npolicy ="),
+        ),
+        case("zero-rate", edit("rate_per_s = 5.0", "rate_per_s = 0.0")),
+        case("nan-rate", edit("rate_per_s = 5.0", "rate_per_s = nan")),
+        case(
+            "infinite-duration",
+            edit("num_requests = 100", "duration_s = inf"),
+        ),
+        case(
+            "zero-length-output",
+            edit("value = 64", "value = 0"),
+        ),
+        case(
+            "warmup-not-shorter-than-duration",
+            edit("num_requests = 100", "duration_s = 10.0\nwarmup_s = 10.0"),
+        ),
+        case(
+            "both-num-requests-and-duration",
+            edit("num_requests = 100", "num_requests = 100\nduration_s = 10.0"),
+        ),
+        // Unknown names and missing keys.
+        case("unknown-gpu", edit("gpu = \"a100-80gb\"", "gpu = \"a100\"")),
+        case(
+            "unknown-model",
+            edit("model = \"llama-3.1-8b\"", "model = \"llama-4-8b\""),
+        ),
+        case(
+            "missing-model-spec-file",
+            edit("model = \"llama-3.1-8b\"", "model = \"models/mine.toml\""),
+        ),
+        Case {
+            name: "model-spec-file-corrupt",
+            text: edit("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![("mine.toml", b"name = \"mine\"\nnum_layers = \"32\"\n".to_vec())],
+            args: vec!["validate", "{f}"],
+        },
+        case(
+            "missing-policy-and-lengths",
+            BASE.replace("policy = \"continuous\"\n", "")
+                .replace("input_tokens = { dist = \"fixed\", value = 256 }\n", ""),
+        ),
+        case(
+            "rate-for-closed-loop",
+            edit("arrival = \"poisson\"", "arrival = \"closed-loop\"\nusers = 4"),
+        ),
+        // Impossible deployments.
+        case(
+            "70b-on-a-t4",
+            edit("gpu = \"a100-80gb\"", "gpu = \"t4\"")
+                .replace("llama-3.1-8b", "llama-3.1-70b"),
+        ),
+        case(
+            "memory-fractions-over-1-on-one-gpu",
+            edit(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"a100-80gb\"\nsharing = \"mps\"\ninstances_per_gpu = 2",
+            )
+            .replace("policy =", "gpu_memory_utilization = 0.6\npolicy ="),
+        ),
+        case(
+            "mps-client-limit",
+            edit(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"a100-80gb\"\nsharing = \"mps\"\ninstances_per_gpu = 49",
+            )
+            .replace("policy =", "gpu_memory_utilization = 0.02\npolicy ="),
+        ),
+        case(
+            "two-instances-exclusive",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\ninstances_per_gpu = 2"),
+        ),
+        case(
+            "timeslice-option-with-mps",
+            edit(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"a100-80gb\"\nsharing = \"mps\"\ntimeslice_ms = 2.0",
+            ),
+        ),
+        case(
+            "chunked-prefill-budget-below-a-block",
+            format!("{BASE}[engine.continuous]\nmax_num_seqs = 4\nmax_num_batched_tokens = 8\n")
+                .replace("[workload]", "block_size = 16\n[workload]"),
+        ),
+        case(
+            "batched-tokens-below-max-model-len-without-chunking",
+            format!("{BASE}[engine.continuous]\nenable_chunked_prefill = false\nmax_num_batched_tokens = 2048\n"),
+        ),
+        case(
+            "context-longer-than-the-model",
+            edit("max_model_len = 4096", "max_model_len = 1000000"),
+        ),
+        case(
+            "sticky-router-open-loop",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nrouter = \"sticky\""),
+        ),
+        // Sweeps and variants.
+        case(
+            "empty-sweep",
+            format!("{BASE}[sweep]\n\"workload.rate_per_s\" = []\n"),
+        ),
+        case(
+            "sweep-not-a-list",
+            format!("{BASE}[sweep]\n\"workload.rate_per_s\" = 5.0\n"),
+        ),
+        case(
+            "sweep-unknown-key",
+            format!("{BASE}[sweep]\n\"workload.rate_per_sec\" = [1.0, 2.0]\n"),
+        ),
+        case(
+            "sweep-one-bad-value",
+            format!("{BASE}[sweep]\n\"workload.rate_per_s\" = [1.0, -2.0, 3.0]\n"),
+        ),
+        case(
+            "sweep-combination-does-not-fit",
+            format!("{BASE}[sweep]\n\"hardware.gpu\" = [\"a100-80gb\", \"t4\"]\n\"engine.model\" = [\"llama-3.1-8b\", \"qwen3-14b\"]\n"),
+        ),
+        case(
+            "sweep-too-many-points",
+            format!(
+                "{BASE}[sweep]\n\"workload.rate_per_s\" = [{}]\n\"engine.block_size\" = [{}]\n",
+                (1..=200).map(|i| format!("{i}.0")).collect::<Vec<_>>().join(", "),
+                (1..=60).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        case(
+            "sweep-seed",
+            format!("{BASE}[sweep]\nseed = [1, 2]\n"),
+        ),
+        case(
+            "variant-without-name",
+            format!("{BASE}[[variant]]\nname = \"a\"\n[[variant]]\nengine.policy = \"static\"\n"),
+        ),
+        case(
+            "variant-bad-value",
+            format!("{BASE}[[variant]]\nname = \"ok\"\n[[variant]]\nname = \"bad\"\nengine.gpu_memory_utilization = 2.0\n"),
+        ),
+        // Everything at once: every error is reported.
+        case(
+            "many-errors-at-once",
+            BASE.replace("num_requests = 100", "num_requests = -5")
+                .replace("policy = \"continuous\"", "policy = \"fcfs\"")
+                .replace("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nnum_gpu = 2")
+                .replace("value = 64", "value = 64.5"),
+        ),
+        // Traces.
+        trace_case("trace-empty", b""),
+        trace_case("trace-header-only", b"arrival_s,input_tokens,output_tokens\n"),
+        trace_case("trace-unknown-header", b"time,prompt,completion\n0,1,2\n"),
+        trace_case(
+            "trace-corrupt-row",
+            b"arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,abc,20\n",
+        ),
+        trace_case(
+            "trace-negative-time",
+            b"arrival_s,input_tokens,output_tokens\n-1.0,100,20\n",
+        ),
+        trace_case(
+            "trace-missing-column",
+            b"arrival_s,input_tokens,output_tokens\n0.0,100\n",
+        ),
+        trace_case(
+            "trace-azure-bad-timestamp",
+            b"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 25:61:00.0,374,44\n",
+        ),
+        trace_case("trace-not-utf8", b"arrival_s,input_tokens,output_tokens\n\xff\xfe,1,2\n"),
+        Case {
+            name: "trace-file-missing",
+            text: TRACE_BASE.to_string(),
+            files: Vec::new(),
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "trace-lengths-given",
+            text: format!("{TRACE_BASE}input_tokens = {{ dist = \"fixed\", value = 8 }}\n"),
+            files: vec![(
+                "trace.csv",
+                b"arrival_s,input_tokens,output_tokens\n0,1,1\n".to_vec(),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        // Unreadable experiment files.
+        Case {
+            name: "experiment-file-missing",
+            text: String::new(),
+            files: Vec::new(),
+            args: vec!["validate", "{d}/nope.toml"],
+        },
+        Case {
+            name: "experiment-path-is-a-folder",
+            text: String::new(),
+            files: Vec::new(),
+            args: vec!["validate", "{d}"],
+        },
+        Case {
+            name: "experiment-not-utf8",
+            text: String::new(),
+            files: vec![("bin.toml", b"name = \"\xff\xfe\"\n".to_vec())],
+            args: vec!["validate", "{d}/bin.toml"],
+        },
+        // Runs the guards refuse.
+        Case {
+            name: "guard-refuses-hours-of-work",
+            text: edit("num_requests = 100", "num_requests = 2000000000"),
+            files: Vec::new(),
+            args: vec!["run", "{f}", "--out", "{d}/out", "--jobs", "2"],
+        },
+        Case {
+            name: "output-folder-of-another-config",
+            text: BASE.to_string(),
+            files: vec![(
+                "out/manifest.json",
+                br#"{"experiment": "t", "experiment_hash": "0123456789abcdef"}"#.to_vec(),
+            )],
+            args: vec!["run", "{f}", "--out", "{d}/out", "--quiet"],
+        },
+        Case {
+            name: "output-folder-not-ours",
+            text: BASE.to_string(),
+            files: vec![("out/notes.txt", b"mine".to_vec())],
+            args: vec!["run", "{f}", "--out", "{d}/out", "--quiet"],
+        },
+    ];
+    v.sort_by_key(|c| c.name);
+    v
+}
+
+/// Runs one case in a fresh folder: (exit code, stderr with the folder as `<dir>`).
+fn run_case(c: &Case) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = d.join("exp.toml");
+    std::fs::write(&f, &c.text).unwrap();
+    for (name, bytes) in &c.files {
+        let p = d.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let args: Vec<String> = c
+        .args
+        .iter()
+        .map(|a| {
+            a.replace("{f}", f.to_str().unwrap())
+                .replace("{d}", d.to_str().unwrap())
+        })
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(d.to_str().unwrap(), "<dir>");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// The snapshot text of every case.
+fn snapshot(results: &[(&str, i32, String)]) -> String {
+    let mut s = String::from(
+        "# Messages of tests/bad_inputs.rs; rewrite with INFERSIM_UPDATE_SNAPSHOTS=1.\n",
+    );
+    for (name, code, stderr) in results {
+        s.push_str(&format!("\n=== {name} (exit {code})\n{stderr}"));
+        if !stderr.ends_with('\n') {
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[test]
+fn every_bad_input_exits_2_with_its_recorded_message() {
+    let cases = cases();
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    let mut names: Vec<&str> = cases.iter().map(|c| c.name).collect();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "case names must be unique");
+    let results: Vec<(&str, i32, String)> = cases
+        .iter()
+        .map(|c| {
+            let (code, stderr) = run_case(c);
+            (c.name, code, stderr)
+        })
+        .collect();
+    for (name, code, stderr) in &results {
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{name}: {stderr}");
+        assert_eq!(*code, 2, "{name}: {stderr}");
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/bad_inputs.snap");
+    let actual = snapshot(&results);
+    if std::env::var_os("INFERSIM_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if actual != expected {
+        // Name the cases whose message changed, with both versions.
+        let split = |s: &str| -> Vec<(String, String)> {
+            s.split("\n=== ")
+                .skip(1)
+                .map(|b| {
+                    let (head, body) = b.split_once('\n').unwrap_or((b, ""));
+                    (head.to_string(), body.to_string())
+                })
+                .collect()
+        };
+        let (a, e) = (split(&actual), split(&expected));
+        let mut report = String::new();
+        for (head, body) in &a {
+            match e.iter().find(|(h, _)| h == head) {
+                Some((_, eb)) if eb == body => {}
+                Some((_, eb)) => {
+                    report.push_str(&format!("--- {head}\nexpected:\n{eb}actual:\n{body}"))
+                }
+                None => report.push_str(&format!("--- {head}: not in the snapshot\n{body}")),
+            }
+        }
+        for (head, _) in &e {
+            if !a.iter().any(|(h, _)| h == head) {
+                report.push_str(&format!("--- {head}: in the snapshot, no longer a case\n"));
+            }
+        }
+        panic!(
+            "messages differ from {} (INFERSIM_UPDATE_SNAPSHOTS=1 rewrites it):\n{report}",
+            path.display()
+        );
+    }
+}
