@@ -115,7 +115,6 @@ pub fn target_metrics() -> Vec<String> {
 
 use crate::calibrate::residual_json;
 use crate::error::{Error, Result as IResult};
-use crate::metrics::num;
 use crate::plot::{line_chart, Series};
 use crate::sim::{run, RunOptions, Scenario};
 use crate::study::Study;
@@ -461,6 +460,5 @@ pub fn write_report(report: &Report, studies: &[Study], dir: &Path, seed: u64) -
     for (name, svg) in plots(studies, seed) {
         crate::experiment::write_atomic(&dir.join(name), svg.as_bytes())?;
     }
-    let _ = num;
     Ok(())
 }

@@ -288,6 +288,46 @@ fn read_spec_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// Where shipped specs of one kind live and how they are called in messages.
+struct Shipped {
+    list: &'static [(&'static str, &'static str)],
+    kind: &'static str,
+    dir: &'static str,
+}
+
+/// Looks a spec up by shipped name, or loads it from a `.toml` path (relative to
+/// `base`, the directory of the file that named it).
+fn load_spec<T: for<'de> Deserialize<'de>>(
+    shipped: &Shipped,
+    name: &str,
+    base: Option<&Path>,
+    file: &str,
+    field: &str,
+) -> Result<T, ConfigError> {
+    if name.ends_with(".toml") {
+        let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
+        let text = read_spec_file(&path)?;
+        return parse_spec(&text, &path.display().to_string());
+    }
+    let (_, text) = shipped
+        .list
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| {
+            ConfigError::new(
+                file,
+                field,
+                format!(
+                    "unknown {} {name:?}; shipped {}s: {} (or a path to a .toml spec)",
+                    shipped.kind,
+                    shipped.kind,
+                    names(shipped.list)
+                ),
+            )
+        })?;
+    parse_spec(text, &format!("{}/{name}.toml", shipped.dir))
+}
+
 /// Looks up a model by shipped name, or loads it from a `.toml` path (relative paths
 /// are taken relative to `base`, the directory of the file that named it).
 pub fn load_model(
@@ -296,26 +336,12 @@ pub fn load_model(
     file: &str,
     field: &str,
 ) -> Result<ModelSpec, ConfigError> {
-    let spec: ModelSpec = if name.ends_with(".toml") {
-        let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
-        let text = read_spec_file(&path)?;
-        parse_spec(&text, &path.display().to_string())?
-    } else {
-        let (_, text) = SHIPPED_MODELS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| {
-                ConfigError::new(
-                    file,
-                    field,
-                    format!(
-                        "unknown model {name:?}; shipped models: {} (or a path to a .toml spec)",
-                        names(SHIPPED_MODELS)
-                    ),
-                )
-            })?;
-        parse_spec(text, &format!("models/llm/{name}.toml"))?
+    let shipped = Shipped {
+        list: SHIPPED_MODELS,
+        kind: "model",
+        dir: "models/llm",
     };
+    let spec: ModelSpec = load_spec(&shipped, name, base, file, field)?;
     spec.check(&format!("model {}", spec.name))?;
     Ok(spec)
 }
@@ -327,26 +353,12 @@ pub fn load_gpu(
     file: &str,
     field: &str,
 ) -> Result<GpuSpec, ConfigError> {
-    let spec: GpuSpec = if name.ends_with(".toml") {
-        let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
-        let text = read_spec_file(&path)?;
-        parse_spec(&text, &path.display().to_string())?
-    } else {
-        let (_, text) = SHIPPED_GPUS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| {
-                ConfigError::new(
-                    file,
-                    field,
-                    format!(
-                        "unknown GPU {name:?}; shipped GPUs: {} (or a path to a .toml spec)",
-                        names(SHIPPED_GPUS)
-                    ),
-                )
-            })?;
-        parse_spec(text, &format!("models/gpu/{name}.toml"))?
+    let shipped = Shipped {
+        list: SHIPPED_GPUS,
+        kind: "GPU",
+        dir: "models/gpu",
     };
+    let spec: GpuSpec = load_spec(&shipped, name, base, file, field)?;
     spec.check(&format!("gpu {}", spec.name))?;
     Ok(spec)
 }
