@@ -345,7 +345,14 @@ fn cmd_list() -> Result<(), Error> {
     }
     println!("Profiles ({}):", profiles_dir().display());
     for p in list_profiles() {
-        println!("  {p}");
+        let path = profiles_dir().join(format!("{p}.toml"));
+        match crate::profile::read_profile(&path) {
+            Ok(prof) => println!(
+                "  {:<22} {:<13} η_c {:.2}  η_m {:.2}  {}",
+                p, prof.status, prof.eta_compute, prof.eta_bandwidth, prof.source
+            ),
+            Err(e) => println!("  {p:<22} unreadable: {e}"),
+        }
     }
     Ok(())
 }
