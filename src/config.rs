@@ -62,6 +62,11 @@ pub struct RawExperiment {
     pub engine: RawEngine,
     /// The load.
     pub workload: RawWorkload,
+    /// Instances placed one by one (`[[instance]]`: `gpu` = its GPU's index, and any
+    /// `[engine]` setting to override), instead of `instances_per_gpu` copies of
+    /// `[engine]`: for deployments that mix models, policies or memory fractions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance: Vec<toml::Table>,
 }
 
 fn one() -> u32 {
@@ -739,6 +744,10 @@ fn check_point(
             Some(&raw.engine),
             Some(&raw.workload),
         );
+        let built = match built {
+            Some(b) if c.errs.is_empty() && !raw.instance.is_empty() => c.place_instances(&raw, b),
+            other => other,
+        };
         return match built {
             Some(b) if c.errs.is_empty() => Ok((raw, b)),
             _ => Err(c.errs),
@@ -809,7 +818,15 @@ pub fn build_point(
         Some(&raw.engine),
         Some(&raw.workload),
     ) {
-        Some(b) if c.errs.is_empty() => Ok(b),
+        Some(b) if c.errs.is_empty() => {
+            if raw.instance.is_empty() {
+                return Ok(b);
+            }
+            match c.place_instances(raw, b) {
+                Some(b) if c.errs.is_empty() => Ok(b),
+                _ => Err(c.errs),
+            }
+        }
         _ => Err(c.errs),
     }
 }
@@ -974,6 +991,142 @@ impl Checker<'_> {
             eng.model,
             hw.gpu,
         ))
+    }
+
+    /// `[[instance]]`: replaces the copies of `[engine]` by instances placed one by
+    /// one, each with `[engine]`'s settings overridden by its own.
+    fn place_instances(&mut self, raw: &RawExperiment, built: Built) -> Option<Built> {
+        let (mut sc, mut meta, model0, gpu) = built;
+        let h = &raw.hardware;
+        if h.instances_per_gpu != 1 {
+            self.err(
+                "hardware.instances_per_gpu",
+                "does not apply when [[instance]] tables place the instances; remove it",
+            );
+            return None;
+        }
+        let engine = match toml::Value::try_from(&raw.engine) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => {
+                self.err("engine", "cannot be combined with [[instance]]");
+                return None;
+            }
+        };
+        let sharing = sc.gpus[0];
+        let atp = sc.instances[0].active_thread_fraction;
+        let mut per_gpu = vec![0u32; sc.gpus.len()];
+        let mut util = vec![0.0f64; sc.gpus.len()];
+        let mut instances = Vec::new();
+        let (mut models, mut policies, mut profiles) = (Vec::new(), Vec::new(), Vec::new());
+        let mut calibrated = true;
+        for (i, over) in raw.instance.iter().enumerate() {
+            let field = format!("instance[{i}]");
+            let g = over
+                .get("gpu")
+                .and_then(toml::Value::as_integer)
+                .unwrap_or(-1);
+            if g < 0 || g as usize >= sc.gpus.len() {
+                self.err(
+                    &format!("{field}.gpu"),
+                    format!(
+                        "got {g}, allowed: a GPU index from 0 to {} (hardware.num_gpus = {})",
+                        sc.gpus.len() - 1,
+                        sc.gpus.len()
+                    ),
+                );
+                continue;
+            }
+            let g = g as usize;
+            let mut merged = engine.clone();
+            let mut over = over.clone();
+            over.remove("gpu");
+            deep_merge(&mut merged, &over);
+            let re = match RawEngine::deserialize(toml::Value::Table(merged)) {
+                Ok(re) => re,
+                Err(e) => {
+                    self.err(&field, e.message().to_string());
+                    continue;
+                }
+            };
+            let n0 = self.errs.len();
+            let (eng, max_len) = self.engine(&re, Some(&gpu), Some(1));
+            for e in &mut self.errs[n0..] {
+                if let Some(rest) = e.field.strip_prefix("engine.") {
+                    e.field = format!("{field}.{rest}");
+                }
+            }
+            let Some(eng) = eng else { continue };
+            if max_len != Some(sc.workload.max_context) {
+                self.err(
+                    &format!("{field}.max_model_len"),
+                    format!(
+                        "is {}, but every instance must serve the same max_model_len as [engine] ({}), since any request may reach any instance",
+                        max_len.unwrap_or(0),
+                        sc.workload.max_context
+                    ),
+                );
+                continue;
+            }
+            per_gpu[g] += 1;
+            util[g] += re.gpu_memory_utilization.unwrap_or(0.9);
+            let cost = CostModel::new(&eng.model, &gpu, &eng.profile);
+            for (list, name) in [
+                (&mut models, eng.model.name.clone()),
+                (&mut policies, eng.policy.name().to_string()),
+                (&mut profiles, eng.profile.name.clone()),
+            ] {
+                if !list.contains(&name) {
+                    list.push(name);
+                }
+            }
+            calibrated &= eng.profile.is_calibrated();
+            instances.push(InstanceSetup {
+                gpu: g,
+                policy: eng.policy.clone(),
+                cost,
+                geo: eng.geo,
+                kv_blocks: eng.blocks,
+                active_thread_fraction: atp,
+                api_latency: api_latency(&eng.profile, &sc.workload),
+            });
+        }
+        for (g, (&n, &u)) in per_gpu.iter().zip(&util).enumerate() {
+            let many = match sharing {
+                Sharing::Exclusive => n > 1,
+                Sharing::Mps => n > gpu.mps_max_clients,
+                Sharing::TimeSlice { .. } => false,
+            };
+            if many {
+                self.err(
+                    "instance",
+                    format!(
+                        "{n} instances on GPU {g} with sharing = \"{}\" (allowed: {})",
+                        sharing.name(),
+                        if sharing == Sharing::Exclusive {
+                            "one; use \"mps\" or \"time-slice\"".to_string()
+                        } else {
+                            format!("at most {} MPS clients", gpu.mps_max_clients)
+                        }
+                    ),
+                );
+            }
+            if u > 1.0 + 1e-9 {
+                self.err(
+                    "instance",
+                    format!("the gpu_memory_utilization of the instances on GPU {g} add up to {u:.2}; on one GPU they must add up to at most 1"),
+                );
+            }
+        }
+        if !self.errs.is_empty() || instances.is_empty() {
+            return None;
+        }
+        meta.instances = instances.len() as u32;
+        meta.model = models.join("+");
+        meta.policy = policies.join("+");
+        meta.profile = profiles.join("+");
+        meta.calibrated = calibrated;
+        sc.instances = instances;
+        Some((sc, meta, model0, gpu))
     }
 
     /// `[hardware]`: the GPU (when it loads) and the section (when all of it holds).

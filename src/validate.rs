@@ -28,6 +28,8 @@ pub enum Kind {
     Dist,
     /// A table with these keys.
     Table(&'static [Field]),
+    /// An array of tables (`[[name]]`) with these keys.
+    Tables(&'static [Field]),
 }
 
 /// One key of a table.
@@ -145,6 +147,25 @@ const ENGINE: &[Field] = &[
     opt("static", Kind::Table(STATIC)),
 ];
 
+/// One `[[instance]]`: the GPU it runs on and settings that override `[engine]`.
+const INSTANCE: &[Field] = &[
+    req(
+        "gpu",
+        Kind::Int(0, 4095),
+        "give the index of the GPU it runs on, from 0",
+    ),
+    opt("model", ANY),
+    opt("policy", Kind::Str(POLICIES)),
+    opt("stack", Kind::Str(STACKS)),
+    opt("profile", ANY),
+    opt("gpu_memory_utilization", Kind::Float),
+    opt("block_size", Kind::Int(1, 1024)),
+    opt("max_model_len", Kind::Int(2, U32)),
+    opt("kv_cache_tokens", Kind::Int(1, 1_000_000_000_000)),
+    opt("continuous", Kind::Table(CONTINUOUS)),
+    opt("static", Kind::Table(STATIC)),
+];
+
 const WORKLOAD: &[Field] = &[
     req(
         "arrival",
@@ -190,6 +211,7 @@ pub const TOP: &[Field] = &[
         Kind::Table(ENGINE),
         "add an [engine] table with at least model and policy",
     ),
+    opt("instance", Kind::Tables(INSTANCE)),
     req(
         "workload",
         Kind::Table(WORKLOAD),
@@ -279,6 +301,7 @@ pub fn allowed(kind: Kind) -> String {
         Kind::Float => "a finite number".into(),
         Kind::Dist => "a table such as { dist = \"fixed\", value = 128 }".into(),
         Kind::Table(_) => "a table".into(),
+        Kind::Tables(_) => "an array of tables ([[...]])".into(),
     }
 }
 
@@ -369,6 +392,17 @@ fn check_value(file: &str, path: &str, v: &toml::Value, kind: Kind, out: &mut Ve
             check_table(file, path, t, fields, &what, out)
         }
         (Kind::Dist, toml::Value::Table(t)) => check_dist(file, path, t, out),
+        (Kind::Tables(fields), toml::Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                match item {
+                    toml::Value::Table(t) => {
+                        check_table(file, &p, t, fields, &format!("[[{path}]]"), out)
+                    }
+                    other => check_value(file, &p, other, Kind::Table(fields), out),
+                }
+            }
+        }
         _ => wrong(out),
     }
 }

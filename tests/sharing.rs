@@ -328,3 +328,85 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
     let (p2c, random) = (p99(RouterKind::PowerOfTwo), p99(RouterKind::Random));
     assert!(p2c < 0.5 * random, "p2c {p2c} ms vs random {random} ms");
 }
+
+const MIXED: &str = r#"
+name = "mixed"
+[hardware]
+gpu = "l4"
+num_gpus = 2
+sharing = "mps"
+router = "round-robin"
+[engine]
+model = "gemma-3-1b-it"
+policy = "continuous"
+max_model_len = 4096
+gpu_memory_utilization = 0.45
+[workload]
+arrival = "poisson"
+rate_per_s = 4.0
+num_requests = 400
+input_tokens = { dist = "fixed", value = 200 }
+output_tokens = { dist = "fixed", value = 50 }
+[[instance]]
+gpu = 0
+[[instance]]
+gpu = 0
+model = "llama-3.2-1b"
+policy = "static"
+static = { batch_size = 4 }
+[[instance]]
+gpu = 1
+gpu_memory_utilization = 0.9
+"#;
+
+/// `[[instance]]` places different engines: two models sharing GPU 0 under MPS and a
+/// third instance alone on GPU 1, each serving its share of the requests.
+#[test]
+fn mixed_instances_are_placed_one_by_one() {
+    let exp =
+        infersim::config::parse_experiment(MIXED, std::path::Path::new("mixed.toml")).unwrap();
+    let p = &exp.points[0];
+    assert_eq!(p.meta.instances, 3);
+    assert_eq!(p.meta.model, "gemma-3-1b-it+llama-3.2-1b");
+    assert_eq!(p.meta.policy, "continuous+static");
+    let gpus: Vec<usize> = p.scenario.instances.iter().map(|i| i.gpu).collect();
+    assert_eq!(gpus, vec![0, 0, 1]);
+    assert!(p.scenario.instances[2].kv_blocks > 2 * p.scenario.instances[0].kv_blocks);
+    let r = run(&p.scenario, 1, OPTS).unwrap();
+    assert_eq!(r.summary["completed"], 400);
+    let served: Vec<u64> = r.instances.iter().map(|s| s.served).collect();
+    assert_eq!(served.iter().sum::<u64>(), 400);
+    assert!(
+        served.iter().all(|&s| (120..=147).contains(&s)),
+        "{served:?}"
+    );
+}
+
+/// Memory fractions over 1 on a GPU, and two instances on an exclusive GPU, are
+/// errors naming `[[instance]]`.
+#[test]
+fn mixed_instances_are_checked_per_gpu() {
+    let over = MIXED.replace(
+        "[[instance]]\ngpu = 1\ngpu_memory_utilization = 0.9",
+        "[[instance]]\ngpu = 0\ngpu_memory_utilization = 0.2",
+    );
+    let e =
+        infersim::config::parse_experiment(&over, std::path::Path::new("mixed.toml")).unwrap_err();
+    assert!(
+        e.iter()
+            .any(|e| e.field == "instance" && e.message.contains("add up to 1.10")),
+        "{e:?}"
+    );
+    let excl = MIXED.replace("sharing = \"mps\"", "sharing = \"exclusive\"");
+    let e =
+        infersim::config::parse_experiment(&excl, std::path::Path::new("mixed.toml")).unwrap_err();
+    assert!(
+        e.iter()
+            .any(|e| e.field == "instance" && e.message.contains("2 instances on GPU 0")),
+        "{e:?}"
+    );
+    let bad = MIXED.replace("gpu = 1\n", "gpu = 7\n");
+    let e =
+        infersim::config::parse_experiment(&bad, std::path::Path::new("mixed.toml")).unwrap_err();
+    assert!(e.iter().any(|e| e.field == "instance[2].gpu"), "{e:?}");
+}
