@@ -236,7 +236,9 @@ pub struct Point {
 }
 
 impl Point {
-    /// This point's scenario with every instance priced by `profile` instead.
+    /// This point's scenario with every instance priced by `profile` instead, for
+    /// the point's model (calibration replays studies of one model; a deployment of
+    /// mixed `[[instance]]`s would be re-priced as if all served that model).
     pub fn with_profile(&self, profile: &Profile) -> Scenario {
         let mut sc = self.scenario.clone();
         let cost = CostModel::new(&self.model, &self.gpu, profile);
