@@ -126,17 +126,8 @@ const STATIC: &[Field] = &[
     opt("pad_finished", Kind::Bool),
 ];
 
-const ENGINE: &[Field] = &[
-    req(
-        "model",
-        ANY,
-        "give a shipped model (see `infersim list`) or a path to a model spec .toml",
-    ),
-    req(
-        "policy",
-        Kind::Str(POLICIES),
-        "give \"sequential\", \"static\" or \"continuous\"",
-    ),
+/// The `[engine]` settings an `[[instance]]` may override too.
+const ENGINE_SETTINGS: &[Field] = &[
     opt("stack", Kind::Str(STACKS)),
     opt("profile", ANY),
     opt("gpu_memory_utilization", Kind::Float),
@@ -147,24 +138,47 @@ const ENGINE: &[Field] = &[
     opt("static", Kind::Table(STATIC)),
 ];
 
+/// `a` followed by `b` (`N` = their total length), at compile time.
+const fn concat<const N: usize>(a: &[Field], b: &[Field]) -> [Field; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [a[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
+
+const ENGINE: &[Field] = &concat::<{ 2 + ENGINE_SETTINGS.len() }>(
+    &[
+        req(
+            "model",
+            ANY,
+            "give a shipped model (see `infersim list`) or a path to a model spec .toml",
+        ),
+        req(
+            "policy",
+            Kind::Str(POLICIES),
+            "give \"sequential\", \"static\" or \"continuous\"",
+        ),
+    ],
+    ENGINE_SETTINGS,
+);
+
 /// One `[[instance]]`: the GPU it runs on and settings that override `[engine]`.
-const INSTANCE: &[Field] = &[
-    req(
-        "gpu",
-        Kind::Int(0, 4095),
-        "give the index of the GPU it runs on, from 0",
-    ),
-    opt("model", ANY),
-    opt("policy", Kind::Str(POLICIES)),
-    opt("stack", Kind::Str(STACKS)),
-    opt("profile", ANY),
-    opt("gpu_memory_utilization", Kind::Float),
-    opt("block_size", Kind::Int(1, 1024)),
-    opt("max_model_len", Kind::Int(2, U32)),
-    opt("kv_cache_tokens", Kind::Int(1, 1_000_000_000_000)),
-    opt("continuous", Kind::Table(CONTINUOUS)),
-    opt("static", Kind::Table(STATIC)),
-];
+const INSTANCE: &[Field] = &concat::<{ 3 + ENGINE_SETTINGS.len() }>(
+    &[
+        req(
+            "gpu",
+            Kind::Int(0, 4095),
+            "give the index of the GPU it runs on, from 0",
+        ),
+        opt("model", ANY),
+        opt("policy", Kind::Str(POLICIES)),
+    ],
+    ENGINE_SETTINGS,
+);
 
 const WORKLOAD: &[Field] = &[
     req(
