@@ -208,6 +208,7 @@ pub fn time_sweep(jobs: usize, scale: f64) -> (f64, u64) {
             seed: None,
             jobs,
             quiet: true,
+            step_by_step: false,
         },
     )
     .expect("sweep");

@@ -91,6 +91,11 @@ struct RunArgs {
     /// the run goes.
     #[arg(long)]
     requests_csv: bool,
+    /// Simulate every step through the event queue (the reference path) instead of
+    /// fast-forwarding stretches of steps; results are identical to the nanosecond,
+    /// only slower.
+    #[arg(long)]
+    step_by_step: bool,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +243,7 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         seed: a.seed,
         jobs: a.jobs,
         quiet: a.quiet,
+        step_by_step: a.step_by_step,
     };
     if a.jobs > 1024 {
         return Err(ConfigError::new(

@@ -126,6 +126,17 @@ impl StepCost {
     }
 }
 
+/// A step's price without its decode attention (see [`CostModel::price_fixed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FixedPart {
+    groups: [GroupWork; 5],
+    compute_s: f64,
+    memory_s: f64,
+    decodes: bool,
+    gpu_overhead_s: f64,
+    cpu_s: f64,
+}
+
 /// Constants of one (model, GPU, profile) triple, precomputed for fast pricing.
 #[derive(Debug, Clone)]
 pub struct CostModel {
@@ -197,6 +208,15 @@ impl CostModel {
 
     /// Prices one step.
     pub fn price(&self, s: &StepShape) -> StepCost {
+        self.price_decodes(&self.price_fixed(s), s.decode_ctx_full, s.decode_ctx_window)
+    }
+
+    /// The part of a step's price that does not depend on the decodes' context
+    /// lengths: every kernel group but decode attention, and the overheads. A stretch
+    /// of decode steps with the same batch shares it; [`CostModel::price_decodes`]
+    /// completes it for given context sums, with the same arithmetic in the same order
+    /// as [`CostModel::price`], so the result is identical to the bit.
+    pub fn price_fixed(&self, s: &StepShape) -> FixedPart {
         let mut g = [GroupWork::default(); 5];
         let tokens = s.num_tokens() as f64;
         if tokens > 0.0 {
@@ -228,31 +248,17 @@ impl CostModel {
             };
             g[2].bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
         }
-        if s.decodes > 0 {
-            g[3] = GroupWork {
-                flops: self.attn_flops_pair_full * s.decode_ctx_full as f64
-                    + self.attn_flops_pair_window * s.decode_ctx_window as f64,
-                bytes: self.kv_read_full * s.decode_ctx_full as f64
-                    + self.kv_read_window * s.decode_ctx_window as f64,
-            };
-        }
-        let mut compute_s = 0.0;
-        let mut memory_s = 0.0;
-        for w in &g {
-            let tc = w.flops / self.flops_per_s;
-            let tm = w.bytes / self.bytes_per_s;
-            if tc > tm {
-                compute_s += tc;
-            } else {
-                memory_s += tm;
-            }
+        let (mut compute_s, mut memory_s) = (0.0, 0.0);
+        for w in &g[..3] {
+            self.roofline(w, &mut compute_s, &mut memory_s);
         }
         let n = s.num_seqs() as f64;
         let busy = s.num_seqs() > 0;
-        StepCost {
+        FixedPart {
             groups: g,
             compute_s,
             memory_s,
+            decodes: s.decodes > 0,
             gpu_overhead_s: if busy {
                 self.gpu_step_s + self.gpu_seq_s * n
             } else {
@@ -263,6 +269,42 @@ impl CostModel {
             } else {
                 0.0
             },
+        }
+    }
+
+    /// Adds a group's time at the roof that binds it.
+    fn roofline(&self, w: &GroupWork, compute_s: &mut f64, memory_s: &mut f64) {
+        let tc = w.flops / self.flops_per_s;
+        let tm = w.bytes / self.bytes_per_s;
+        if tc > tm {
+            *compute_s += tc;
+        } else {
+            *memory_s += tm;
+        }
+    }
+
+    /// Completes `fixed` with decode attention over `ctx_full` attended keys in full
+    /// layers and `ctx_window` in sliding-window layers (sums over the decodes).
+    pub fn price_decodes(&self, fixed: &FixedPart, ctx_full: u64, ctx_window: u64) -> StepCost {
+        let mut g = fixed.groups;
+        if fixed.decodes {
+            g[3] = GroupWork {
+                flops: self.attn_flops_pair_full * ctx_full as f64
+                    + self.attn_flops_pair_window * ctx_window as f64,
+                bytes: self.kv_read_full * ctx_full as f64
+                    + self.kv_read_window * ctx_window as f64,
+            };
+        }
+        let (mut compute_s, mut memory_s) = (fixed.compute_s, fixed.memory_s);
+        for w in &g[3..] {
+            self.roofline(w, &mut compute_s, &mut memory_s);
+        }
+        StepCost {
+            groups: g,
+            compute_s,
+            memory_s,
+            gpu_overhead_s: fixed.gpu_overhead_s,
+            cpu_s: fixed.cpu_s,
             cpu_overlap: self.cpu_overlap,
         }
     }

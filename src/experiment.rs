@@ -25,6 +25,9 @@ pub struct RunConfig {
     pub jobs: usize,
     /// No progress bar, no table.
     pub quiet: bool,
+    /// Simulate every step through the event queue (the reference path) instead of
+    /// fast-forwarding; results are identical, only slower.
+    pub step_by_step: bool,
 }
 
 /// One simulation to run.
@@ -73,7 +76,7 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
 
 /// Runs one point with one seed and returns its summary row.
 pub fn run_row(exp_name: &str, p: &Point, spec: RunSpec) -> Result<Value> {
-    run_row_csv(exp_name, p, spec, None)
+    run_row_csv(exp_name, p, spec, None, RunOptions::default())
 }
 
 /// Like [`run_row`], streaming every request to `requests_dir/<point>-<replication>.csv`
@@ -83,9 +86,10 @@ pub fn run_row_csv(
     p: &Point,
     spec: RunSpec,
     requests_dir: Option<&Path>,
+    opts: RunOptions,
 ) -> Result<Value> {
     let res = match requests_dir {
-        None => run(&p.scenario, spec.seed, RunOptions::default()).map_err(Error::Sim)?,
+        None => run(&p.scenario, spec.seed, opts).map_err(Error::Sim)?,
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let path = dir.join(format!("{}-{}.csv", p.index, spec.replication));
@@ -97,8 +101,8 @@ pub fn run_row_csv(
             ));
             let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             let w = Box::new(std::io::BufWriter::with_capacity(1 << 16, f));
-            let res = crate::sim::run_with_csv(&p.scenario, spec.seed, RunOptions::default(), w)
-                .map_err(Error::Sim)?;
+            let res =
+                crate::sim::run_with_csv(&p.scenario, spec.seed, opts, w).map_err(Error::Sim)?;
             std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
             res
         }
@@ -274,6 +278,10 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
                     &exp.points[spec.point],
                     spec,
                     ctl.requests_dir.as_deref(),
+                    RunOptions {
+                        step_by_step: cfg.step_by_step,
+                        ..RunOptions::default()
+                    },
                 )?;
                 if let Some(d) = &ctl.points_dir {
                     let file = serde_json::json!({

@@ -119,6 +119,31 @@ pub struct InstanceStats {
     pub busy_s: f64,
 }
 
+/// What [`Instance::fast_forward`] ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    /// Steps run.
+    pub steps: u64,
+    /// When the last of them ended (the start time if none ran).
+    pub end: SimTime,
+    /// GPU time of those steps.
+    pub gpu_busy: crate::time::Dur,
+}
+
+/// How a step priced `cost` divides on an exclusive GPU, each part rounded to the
+/// nanosecond: (serial CPU part, GPU part, CPU part that overlaps the GPU). The step
+/// takes `serial + max(gpu, overlapped)`.
+pub fn exclusive_durations(
+    cost: &StepCost,
+) -> (crate::time::Dur, crate::time::Dur, crate::time::Dur) {
+    use crate::time::Dur;
+    (
+        Dur::from_secs_f64(cost.cpu_serial_s()),
+        Dur::from_secs_f64(crate::gpu::GpuWork::of(cost).total()),
+        Dur::from_secs_f64(cost.cpu_overlapped_s()),
+    )
+}
+
 /// A finished request, handed back to the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished {
@@ -616,15 +641,7 @@ impl Instance {
                 emitting += 1;
             }
         }
-        self.shape.decodes = self.dec.n;
-        self.shape.decode_ctx_full = (self.dec.sum_base + (self.dec.n * k1) as i64) as u64;
-        let window = self.geo.window;
-        let n_above = self.dec.n - self.dec.n_below;
-        self.shape.decode_ctx_window = if self.geo.window_layers == 0 {
-            0
-        } else {
-            (self.dec.sum_base_below + (self.dec.n_below * k1) as i64) as u64 + n_above * window
-        };
+        self.set_decode_shape(k1);
         self.shape.emitting = emitting;
         self.in_flight = true;
         self.step_started = now;
@@ -632,6 +649,120 @@ impl Instance {
         self.stats.decode_seqs += self.shape.decodes;
         self.stats.prefill_tokens += self.shape.prefills.iter().map(|p| p.new).sum::<u64>();
         Some(self.cost.price(&self.shape))
+    }
+
+    /// Sets the decode part of the step shape for a step that ends at counter `k1`.
+    fn set_decode_shape(&mut self, k1: u64) {
+        self.shape.decodes = self.dec.n;
+        self.shape.decode_ctx_full = (self.dec.sum_base + (self.dec.n * k1) as i64) as u64;
+        let n_above = self.dec.n - self.dec.n_below;
+        self.shape.decode_ctx_window = if self.geo.window_layers == 0 {
+            0
+        } else {
+            (self.dec.sum_base_below + (self.dec.n_below * k1) as i64) as u64
+                + n_above * self.geo.window
+        };
+    }
+
+    /// Whether the policy could admit a waiting request at some step before the
+    /// decode set changes: never when nothing waits, nor when the policy refuses for a
+    /// reason that lasts while the running set is unchanged (a static batch in
+    /// progress, `max_num_seqs` reached, the token budget used up by decodes).
+    fn may_admit_during_decodes(&self, now: SimTime) -> bool {
+        if self.waiting.is_empty() {
+            return false;
+        }
+        let view = View {
+            now,
+            running: self.running_count,
+            waiting: self.waiting.len() as u32,
+            oldest_wait_since: self
+                .waiting
+                .front()
+                .map(|&s| self.seqs[s as usize].enqueued),
+            planned_tokens: self.dec.n,
+            preempted: false,
+        };
+        self.policy.admission(&view) != Admission::No
+    }
+
+    /// Fast-forward of a decode stretch on an exclusive GPU: runs in place, from
+    /// `now`, the steps in which every running sequence decodes one token and nothing
+    /// else happens, while each ends strictly before `limit` (the next event of the
+    /// simulation). It stops before the first step that would admit or prefill
+    /// anything, finish a sequence, cross the sliding window, or fail to get its new
+    /// KV blocks, so those steps go through [`Instance::plan_step`] as usual.
+    ///
+    /// Each step is priced by the same [`CostModel::price`] on the same shape, its
+    /// time rounded as [`crate::sim`] rounds a planned step, and its tokens recorded
+    /// in the same order, so the results are identical to planning the steps one by
+    /// one, to the nanosecond; only the bookkeeping of planning (heaps, admission,
+    /// the event queue) is skipped.
+    pub fn fast_forward(&mut self, now: SimTime, limit: SimTime, rec: &mut Recorder) -> Stretch {
+        let mut out = Stretch {
+            steps: 0,
+            end: now,
+            gpu_busy: crate::time::Dur::ZERO,
+        };
+        if self.in_flight
+            || self.dec.n == 0
+            || !self.partial.is_empty()
+            || self.may_admit_during_decodes(now)
+        {
+            return out;
+        }
+        // Steps before the first completion and the first window crossing.
+        let next_finish = self.dec.finish.peek().map_or(u64::MAX, |r| r.0 .0);
+        let next_cross = self.dec.cross.peek().map_or(u64::MAX, |r| r.0 .0);
+        let reserve = self.policy.reserves_whole_batch();
+        let bs = self.geo.block_size;
+        let (g_below, g_above) = (self.geo.growth(true), self.geo.growth(false));
+        let emitted = self.dec.n - self.dec.padded;
+        let mut t = now;
+        self.shape.prefills.clear();
+        self.set_decode_shape(self.k + 1);
+        self.shape.emitting = emitted;
+        let fixed = self.cost.price_fixed(&self.shape);
+        // A step that starts at counter k ends at k + 1: it must not reach a finish
+        // (k + 1 < next_finish) nor start at a crossing (k < next_cross).
+        while self.k + 1 < next_finish && self.k < next_cross {
+            let k1 = self.k + 1;
+            self.set_decode_shape(k1);
+            let cost = self.cost.price_decodes(
+                &fixed,
+                self.shape.decode_ctx_full,
+                self.shape.decode_ctx_window,
+            );
+            let (serial, gpu, overlapped) = exclusive_durations(&cost);
+            let end = t + serial + gpu.max(overlapped);
+            if end >= limit {
+                break;
+            }
+            if !reserve {
+                let r = (self.k % bs) as usize;
+                let need =
+                    self.dec.cnt_below[r] as u64 * g_below + self.dec.cnt_above[r] as u64 * g_above;
+                if !self.kv.try_alloc(need) {
+                    break;
+                }
+            }
+            self.stats.steps += 1;
+            self.stats.decode_seqs += self.dec.n;
+            self.stats.busy_s += (end - t).as_secs_f64();
+            self.k = k1;
+            if emitted > 0 {
+                if let Some(prev) = self.last_step_end {
+                    rec.itl(end, end - prev, emitted);
+                }
+            }
+            rec.tokens(emitted);
+            self.last_step_end = Some(end);
+            out.steps += 1;
+            out.gpu_busy = out.gpu_busy + gpu;
+            t = end;
+        }
+        out.end = t;
+        out
     }
 
     fn admit(&mut self, now: SimTime, max_new: u32, mut budget: u64, chunk: bool) {

@@ -8,7 +8,7 @@
 
 use crate::cost::StepCost;
 use crate::gpu::{fluid_speeds, GpuWork, Job, Sharing};
-use crate::instance::{Finished, Instance, InstanceStats};
+use crate::instance::{exclusive_durations, Finished, Instance, InstanceStats};
 use crate::metrics::{num, Recorder, RequestRecord};
 use crate::router::{Router, RouterKind};
 use crate::time::{Dur, SimTime};
@@ -581,12 +581,12 @@ impl Engine<'_> {
     /// max(GPU, overlapped CPU), rounded as the shared modes round them so one
     /// instance gives identical times.
     fn start_exclusive(&mut self, now: SimTime, i: usize, cost: &StepCost) -> SimTime {
-        let serial = Dur::from_secs_f64(cost.cpu_serial_s());
+        let (serial, gpu, overlapped) = exclusive_durations(cost);
         let st = &mut self.steps[i];
         st.work = GpuWork::of(cost);
         st.active = true;
-        st.floor = now + serial + Dur::from_secs_f64(cost.cpu_overlapped_s());
-        let gpu_end = now + serial + Dur::from_secs_f64(st.work.total());
+        st.floor = now + serial + overlapped;
+        let gpu_end = now + serial + gpu;
         st.gpu_span = (now + serial, gpu_end);
         st.gpu_done = true;
         gpu_end.max(st.floor)
@@ -793,15 +793,30 @@ impl Engine<'_> {
         let g = self.sc.instances[i].gpu;
         if self.fast && self.sc.gpus[g] == Sharing::Exclusive {
             // Fast-forward: while no other event can come before the next step
-            // boundary, plan and finish this instance's steps in place instead of
-            // going through the event queue. The same code prices and applies each
-            // step, and the conditions below keep the order the queue would give
-            // (an event at the same instant always goes first), so the results are
-            // identical to step-by-step, to the nanosecond.
+            // boundary, run this instance's steps in place instead of going through
+            // the event queue: first the stretch of pure decode steps in which nothing
+            // but tokens happens (`Instance::fast_forward`, without planning), then
+            // the step that changes the batch, planned as usual. The same code prices
+            // every step, and the conditions below keep the order the queue would
+            // give (an event at the same instant always goes first), so the results
+            // are identical to step-by-step, to the nanosecond.
             let mut now = now;
             loop {
                 if self.sched_pending[i] || self.q.peek_time().is_some_and(|t| t <= now) {
                     break;
+                }
+                let limit = self.q.peek_time().unwrap_or(SimTime::MAX);
+                let run = self.inst[i].fast_forward(now, limit, &mut self.rec);
+                if run.steps > 0 {
+                    now = run.end;
+                    self.inline_steps += run.steps;
+                    self.gpus[g].busy = self.gpus[g].busy + run.gpu_busy;
+                    self.end_time = self.end_time.max(now);
+                    if self.check {
+                        self.inst[i].check_invariants().map_err(|e| {
+                            format!("after decode steps fast-forwarded to {now}: {e}")
+                        })?;
+                    }
                 }
                 let mut wake = None;
                 let Some(cost) = self.inst[i].plan_step(now, &mut wake) else {

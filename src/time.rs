@@ -49,7 +49,7 @@ impl Dur {
         } else if s >= 1.8e10 {
             Dur(u64::MAX / 2)
         } else {
-            Dur((s * 1e9).round() as u64)
+            Dur(round_half_away(s * 1e9))
         }
     }
 
@@ -115,5 +115,47 @@ mod tests {
         assert_eq!(Dur::from_millis_f64(2.5).0, 2_500_000);
         assert_eq!((SimTime(10) + Dur(5)).0, 15);
         assert_eq!((SimTime(3) - SimTime(10)).0, 0);
+    }
+}
+
+/// `x.round() as u64` for `0 <= x < 2^64`, without the library call `round` becomes
+/// on targets without a rounding instruction: the integer part, plus one when the
+/// fraction (exact: `x - trunc(x)` loses nothing) is at least one half.
+fn round_half_away(x: f64) -> u64 {
+    let i = x as u64;
+    if x - i as f64 >= 0.5 {
+        i + 1
+    } else {
+        i
+    }
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::round_half_away;
+
+    #[test]
+    fn matches_round_on_edges_and_a_sweep() {
+        let edges = [
+            0.0,
+            0.49999999999999994,
+            0.5,
+            1.5,
+            2.5,
+            4503599627370495.5,
+            4503599627370496.0,
+            9007199254740993.0,
+            1.7e19,
+        ];
+        for x in edges {
+            assert_eq!(round_half_away(x), x.round() as u64, "{x}");
+        }
+        let mut x: f64 = 1e-3;
+        while x < 1e19 {
+            for y in [x, x + 0.5, f64::from_bits(x.to_bits() + 1)] {
+                assert_eq!(round_half_away(y), y.round() as u64, "{y}");
+            }
+            x *= 1.37;
+        }
     }
 }
