@@ -34,6 +34,10 @@ pub struct BenchRow {
     pub peak_rss_mb: f64,
     /// Hash of the run's summary (equal across modes when they agree).
     pub summary_hash: String,
+    /// GPU steps simulated.
+    pub steps: u64,
+    /// Of those, steps run by the decode-stretch fast-forward.
+    pub fast_forwarded_steps: u64,
 }
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`; 0 elsewhere).
@@ -94,13 +98,18 @@ pub fn capacity() -> f64 {
 }
 
 /// Names of the standard scenarios.
-pub const SCENARIOS: [&str; 6] = [
+///
+/// The first six are the standard set; `closed-loop-4-users-long` (4 users, 512
+/// output tokens) has the long decode stretches the fast-forward is for, where the
+/// other scenarios change the batch about once per step.
+pub const SCENARIOS: [&str; 7] = [
     "continuous-50pct",
     "continuous-90pct",
     "continuous-120pct",
     "mps-3-servers-l4",
     "dp-8-replicas",
     "closed-loop-50-users",
+    "closed-loop-4-users-long",
 ];
 
 /// The scenario `name` at `scale` (1.0: 100,000 requests; 0.1: 10,000).
@@ -125,6 +134,16 @@ pub fn scenario(name: &str, scale: f64, cap: f64) -> Option<Point> {
                 n(100_000.0)
             ),
         )),
+        "closed-loop-4-users-long" => point(
+            &llama_a100(
+                "",
+                &format!(
+                    "arrival = \"closed-loop\"\nusers = 4\nnum_requests = {}",
+                    n(20_000.0)
+                ),
+            )
+            .replace("value = 128", "value = 512"),
+        ),
         "mps-3-servers-l4" => point(&format!(
             r#"name = "bench"
 [hardware]
@@ -175,6 +194,8 @@ pub fn time_run(name: &str, step_by_step: bool, p: &Point) -> BenchRow {
         events_per_s: r.events as f64 / wall,
         peak_rss_mb: peak_rss_mb(),
         summary_hash: format!("{:016x}", fnv1a(text.as_bytes())),
+        steps: r.summary["steps"].as_u64().unwrap_or(0),
+        fast_forwarded_steps: r.fast_forwarded_steps,
     }
 }
 

@@ -723,23 +723,29 @@ impl Instance {
         self.set_decode_shape(self.k + 1);
         self.shape.emitting = emitted;
         let fixed = self.cost.price_fixed(&self.shape);
+        // The CPU parts depend only on the batch, not on the contexts.
+        let (serial, _, overlapped) = exclusive_durations(&self.cost.price_decodes(&fixed, 0, 0));
+        // Context sums grow by one token per sequence per step (below the window
+        // only for window layers: no crossing happens inside the stretch).
+        let (mut ctx_full, mut ctx_window) =
+            (self.shape.decode_ctx_full, self.shape.decode_ctx_window);
+        let window_growth = if self.geo.window_layers == 0 {
+            0
+        } else {
+            self.dec.n_below
+        };
+        let mut r = (self.k % bs) as usize;
         // A step that starts at counter k ends at k + 1: it must not reach a finish
         // (k + 1 < next_finish) nor start at a crossing (k < next_cross).
         while self.k + 1 < next_finish && self.k < next_cross {
             let k1 = self.k + 1;
-            self.set_decode_shape(k1);
-            let cost = self.cost.price_decodes(
-                &fixed,
-                self.shape.decode_ctx_full,
-                self.shape.decode_ctx_window,
-            );
-            let (serial, gpu, overlapped) = exclusive_durations(&cost);
+            let cost = self.cost.price_decodes(&fixed, ctx_full, ctx_window);
+            let gpu = crate::time::Dur::from_secs_f64(crate::gpu::GpuWork::of(&cost).total());
             let end = t + serial + gpu.max(overlapped);
             if end >= limit {
                 break;
             }
             if !reserve {
-                let r = (self.k % bs) as usize;
                 let need =
                     self.dec.cnt_below[r] as u64 * g_below + self.dec.cnt_above[r] as u64 * g_above;
                 if !self.kv.try_alloc(need) {
@@ -760,6 +766,9 @@ impl Instance {
             out.steps += 1;
             out.gpu_busy = out.gpu_busy + gpu;
             t = end;
+            ctx_full += self.dec.n;
+            ctx_window += window_growth;
+            r = if r + 1 == bs as usize { 0 } else { r + 1 };
         }
         out.end = t;
         out

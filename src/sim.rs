@@ -169,6 +169,9 @@ pub struct RunResult {
     pub instances: Vec<InstanceStats>,
     /// Events processed (steps fast-forwarded in place count as one event each).
     pub events: u64,
+    /// Steps run by the decode-stretch fast-forward ([`Instance::fast_forward`]),
+    /// without planning; 0 step by step.
+    pub fast_forwarded_steps: u64,
     /// Simulated time at the end.
     pub end: SimTime,
     /// Tokens emitted in all.
@@ -228,6 +231,7 @@ struct Engine<'a> {
     check: bool,
     fast: bool,
     inline_steps: u64,
+    stretch_steps: u64,
     /// Latest time reached (fast-forwarded steps can end after the last event).
     end_time: SimTime,
 }
@@ -288,6 +292,7 @@ fn run_inner(
         check: opts.check_invariants,
         fast: !opts.step_by_step,
         inline_steps: 0,
+        stretch_steps: 0,
         end_time: SimTime::ZERO,
     };
     if let Some(w) = csv {
@@ -399,6 +404,7 @@ fn run_inner(
         records: e.rec.records.take(),
         instances: e.inst.iter().map(|i| i.stats.clone()).collect(),
         events: events + e.inline_steps,
+        fast_forwarded_steps: e.stretch_steps,
         end: now,
         tokens_emitted: e.rec.tokens_emitted,
         issued: e.issued,
@@ -810,6 +816,7 @@ impl Engine<'_> {
                 if run.steps > 0 {
                     now = run.end;
                     self.inline_steps += run.steps;
+                    self.stretch_steps += run.steps;
                     self.gpus[g].busy = self.gpus[g].busy + run.gpu_busy;
                     self.end_time = self.end_time.max(now);
                     if self.check {

@@ -211,3 +211,106 @@ proptest! {
         prop_assert_eq!(&reference.records, &r.records);
     }
 }
+
+/// Long decode stretches (few closed-loop users, long outputs) on a model with a
+/// sliding window, a tight KV pool (so stretches end in preemptions) and each policy:
+/// most steps go through the decode-stretch fast-forward, and every request's
+/// timestamps and the whole summary equal the step-by-step reference's.
+#[test]
+fn decode_stretches_are_fast_forwarded_exactly() {
+    let mut model = tiny_model();
+    model.num_layers = 2;
+    model.sliding_window = 48;
+    model.sliding_window_layers = 1;
+    let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
+    let bs = 8;
+    let geo = KvGeometry::new(&model, bs);
+    let policies = [
+        continuous(),
+        Policy::Continuous {
+            max_num_seqs: 3,
+            max_num_batched_tokens: 64,
+            chunked_prefill: true,
+            prefix_caching: true,
+        },
+        Policy::Static {
+            batch_size: 3,
+            max_wait: Dur(1_000_000),
+            pad_finished: true,
+        },
+        Policy::Sequential,
+    ];
+    let mut preempted = 0;
+    for (p, policy) in policies.iter().enumerate() {
+        // 60 blocks hold about two full-length sequences (the window layer stops
+        // growing at 48 tokens), not four; 1,000 hold them all.
+        for kv_blocks in [60, 1_000] {
+            let scenario = Scenario {
+                workload: Workload {
+                    arrival: Arrival::ClosedLoop {
+                        users: 4,
+                        spawn_rate: 50.0,
+                        think: Think::Exponential(Dur(20_000_000)),
+                    },
+                    input: LengthDist::Uniform {
+                        mean: 40,
+                        range_ratio: 0.5,
+                    },
+                    output: LengthDist::Uniform {
+                        mean: 300,
+                        range_ratio: 0.3,
+                    },
+                    stop: Stop::Requests(200),
+                    max_context: 400,
+                    prompt_pool: Some(3),
+                },
+                gpus: vec![Sharing::Exclusive],
+                instances: vec![InstanceSetup {
+                    gpu: 0,
+                    policy: policy.clone(),
+                    cost: cost.clone(),
+                    geo,
+                    kv_blocks,
+                    active_thread_fraction: 1.0,
+                    api_latency: Dur(0),
+                }],
+                router: RouterKind::RoundRobin,
+            };
+            let opts = RunOptions {
+                keep_records: true,
+                check_invariants: true,
+                step_by_step: false,
+            };
+            let fast = run(&scenario, 7, opts).unwrap();
+            let reference = run(
+                &scenario,
+                7,
+                RunOptions {
+                    step_by_step: true,
+                    ..opts
+                },
+            )
+            .unwrap();
+            assert_eq!(
+                fast.summary, reference.summary,
+                "policy {p}, {kv_blocks} blocks"
+            );
+            assert_eq!(
+                fast.records, reference.records,
+                "policy {p}, {kv_blocks} blocks"
+            );
+            // With a tight pool requests wait for blocks, and a step may admit one,
+            // so fewer steps are pure decodes.
+            let steps = fast.summary["steps"].as_u64().unwrap();
+            let share = if kv_blocks == 60 { 4 } else { 7 };
+            assert!(
+                fast.fast_forwarded_steps * 10 >= steps * share,
+                "policy {p}, {kv_blocks} blocks: only {} of {steps} steps fast-forwarded",
+                fast.fast_forwarded_steps
+            );
+            assert_eq!(reference.fast_forwarded_steps, 0);
+            preempted += fast.summary["preemptions"].as_u64().unwrap();
+        }
+    }
+    assert!(preempted > 0, "the tight pools should have preempted");
+}
