@@ -603,17 +603,7 @@ impl Instance {
 
         // 3. Admission of waiting requests, as the policy allows.
         let planned: u64 = decode_tokens + self.chunks.iter().map(|c| c.1).sum::<u64>();
-        let view = View {
-            now,
-            running: self.running_count,
-            waiting: self.waiting.len() as u32,
-            oldest_wait_since: self
-                .waiting
-                .front()
-                .map(|&s| self.seqs[s as usize].enqueued),
-            planned_tokens: planned,
-            preempted,
-        };
+        let view = self.view(now, planned, preempted);
         match self.policy.admission(&view) {
             Admission::Admit {
                 max_new,
@@ -651,6 +641,21 @@ impl Instance {
         Some(self.cost.price(&self.shape))
     }
 
+    /// What the policy sees when it decides on admission.
+    fn view(&self, now: SimTime, planned_tokens: u64, preempted: bool) -> View {
+        View {
+            now,
+            running: self.running_count,
+            waiting: self.waiting.len() as u32,
+            oldest_wait_since: self
+                .waiting
+                .front()
+                .map(|&s| self.seqs[s as usize].enqueued),
+            planned_tokens,
+            preempted,
+        }
+    }
+
     /// Sets the decode part of the step shape for a step that ends at counter `k1`.
     fn set_decode_shape(&mut self, k1: u64) {
         self.shape.decodes = self.dec.n;
@@ -672,18 +677,7 @@ impl Instance {
         if self.waiting.is_empty() {
             return false;
         }
-        let view = View {
-            now,
-            running: self.running_count,
-            waiting: self.waiting.len() as u32,
-            oldest_wait_since: self
-                .waiting
-                .front()
-                .map(|&s| self.seqs[s as usize].enqueued),
-            planned_tokens: self.dec.n,
-            preempted: false,
-        };
-        self.policy.admission(&view) != Admission::No
+        self.policy.admission(&self.view(now, self.dec.n, false)) != Admission::No
     }
 
     /// Fast-forward of a decode stretch on an exclusive GPU: runs in place, from
