@@ -69,6 +69,11 @@ fn point(toml: &str) -> Point {
 }
 
 fn llama_a100(hardware: &str, workload: &str) -> String {
+    llama_a100_out(hardware, workload, 128)
+}
+
+/// [`llama_a100`] with `output` tokens per request.
+fn llama_a100_out(hardware: &str, workload: &str, output: u32) -> String {
     format!(
         r#"name = "bench"
 [hardware]
@@ -81,7 +86,7 @@ max_model_len = 4096
 [workload]
 {workload}
 input_tokens = {{ dist = "fixed", value = 512 }}
-output_tokens = {{ dist = "fixed", value = 128 }}
+output_tokens = {{ dist = "fixed", value = {output} }}
 "#
     )
 }
@@ -134,16 +139,14 @@ pub fn scenario(name: &str, scale: f64, cap: f64) -> Option<Point> {
                 n(100_000.0)
             ),
         )),
-        "closed-loop-4-users-long" => point(
-            &llama_a100(
-                "",
-                &format!(
-                    "arrival = \"closed-loop\"\nusers = 4\nnum_requests = {}",
-                    n(20_000.0)
-                ),
-            )
-            .replace("value = 128", "value = 512"),
-        ),
+        "closed-loop-4-users-long" => point(&llama_a100_out(
+            "",
+            &format!(
+                "arrival = \"closed-loop\"\nusers = 4\nnum_requests = {}",
+                n(20_000.0)
+            ),
+            512,
+        )),
         "mps-3-servers-l4" => point(&format!(
             r#"name = "bench"
 [hardware]

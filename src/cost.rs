@@ -8,6 +8,7 @@
 
 use crate::profile::Profile;
 use crate::specs::{GpuSpec, ModelSpec};
+use crate::time::Dur;
 use serde::Serialize;
 
 /// One prefill chunk in a step.
@@ -117,6 +118,22 @@ impl StepCost {
     /// CPU time that overlaps the instance's own GPU work.
     pub fn cpu_overlapped_s(&self) -> f64 {
         self.cpu_overlap * self.cpu_s
+    }
+
+    /// GPU time of the step when the GPU is exclusive, rounded to the nanosecond.
+    pub fn gpu_duration(&self) -> Dur {
+        Dur::from_secs_f64(self.gpu_s())
+    }
+
+    /// How the step divides on an exclusive GPU, each part rounded to the nanosecond:
+    /// (serial CPU part, GPU part, CPU part that overlaps the GPU). The step takes
+    /// `serial + max(gpu, overlapped)`.
+    pub fn exclusive_durations(&self) -> (Dur, Dur, Dur) {
+        (
+            Dur::from_secs_f64(self.cpu_serial_s()),
+            self.gpu_duration(),
+            Dur::from_secs_f64(self.cpu_overlapped_s()),
+        )
     }
 
     /// Wall time of the step on an exclusive GPU:

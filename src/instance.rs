@@ -130,20 +130,6 @@ pub struct Stretch {
     pub gpu_busy: crate::time::Dur,
 }
 
-/// How a step priced `cost` divides on an exclusive GPU, each part rounded to the
-/// nanosecond: (serial CPU part, GPU part, CPU part that overlaps the GPU). The step
-/// takes `serial + max(gpu, overlapped)`.
-pub fn exclusive_durations(
-    cost: &StepCost,
-) -> (crate::time::Dur, crate::time::Dur, crate::time::Dur) {
-    use crate::time::Dur;
-    (
-        Dur::from_secs_f64(cost.cpu_serial_s()),
-        Dur::from_secs_f64(crate::gpu::GpuWork::of(cost).total()),
-        Dur::from_secs_f64(cost.cpu_overlapped_s()),
-    )
-}
-
 /// A finished request, handed back to the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished {
@@ -687,11 +673,12 @@ impl Instance {
     /// anything, finish a sequence, cross the sliding window, or fail to get its new
     /// KV blocks, so those steps go through [`Instance::plan_step`] as usual.
     ///
-    /// Each step is priced by the same [`CostModel::price`] on the same shape, its
-    /// time rounded as [`crate::sim`] rounds a planned step, and its tokens recorded
-    /// in the same order, so the results are identical to planning the steps one by
-    /// one, to the nanosecond; only the bookkeeping of planning (heaps, admission,
-    /// the event queue) is skipped.
+    /// Each step is priced as [`CostModel::price`] prices it (its fixed part once,
+    /// then [`CostModel::price_decodes`] for the step's context sums), its time
+    /// rounded by [`StepCost::exclusive_durations`] as a planned step's is, and its
+    /// tokens recorded in the same order, so the results are identical to planning
+    /// the steps one by one, to the nanosecond; only the bookkeeping of planning
+    /// (heaps, admission, the event queue) is skipped.
     pub fn fast_forward(&mut self, now: SimTime, limit: SimTime, rec: &mut Recorder) -> Stretch {
         let mut out = Stretch {
             steps: 0,
@@ -718,7 +705,7 @@ impl Instance {
         self.shape.emitting = emitted;
         let fixed = self.cost.price_fixed(&self.shape);
         // The CPU parts depend only on the batch, not on the contexts.
-        let (serial, _, overlapped) = exclusive_durations(&self.cost.price_decodes(&fixed, 0, 0));
+        let (serial, _, overlapped) = self.cost.price_decodes(&fixed, 0, 0).exclusive_durations();
         // Context sums grow by one token per sequence per step (below the window
         // only for window layers: no crossing happens inside the stretch).
         let (mut ctx_full, mut ctx_window) =
@@ -734,7 +721,7 @@ impl Instance {
         while self.k + 1 < next_finish && self.k < next_cross {
             let k1 = self.k + 1;
             let cost = self.cost.price_decodes(&fixed, ctx_full, ctx_window);
-            let gpu = crate::time::Dur::from_secs_f64(crate::gpu::GpuWork::of(&cost).total());
+            let gpu = cost.gpu_duration();
             let end = t + serial + gpu.max(overlapped);
             if end >= limit {
                 break;

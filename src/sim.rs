@@ -8,7 +8,7 @@
 
 use crate::cost::StepCost;
 use crate::gpu::{fluid_speeds, GpuWork, Job, Sharing};
-use crate::instance::{exclusive_durations, Finished, Instance, InstanceStats};
+use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{num, Recorder, RequestRecord};
 use crate::router::{Router, RouterKind};
 use crate::time::{Dur, SimTime};
@@ -587,7 +587,7 @@ impl Engine<'_> {
     /// max(GPU, overlapped CPU), rounded as the shared modes round them so one
     /// instance gives identical times.
     fn start_exclusive(&mut self, now: SimTime, i: usize, cost: &StepCost) -> SimTime {
-        let (serial, gpu, overlapped) = exclusive_durations(cost);
+        let (serial, gpu, overlapped) = cost.exclusive_durations();
         let st = &mut self.steps[i];
         st.work = GpuWork::of(cost);
         st.active = true;
