@@ -492,7 +492,15 @@ impl Instance {
             }
             let slot = e.0;
             match self.seqs[slot as usize].state {
-                State::Decoding | State::Padded => self.dec_remove(slot),
+                State::Decoding | State::Padded => {
+                    self.dec_remove(slot);
+                    // A decoding sequence last emitted at the end of the previous step
+                    // (decode tokens are recorded for the whole set, not per sequence):
+                    // the gap to its next token, after the recompute, counts from there.
+                    if let Some(t) = self.last_step_end {
+                        self.seqs[slot as usize].last_token = t;
+                    }
+                }
                 State::Prefilling => self.partial.retain(|&p| p != slot),
                 _ => unreachable!(
                     "running entry in state {:?}",

@@ -201,6 +201,16 @@ proptest! {
             prop_assert!(x.arrival_s <= x.scheduled_s && x.scheduled_s <= x.first_token_s && x.first_token_s <= x.finish_s, "{:?}", x);
             prop_assert!((x.input_tokens + x.output_tokens) as u64 <= MAX_CTX);
         }
+        // Inter-token latencies add up, request by request, to the time from first
+        // token to finish (preemption gaps included): their mean equals
+        // Σ(finish − first token) / Σ(output − 1).
+        let gaps: f64 = recs.iter().map(|x| x.finish_s - x.first_token_s).sum();
+        let itls: u64 = recs.iter().map(|x| x.output_tokens.saturating_sub(1) as u64).sum();
+        if itls > 0 {
+            let mean = r.summary["mean_itl_ms"].as_f64().unwrap();
+            let expect = gaps * 1e3 / itls as f64;
+            prop_assert!((mean - expect).abs() <= 1e-6 * expect.max(1.0), "mean ITL {} ms, expected {} ms", mean, expect);
+        }
         // Same seed, same result.
         let again = run(&c.scenario, c.seed, opts).unwrap();
         prop_assert_eq!(&again.summary, &r.summary);
