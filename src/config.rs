@@ -214,6 +214,10 @@ pub struct RawWorkload {
     /// each from `input_tokens`); requests with the same prompt share it as a prefix
     /// the engine can cache. Default: every prompt unique.
     pub prompt_pool: Option<u32>,
+    /// `random` (default: requests with the same prompt produce different tokens) or
+    /// `greedy` (temperature 0, as `benchmark_serving`: they produce the same tokens,
+    /// so the prefix cache also holds a request's generated tokens for its siblings).
+    pub sampling: Option<String>,
 }
 
 /// One checked point of an experiment.
@@ -1652,6 +1656,24 @@ impl Checker<'_> {
             }
             other => other,
         };
+        let identical_outputs = match w.sampling.as_deref() {
+            Some(_) if is_trace => {
+                self.err(
+                    &f("sampling"),
+                    "does not apply to traces (they name no prompts); remove it",
+                );
+                false
+            }
+            None | Some("random") => false,
+            Some("greedy") => true,
+            Some(other) => {
+                self.err(
+                    &f("sampling"),
+                    format!("got {other:?}, allowed: \"random\" or \"greedy\""),
+                );
+                false
+            }
+        };
         let stop = match (w.num_requests, w.duration_s) {
             (Some(_), Some(_)) => {
                 self.err(
@@ -1709,6 +1731,7 @@ impl Checker<'_> {
             stop: stop?,
             max_context: max_model_len,
             prompt_pool,
+            identical_outputs,
         })
     }
 

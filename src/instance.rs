@@ -16,7 +16,7 @@ use crate::policy::{Admission, Policy, View};
 use crate::time::SimTime;
 use crate::workload::Request;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -55,7 +55,16 @@ struct Seq {
     attached: bool,
     /// Blocks it released when preempted, possibly still cached.
     cached_own: Option<CachedOwn>,
+    /// Layer-blocks, right after its prompt's shared blocks, that it references in
+    /// `lender`'s KV instead of holding its own (identical outputs: a resumed request
+    /// finds its context in a sibling's blocks). Not counted in `held`.
+    borrowed: u64,
+    /// The sequence whose blocks it borrows ([`NO_SLOT`] if none).
+    lender: u32,
 }
+
+/// No sequence.
+const NO_SLOT: u32 = u32::MAX;
 
 /// What a preempted sequence left in the prefix cache.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +122,9 @@ pub struct InstanceStats {
     pub served: u64,
     /// Requests preempted (each time).
     pub preemptions: u64,
+    /// Resumed requests that found their context in a sibling's blocks (identical
+    /// outputs).
+    pub sibling_hits: u64,
     /// Longest waiting queue seen.
     pub max_queue: u64,
     /// Seconds the instance had a step in flight.
@@ -169,6 +181,14 @@ pub struct Instance {
     /// model without sliding-window layers).
     pc: bool,
     groups: Vec<PrefixGroup>,
+    /// Whether requests with the same prompt produce the same tokens (greedy
+    /// sampling), so the prefix cache also holds their generated tokens.
+    identical_outputs: bool,
+    /// Per prompt: decoding sequences attached to it that borrow nothing, by
+    /// (base, slot): the possible lenders, the one with the longest context last.
+    lenders: Vec<BTreeSet<(i64, u32)>>,
+    /// Per lender: the sequences borrowing its blocks.
+    lent_to: BTreeMap<u32, Vec<u32>>,
     /// Outstanding requests (waiting + running), for routers.
     pub outstanding: u64,
     /// Outstanding tokens (prompt + output of outstanding requests), for routers.
@@ -217,6 +237,9 @@ impl Instance {
             max_len,
             pc: false,
             groups: Vec::new(),
+            identical_outputs: false,
+            lenders: Vec::new(),
+            lent_to: BTreeMap::new(),
             outstanding: 0,
             outstanding_tokens: 0,
             stats: InstanceStats::default(),
@@ -276,6 +299,8 @@ impl Instance {
             below_window: true,
             attached: false,
             cached_own: None,
+            borrowed: 0,
+            lender: NO_SLOT,
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -289,6 +314,13 @@ impl Instance {
         };
         self.waiting.push_back(slot);
         self.stats.max_queue = self.stats.max_queue.max(self.waiting.len() as u64);
+    }
+
+    /// Declares whether requests with the same prompt produce the same tokens
+    /// (greedy sampling): a resumed request then finds its generated tokens in a
+    /// sibling's blocks. Only with the prefix cache modelled; set before any request.
+    pub fn set_identical_outputs(&mut self, on: bool) {
+        self.identical_outputs = on && self.pc;
     }
 
     // ---- decode set -------------------------------------------------------------
@@ -328,6 +360,20 @@ impl Instance {
             d.cnt_above[r] += 1;
         }
         d.finish.push(Reverse((k_fin, admit, slot)));
+        self.lender_insert(slot);
+    }
+
+    /// Registers a decoding sequence as a possible lender of its prompt's context.
+    fn lender_insert(&mut self, slot: u32) {
+        let s = &self.seqs[slot as usize];
+        if !self.identical_outputs || !s.attached || s.lender != NO_SLOT {
+            return;
+        }
+        let (g, base) = (s.req.prefix.expect("attached") as usize, s.base);
+        if self.lenders.len() <= g {
+            self.lenders.resize(g + 1, BTreeSet::new());
+        }
+        self.lenders[g].insert((base, slot));
     }
 
     /// Takes `slot` out of the decode set, writing its current state back.
@@ -336,6 +382,11 @@ impl Instance {
         let r = self.residue(self.seqs[slot as usize].base);
         let shared = self.shared_lb(slot);
         let reserve = self.policy.reserves_whole_batch();
+        if let Some(g) = self.seqs[slot as usize].req.prefix {
+            if let Some(set) = self.lenders.get_mut(g as usize) {
+                set.remove(&(self.seqs[slot as usize].base, slot));
+            }
+        }
         let s = &mut self.seqs[slot as usize];
         let ctx = (s.base + k as i64) as u64;
         s.computed = ctx;
@@ -365,10 +416,71 @@ impl Instance {
     /// not count in its own `held`).
     fn shared_lb(&self, slot: u32) -> u64 {
         let s = &self.seqs[slot as usize];
-        match (s.attached, s.req.prefix) {
-            (true, Some(g)) => self.groups[g as usize].blocks * self.geo.layers(),
-            _ => 0,
+        s.borrowed
+            + match (s.attached, s.req.prefix) {
+                (true, Some(g)) => self.groups[g as usize].blocks * self.geo.layers(),
+                _ => 0,
+            }
+    }
+
+    /// With identical outputs, a resumed request (`slot`, starting from scratch with
+    /// `group` prompt blocks found) finds the rest of its context in the blocks of
+    /// the sibling with the longest context: (that sibling, whole blocks after the
+    /// prompt's to borrow), at most up to its last token, which is always computed.
+    fn sibling_hit(&self, slot: u32, group: u64) -> Option<(u32, u64)> {
+        let s = &self.seqs[slot as usize];
+        if !self.identical_outputs || group == 0 || s.generated == 0 {
+            return None;
         }
+        let &(base, lender) = self.lenders.get(s.req.prefix? as usize)?.last()?;
+        let bs = self.geo.block_size;
+        let full = (base + self.k as i64) as u64 / bs;
+        let blocks = full.min((s.target - 1) / bs).saturating_sub(group);
+        (blocks > 0).then_some((lender, blocks))
+    }
+
+    /// Ends `slot`'s borrowing and lending before it releases its blocks; returns
+    /// the layer-blocks of its own that others still reference (they pass to the
+    /// borrower that references the most, which lends them on to the others).
+    fn settle_loans(&mut self, slot: u32) -> u64 {
+        let lender = self.seqs[slot as usize].lender;
+        if lender != NO_SLOT {
+            if let Some(v) = self.lent_to.get_mut(&lender) {
+                v.retain(|&b| b != slot);
+                if v.is_empty() {
+                    self.lent_to.remove(&lender);
+                }
+            }
+            let s = &mut self.seqs[slot as usize];
+            s.lender = NO_SLOT;
+            s.borrowed = 0;
+        }
+        let Some(mut borrowers) = self.lent_to.remove(&slot) else {
+            return 0;
+        };
+        // The new owner: most blocks borrowed, then lowest slot.
+        let heir = *borrowers
+            .iter()
+            .max_by_key(|&&b| (self.seqs[b as usize].borrowed, std::cmp::Reverse(b)))
+            .expect("a lender has borrowers");
+        borrowers.retain(|&b| b != heir);
+        let h = &mut self.seqs[heir as usize];
+        let kept = h.borrowed;
+        h.borrowed = 0;
+        h.lender = NO_SLOT;
+        if matches!(h.state, State::Decoding | State::Padded) {
+            // A decoding sequence's holding is derived from its context.
+            self.lender_insert(heir);
+        } else {
+            h.held += kept;
+        }
+        for &b in &borrowers {
+            self.seqs[b as usize].lender = heir;
+        }
+        if !borrowers.is_empty() {
+            self.lent_to.insert(heir, borrowers);
+        }
+        kept
     }
 
     fn group(&mut self, g: u32) -> &mut PrefixGroup {
@@ -508,11 +620,14 @@ impl Instance {
                 ),
             }
             let shared_blocks = self.shared_lb(slot) / self.geo.layers().max(1);
+            let lent = self.settle_loans(slot);
             let at = self.kv.appended;
             let bs = self.geo.block_size;
-            let pc = self.pc;
+            // Blocks it lent stay in use, with their new owner; it resumes from a
+            // sibling's blocks instead.
+            let pc = self.pc && lent == 0;
             let s = &mut self.seqs[slot as usize];
-            let held = s.held;
+            let held = s.held - lent;
             s.cached_own = pc.then(|| CachedOwn {
                 at,
                 layer_blocks: held,
@@ -786,12 +901,20 @@ impl Instance {
                 break;
             };
             // Prefix-cache hit (whole blocks) for a request starting from scratch.
-            let (group, from_free, own) = if self.pc && self.seqs[slot as usize].computed == 0 {
+            let (group, from_free, mut own) = if self.pc && self.seqs[slot as usize].computed == 0 {
                 self.cache_hit(slot)
             } else {
                 (0, false, 0)
             };
-            let hit = (group + own) * bs;
+            // Or in a sibling's blocks, where outputs are identical.
+            let loan = self
+                .sibling_hit(slot, group)
+                .filter(|&(_, b)| b >= own && !from_free);
+            let borrow = loan.map_or(0, |(_, b)| b);
+            if borrow > 0 {
+                own = 0;
+            }
+            let hit = (group + own + borrow) * bs;
             let s = &self.seqs[slot as usize];
             let start = s.computed.max(hit);
             let remaining = s.target - start;
@@ -805,7 +928,7 @@ impl Instance {
                 self.geo
                     .blocks_for((s.req.input_tokens as u64 + out).min(self.max_len))
             } else {
-                self.geo.blocks_for(start + new) - s.held - group * layers - own * layers
+                self.geo.blocks_for(start + new) - s.held - (group + own + borrow) * layers
             };
             if need + taken_back > self.kv.free() {
                 break;
@@ -823,6 +946,13 @@ impl Instance {
                 grp.refs += 1;
                 grp.held = true;
                 grp.cached_at = None;
+            }
+            if let Some((lender, b)) = loan {
+                let s = &mut self.seqs[slot as usize];
+                s.borrowed = b * layers;
+                s.lender = lender;
+                self.lent_to.entry(lender).or_default().push(slot);
+                self.stats.sibling_hits += 1;
             }
             let s = &mut self.seqs[slot as usize];
             s.attached = group > 0;
@@ -982,8 +1112,9 @@ impl Instance {
     }
 
     fn release_slot(&mut self, slot: u32) {
+        let lent = self.settle_loans(slot);
         let s = &mut self.seqs[slot as usize];
-        let held = s.held;
+        let held = s.held - lent;
         s.held = 0;
         s.state = State::Free;
         s.cached_own = None;
@@ -991,6 +1122,55 @@ impl Instance {
         self.detach(slot);
         self.running_count -= 1;
         self.free_slots.push(slot);
+    }
+
+    /// Checks that every loan of blocks links two running sequences of the same
+    /// prompt, both ways, and lends no more than the lender's own full blocks.
+    fn check_loans(&self) -> Result<(), String> {
+        let live = |s: &Seq| matches!(s.state, State::Decoding | State::Padded | State::Prefilling);
+        let mut loans = 0;
+        for (slot, s) in self.seqs.iter().enumerate() {
+            if s.lender == NO_SLOT {
+                if s.borrowed != 0 {
+                    return Err(format!(
+                        "sequence {slot} borrows {} without a lender",
+                        s.borrowed
+                    ));
+                }
+                continue;
+            }
+            loans += 1;
+            let l = &self.seqs[s.lender as usize];
+            let listed = self
+                .lent_to
+                .get(&s.lender)
+                .is_some_and(|v| v.contains(&(slot as u32)));
+            if !live(s) || !live(l) || l.lender != NO_SLOT || !listed {
+                return Err(format!("sequence {slot}: broken loan from {}", s.lender));
+            }
+            if !(s.attached && l.attached && s.req.prefix == l.req.prefix) {
+                return Err(format!(
+                    "sequence {slot} borrows from another prompt's sequence"
+                ));
+            }
+            let ctx = match l.state {
+                State::Prefilling => l.computed,
+                _ => (l.base + self.k as i64) as u64,
+            };
+            let group = self.groups[l.req.prefix.unwrap_or(0) as usize].blocks;
+            let own_full = (ctx / self.geo.block_size).saturating_sub(group) * self.geo.layers();
+            if s.borrowed > own_full {
+                return Err(format!(
+                    "sequence {slot} borrows {} layer-blocks, its lender has {own_full}",
+                    s.borrowed
+                ));
+            }
+        }
+        let listed: usize = self.lent_to.values().map(Vec::len).sum();
+        if listed != loans {
+            return Err(format!("{listed} loans listed, {loans} held"));
+        }
+        Ok(())
     }
 
     /// Checks the aggregate bookkeeping against a recount over every sequence
@@ -1006,10 +1186,13 @@ impl Instance {
                     held += if self.policy.reserves_whole_batch() {
                         s.held
                     } else {
-                        let shared = match (s.attached, s.req.prefix) {
-                            (true, Some(g)) => self.groups[g as usize].blocks * self.geo.layers(),
-                            _ => 0,
-                        };
+                        let shared = s.borrowed
+                            + match (s.attached, s.req.prefix) {
+                                (true, Some(g)) => {
+                                    self.groups[g as usize].blocks * self.geo.layers()
+                                }
+                                _ => 0,
+                            };
                         self.geo.blocks_for(ctx) - shared
                     };
                     n_dec += 1;
@@ -1040,6 +1223,7 @@ impl Instance {
                 ));
             }
         }
+        self.check_loans()?;
         if held != self.kv.used {
             return Err(format!(
                 "KV in use {} but sequences hold {held}",

@@ -258,14 +258,16 @@ fn run_inner(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            Instance::new(
+            let mut inst = Instance::new(
                 i,
                 s.policy.clone(),
                 s.cost.clone(),
                 s.geo,
                 s.kv_blocks,
                 sc.workload.max_context,
-            )
+            );
+            inst.set_identical_outputs(sc.workload.identical_outputs);
+            inst
         })
         .collect();
     let n = inst.len();

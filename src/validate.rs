@@ -95,6 +95,8 @@ pub const ARRIVALS: &[&str] = &[
 ];
 /// Allowed values of `workload.think`.
 pub const THINKS: &[&str] = &["constant", "exponential", "between"];
+/// Allowed values of `workload.sampling`.
+pub const SAMPLINGS: &[&str] = &["random", "greedy"];
 /// Allowed values of `dist` in a length distribution.
 pub const DISTS: &[&str] = &["fixed", "uniform", "normal", "lognormal"];
 
@@ -203,6 +205,7 @@ const WORKLOAD: &[Field] = &[
     opt("input_tokens", Kind::Dist),
     opt("output_tokens", Kind::Dist),
     opt("prompt_pool", Kind::Int(1, 10_000_000)),
+    opt("sampling", Kind::Str(SAMPLINGS)),
 ];
 
 /// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).

@@ -286,6 +286,10 @@ pub struct Workload {
     /// length drawn once per prompt (as a benchmark replaying a prompt file). `None`:
     /// every prompt is unique.
     pub prompt_pool: Option<u32>,
+    /// Whether requests with the same prompt produce the same tokens (greedy
+    /// sampling): the prefix cache then also serves a resumed request's generated
+    /// tokens from a sibling's blocks.
+    pub identical_outputs: bool,
 }
 
 /// Draws request lengths from the workload's streams.
@@ -625,6 +629,7 @@ mod tests {
             stop: Stop::Requests(20001),
             max_context: 100,
             prompt_pool: None,
+            identical_outputs: false,
         };
         let mut g = OpenLoop::new(&w, 7);
         let mut last = SimTime::ZERO;

@@ -116,6 +116,10 @@ fn cases() -> Vec<Case> {
         case("zero-rate", edit("rate_per_s = 5.0", "rate_per_s = 0.0")),
         case("nan-rate", edit("rate_per_s = 5.0", "rate_per_s = nan")),
         case(
+            "unknown-sampling",
+            edit("num_requests = 100", "num_requests = 100\nsampling = \"beam\""),
+        ),
+        case(
             "infinite-duration",
             edit("num_requests = 100", "duration_s = inf"),
         ),
@@ -285,6 +289,15 @@ fn cases() -> Vec<Case> {
         Case {
             name: "trace-lengths-given",
             text: format!("{TRACE_BASE}input_tokens = {{ dist = \"fixed\", value = 8 }}\n"),
+            files: vec![(
+                "trace.csv",
+                b"arrival_s,input_tokens,output_tokens\n0,1,1\n".to_vec(),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "trace-sampling-given",
+            text: format!("{TRACE_BASE}sampling = \"greedy\"\n"),
             files: vec![(
                 "trace.csv",
                 b"arrival_s,input_tokens,output_tokens\n0,1,1\n".to_vec(),

@@ -71,6 +71,7 @@ fn case() -> impl Strategy<Value = Case> {
             length(),
             length(),
             prop_oneof![Just(None), (1u32..5).prop_map(Some)],
+            any::<bool>(),
         ),
         any::<u64>(),
     )
@@ -83,7 +84,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (n_inst, sharing),
                 (router, api_lat),
                 (arr, rate, n),
-                (li, lo, pool),
+                (li, lo, pool, greedy),
                 seed,
             )| {
                 let mut model = tiny_model();
@@ -161,6 +162,7 @@ fn case() -> impl Strategy<Value = Case> {
                             stop: Stop::Requests(n),
                             max_context: MAX_CTX,
                             prompt_pool: pool,
+                            identical_outputs: greedy,
                         },
                         gpus: vec![sharing],
                         instances,
@@ -273,6 +275,7 @@ fn decode_stretches_are_fast_forwarded_exactly() {
                     stop: Stop::Requests(200),
                     max_context: 400,
                     prompt_pool: Some(3),
+                    identical_outputs: true,
                 },
                 gpus: vec![Sharing::Exclusive],
                 instances: vec![InstanceSetup {
@@ -323,4 +326,87 @@ fn decode_stretches_are_fast_forwarded_exactly() {
         }
     }
     assert!(preempted > 0, "the tight pools should have preempted");
+}
+
+/// Identical outputs (greedy sampling) with a prompt pool and a pool of KV blocks too
+/// small for the load: preempted requests resume in their siblings' blocks, lenders
+/// finish or are preempted while borrowers still reference their blocks (which then
+/// pass to a borrower), and the bookkeeping holds after every step (checked), every
+/// request finishes, blocks return to zero, and fast-forward equals step-by-step;
+/// with blocks for all, identical outputs change nothing.
+#[test]
+fn resumed_requests_borrow_their_siblings_blocks_exactly() {
+    let mut model = tiny_model();
+    model.num_layers = 2;
+    let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
+    let bs = 4;
+    let geo = KvGeometry::new(&model, bs);
+    let scenario = |identical_outputs: bool, kv_blocks: u64| Scenario {
+        workload: Workload {
+            arrival: Arrival::Poisson { rate: 400.0 },
+            input: LengthDist::Fixed { value: 10 },
+            output: LengthDist::Uniform {
+                mean: 40,
+                range_ratio: 0.5,
+            },
+            stop: Stop::Requests(300),
+            max_context: MAX_CTX,
+            prompt_pool: Some(2),
+            identical_outputs,
+        },
+        gpus: vec![Sharing::Exclusive],
+        instances: vec![InstanceSetup {
+            gpu: 0,
+            policy: Policy::Continuous {
+                max_num_seqs: 12,
+                max_num_batched_tokens: 64,
+                chunked_prefill: true,
+                prefix_caching: true,
+            },
+            cost: cost.clone(),
+            geo,
+            kv_blocks,
+            active_thread_fraction: 1.0,
+            api_latency: Dur(0),
+        }],
+        router: RouterKind::RoundRobin,
+    };
+    let opts = RunOptions {
+        keep_records: true,
+        check_invariants: true,
+        step_by_step: false,
+    };
+    let mut loans = 0;
+    for kv_blocks in [40, 60, 90] {
+        let greedy = run(&scenario(true, kv_blocks), 3, opts).unwrap();
+        let reference = run(
+            &scenario(true, kv_blocks),
+            3,
+            RunOptions {
+                step_by_step: true,
+                ..opts
+            },
+        )
+        .unwrap();
+        assert_eq!(greedy.summary, reference.summary, "{kv_blocks} blocks");
+        assert_eq!(greedy.records, reference.records, "{kv_blocks} blocks");
+        assert_eq!(greedy.records.as_ref().unwrap().len(), 300);
+        assert!(greedy.kv_in_use_at_end.iter().all(|&u| u == 0));
+        let sampled = run(&scenario(false, kv_blocks), 3, opts).unwrap();
+        let hits = greedy.instances[0].sibling_hits;
+        assert!(greedy.summary["preemptions"].as_u64().unwrap() > 0);
+        assert!(hits > 0, "{kv_blocks} blocks: no resumed request borrowed");
+        assert_eq!(sampled.instances[0].sibling_hits, 0);
+        // Every resume from a sibling finds at least one whole block beyond the
+        // prompt's: it reports more cache hits than the resumes themselves.
+        assert!(greedy.summary["prefix_cache_hit_tokens"].as_u64().unwrap() >= hits * bs);
+        loans += hits;
+    }
+    assert!(loans > 0);
+    // With blocks for everyone nobody is preempted, nothing is borrowed, and identical
+    // outputs change nothing.
+    let greedy = run(&scenario(true, 400), 3, opts).unwrap();
+    let sampled = run(&scenario(false, 400), 3, opts).unwrap();
+    assert_eq!(greedy.summary["preemptions"], 0);
+    assert_eq!(greedy.summary, sampled.summary);
 }

@@ -23,6 +23,7 @@ fn md1_relative_error(rho: f64, n: u64, seed: u64) -> f64 {
         stop: Stop::Requests(n),
         max_context: 4096,
         prompt_pool: None,
+        identical_outputs: false,
     };
     let sc = single(Policy::Sequential, cm, 16, 100, w);
     let r = run(&sc, seed, RunOptions::default()).unwrap();
@@ -85,6 +86,7 @@ fn littles_law_closed_loop() {
             },
             max_context: 4096,
             prompt_pool: None,
+            identical_outputs: false,
         };
         let sc = single(policy, cm, 16, 10_000, w);
         let r = run(&sc, 3, RunOptions::default()).unwrap();

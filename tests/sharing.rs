@@ -67,6 +67,7 @@ fn closed(users: u32, secs: f64) -> Workload {
         },
         max_context: 4096,
         prompt_pool: None,
+        identical_outputs: false,
     }
 }
 
@@ -247,6 +248,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
             },
             max_context: 4096,
             prompt_pool: None,
+            identical_outputs: false,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, RouterKind::RoundRobin, w),
@@ -316,6 +318,7 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
             stop: Stop::Requests(100_000),
             max_context: 4096,
             prompt_pool: None,
+            identical_outputs: false,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, router, w),

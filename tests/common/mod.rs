@@ -99,6 +99,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
         stop: Stop::Requests(rows.len() as u64),
         max_context: 4096,
         prompt_pool: None,
+        identical_outputs: false,
     }
 }
 
