@@ -196,6 +196,9 @@ pub fn residuals(
 pub struct FitSpec {
     /// Starting point and prior; parameters not in `free` stay as they are.
     pub prior: Profile,
+    /// A previous fit to search from as well (`calibrate --warm`); the prior stays
+    /// the prior.
+    pub warm: Option<Profile>,
     /// Parameters to fit.
     pub free: Vec<Param>,
     /// Weight of the prior penalty.
@@ -217,6 +220,8 @@ pub struct FitResult {
     pub objective: f64,
     /// Evaluations used.
     pub evals: usize,
+    /// With a warm start: the objective of the previous fit it started from.
+    pub warm_from: Option<f64>,
 }
 
 fn objective(spec: &FitSpec, points: &[StudyPoint], x: &[f64]) -> f64 {
@@ -380,6 +385,13 @@ pub fn fit(spec: &FitSpec, points: &[StudyPoint]) -> FitResult {
     }
     sampled.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut starts = vec![x0.clone()];
+    let mut warm_from = None;
+    if let Some(w) = &spec.warm {
+        let xw: Vec<f64> = spec.free.iter().map(|p| p.to_free(p.get(w))).collect();
+        warm_from = Some(f(&xw));
+        evals += 1;
+        starts.push(xw);
+    }
     starts.extend(sampled.iter().take(3).map(|s| s.1.clone()));
     let per_start = (spec.max_evals / 3 / starts.len()).max(2 * x0.len() + 4);
     let mut x = x0.clone();
@@ -421,6 +433,7 @@ pub fn fit(spec: &FitSpec, points: &[StudyPoint]) -> FitResult {
         profile: p,
         objective: best,
         evals,
+        warm_from,
     }
 }
 
@@ -441,6 +454,9 @@ pub fn fit_record(
     );
     t.insert("objective".into(), round6(result.objective).into());
     t.insert("evaluations".into(), (result.evals as i64).into());
+    if let Some(w) = &result.warm_from {
+        t.insert("warm_start_objective".into(), round6(*w).into());
+    }
     let rows = res
         .iter()
         .map(|r| {
@@ -539,10 +555,12 @@ pub struct Calibrated {
 }
 
 /// Fits one profile per (GPU, stack) on the calibration points of `studies`.
-/// `prior_for(stack)` gives the starting profile and prior.
+/// `prior_for(stack)` gives the starting profile and prior; `warm_for(gpu, stack)`
+/// a previous fit to search from as well, if any.
 pub fn calibrate_all(
     studies: &[crate::study::Study],
     prior_for: &dyn Fn(&str) -> Result<Profile, String>,
+    warm_for: &dyn Fn(&str, &str) -> Option<Profile>,
     seed: u64,
     max_evals: usize,
 ) -> Result<Vec<Calibrated>, String> {
@@ -571,6 +589,7 @@ pub fn calibrate_all(
         prior.status = "calibrated".into();
         let spec = FitSpec {
             prior,
+            warm: warm_for(&gpu, &stack),
             free: ALL_PARAMS.to_vec(),
             prior_weight: 1e-3,
             metrics: metrics.clone(),

@@ -115,6 +115,10 @@ struct CalibrateArgs {
     /// Where to write profiles (default: the shipped profiles folder).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also search from the calibrated profile already in the output folder (the
+    /// objective has several minima; the profile records where the search started)
+    #[arg(long)]
+    warm: bool,
 }
 
 #[derive(Debug, Args)]
@@ -617,7 +621,16 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
         crate::profile::read_profile(&profiles_dir().join(format!("default-{stack}.toml")))
             .map_err(|e| e.to_string())
     };
-    let fitted = calibrate_all(&studies, &prior_for, a.seed, a.max_evals).map_err(Error::Sim)?;
+    let warm_for = |gpu: &str, stack: &str| -> Option<crate::profile::Profile> {
+        if !a.warm {
+            return None;
+        }
+        crate::profile::read_profile(&dir.join(format!("{gpu}-{stack}.toml")))
+            .ok()
+            .filter(|p| p.is_calibrated())
+    };
+    let fitted =
+        calibrate_all(&studies, &prior_for, &warm_for, a.seed, a.max_evals).map_err(Error::Sim)?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut calibrated = Vec::new();
     for c in &fitted {
@@ -661,6 +674,26 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
         }
         let gpu = load_gpu(&c.gpu, None, "study", "gpu")?;
         calibrated.push((gpu, p));
+    }
+    // Profiles calibrated earlier on studies left out of this run (`--study`) stay
+    // as they are, and count among the calibrated GPUs to derive from.
+    for (name, _) in SHIPPED_GPUS {
+        if calibrated.iter().any(|c| c.0.name == *name) {
+            continue;
+        }
+        let stacks: std::collections::BTreeSet<&str> =
+            fitted.iter().map(|c| c.stack.as_str()).collect();
+        for stack in stacks {
+            let path = dir.join(format!("{name}-{stack}.toml"));
+            match crate::profile::read_profile(&path) {
+                Ok(p) if p.is_calibrated() => {
+                    let gpu = load_gpu(name, None, "models", "gpu")?;
+                    println!("{}: calibrated earlier, kept", p.name);
+                    calibrated.push((gpu, p));
+                }
+                _ => {}
+            }
+        }
     }
     // GPUs without measurements: derived from the closest calibrated GPU.
     let stacks: std::collections::BTreeSet<String> =

@@ -246,3 +246,45 @@ fn requests_csv_holds_every_completed_request() {
         }
     }
 }
+
+/// `calibrate --study` refits only the GPUs of the studies named: profiles calibrated
+/// earlier on other studies are kept byte for byte (and derived profiles may still be
+/// derived from them), and `--warm` records the objective of the profile it also
+/// started from.
+#[test]
+fn calibrate_one_study_keeps_the_other_calibrated_profiles() {
+    let dir = std::env::temp_dir().join(format!("infersim-cal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/profiles");
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let (code, out, err) = infersim(&[
+        "calibrate",
+        "--study",
+        "l4-gemma-3-1b-vllm",
+        "--max-evals",
+        "40",
+        "--date",
+        "2026-01-01",
+        "--warm",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for kept in ["t4-vllm.toml", "a100-40gb-vllm.toml"] {
+        assert_eq!(
+            std::fs::read(dir.join(kept)).unwrap(),
+            std::fs::read(shipped.join(kept)).unwrap(),
+            "{kept} was rewritten"
+        );
+    }
+    assert!(out.contains("t4-vllm: calibrated earlier, kept"), "{out}");
+    let l4 = std::fs::read_to_string(dir.join("l4-vllm.toml")).unwrap();
+    assert!(l4.contains("date = \"2026-01-01\""), "{l4}");
+    assert!(l4.contains("warm_start_objective = "), "{l4}");
+    assert!(l4.contains("status = \"calibrated\""), "{l4}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
