@@ -157,6 +157,8 @@ pub struct FixedPart {
 /// Constants of one (model, GPU, profile) triple, precomputed for fast pricing.
 #[derive(Debug, Clone)]
 pub struct CostModel {
+    /// The model's name (for reports).
+    model: String,
     flops_per_s: f64,
     bytes_per_s: f64,
     dense_flops_per_token: f64,
@@ -188,6 +190,7 @@ impl CostModel {
         let per_head = (model.num_heads as u64 * model.head_dim) as f64;
         let kv_layer = model.kv_bytes_per_token_layer() as f64;
         CostModel {
+            model: model.name.clone(),
             flops_per_s: gpu.peak_flops() * profile.eta_compute,
             bytes_per_s: gpu.peak_bandwidth() * profile.eta_bandwidth,
             dense_flops_per_token: 2.0 * model.dense_params() as f64,
@@ -207,6 +210,11 @@ impl CostModel {
             cpu_seq_s: profile.cpu_seq_overhead_us * 1e-6,
             cpu_overlap: profile.cpu_overlap,
         }
+    }
+
+    /// The name of the model it prices.
+    pub fn model_name(&self) -> &str {
+        &self.model
     }
 
     /// Σ_{j=1..p} min(c + j, w): attended keys of a chunk of `p` new tokens on top of

@@ -375,6 +375,8 @@ fn run_inner(
                 serde_json::json!({
                     "instance": i.id,
                     "gpu": sc.instances[i.id].gpu,
+                    "model": sc.instances[i.id].cost.model_name(),
+                    "policy": sc.instances[i.id].policy.name(),
                     "requests_served": i.stats.served,
                     "busy_fraction": num(frac(i.stats.busy_s)),
                     "kv_cache_peak_fraction": num(i.kv.peak as f64 / i.kv.capacity.max(1) as f64),

@@ -383,6 +383,26 @@ fn mixed_instances_are_placed_one_by_one() {
         served.iter().all(|&s| (120..=147).contains(&s)),
         "{served:?}"
     );
+    // The summary names each instance's GPU, model and policy.
+    let rows = r.summary["per_instance"].as_array().unwrap();
+    let named: Vec<(u64, &str, &str)> = rows
+        .iter()
+        .map(|x| {
+            (
+                x["gpu"].as_u64().unwrap(),
+                x["model"].as_str().unwrap(),
+                x["policy"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            (0, "gemma-3-1b-it", "continuous"),
+            (0, "llama-3.2-1b", "static"),
+            (1, "gemma-3-1b-it", "continuous"),
+        ]
+    );
 }
 
 /// Memory fractions over 1 on a GPU, and two instances on an exclusive GPU, are
