@@ -79,7 +79,8 @@ struct RunArgs {
     /// hash matches; run only the others.
     #[arg(long)]
     resume: bool,
-    /// Write into an output folder that holds another configuration's results.
+    /// Write into an output folder that holds another configuration's results,
+    /// replacing them (its saved runs and request files included).
     #[arg(long)]
     force: bool,
     /// Run even when the estimate says it would take more than an hour or exhaust

@@ -858,11 +858,35 @@ pub const OUTPUT_FILES: &[&str] = &[
     "e2el.svg",
 ];
 
+/// Removes the files `<point>-<replication>.<ext>` that runs wrote in `dir` (if it
+/// exists), and nothing else.
+fn remove_run_files(dir: &Path, ext: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        let ours = p.extension().is_some_and(|x| x == ext)
+            && p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| {
+                s.split_once('-').is_some_and(|(a, b)| {
+                    [a, b]
+                        .iter()
+                        .all(|x| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit()))
+                })
+            });
+        if ours && p.is_file() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `dir` may receive the results of an experiment whose hash is `hash`:
 /// a new or empty folder, or one whose `manifest.json` has the same hash. A folder
 /// holding another configuration's results is refused unless `resume` (reuse what
 /// matches) or `force` (replace); then its old summary files are removed at once, so
-/// that an interrupted run never leaves another configuration's summary behind.
+/// that an interrupted run never leaves another configuration's summary behind, and
+/// with `force` alone its saved runs and request files as well.
 pub fn claim_output(dir: &Path, hash: &str, resume: bool, force: bool) -> Result<()> {
     let cl = "<command line>";
     if !dir.exists() {
@@ -908,6 +932,12 @@ pub fn claim_output(dir: &Path, hash: &str, resume: bool, force: bool) -> Result
                 if p.exists() {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
                 }
+            }
+            if !resume {
+                // Replacing: the old configuration's saved runs and request files go
+                // too, so none of them is left beside the new results.
+                remove_run_files(&dir.join("points"), "json")?;
+                remove_run_files(&dir.join("requests"), "csv")?;
             }
             Ok(())
         }

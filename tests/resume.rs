@@ -235,11 +235,23 @@ fn another_configurations_folder_needs_force_and_resume_reuses_what_matches() {
     assert!(!out.join("summary.json").exists());
     let (code, _, err) = infersim(&["run", c, "--out", o, "--quiet", "--resume"], &[]);
     assert_eq!(code, 0, "{err}");
-    // --force replaces.
-    let (code, _, err) = infersim(&["run", &file, "--out", o, "--quiet", "--force"], &[]);
+    // --force replaces, saved runs included: a smaller sweep leaves no stale point
+    // files behind (a file of the user's own stays).
+    let small = dir.path().join("small.toml");
+    std::fs::write(
+        &small,
+        SWEEP.replace("[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]", "[2.0, 32.0]"),
+    )
+    .unwrap();
+    std::fs::write(out.join("points").join("notes.json"), "{}").unwrap();
+    let s = small.to_str().unwrap();
+    let (code, _, err) = infersim(&["run", s, "--out", o, "--quiet", "--force"], &[]);
     assert_eq!(code, 0, "{err}");
+    assert_eq!(point_files(&out), 4 + 1);
+    assert!(out.join("points").join("notes.json").exists());
     let rows: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 4);
     assert_eq!(rows.last().unwrap()["workload.rate_per_s"], 32.0);
 }
 
