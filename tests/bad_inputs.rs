@@ -62,9 +62,14 @@ fn case(name: &'static str, text: String) -> Case {
 }
 
 fn trace_case(name: &'static str, trace: &[u8]) -> Case {
+    trace_case_with(name, "", trace)
+}
+
+/// A trace experiment with `extra` lines in `[workload]`.
+fn trace_case_with(name: &'static str, extra: &str, trace: &[u8]) -> Case {
     Case {
         name,
-        text: TRACE_BASE.to_string(),
+        text: format!("{TRACE_BASE}{extra}"),
         files: vec![("trace.csv", trace.to_vec())],
         args: vec!["validate", "{f}"],
     }
@@ -286,24 +291,16 @@ fn cases() -> Vec<Case> {
             files: Vec::new(),
             args: vec!["validate", "{f}"],
         },
-        Case {
-            name: "trace-lengths-given",
-            text: format!("{TRACE_BASE}input_tokens = {{ dist = \"fixed\", value = 8 }}\n"),
-            files: vec![(
-                "trace.csv",
-                b"arrival_s,input_tokens,output_tokens\n0,1,1\n".to_vec(),
-            )],
-            args: vec!["validate", "{f}"],
-        },
-        Case {
-            name: "trace-sampling-given",
-            text: format!("{TRACE_BASE}sampling = \"greedy\"\n"),
-            files: vec![(
-                "trace.csv",
-                b"arrival_s,input_tokens,output_tokens\n0,1,1\n".to_vec(),
-            )],
-            args: vec!["validate", "{f}"],
-        },
+        trace_case_with(
+            "trace-lengths-given",
+            "input_tokens = { dist = \"fixed\", value = 8 }\n",
+            b"arrival_s,input_tokens,output_tokens\n0,1,1\n",
+        ),
+        trace_case_with(
+            "trace-sampling-given",
+            "sampling = \"greedy\"\n",
+            b"arrival_s,input_tokens,output_tokens\n0,1,1\n",
+        ),
         // Unreadable experiment files.
         Case {
             name: "experiment-file-missing",

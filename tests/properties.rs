@@ -224,6 +224,36 @@ proptest! {
     }
 }
 
+/// Checks every step's bookkeeping and keeps the records.
+const CHECKED: RunOptions = RunOptions {
+    keep_records: true,
+    check_invariants: true,
+    step_by_step: false,
+};
+
+/// Runs `sc` fast-forwarded (with every step checked) and step by step, asserts that
+/// both give the same records and summary, and returns the fast-forwarded run and the
+/// reference.
+fn same_as_reference(
+    sc: &Scenario,
+    seed: u64,
+    what: &str,
+) -> (infersim::sim::RunResult, infersim::sim::RunResult) {
+    let fast = run(sc, seed, CHECKED).unwrap();
+    let reference = run(
+        sc,
+        seed,
+        RunOptions {
+            step_by_step: true,
+            ..CHECKED
+        },
+    )
+    .unwrap();
+    assert_eq!(fast.summary, reference.summary, "{what}");
+    assert_eq!(fast.records, reference.records, "{what}");
+    (fast, reference)
+}
+
 /// Long decode stretches (few closed-loop users, long outputs) on a model with a
 /// sliding window, a tight KV pool (so stretches end in preemptions) and each policy:
 /// most steps go through the decode-stretch fast-forward, and every request's
@@ -257,61 +287,28 @@ fn decode_stretches_are_fast_forwarded_exactly() {
         // 60 blocks hold about two full-length sequences (the window layer stops
         // growing at 48 tokens), not four; 1,000 hold them all.
         for kv_blocks in [60, 1_000] {
-            let scenario = Scenario {
-                workload: Workload {
-                    arrival: Arrival::ClosedLoop {
-                        users: 4,
-                        spawn_rate: 50.0,
-                        think: Think::Exponential(Dur(20_000_000)),
-                    },
-                    input: LengthDist::Uniform {
-                        mean: 40,
-                        range_ratio: 0.5,
-                    },
-                    output: LengthDist::Uniform {
-                        mean: 300,
-                        range_ratio: 0.3,
-                    },
-                    stop: Stop::Requests(200),
-                    max_context: 400,
-                    prompt_pool: Some(3),
-                    identical_outputs: true,
+            let workload = Workload {
+                arrival: Arrival::ClosedLoop {
+                    users: 4,
+                    spawn_rate: 50.0,
+                    think: Think::Exponential(Dur(20_000_000)),
                 },
-                gpus: vec![Sharing::Exclusive],
-                instances: vec![InstanceSetup {
-                    gpu: 0,
-                    policy: policy.clone(),
-                    cost: cost.clone(),
-                    geo,
-                    kv_blocks,
-                    active_thread_fraction: 1.0,
-                    api_latency: Dur(0),
-                }],
-                router: RouterKind::RoundRobin,
-            };
-            let opts = RunOptions {
-                keep_records: true,
-                check_invariants: true,
-                step_by_step: false,
-            };
-            let fast = run(&scenario, 7, opts).unwrap();
-            let reference = run(
-                &scenario,
-                7,
-                RunOptions {
-                    step_by_step: true,
-                    ..opts
+                input: LengthDist::Uniform {
+                    mean: 40,
+                    range_ratio: 0.5,
                 },
-            )
-            .unwrap();
-            assert_eq!(
-                fast.summary, reference.summary,
-                "policy {p}, {kv_blocks} blocks"
-            );
-            assert_eq!(
-                fast.records, reference.records,
-                "policy {p}, {kv_blocks} blocks"
-            );
+                output: LengthDist::Uniform {
+                    mean: 300,
+                    range_ratio: 0.3,
+                },
+                stop: Stop::Requests(200),
+                max_context: 400,
+                prompt_pool: Some(3),
+                identical_outputs: true,
+            };
+            let scenario = alone(workload, policy.clone(), &cost, geo, kv_blocks);
+            let (fast, reference) =
+                same_as_reference(&scenario, 7, &format!("policy {p}, {kv_blocks} blocks"));
             // With a tight pool requests wait for blocks, and a step may admit one,
             // so fewer steps are pure decodes.
             let steps = fast.summary["steps"].as_u64().unwrap();
@@ -341,8 +338,14 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
     let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
     let bs = 4;
     let geo = KvGeometry::new(&model, bs);
-    let scenario = |identical_outputs: bool, kv_blocks: u64| Scenario {
-        workload: Workload {
+    let policy = Policy::Continuous {
+        max_num_seqs: 12,
+        max_num_batched_tokens: 64,
+        chunked_prefill: true,
+        prefix_caching: true,
+    };
+    let scenario = |identical_outputs: bool, kv_blocks: u64| {
+        let workload = Workload {
             arrival: Arrival::Poisson { rate: 400.0 },
             input: LengthDist::Fixed { value: 10 },
             output: LengthDist::Uniform {
@@ -353,46 +356,15 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
             max_context: MAX_CTX,
             prompt_pool: Some(2),
             identical_outputs,
-        },
-        gpus: vec![Sharing::Exclusive],
-        instances: vec![InstanceSetup {
-            gpu: 0,
-            policy: Policy::Continuous {
-                max_num_seqs: 12,
-                max_num_batched_tokens: 64,
-                chunked_prefill: true,
-                prefix_caching: true,
-            },
-            cost: cost.clone(),
-            geo,
-            kv_blocks,
-            active_thread_fraction: 1.0,
-            api_latency: Dur(0),
-        }],
-        router: RouterKind::RoundRobin,
-    };
-    let opts = RunOptions {
-        keep_records: true,
-        check_invariants: true,
-        step_by_step: false,
+        };
+        alone(workload, policy.clone(), &cost, geo, kv_blocks)
     };
     let mut loans = 0;
     for kv_blocks in [40, 60, 90] {
-        let greedy = run(&scenario(true, kv_blocks), 3, opts).unwrap();
-        let reference = run(
-            &scenario(true, kv_blocks),
-            3,
-            RunOptions {
-                step_by_step: true,
-                ..opts
-            },
-        )
-        .unwrap();
-        assert_eq!(greedy.summary, reference.summary, "{kv_blocks} blocks");
-        assert_eq!(greedy.records, reference.records, "{kv_blocks} blocks");
+        let (greedy, _) = same_as_reference(&scenario(true, kv_blocks), 3, "greedy");
         assert_eq!(greedy.records.as_ref().unwrap().len(), 300);
         assert!(greedy.kv_in_use_at_end.iter().all(|&u| u == 0));
-        let sampled = run(&scenario(false, kv_blocks), 3, opts).unwrap();
+        let sampled = run(&scenario(false, kv_blocks), 3, CHECKED).unwrap();
         let hits = greedy.instances[0].sibling_hits;
         assert!(greedy.summary["preemptions"].as_u64().unwrap() > 0);
         assert!(hits > 0, "{kv_blocks} blocks: no resumed request borrowed");
@@ -405,8 +377,8 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
     assert!(loans > 0);
     // With blocks for everyone nobody is preempted, nothing is borrowed, and identical
     // outputs change nothing.
-    let greedy = run(&scenario(true, 400), 3, opts).unwrap();
-    let sampled = run(&scenario(false, 400), 3, opts).unwrap();
+    let greedy = run(&scenario(true, 400), 3, CHECKED).unwrap();
+    let sampled = run(&scenario(false, 400), 3, CHECKED).unwrap();
     assert_eq!(greedy.summary["preemptions"], 0);
     assert_eq!(greedy.summary, sampled.summary);
 }

@@ -111,14 +111,26 @@ pub fn single(
     kv_blocks: u64,
     workload: Workload,
 ) -> Scenario {
+    let geo = KvGeometry::new(&tiny_model(), block_size);
+    alone(workload, policy, &cost, geo, kv_blocks)
+}
+
+/// One instance alone on its GPU, any model.
+pub fn alone(
+    workload: Workload,
+    policy: Policy,
+    cost: &CostModel,
+    geo: KvGeometry,
+    kv_blocks: u64,
+) -> Scenario {
     Scenario {
         workload,
         gpus: vec![Sharing::Exclusive],
         instances: vec![InstanceSetup {
             gpu: 0,
             policy,
-            cost,
-            geo: KvGeometry::new(&tiny_model(), block_size),
+            cost: cost.clone(),
+            geo,
             kv_blocks,
             active_thread_fraction: 1.0,
             api_latency: Dur(0),
