@@ -384,6 +384,7 @@ fn config_text() -> impl Strategy<Value = String> {
             key("input_tokens", on(!trace), dist()),
             key("output_tokens", on(!trace), dist()),
             key("prompt_pool", 0.1, list(&["1", "2", "10"])),
+            key("sampling", 0.1, list(&["\"greedy\"", "\"random\"", "|", "\"beam\""])),
         ]);
         let sweep = prop::option::weighted(
             0.3,
