@@ -353,6 +353,14 @@ fn cmd_list() -> Result<(), Error> {
             g.price_per_gpu_hour_usd,
             g.full_name
         );
+        if !g.mig_profiles.is_empty() {
+            let profiles: Vec<String> = g
+                .mig_profiles
+                .iter()
+                .map(|p| format!("{} (up to {})", p.name, p.max_instances))
+                .collect();
+            println!("  {:<12} MIG: {}", "", profiles.join(", "));
+        }
     }
     println!("Profiles ({}):", profiles_dir().display());
     for p in list_profiles() {

@@ -100,6 +100,13 @@ pub struct RawHardware {
     /// MPS active-thread percentage per instance (mps only, default 100).
     #[serde(default)]
     pub active_thread_percentage: Option<f64>,
+    /// MIG profile (for example `3g.40gb`): each GPU is split into MIG instances of
+    /// this profile, each of which then counts as a GPU of its own.
+    #[serde(default)]
+    pub mig: Option<String>,
+    /// MIG instances per GPU (default: as many of the profile as fit).
+    #[serde(default)]
+    pub mig_instances: Option<u32>,
 }
 
 /// Default time-slice quantum. NVIDIA does not publish it; the driver's default
@@ -293,6 +300,13 @@ pub struct Meta {
     /// Switch cost, ms, when time-slicing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switch_cost_ms: Option<f64>,
+    /// MIG profile of every GPU's instances, with MIG (`gpus` then counts physical
+    /// GPUs and `mig_slices` the MIG instances, which the per-GPU figures list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mig: Option<String>,
+    /// MIG instances in all, with MIG.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mig_slices: Option<u32>,
 }
 
 /// A loaded experiment.
@@ -839,12 +853,16 @@ pub fn build_point(
 
 /// The checked `[hardware]`.
 struct Hw {
+    /// The GPU, or one MIG instance of it.
     gpu: GpuSpec,
     sharing: Sharing,
     atp: f64,
     router: RouterKind,
+    /// GPUs as the simulation sees them (MIG instances with MIG).
     num_gpus: u32,
     per_gpu: u32,
+    /// With MIG: (profile, physical GPUs).
+    mig: Option<(String, u32)>,
 }
 
 /// The checked `[engine]`.
@@ -968,7 +986,7 @@ impl Checker<'_> {
             .collect();
         let meta = Meta {
             gpu: hw.gpu.name.clone(),
-            gpus: hw.num_gpus,
+            gpus: hw.mig.as_ref().map_or(hw.num_gpus, |m| m.1),
             instances: n as u32,
             sharing: hw.sharing.name().into(),
             router: hw.router.name().into(),
@@ -985,6 +1003,8 @@ impl Checker<'_> {
                 Sharing::TimeSlice { switch_cost, .. } => Some(switch_cost.as_millis_f64()),
                 _ => None,
             },
+            mig: hw.mig.as_ref().map(|m| m.0.clone()),
+            mig_slices: hw.mig.as_ref().map(|_| hw.num_gpus),
         };
         Some((
             Scenario {
@@ -1146,6 +1166,7 @@ impl Checker<'_> {
                 None
             }
         };
+        let (gpu, mig) = self.mig(h, gpu);
         if !(1..=4096).contains(&h.num_gpus) {
             self.err(
                 "hardware.num_gpus",
@@ -1175,7 +1196,8 @@ impl Checker<'_> {
                             "hardware.instances_per_gpu",
                             format!(
                                 "got {per_gpu}, but MPS allows at most {} clients per {} GPU",
-                                g.mps_max_clients, g.name
+                                g.mps_max_clients,
+                                g.label()
                             ),
                         );
                     }
@@ -1241,6 +1263,7 @@ impl Checker<'_> {
         else {
             return (gpu, None);
         };
+        let num_gpus = h.num_gpus * mig.as_ref().map_or(1, |m| m.1);
         (
             gpu,
             Some(Hw {
@@ -1248,10 +1271,59 @@ impl Checker<'_> {
                 sharing,
                 atp,
                 router: h.router.unwrap_or(RouterKind::RoundRobin),
-                num_gpus: h.num_gpus,
+                num_gpus,
                 per_gpu,
+                mig: mig.map(|m| (m.0, h.num_gpus)),
             }),
         )
+    }
+
+    /// `hardware.mig` and `mig_instances`: the GPU to simulate (one MIG instance of
+    /// the GPU, with MIG) and, with MIG, (profile, MIG instances per GPU).
+    fn mig(
+        &mut self,
+        h: &RawHardware,
+        gpu: Option<GpuSpec>,
+    ) -> (Option<GpuSpec>, Option<(String, u32)>) {
+        let Some(name) = &h.mig else {
+            if h.mig_instances.is_some() {
+                self.err(
+                    "hardware.mig_instances",
+                    "applies only with hardware.mig (a MIG profile such as \"3g.40gb\"); set it or remove mig_instances",
+                );
+            }
+            return (gpu, None);
+        };
+        let Some(g) = gpu else {
+            return (None, None);
+        };
+        if g.mig_profiles.is_empty() {
+            self.err(
+                "hardware.mig",
+                format!("{} has no MIG; MIG needs an A100, H100 or H200 (see `infersim list`); remove mig or choose another gpu", g.name),
+            );
+            return (Some(g), None);
+        }
+        let Some(p) = g.mig_profiles.iter().find(|p| &p.name == name) else {
+            let names: Vec<&str> = g.mig_profiles.iter().map(|p| p.name.as_str()).collect();
+            self.err(
+                "hardware.mig",
+                format!("got {name:?}, allowed on {}: {}", g.name, quoted(&names)),
+            );
+            return (Some(g), None);
+        };
+        let n = h.mig_instances.unwrap_or(p.max_instances);
+        if !(1..=p.max_instances).contains(&n) {
+            self.err(
+                "hardware.mig_instances",
+                format!(
+                    "got {n}, allowed: 1 to {} instances of {} per {} GPU",
+                    p.max_instances, p.name, g.name
+                ),
+            );
+            return (Some(g), None);
+        }
+        (Some(g.mig_slice(p)), Some((p.name.clone(), n)))
     }
 
     /// `[engine]` on `gpu` (if it loaded) with `per_gpu` instances on each GPU (if
@@ -1897,7 +1969,7 @@ pub fn plan_memory(
             format!(
                 "{} does not fit on {} at gpu_memory_utilization {util}: weights {:.2} GiB + activations and runtime {:.2} GiB exceed the {:.2} GiB budget by {:.2} GiB",
                 model.name,
-                gpu.name,
+                gpu.label(),
                 weights / GIB,
                 reserve / GIB,
                 budget / GIB,

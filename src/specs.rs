@@ -205,13 +205,61 @@ pub struct GpuSpec {
     pub mps_max_clients: u32,
     /// MIG instances (0: no MIG).
     pub mig_max_instances: u32,
+    /// MIG profiles the GPU offers (none without MIG).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mig_profiles: Vec<MigProfile>,
+    /// Set on one MIG instance of a GPU (see [`GpuSpec::mig_slice`]): its profile.
+    #[serde(skip)]
+    pub mig: Option<String>,
     /// On-demand price per GPU-hour, US dollars.
     pub price_per_gpu_hour_usd: f64,
     /// Where the price came from.
     pub price_source: String,
 }
 
+/// A MIG profile: a hard partition of the GPU with its own SMs, memory and bandwidth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigProfile {
+    /// NVIDIA's name, for example `3g.40gb`.
+    pub name: String,
+    /// Compute slices, in sevenths of the GPU's SMs.
+    pub compute: u32,
+    /// Memory slices, in eighths of its memory (and of its bandwidth and L2).
+    pub memory: u32,
+    /// How many instances of this profile fit on one GPU.
+    pub max_instances: u32,
+}
+
 impl GpuSpec {
+    /// One MIG instance of profile `p` as a GPU of its own: `p.compute`/7 of the SMs
+    /// and tensor FLOP/s, `p.memory`/8 of the memory and of the bandwidth, the same
+    /// name (so the GPU's profile applies) and no MIG of its own.
+    pub fn mig_slice(&self, p: &MigProfile) -> GpuSpec {
+        let c = p.compute as f64 / 7.0;
+        let m = p.memory as f64 / 8.0;
+        GpuSpec {
+            full_name: format!("{} MIG {}", self.full_name, p.name),
+            tensor_tflops: self.tensor_tflops * c,
+            memory_gib: self.memory_gib * m,
+            memory_bandwidth_gbps: self.memory_bandwidth_gbps * m,
+            sm_count: ((self.sm_count as f64 * c).round() as u32).max(1),
+            mig_max_instances: 0,
+            mig_profiles: Vec::new(),
+            mig: Some(p.name.clone()),
+            price_per_gpu_hour_usd: self.price_per_gpu_hour_usd * c.max(m),
+            ..self.clone()
+        }
+    }
+
+    /// Its name, with the MIG profile for one MIG instance (`a100-80gb MIG 3g.40gb`).
+    pub fn label(&self) -> String {
+        match &self.mig {
+            Some(p) => format!("{} MIG {p}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// Peak dense tensor FLOP/s.
     pub fn peak_flops(&self) -> f64 {
         self.tensor_tflops * 1e12
@@ -237,6 +285,23 @@ impl GpuSpec {
                     file,
                     field,
                     format!("must be a positive finite number, got {v}"),
+                ));
+            }
+        }
+        for (i, p) in self.mig_profiles.iter().enumerate() {
+            if !(1..=7).contains(&p.compute)
+                || !(1..=8).contains(&p.memory)
+                || !(1..=7).contains(&p.max_instances)
+                || p.max_instances * p.compute > 7
+                || p.max_instances * p.memory > 8
+            {
+                return Err(ConfigError::new(
+                    file,
+                    format!("mig_profiles[{i}]"),
+                    format!(
+                        "{}: compute {} (sevenths, 1-7), memory {} (eighths, 1-8), max_instances {} (1-7, at most 7 sevenths and 8 eighths in all)",
+                        p.name, p.compute, p.memory, p.max_instances
+                    ),
                 ));
             }
         }

@@ -113,6 +113,8 @@ const HARDWARE: &[Field] = &[
     opt("timeslice_ms", Kind::Float),
     opt("switch_cost_ms", Kind::Float),
     opt("active_thread_percentage", Kind::Float),
+    opt("mig", ANY),
+    opt("mig_instances", Kind::Int(1, 7)),
 ];
 
 const CONTINUOUS: &[Field] = &[

@@ -143,6 +143,29 @@ fn cases() -> Vec<Case> {
         // Unknown names and missing keys.
         case("unknown-gpu", edit("gpu = \"a100-80gb\"", "gpu = \"a100\"")),
         case(
+            "mig-on-a-gpu-without-mig",
+            edit("gpu = \"a100-80gb\"", "gpu = \"l4\"\nmig = \"1g.10gb\""),
+        ),
+        case(
+            "mig-unknown-profile",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nmig = \"2g.40gb\""),
+        ),
+        case(
+            "mig-too-many-instances",
+            edit(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"a100-80gb\"\nmig = \"3g.40gb\"\nmig_instances = 3",
+            ),
+        ),
+        case(
+            "mig-instances-without-mig",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nmig_instances = 2"),
+        ),
+        case(
+            "mig-model-does-not-fit",
+            edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nmig = \"1g.10gb\""),
+        ),
+        case(
             "unknown-model",
             edit("model = \"llama-3.1-8b\"", "model = \"llama-4-8b\""),
         ),

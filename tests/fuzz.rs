@@ -289,6 +289,8 @@ fn config_text() -> impl Strategy<Value = String> {
             key("num_gpus", 0.3, list(&["1", "2", "3", "|", "5000"])),
             key("instances_per_gpu", on(shared), list(&["1", "2", "3", "|", "48", "49", "300"])),
             key("sharing", 0.95, vec![format!("\"{sharing}\"")]),
+            key("mig", 0.1, quoted(&["1g.10gb", "3g.40gb", "7g.80gb", "|", "9g.1gb"])),
+            key("mig_instances", 0.05, list(&["1", "2", "|", "8"])),
             key(
                 "router",
                 0.3,

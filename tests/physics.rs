@@ -64,3 +64,41 @@ fn sliding_window_caps_attention_reads() {
     let above = bytes(2100) - bytes(2000);
     assert!((below / above - 6.5).abs() < 1e-9, "{}", below / above);
 }
+
+/// A MIG instance is a smaller GPU: `3g.40gb` on an A100-80GB has 3/7 of its tensor
+/// FLOP/s and 4/8 of its memory and bandwidth (NVIDIA's MIG user guide), so with the
+/// same profile a decode step's memory time doubles and a prefill's compute time grows
+/// by 7/3, exactly; `7g.80gb` is the whole GPU.
+#[test]
+fn mig_instances_scale_compute_and_bandwidth() {
+    let g = load_gpu("a100-80gb", None, "t", "g").unwrap();
+    let m = load_model("llama-3.1-8b", None, "t", "m").unwrap();
+    let p = resolve_profile(None, &g.name, "vllm", None, "t", "p").unwrap();
+    let profile = |name: &str| g.mig_profiles.iter().find(|x| x.name == name).unwrap();
+    let slice = g.mig_slice(profile("3g.40gb"));
+    assert!((slice.tensor_tflops - 312.0 * 3.0 / 7.0).abs() < 1e-9);
+    assert_eq!(slice.memory_bandwidth_gbps, g.memory_bandwidth_gbps / 2.0);
+    assert_eq!(slice.memory_gib, g.memory_gib / 2.0);
+    assert_eq!(slice.label(), "a100-80gb MIG 3g.40gb");
+    let (full, part) = (CostModel::new(&m, &g, &p), CostModel::new(&m, &slice, &p));
+    let decode = StepShape::decode_only(1, 100, 0);
+    let (a, b) = (full.price(&decode), part.price(&decode));
+    assert_eq!(b.compute_s, 0.0);
+    assert!(
+        (b.memory_s / a.memory_s - 2.0).abs() < 1e-12,
+        "{}",
+        b.memory_s / a.memory_s
+    );
+    let prefill = StepShape::prefill_only(2048);
+    let (a, b) = (full.price(&prefill), part.price(&prefill));
+    assert!((b.compute_s / a.compute_s - 7.0 / 3.0).abs() < 1e-12);
+    let whole = g.mig_slice(profile("7g.80gb"));
+    assert_eq!(
+        (
+            whole.tensor_tflops,
+            whole.memory_bandwidth_gbps,
+            whole.memory_gib
+        ),
+        (g.tensor_tflops, g.memory_bandwidth_gbps, g.memory_gib)
+    );
+}

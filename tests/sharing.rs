@@ -433,3 +433,60 @@ fn mixed_instances_are_checked_per_gpu() {
         infersim::config::parse_experiment(&bad, std::path::Path::new("mixed.toml")).unwrap_err();
     assert!(e.iter().any(|e| e.field == "instance[2].gpu"), "{e:?}");
 }
+
+const MIG: &str = r#"
+name = "mig"
+[hardware]
+gpu = "a100-80gb"
+router = "least-requests"
+[engine]
+model = "llama-3.2-1b"
+policy = "continuous"
+max_model_len = 4096
+[workload]
+arrival = "poisson"
+rate_per_s = 6.0
+num_requests = 600
+input_tokens = { dist = "fixed", value = 200 }
+output_tokens = { dist = "fixed", value = 50 }
+"#;
+
+fn mig_point(mig: &str) -> infersim::config::Point {
+    let text = MIG.replace(
+        "gpu = \"a100-80gb\"",
+        &format!("gpu = \"a100-80gb\"\n{mig}"),
+    );
+    let exp = infersim::config::parse_experiment(&text, std::path::Path::new("mig.toml")).unwrap();
+    exp.points[0].clone()
+}
+
+/// MIG splits each GPU into independent smaller GPUs: `7g.80gb` is the whole GPU (the
+/// same records as no MIG); `1g.10gb` gives 7 instances, each a GPU of its own with an
+/// eighth of the memory (so an eighth-size KV pool, less what the weights take) behind
+/// the router; rows name the profile and count physical GPUs.
+#[test]
+fn mig_instances_are_smaller_independent_gpus() {
+    let whole = mig_point("");
+    let seven_g = mig_point("mig = \"7g.80gb\"");
+    assert_eq!(seven_g.meta.mig.as_deref(), Some("7g.80gb"));
+    let a = run(&whole.scenario, 1, OPTS).unwrap();
+    let b = run(&seven_g.scenario, 1, OPTS).unwrap();
+    assert_eq!(a.records, b.records);
+    let one_g = mig_point("mig = \"1g.10gb\"");
+    assert_eq!(one_g.meta.gpus, 1);
+    assert_eq!(one_g.meta.mig_slices, Some(7));
+    assert_eq!(one_g.scenario.gpus.len(), 7);
+    assert_eq!(one_g.scenario.instances.len(), 7);
+    assert!(one_g.meta.kv_cache_tokens * 8 < whole.meta.kv_cache_tokens);
+    let r = run(&one_g.scenario, 1, OPTS).unwrap();
+    assert_eq!(r.summary["completed"], 600);
+    // Each instance streams its weights at an eighth of the bandwidth: a decode step
+    // takes at least 2.47 GB / (2,039 GB/s / 8) = 9.7 ms.
+    let floor = 2.47e9 / (2039e9 / 8.0) * 1e3;
+    let tpot = r.summary["median_tpot_ms"].as_f64().unwrap();
+    assert!(tpot > floor, "{tpot} ms <= {floor} ms");
+    let one_3g = mig_point("mig = \"3g.40gb\"\nmig_instances = 1");
+    assert_eq!(one_3g.scenario.gpus.len(), 1);
+    let per_gpu = r.summary["per_gpu"].as_array().unwrap();
+    assert_eq!(per_gpu.len(), 7);
+}

@@ -54,6 +54,8 @@ pub fn slow_gpu() -> GpuSpec {
         interconnect_gbps: 1.0,
         mps_max_clients: 48,
         mig_max_instances: 0,
+        mig_profiles: Vec::new(),
+        mig: None,
         price_per_gpu_hour_usd: 0.0,
         price_source: "none".into(),
     }
