@@ -1054,11 +1054,18 @@ impl Checker<'_> {
             if g < 0 || g as usize >= sc.gpus.len() {
                 self.err(
                     &format!("{field}.gpu"),
-                    format!(
-                        "got {g}, allowed: a GPU index from 0 to {} (hardware.num_gpus = {})",
-                        sc.gpus.len() - 1,
-                        sc.gpus.len()
-                    ),
+                    match &meta.mig {
+                        Some(p) => format!(
+                            "got {g}, allowed: a MIG instance index from 0 to {} ({} instances of {p} in all)",
+                            sc.gpus.len() - 1,
+                            sc.gpus.len()
+                        ),
+                        None => format!(
+                            "got {g}, allowed: a GPU index from 0 to {} (hardware.num_gpus = {})",
+                            sc.gpus.len() - 1,
+                            sc.gpus.len()
+                        ),
+                    },
                 );
                 continue;
             }

@@ -162,6 +162,13 @@ fn cases() -> Vec<Case> {
             edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nmig_instances = 2"),
         ),
         case(
+            "mig-instance-index-out-of-range",
+            format!(
+                "{}[[instance]]\ngpu = 0\n[[instance]]\ngpu = 2\n",
+                edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nmig = \"3g.40gb\"")
+            ),
+        ),
+        case(
             "mig-model-does-not-fit",
             edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nmig = \"1g.10gb\""),
         ),
