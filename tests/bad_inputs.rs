@@ -8,8 +8,9 @@
 //! `INFERSIM_UPDATE_SNAPSHOTS=1 cargo test --release --test bad_inputs` and review the
 //! diff.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 const BASE: &str = r#"name = "t"
 [hardware]
@@ -396,13 +397,9 @@ fn run_case(c: &Case) -> (i32, String) {
                 .replace("{d}", d.to_str().unwrap())
         })
         .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_infersim"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(d.to_str().unwrap(), "<dir>");
-    (out.status.code().unwrap_or(-1), stderr)
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = common::infersim_bin(&args, &[]);
+    (code, stderr.replace(d.to_str().unwrap(), "<dir>"))
 }
 
 /// The snapshot text of every case.

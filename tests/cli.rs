@@ -1,19 +1,11 @@
 //! The `infersim` binary end to end: outputs, exit codes, determinism across threads.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 fn infersim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_infersim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    common::infersim_bin(args, &[])
 }
 
 const SMALL: &str = r#"

@@ -3,6 +3,8 @@
 //! `--resume` to a `summary.json` identical to an uninterrupted run's, and an output
 //! folder of another configuration is not overwritten without `--force`.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,19 +38,7 @@ fn slow() -> String {
         .replace("mean = 150.0, std = 100.0", "mean = 250.0, std = 100.0")
 }
 
-fn infersim(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_infersim"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::infersim_bin as infersim;
 
 fn point_files(out: &Path) -> usize {
     std::fs::read_dir(out.join("points"))

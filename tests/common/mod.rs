@@ -14,6 +14,22 @@ use infersim::time::Dur;
 use infersim::workload::{Arrival, LengthDist, Stop, Trace, Workload};
 use std::sync::Arc;
 
+/// Runs the `infersim` binary from the crate root with `args` and extra environment
+/// variables: (exit code, stdout, stderr).
+pub fn infersim_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// 1 layer, d = 8, MLP 16 (plain), 2 heads of 4, vocab 32, fp16.
 /// Dense params per layer: q 64 + k,v 128 + o 64 + MLP 256 = 512.
 pub fn tiny_model() -> ModelSpec {
