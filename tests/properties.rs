@@ -2,6 +2,7 @@
 //! once, tokens are conserved, KV blocks in use never exceed the pool (checked after
 //! every step) and return to zero, time never goes back, timestamps are ordered, the
 //! same seed gives the same summary, and fast-forward equals step-by-step.
+//! `PROPTEST_CASES=20000 cargo test --release --test properties` runs more cases.
 
 mod common;
 
@@ -176,7 +177,10 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn invariants_hold_on_random_scenarios(c in case()) {
@@ -381,4 +385,90 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
     let sampled = run(&scenario(false, 400), 3, CHECKED).unwrap();
     assert_eq!(greedy.summary["preemptions"], 0);
     assert_eq!(greedy.summary, sampled.summary);
+}
+
+/// Scenarios built to preempt with identical outputs: continuous batching with the
+/// prefix cache, a prompt pool, greedy sampling and a pool of blocks barely larger than
+/// one sequence, on one or two instances.
+fn greedy_case() -> impl Strategy<Value = (Scenario, u64, u64)> {
+    (
+        (1u64..9, 0u64..30, 1u32..12, any::<bool>()),
+        (1u32..4, length(), length()),
+        (0usize..2, 1usize..3, 20u64..150, 50.0f64..2000.0),
+        any::<u64>(),
+    )
+        .prop_map(
+            |((bs, extra, seqs, chunked), (pool, li, lo), (arr, n_inst, n, rate), seed)| {
+                let mut model = tiny_model();
+                model.num_layers = 2;
+                let cost = infersim::cost::CostModel::new(
+                    &model,
+                    &slow_gpu(),
+                    &profile(300.0, 200.0, 0.5),
+                );
+                let geo = KvGeometry::new(&model, bs);
+                let policy = Policy::Continuous {
+                    max_num_seqs: seqs,
+                    max_num_batched_tokens: if chunked {
+                        seqs.max(16)
+                    } else {
+                        MAX_CTX as u32
+                    },
+                    chunked_prefill: chunked,
+                    prefix_caching: true,
+                };
+                let workload = Workload {
+                    arrival: if arr == 0 {
+                        Arrival::Poisson { rate }
+                    } else {
+                        Arrival::ClosedLoop {
+                            users: 2 + (n % 6) as u32,
+                            spawn_rate: rate,
+                            think: Think::Exponential(Dur(500_000)),
+                        }
+                    },
+                    input: li,
+                    output: lo,
+                    stop: Stop::Requests(n),
+                    max_context: MAX_CTX,
+                    prompt_pool: Some(pool),
+                    identical_outputs: true,
+                };
+                let mut sc = alone(workload, policy, &cost, geo, MAX_CTX.div_ceil(bs) + extra);
+                if n_inst == 2 {
+                    sc.gpus = vec![Sharing::Mps];
+                    let second = sc.instances[0].clone();
+                    sc.instances.push(second);
+                }
+                (sc, n, seed)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300),
+        ..ProptestConfig::default()
+    })]
+
+    /// Loans of blocks between siblings keep every invariant (checked after every
+    /// step), every request finishes once, blocks return to zero, inter-token gaps add
+    /// up, and fast-forward equals step-by-step.
+    #[test]
+    fn greedy_sharing_holds_on_random_tight_pools((sc, n, seed) in greedy_case()) {
+        let r = run(&sc, seed, CHECKED).map_err(TestCaseError::fail)?;
+        let recs = r.records.clone().unwrap();
+        prop_assert_eq!(recs.len() as u64, n);
+        prop_assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0));
+        let gaps: f64 = recs.iter().map(|x| x.finish_s - x.first_token_s).sum();
+        let itls: u64 = recs.iter().map(|x| x.output_tokens.saturating_sub(1) as u64).sum();
+        if itls > 0 {
+            let mean = r.summary["mean_itl_ms"].as_f64().unwrap();
+            let expect = gaps * 1e3 / itls as f64;
+            prop_assert!((mean - expect).abs() <= 1e-6 * expect.max(1.0), "{} vs {}", mean, expect);
+        }
+        let reference = run(&sc, seed, RunOptions { step_by_step: true, ..CHECKED }).unwrap();
+        prop_assert_eq!(&reference.summary, &r.summary);
+        prop_assert_eq!(&reference.records, &r.records);
+    }
 }
