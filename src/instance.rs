@@ -1124,6 +1124,15 @@ impl Instance {
         self.free_slots.push(slot);
     }
 
+    /// Tokens whose KV `s` holds: derived from the counter in the decode set, kept in
+    /// `computed` outside it.
+    fn context(&self, s: &Seq) -> u64 {
+        match s.state {
+            State::Decoding | State::Padded => (s.base + self.k as i64) as u64,
+            _ => s.computed,
+        }
+    }
+
     /// Checks that every loan of blocks links two running sequences of the same
     /// prompt, both ways, and lends no more than the lender's own full blocks.
     fn check_loans(&self) -> Result<(), String> {
@@ -1153,12 +1162,9 @@ impl Instance {
                     "sequence {slot} borrows from another prompt's sequence"
                 ));
             }
-            let ctx = match l.state {
-                State::Prefilling => l.computed,
-                _ => (l.base + self.k as i64) as u64,
-            };
             let group = self.groups[l.req.prefix.unwrap_or(0) as usize].blocks;
-            let own_full = (ctx / self.geo.block_size).saturating_sub(group) * self.geo.layers();
+            let own_full =
+                (self.context(l) / self.geo.block_size).saturating_sub(group) * self.geo.layers();
             if s.borrowed > own_full {
                 return Err(format!(
                     "sequence {slot} borrows {} layer-blocks, its lender has {own_full}",
@@ -1179,21 +1185,13 @@ impl Instance {
         let mut held = 0;
         let mut n_dec = 0;
         let mut running = 0;
-        for s in &self.seqs {
+        for (slot, s) in self.seqs.iter().enumerate() {
             match s.state {
                 State::Decoding | State::Padded => {
-                    let ctx = (s.base + self.k as i64) as u64;
                     held += if self.policy.reserves_whole_batch() {
                         s.held
                     } else {
-                        let shared = s.borrowed
-                            + match (s.attached, s.req.prefix) {
-                                (true, Some(g)) => {
-                                    self.groups[g as usize].blocks * self.geo.layers()
-                                }
-                                _ => 0,
-                            };
-                        self.geo.blocks_for(ctx) - shared
+                        self.geo.blocks_for(self.context(s)) - self.shared_lb(slot as u32)
                     };
                     n_dec += 1;
                     running += 1;
