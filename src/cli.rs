@@ -630,14 +630,13 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
         crate::profile::read_profile(&profiles_dir().join(format!("default-{stack}.toml")))
             .map_err(|e| e.to_string())
     };
-    let warm_for = |gpu: &str, stack: &str| -> Option<crate::profile::Profile> {
-        if !a.warm {
-            return None;
-        }
+    // The calibrated profile of (gpu, stack) already in the output folder, if any.
+    let calibrated_in_dir = |gpu: &str, stack: &str| {
         crate::profile::read_profile(&dir.join(format!("{gpu}-{stack}.toml")))
             .ok()
             .filter(|p| p.is_calibrated())
     };
+    let warm_for = |gpu: &str, stack: &str| a.warm.then(|| calibrated_in_dir(gpu, stack)).flatten();
     let fitted =
         calibrate_all(&studies, &prior_for, &warm_for, a.seed, a.max_evals).map_err(Error::Sim)?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -686,21 +685,17 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     }
     // Profiles calibrated earlier on studies left out of this run (`--study`) stay
     // as they are, and count among the calibrated GPUs to derive from.
+    let fitted_stacks: std::collections::BTreeSet<&str> =
+        fitted.iter().map(|c| c.stack.as_str()).collect();
     for (name, _) in SHIPPED_GPUS {
         if calibrated.iter().any(|c| c.0.name == *name) {
             continue;
         }
-        let stacks: std::collections::BTreeSet<&str> =
-            fitted.iter().map(|c| c.stack.as_str()).collect();
-        for stack in stacks {
-            let path = dir.join(format!("{name}-{stack}.toml"));
-            match crate::profile::read_profile(&path) {
-                Ok(p) if p.is_calibrated() => {
-                    let gpu = load_gpu(name, None, "models", "gpu")?;
-                    println!("{}: calibrated earlier, kept", p.name);
-                    calibrated.push((gpu, p));
-                }
-                _ => {}
+        for stack in &fitted_stacks {
+            if let Some(p) = calibrated_in_dir(name, stack) {
+                let gpu = load_gpu(name, None, "models", "gpu")?;
+                println!("{}: calibrated earlier, kept", p.name);
+                calibrated.push((gpu, p));
             }
         }
     }
