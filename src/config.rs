@@ -33,7 +33,7 @@ use crate::specs::{load_gpu, load_model, GpuSpec, ModelSpec, GIB};
 use crate::time::Dur;
 use crate::validate::{
     check_schema, fmt_num, show, type_name, Origin, PointSources, Spans, ARRIVALS,
-    MAX_INSTANCES_PER_GPU, MAX_POINTS, POLICIES, SHARING, STACKS, THINKS,
+    MAX_INSTANCES_PER_GPU, MAX_POINTS, POLICIES, SAMPLINGS, SHARING, STACKS, THINKS,
 };
 use crate::workload::{parse_trace, Arrival, LengthDist, Stop, Think, Trace, Workload};
 use serde::{Deserialize, Serialize};
@@ -1052,21 +1052,17 @@ impl Checker<'_> {
                 .and_then(toml::Value::as_integer)
                 .unwrap_or(-1);
             if g < 0 || g as usize >= sc.gpus.len() {
-                self.err(
-                    &format!("{field}.gpu"),
-                    match &meta.mig {
-                        Some(p) => format!(
-                            "got {g}, allowed: a MIG instance index from 0 to {} ({} instances of {p} in all)",
-                            sc.gpus.len() - 1,
-                            sc.gpus.len()
-                        ),
-                        None => format!(
-                            "got {g}, allowed: a GPU index from 0 to {} (hardware.num_gpus = {})",
-                            sc.gpus.len() - 1,
-                            sc.gpus.len()
-                        ),
-                    },
-                );
+                self.err(&format!("{field}.gpu"), {
+                    let n = sc.gpus.len();
+                    let (what, count) = match &meta.mig {
+                        Some(p) => ("a MIG instance", format!("{n} instances of {p} in all")),
+                        None => ("a GPU", format!("hardware.num_gpus = {n}")),
+                    };
+                    format!(
+                        "got {g}, allowed: {what} index from 0 to {} ({count})",
+                        n - 1
+                    )
+                });
                 continue;
             }
             let g = g as usize;
@@ -1748,7 +1744,7 @@ impl Checker<'_> {
             Some(other) => {
                 self.err(
                     &f("sampling"),
-                    format!("got {other:?}, allowed: \"random\" or \"greedy\""),
+                    format!("got {other:?}, allowed: {}", quoted(SAMPLINGS)),
                 );
                 false
             }
