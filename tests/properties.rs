@@ -18,6 +18,20 @@ use proptest::prelude::*;
 
 const MAX_CTX: u64 = 64;
 
+/// The tiny model with 2 layers (one of them with a sliding window of `window` tokens
+/// when `window` > 0) on the slow GPU: its cost model and KV geometry for blocks of
+/// `bs` tokens.
+fn two_layers(window: u64, bs: u64) -> (infersim::cost::CostModel, KvGeometry) {
+    let mut model = tiny_model();
+    model.num_layers = 2;
+    if window > 0 {
+        model.sliding_window = window;
+        model.sliding_window_layers = 1;
+    }
+    let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
+    (cost, KvGeometry::new(&model, bs))
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::Sequential),
@@ -88,18 +102,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (li, lo, pool, greedy),
                 seed,
             )| {
-                let mut model = tiny_model();
-                model.num_layers = 2;
-                if window > 0 {
-                    model.sliding_window = window;
-                    model.sliding_window_layers = 1;
-                }
-                let cost = infersim::cost::CostModel::new(
-                    &model,
-                    &slow_gpu(),
-                    &profile(300.0, 200.0, 0.5),
-                );
-                let geo = KvGeometry::new(&model, bs);
+                let (cost, geo) = two_layers(window, bs);
                 let kv_blocks = MAX_CTX.div_ceil(bs) + extra_blocks;
                 let closed = arr == 2;
                 let arrival = match arr {
@@ -207,16 +210,7 @@ proptest! {
             prop_assert!(x.arrival_s <= x.scheduled_s && x.scheduled_s <= x.first_token_s && x.first_token_s <= x.finish_s, "{:?}", x);
             prop_assert!((x.input_tokens + x.output_tokens) as u64 <= MAX_CTX);
         }
-        // Inter-token latencies add up, request by request, to the time from first
-        // token to finish (preemption gaps included): their mean equals
-        // Σ(finish − first token) / Σ(output − 1).
-        let gaps: f64 = recs.iter().map(|x| x.finish_s - x.first_token_s).sum();
-        let itls: u64 = recs.iter().map(|x| x.output_tokens.saturating_sub(1) as u64).sum();
-        if itls > 0 {
-            let mean = r.summary["mean_itl_ms"].as_f64().unwrap();
-            let expect = gaps * 1e3 / itls as f64;
-            prop_assert!((mean - expect).abs() <= 1e-6 * expect.max(1.0), "mean ITL {} ms, expected {} ms", mean, expect);
-        }
+        itl_adds_up(&r)?;
         // Same seed, same result.
         let again = run(&c.scenario, c.seed, opts).unwrap();
         prop_assert_eq!(&again.summary, &r.summary);
@@ -226,6 +220,29 @@ proptest! {
         prop_assert_eq!(&reference.summary, &r.summary);
         prop_assert_eq!(&reference.records, &r.records);
     }
+}
+
+/// Inter-token latencies add up, request by request, to the time from first token to
+/// finish (preemption gaps included): their mean equals Σ(finish − first token) /
+/// Σ(output − 1).
+fn itl_adds_up(r: &infersim::sim::RunResult) -> Result<(), TestCaseError> {
+    let recs = r.records.as_ref().expect("records kept");
+    let gaps: f64 = recs.iter().map(|x| x.finish_s - x.first_token_s).sum();
+    let itls: u64 = recs
+        .iter()
+        .map(|x| x.output_tokens.saturating_sub(1) as u64)
+        .sum();
+    if itls > 0 {
+        let mean = r.summary["mean_itl_ms"].as_f64().unwrap();
+        let expect = gaps * 1e3 / itls as f64;
+        prop_assert!(
+            (mean - expect).abs() <= 1e-6 * expect.max(1.0),
+            "mean ITL {} ms, expected {} ms",
+            mean,
+            expect
+        );
+    }
+    Ok(())
 }
 
 /// Checks every step's bookkeeping and keeps the records.
@@ -264,13 +281,7 @@ fn same_as_reference(
 /// timestamps and the whole summary equal the step-by-step reference's.
 #[test]
 fn decode_stretches_are_fast_forwarded_exactly() {
-    let mut model = tiny_model();
-    model.num_layers = 2;
-    model.sliding_window = 48;
-    model.sliding_window_layers = 1;
-    let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
-    let bs = 8;
-    let geo = KvGeometry::new(&model, bs);
+    let (cost, geo) = two_layers(48, 8);
     let policies = [
         continuous(),
         Policy::Continuous {
@@ -337,11 +348,8 @@ fn decode_stretches_are_fast_forwarded_exactly() {
 /// with blocks for all, identical outputs change nothing.
 #[test]
 fn resumed_requests_borrow_their_siblings_blocks_exactly() {
-    let mut model = tiny_model();
-    model.num_layers = 2;
-    let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
     let bs = 4;
-    let geo = KvGeometry::new(&model, bs);
+    let (cost, geo) = two_layers(0, bs);
     let policy = Policy::Continuous {
         max_num_seqs: 12,
         max_num_batched_tokens: 64,
@@ -399,14 +407,7 @@ fn greedy_case() -> impl Strategy<Value = (Scenario, u64, u64)> {
     )
         .prop_map(
             |((bs, extra, seqs, chunked), (pool, li, lo), (arr, n_inst, n, rate), seed)| {
-                let mut model = tiny_model();
-                model.num_layers = 2;
-                let cost = infersim::cost::CostModel::new(
-                    &model,
-                    &slow_gpu(),
-                    &profile(300.0, 200.0, 0.5),
-                );
-                let geo = KvGeometry::new(&model, bs);
+                let (cost, geo) = two_layers(0, bs);
                 let policy = Policy::Continuous {
                     max_num_seqs: seqs,
                     max_num_batched_tokens: if chunked {
@@ -460,13 +461,7 @@ proptest! {
         let recs = r.records.clone().unwrap();
         prop_assert_eq!(recs.len() as u64, n);
         prop_assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0));
-        let gaps: f64 = recs.iter().map(|x| x.finish_s - x.first_token_s).sum();
-        let itls: u64 = recs.iter().map(|x| x.output_tokens.saturating_sub(1) as u64).sum();
-        if itls > 0 {
-            let mean = r.summary["mean_itl_ms"].as_f64().unwrap();
-            let expect = gaps * 1e3 / itls as f64;
-            prop_assert!((mean - expect).abs() <= 1e-6 * expect.max(1.0), "{} vs {}", mean, expect);
-        }
+        itl_adds_up(&r)?;
         let reference = run(&sc, seed, RunOptions { step_by_step: true, ..CHECKED }).unwrap();
         prop_assert_eq!(&reference.summary, &r.summary);
         prop_assert_eq!(&reference.records, &r.records);
