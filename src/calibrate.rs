@@ -26,10 +26,12 @@ pub enum Param {
     CpuOverlap,
     /// API front-end latency per request.
     ApiLatency,
+    /// API-server work per streamed sequence per step.
+    ApiSeq,
 }
 
 /// Every fittable parameter.
-pub const ALL_PARAMS: [Param; 8] = [
+pub const ALL_PARAMS: [Param; 9] = [
     Param::EtaCompute,
     Param::EtaBandwidth,
     Param::GpuStep,
@@ -38,6 +40,7 @@ pub const ALL_PARAMS: [Param; 8] = [
     Param::CpuSeq,
     Param::CpuOverlap,
     Param::ApiLatency,
+    Param::ApiSeq,
 ];
 
 impl Param {
@@ -52,6 +55,7 @@ impl Param {
             Param::CpuSeq => "cpu_seq_overhead_us",
             Param::CpuOverlap => "cpu_overlap",
             Param::ApiLatency => "api_latency_us",
+            Param::ApiSeq => "api_seq_overhead_us",
         }
     }
 
@@ -86,28 +90,30 @@ impl Param {
     /// Reads the parameter from a profile.
     pub fn get(&self, p: &Profile) -> f64 {
         match self {
-            Param::EtaCompute => p.eta_compute,
-            Param::EtaBandwidth => p.eta_bandwidth,
+            Param::EtaCompute => p.eta_compute.unwrap_or(1.0),
+            Param::EtaBandwidth => p.eta_bandwidth.unwrap_or(1.0),
             Param::GpuStep => p.gpu_step_overhead_us,
             Param::GpuSeq => p.gpu_seq_overhead_us,
             Param::CpuStep => p.cpu_step_overhead_us,
             Param::CpuSeq => p.cpu_seq_overhead_us,
             Param::CpuOverlap => p.cpu_overlap,
             Param::ApiLatency => p.api_latency_us,
+            Param::ApiSeq => p.api_seq_overhead_us,
         }
     }
 
     /// Writes the parameter into a profile.
     pub fn set(&self, p: &mut Profile, v: f64) {
         match self {
-            Param::EtaCompute => p.eta_compute = v,
-            Param::EtaBandwidth => p.eta_bandwidth = v,
+            Param::EtaCompute => p.eta_compute = Some(v),
+            Param::EtaBandwidth => p.eta_bandwidth = Some(v),
             Param::GpuStep => p.gpu_step_overhead_us = v,
             Param::GpuSeq => p.gpu_seq_overhead_us = v,
             Param::CpuStep => p.cpu_step_overhead_us = v,
             Param::CpuSeq => p.cpu_seq_overhead_us = v,
             Param::CpuOverlap => p.cpu_overlap = v,
             Param::ApiLatency => p.api_latency_us = v,
+            Param::ApiSeq => p.api_seq_overhead_us = v,
         }
     }
 
@@ -224,13 +230,54 @@ pub struct FitResult {
     pub warm_from: Option<f64>,
 }
 
+/// The plausibility band of each free parameter, where the prior is not a flat
+/// profile (flat profiles are worked examples and have no bands).
+fn bounds(spec: &FitSpec) -> Vec<Option<(f64, f64)>> {
+    let bands = crate::profile::bands_for(&spec.prior.stack);
+    spec.free
+        .iter()
+        .map(|p| {
+            if spec.prior.is_flat() {
+                None
+            } else {
+                bands.iter().find(|b| b.param == *p).map(|b| (b.lo, b.hi))
+            }
+        })
+        .collect()
+}
+
+/// To the unconstrained space: the logit of the position in the band, or the
+/// parameter's own transform where it has no band.
+fn to_free_in(p: Param, v: f64, b: Option<(f64, f64)>) -> f64 {
+    match b {
+        Some((lo, hi)) => {
+            let u = ((v - lo) / (hi - lo)).clamp(1e-6, 1.0 - 1e-6);
+            (u / (1.0 - u)).ln()
+        }
+        None => p.to_free(v),
+    }
+}
+
+/// From the unconstrained space (inside the band where there is one).
+fn from_free_in(p: Param, x: f64, b: Option<(f64, f64)>) -> f64 {
+    match b {
+        Some((lo, hi)) => lo + (hi - lo) / (1.0 + (-x).exp()),
+        None => p.from_free(x),
+    }
+}
+
 fn objective(spec: &FitSpec, points: &[StudyPoint], x: &[f64]) -> f64 {
     let mut p = spec.prior.clone();
     let mut penalty = 0.0;
-    for (param, xi) in spec.free.iter().zip(x) {
-        let v = param.from_free(*xi);
+    for ((param, xi), b) in spec.free.iter().zip(x).zip(bounds(spec)) {
+        let v = from_free_in(*param, *xi, b);
         param.set(&mut p, v);
-        let z = param.prior_z(v, param.get(&spec.prior));
+        let z = match b {
+            // One unit of logit from the prior (the band's centre for shipped
+            // stacks): moving to 88 % of the way to an edge costs z = 2.
+            Some(_) => xi - to_free_in(*param, param.get(&spec.prior), b),
+            None => param.prior_z(v, param.get(&spec.prior)),
+        };
         penalty += z * z;
     }
     let mut sse = 0.0;
@@ -360,10 +407,12 @@ fn halton(mut k: usize, b: u64) -> f64 {
 /// best starts, then restarts from the best point with a shrinking step until it
 /// stops improving. Deterministic.
 pub fn fit(spec: &FitSpec, points: &[StudyPoint]) -> FitResult {
+    let bnds = bounds(spec);
     let x0: Vec<f64> = spec
         .free
         .iter()
-        .map(|p| p.to_free(p.get(&spec.prior)))
+        .zip(&bnds)
+        .map(|(p, b)| to_free_in(*p, p.get(&spec.prior), *b))
         .collect();
     let mut f = |x: &[f64]| objective(spec, points, x);
     // Global look: a Halton sequence over the box of ±2 prior widths (a third of the
@@ -387,7 +436,12 @@ pub fn fit(spec: &FitSpec, points: &[StudyPoint]) -> FitResult {
     let mut starts = vec![x0.clone()];
     let mut warm_from = None;
     if let Some(w) = &spec.warm {
-        let xw: Vec<f64> = spec.free.iter().map(|p| p.to_free(p.get(w))).collect();
+        let xw: Vec<f64> = spec
+            .free
+            .iter()
+            .zip(&bnds)
+            .map(|(p, b)| to_free_in(*p, p.get(w), *b))
+            .collect();
         warm_from = Some(f(&xw));
         evals += 1;
         starts.push(xw);
@@ -426,8 +480,8 @@ pub fn fit(spec: &FitSpec, points: &[StudyPoint]) -> FitResult {
         step *= 0.5;
     }
     let mut p = spec.prior.clone();
-    for (param, xi) in spec.free.iter().zip(&x) {
-        param.set(&mut p, param.from_free(*xi));
+    for ((param, xi), b) in spec.free.iter().zip(&x).zip(&bnds) {
+        param.set(&mut p, from_free_in(*param, *xi, *b));
     }
     FitResult {
         profile: p,
@@ -554,25 +608,30 @@ pub struct Calibrated {
     pub residuals: Vec<Residual>,
 }
 
-/// Fits one profile per (GPU, stack) on the calibration points of `studies`.
-/// `prior_for(stack)` gives the starting profile and prior; `warm_for(gpu, stack)`
-/// a previous fit to search from as well, if any.
+/// The stack parameters a calibration fits (the GPU part is fixed by the kernel
+/// tables and curves).
+pub const STACK_PARAMS: &[Param] = ALL_PARAMS.split_at(2).1;
+
+/// Fits one stack profile per serving stack, jointly on the calibration points of
+/// every study of that stack (on whatever GPU), with each GPU's part fixed.
+/// `prior_for(stack)` gives the starting profile; its fitted parameters start at
+/// their bands' priors. `warm_for(stack)` is a previous fit to search from as well.
 pub fn calibrate_all(
     studies: &[crate::study::Study],
     prior_for: &dyn Fn(&str) -> Result<Profile, String>,
-    warm_for: &dyn Fn(&str, &str) -> Option<Profile>,
+    warm_for: &dyn Fn(&str) -> Option<Profile>,
     seed: u64,
     max_evals: usize,
 ) -> Result<Vec<Calibrated>, String> {
-    // ((gpu, stack), calibration points, study names)
-    type Group = ((String, String), Vec<StudyPoint>, Vec<String>);
+    // (stack, calibration points, study names)
+    type Group = (String, Vec<StudyPoint>, Vec<String>);
     let mut groups: Vec<Group> = Vec::new();
     for s in studies {
         let pts: Vec<StudyPoint> = s.points.iter().filter(|p| p.calibrate).cloned().collect();
         if pts.is_empty() {
             continue;
         }
-        let key = (s.file.gpu.clone(), s.file.stack.clone());
+        let key = s.file.stack.clone();
         match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => {
                 g.1.extend(pts);
@@ -583,28 +642,34 @@ pub fn calibrate_all(
     }
     let metrics = crate::reproduce::target_metrics();
     let mut out = Vec::new();
-    for ((gpu, stack), points, names) in groups {
+    for (stack, points, names) in groups {
         let mut prior = prior_for(&stack)?;
-        prior.name = format!("{gpu}-{stack}");
+        prior.name = stack.clone();
         prior.status = "calibrated".into();
+        for b in crate::profile::bands_for(&stack) {
+            b.param.set(&mut prior, b.prior);
+        }
         let spec = FitSpec {
             prior,
-            warm: warm_for(&gpu, &stack),
-            free: ALL_PARAMS.to_vec(),
-            prior_weight: 1e-3,
+            warm: warm_for(&stack),
+            free: STACK_PARAMS.to_vec(),
+            prior_weight: 0.02,
             metrics: metrics.clone(),
             seed,
             max_evals,
         };
         let mut result = fit(&spec, &points);
-        result.profile.source = format!("fitted by `infersim calibrate` on {}", names.join(", "));
-        for p in ALL_PARAMS {
+        result.profile.source = format!(
+            "fitted by `infersim calibrate` jointly on {} (GPU part fixed by the kernel tables and curves)",
+            names.join(", ")
+        );
+        for p in STACK_PARAMS.iter().copied() {
             let v = p.get(&result.profile);
             p.set(&mut result.profile, round6(v));
         }
         let residuals = residuals(&points, Some(&result.profile), seed)?;
         out.push(Calibrated {
-            gpu,
+            gpu: String::new(),
             stack,
             result,
             studies: names,
@@ -614,30 +679,15 @@ pub fn calibrate_all(
     Ok(out)
 }
 
-/// For a GPU without measurements: the calibrated profile of the closest GPU (in
-/// log peak FLOP/s and log bandwidth) of the same stack, marked uncalibrated.
-pub fn derive_uncalibrated(
-    gpu: &crate::specs::GpuSpec,
-    calibrated: &[(crate::specs::GpuSpec, Profile)],
-) -> Option<Profile> {
-    let dist = |g: &crate::specs::GpuSpec| {
-        (g.tensor_tflops / gpu.tensor_tflops).ln().abs()
-            + (g.memory_bandwidth_gbps / gpu.memory_bandwidth_gbps)
-                .ln()
-                .abs()
-    };
-    let (g, p) = calibrated.iter().min_by(|a, b| {
-        dist(&a.0)
-            .total_cmp(&dist(&b.0))
-            .then(a.0.name.cmp(&b.0.name))
-    })?;
-    let mut d = p.clone();
-    d.name = format!("{}-{}", gpu.name, p.stack);
-    d.status = "uncalibrated".into();
-    d.source = format!(
-        "no measurements on this GPU: efficiencies and overheads of {} (the closest calibrated GPU by peak FLOP/s and bandwidth), applied to this GPU's datasheet",
-        g.name
-    );
-    d.fit = None;
-    Some(d)
+/// Where a fitted value sits in its band: `None` inside, or which edge it is within
+/// 2 % of the band's width of.
+pub fn band_edge(b: &crate::profile::Band, v: f64) -> Option<&'static str> {
+    let w = b.hi - b.lo;
+    if v <= b.lo + 0.02 * w {
+        Some("lower")
+    } else if v >= b.hi - 0.02 * w {
+        Some("upper")
+    } else {
+        None
+    }
 }

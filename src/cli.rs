@@ -31,7 +31,8 @@ enum Command {
         /// Experiment TOML file.
         file: PathBuf,
     },
-    /// List shipped models, GPUs and calibration profiles.
+    /// List shipped models, GPUs (with where their step costs come from) and stack
+    /// profiles.
     List,
     /// Price one step of a model on a GPU and show where the time goes.
     StepTime(StepTimeArgs),
@@ -39,6 +40,16 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Replay every measured study with the shipped profiles: predicted vs measured.
     Reproduce(ReproduceArgs),
+    /// Kernel tables and roofline curves: `fit` the curves on the measured tables,
+    /// `check` the cost model against the tables (with leave-one-GPU-out).
+    Kernels {
+        /// `fit` (write calibration/kernels/curves.toml, or --out) or `check`.
+        #[arg(value_parser = ["fit", "check"])]
+        action: String,
+        /// Where `fit` writes the curves (default: the shipped curves.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Measure simulation speed on standard scenarios.
     Bench {
         /// Print JSON (an array of figures).
@@ -157,9 +168,13 @@ struct StepTimeArgs {
     /// Serving stack whose profile to use.
     #[arg(long, default_value = "vllm")]
     stack: String,
-    /// Profile name or path (default `<gpu>-<stack>`, else `default-<stack>`).
+    /// Stack profile name or path (default: the stack's shipped profile, `<stack>`).
     #[arg(long)]
     profile: Option<String>,
+    /// Price on the roofline curves of the GPU's architecture even where the GPU has
+    /// measured kernel tables (to compare the two).
+    #[arg(long)]
+    roofline: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -189,6 +204,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         } => cmd_bench(json, scale, &scenarios, fast_only, &child),
         Command::Calibrate(a) => cmd_calibrate(a),
         Command::Reproduce(a) => cmd_reproduce(a),
+        Command::Kernels { action, out } => cmd_kernels(&action, out),
     };
     match res {
         Ok(()) => 0,
@@ -353,6 +369,21 @@ fn cmd_list() -> Result<(), Error> {
             g.price_per_gpu_hour_usd,
             g.full_name
         );
+        let part = match crate::kernels::tables_for(&g.name) {
+            Ok(Some(_)) => format!("measured kernel tables (calibration/kernels/{})", g.name),
+            Ok(None) => match crate::kernels::curves_file() {
+                Ok(c) if c.arch.contains_key(&g.architecture) => {
+                    format!("roofline curves, {} anchor", g.architecture)
+                }
+                Ok(_) => format!(
+                    "roofline curves, cross-architecture default anchor (no measured {} GPU)",
+                    g.architecture
+                ),
+                Err(e) => format!("unavailable: {e}"),
+            },
+            Err(e) => format!("unreadable tables: {e}"),
+        };
+        println!("  {:<12} GPU part: {part}", "");
         if !g.mig_profiles.is_empty() {
             let profiles: Vec<String> = g
                 .mig_profiles
@@ -366,10 +397,7 @@ fn cmd_list() -> Result<(), Error> {
     for p in list_profiles() {
         let path = profiles_dir().join(format!("{p}.toml"));
         match crate::profile::read_profile(&path) {
-            Ok(prof) => println!(
-                "  {:<22} {:<13} η_c {:.2}  η_m {:.2}  {}",
-                p, prof.status, prof.eta_compute, prof.eta_bandwidth, prof.source
-            ),
+            Ok(prof) => println!("  {:<22} {:<13} {}", p, prof.status, prof.source),
             Err(e) => println!("  {p:<22} unreadable: {e}"),
         }
     }
@@ -400,7 +428,12 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
             .into())
         }
     };
-    let cm = CostModel::new(&model, &gpu, &profile);
+    let path = if a.roofline {
+        crate::cost::GpuPath::Roofline
+    } else {
+        crate::cost::GpuPath::Auto
+    };
+    let cm = CostModel::with_path(&model, &gpu, &profile, path).map_err(Error::Sim)?;
     let b = cm.explain(&shape);
     if a.json {
         let mut v = serde_json::to_value(&b).expect("serialises");
@@ -435,20 +468,93 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
             b.bound,
             b.dominant_group
         );
-        println!("  GPU {:.3} ms (compute-bound {:.3}, memory-bound {:.3}, overhead {:.3}), CPU {:.3} ms", b.gpu_seconds * 1e3, b.compute_bound_seconds * 1e3, b.memory_bound_seconds * 1e3, b.gpu_overhead_seconds * 1e3, b.cpu_seconds * 1e3);
         println!(
-            "  {:<13} {:>12} {:>12} {:>11} {:>11}  bound",
-            "group", "GFLOP", "MB", "compute ms", "memory ms"
+            "  GPU {:.3} ms (compute-bound {:.3}, memory-bound {:.3}, overhead {:.3}), CPU {:.3} ms ({:.3} overlapping the GPU)",
+            b.gpu_seconds * 1e3,
+            b.compute_bound_seconds * 1e3,
+            b.memory_bound_seconds * 1e3,
+            b.gpu_overhead_seconds * 1e3,
+            b.cpu_seconds * 1e3,
+            b.cpu_overlapped_seconds * 1e3
+        );
+        println!("  GPU part: {}", b.gpu_part);
+        println!(
+            "  {:<13} {:>10} {:>10} {:>10} {:>9} {:>10} {:>10}  bound",
+            "group", "GFLOP", "MB", "ms", "source", "roof c ms", "roof m ms"
         );
         for g in &b.groups {
             println!(
-                "  {:<13} {:>12.2} {:>12.2} {:>11.4} {:>11.4}  {}",
+                "  {:<13} {:>10.2} {:>10.2} {:>10.4} {:>9} {:>10.4} {:>10.4}  {}",
                 g.name,
                 g.flops / 1e9,
                 g.bytes / 1e6,
-                g.compute_seconds * 1e3,
-                g.memory_seconds * 1e3,
+                g.seconds * 1e3,
+                g.source,
+                g.compute_roof_seconds * 1e3,
+                g.memory_roof_seconds * 1e3,
                 g.bound
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cmd_kernels(action: &str, out: Option<PathBuf>) -> Result<(), Error> {
+    use crate::kernel_fit::{fit_curves, measured_gpus, serving_models, validate};
+    let measured = measured_gpus().map_err(Error::Sim)?;
+    let models = serving_models().map_err(Error::Sim)?;
+    if measured.is_empty() {
+        return Err(Error::Sim(format!(
+            "no measured kernel tables under {}",
+            crate::kernels::kernels_dir().display()
+        )));
+    }
+    match action {
+        "fit" => {
+            let file = fit_curves(&measured, &models);
+            let path = out.unwrap_or_else(|| crate::kernels::kernels_dir().join("curves.toml"));
+            let text = format!(
+                "# Roofline curves fitted on the measured kernel tables only. Do not edit by hand; rerun\n# `infersim kernels fit`. `infersim kernels check` validates them (leave one GPU out).\n{}",
+                toml::to_string(&file).map_err(|e| Error::Sim(e.to_string()))?
+            );
+            crate::experiment::write_atomic(&path, text.as_bytes())?;
+            println!(
+                "wrote {} (shape: ridge p {}, m_half {}, attention L_half {}; anchors for {})",
+                path.display(),
+                file.shape.gemm_ridge_p,
+                file.shape.gemm_m_half,
+                file.shape.attn_l_half,
+                file.arch.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        _ => {
+            let stack = resolve_profile(None, "-", "vllm", None, "<kernels check>", "stack")?;
+            let rows = validate(&measured, &models, &stack).map_err(Error::Sim)?;
+            println!(
+                "GPU time of the table-covered groups (GEMMs, LM head, attention) against the measured kernel sums,\nover prefill 1-8192 tokens and decode batch 1-256 x context 512-2048, for {} models: |error| median / worst",
+                models.len()
+            );
+            println!(
+                "  {:<14} {:>17} {:>17} {:>17}  left-out anchor",
+                "gpu", "tables path", "roofline (arch)", "leave-one-out"
+            );
+            let pct = |(a, b): (f64, f64)| format!("{:>6.1}% / {:>6.1}%", a * 100.0, b * 100.0);
+            for r in &rows {
+                println!(
+                    "  {:<14} {:>17} {:>17} {:>17}  {}",
+                    r.gpu,
+                    pct(r.table),
+                    pct(r.roofline),
+                    pct(r.leave_one_out),
+                    r.loo_anchor
+                );
+            }
+            let loo: Vec<f64> = rows.iter().map(|r| r.leave_one_out.0).collect();
+            let mut sorted = loo.clone();
+            sorted.sort_by(f64::total_cmp);
+            println!(
+                "  median over GPUs of the leave-one-out median error: {:.1}%",
+                crate::kernel_fit::summarise(&sorted).0 * 100.0
             );
         }
     }
@@ -622,25 +728,25 @@ fn today() -> String {
 }
 
 fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
-    use crate::calibrate::{calibrate_all, derive_uncalibrated, fit_record, profile_text};
+    use crate::calibrate::{band_edge, calibrate_all, fit_record, profile_text, STACK_PARAMS};
     let studies = crate::study::load_studies(&a.studies).map_err(config_errors)?;
     let dir = a.out.clone().unwrap_or_else(profiles_dir);
     let date = a.date.clone().unwrap_or_else(today);
+    // The prior: the shipped stack profile (its fitted parameters restart at their
+    // bands' priors).
     let prior_for = |stack: &str| -> Result<crate::profile::Profile, String> {
-        crate::profile::read_profile(&profiles_dir().join(format!("default-{stack}.toml")))
+        crate::profile::read_profile(&profiles_dir().join(format!("{stack}.toml")))
             .map_err(|e| e.to_string())
     };
-    // The calibrated profile of (gpu, stack) already in the output folder, if any.
-    let calibrated_in_dir = |gpu: &str, stack: &str| {
-        crate::profile::read_profile(&dir.join(format!("{gpu}-{stack}.toml")))
-            .ok()
+    let warm_for = |stack: &str| {
+        a.warm
+            .then(|| crate::profile::read_profile(&dir.join(format!("{stack}.toml"))).ok())
+            .flatten()
             .filter(|p| p.is_calibrated())
     };
-    let warm_for = |gpu: &str, stack: &str| a.warm.then(|| calibrated_in_dir(gpu, stack)).flatten();
     let fitted =
         calibrate_all(&studies, &prior_for, &warm_for, a.seed, a.max_evals).map_err(Error::Sim)?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut calibrated = Vec::new();
     for c in &fitted {
         let mut p = c.result.profile.clone();
         p.fit = Some(fit_record(
@@ -650,10 +756,28 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
             &c.result,
             &c.residuals,
         ));
-        let header = format!(
-            "Calibrated profile for {} with {}: fitted by `infersim calibrate` on {} ({} evaluations).\nDo not edit by hand; rerun `infersim calibrate` instead.",
-            c.gpu, c.stack, c.studies.join(", "), c.result.evals
+        let mut header = format!(
+            "Stack profile of {}, the same on every GPU: fitted by `infersim calibrate` jointly on {} ({} evaluations),\nwith each GPU's part fixed by the kernel tables and curves. Do not edit by hand; rerun `infersim calibrate`.\nPlausibility bands (src/profile.rs, BANDS):",
+            c.stack,
+            c.studies.join(", "),
+            c.result.evals
         );
+        let bands = crate::profile::bands_for(&c.stack);
+        for b in &bands {
+            let v = b.param.get(&p);
+            header.push_str(&format!(
+                "\n  {} = {} in [{}, {}] {}{}: {}",
+                b.param.name(),
+                v,
+                b.lo,
+                b.hi,
+                b.unit,
+                band_edge(b, v)
+                    .map(|e| format!(" (AT THE {} EDGE)", e.to_uppercase()))
+                    .unwrap_or_default(),
+                b.why
+            ));
+        }
         let path = dir.join(format!("{}.toml", p.name));
         crate::experiment::write_atomic(&path, profile_text(&p, &header).as_bytes())?;
         println!(
@@ -663,8 +787,17 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
             c.result.evals,
             path.display()
         );
-        for param in crate::calibrate::ALL_PARAMS {
-            println!("  {:<22} {:>12.6}", param.name(), param.get(&p));
+        for &param in STACK_PARAMS {
+            let v = param.get(&p);
+            let edge = bands
+                .iter()
+                .find(|b| b.param == param)
+                .and_then(|b| {
+                    band_edge(b, v)
+                        .map(|e| format!("  at the {e} edge of its band [{}, {}]", b.lo, b.hi))
+                })
+                .unwrap_or_default();
+            println!("  {:<22} {:>12.6}{edge}", param.name(), v);
         }
         println!(
             "  {:<26} {:<22} {:>12} {:>12} {:>9}",
@@ -679,49 +812,6 @@ fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
                 r.predicted,
                 r.rel_error() * 100.0
             );
-        }
-        let gpu = load_gpu(&c.gpu, None, "study", "gpu")?;
-        calibrated.push((gpu, p));
-    }
-    // Profiles calibrated earlier on studies left out of this run (`--study`) stay
-    // as they are, and count among the calibrated GPUs to derive from.
-    let fitted_stacks: std::collections::BTreeSet<&str> =
-        fitted.iter().map(|c| c.stack.as_str()).collect();
-    for (name, _) in SHIPPED_GPUS {
-        if calibrated.iter().any(|c| c.0.name == *name) {
-            continue;
-        }
-        for stack in &fitted_stacks {
-            if let Some(p) = calibrated_in_dir(name, stack) {
-                let gpu = load_gpu(name, None, "models", "gpu")?;
-                println!("{}: calibrated earlier, kept", p.name);
-                calibrated.push((gpu, p));
-            }
-        }
-    }
-    // GPUs without measurements: derived from the closest calibrated GPU.
-    let stacks: std::collections::BTreeSet<String> =
-        calibrated.iter().map(|c| c.1.stack.clone()).collect();
-    for stack in stacks {
-        let same: Vec<_> = calibrated
-            .iter()
-            .filter(|c| c.1.stack == stack)
-            .cloned()
-            .collect();
-        for (name, _) in SHIPPED_GPUS {
-            if same.iter().any(|c| c.0.name == *name) {
-                continue;
-            }
-            let gpu = load_gpu(name, None, "models", "gpu")?;
-            if let Some(p) = derive_uncalibrated(&gpu, &same) {
-                let header = format!(
-                    "Uncalibrated profile for {} with {stack}: {}.",
-                    gpu.name, p.source
-                );
-                let path = dir.join(format!("{}.toml", p.name));
-                crate::experiment::write_atomic(&path, profile_text(&p, &header).as_bytes())?;
-                println!("{}: uncalibrated, derived -> {}", p.name, path.display());
-            }
         }
     }
     Ok(())

@@ -250,20 +250,27 @@ impl Point {
     /// This point's scenario with every instance priced by `profile` instead, for
     /// the point's model (calibration replays studies of one model; a deployment of
     /// mixed `[[instance]]`s would be re-priced as if all served that model).
-    pub fn with_profile(&self, profile: &Profile) -> Scenario {
+    pub fn with_profile(&self, profile: &Profile) -> Result<Scenario, String> {
         let mut sc = self.scenario.clone();
-        let cost = CostModel::new(&self.model, &self.gpu, profile);
+        let mut cost = CostModel::new(&self.model, &self.gpu, profile)?;
+        cost.set_front_end(has_front_end(&sc.workload));
         let lat = api_latency(profile, &sc.workload);
         for i in &mut sc.instances {
             i.cost = cost.clone();
             i.api_latency = lat;
         }
-        sc
+        Ok(sc)
     }
 }
 
 /// The API front-end latency of `profile` for `workload`: none for offline batches,
 /// which call the engine in-process.
+/// Whether requests reach the engine through an API server (everything but offline
+/// batches, which call the engine in-process).
+pub fn has_front_end(workload: &Workload) -> bool {
+    !matches!(workload.arrival, Arrival::Offline { .. })
+}
+
 pub fn api_latency(profile: &Profile, workload: &Workload) -> Dur {
     match workload.arrival {
         Arrival::Offline { .. } => Dur(0),
@@ -970,7 +977,19 @@ impl Checker<'_> {
         if !self.errs.is_empty() {
             return None;
         }
-        let cost = CostModel::new(&eng.model, &hw.gpu, &eng.profile);
+        let cost = match CostModel::new(&eng.model, &hw.gpu, &eng.profile) {
+            Ok(mut c) => {
+                c.set_front_end(has_front_end(&workload));
+                c
+            }
+            Err(e) => {
+                self.err(
+                    "hardware.gpu",
+                    format!("cannot price steps on this GPU: {e}"),
+                );
+                return None;
+            }
+        };
         let n = (hw.num_gpus * hw.per_gpu) as usize;
         let lat = api_latency(&eng.profile, &workload);
         let instances = (0..n)
@@ -1098,7 +1117,19 @@ impl Checker<'_> {
             }
             per_gpu[g] += 1;
             util[g] += re.gpu_memory_utilization.unwrap_or(0.9);
-            let cost = CostModel::new(&eng.model, &gpu, &eng.profile);
+            let cost = match CostModel::new(&eng.model, &gpu, &eng.profile) {
+                Ok(mut c) => {
+                    c.set_front_end(has_front_end(&sc.workload));
+                    c
+                }
+                Err(e) => {
+                    self.err(
+                        &format!("{field}.gpu"),
+                        format!("cannot price steps on this GPU: {e}"),
+                    );
+                    continue;
+                }
+            };
             for (list, name) in [
                 (&mut models, eng.model.name.clone()),
                 (&mut policies, eng.policy.name().to_string()),

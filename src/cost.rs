@@ -6,8 +6,9 @@
 //! of their attended context lengths). Pricing is O(prefill chunks), independent of
 //! the number of decodes, so a step of 256 decodes costs the same to price as one.
 
+use crate::kernels::{self, AttnGrid, Curves};
 use crate::profile::Profile;
-use crate::specs::{GpuSpec, ModelSpec};
+use crate::specs::{GpuSpec, MlpKind, ModelSpec};
 use crate::time::Dur;
 use serde::Serialize;
 
@@ -84,14 +85,63 @@ pub struct GroupWork {
     pub bytes: f64,
 }
 
-/// Names of the kernel groups, in the order of [`StepCost::groups`].
-pub const GROUP_NAMES: [&str; 5] = ["dense", "lm_head", "attn_prefill", "attn_decode", "sampler"];
+/// Number of kernel groups.
+pub const NUM_GROUPS: usize = 8;
+
+/// Names of the kernel groups, in the order of [`StepCost::groups`]. A profile with a
+/// flat roofline (hand-set `eta_compute` and `eta_bandwidth`) prices the QKV, output
+/// and MLP GEMMs together as one `dense` group (index 0) and has no `elementwise`
+/// group.
+pub const GROUP_NAMES: [&str; NUM_GROUPS] = [
+    "qkv",
+    "o_proj",
+    "mlp",
+    "lm_head",
+    "attn_prefill",
+    "attn_decode",
+    "elementwise",
+    "sampler",
+];
+
+const QKV: usize = 0;
+const O_PROJ: usize = 1;
+const MLP: usize = 2;
+const HEAD: usize = 3;
+const ATTN_P: usize = 4;
+const ATTN_D: usize = 5;
+const ELEM: usize = 6;
+const SAMPLER: usize = 7;
+
+/// Where a group's time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Interpolated in the GPU's measured kernel table.
+    Table,
+    /// Roofline with the efficiency curves anchored on the GPU's datasheet.
+    Roofline,
+    /// Roofline with one hand-set efficiency per roof (flat profile).
+    Flat,
+}
+
+impl Source {
+    /// `table`, `roofline` or `flat`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Table => "table",
+            Source::Roofline => "roofline",
+            Source::Flat => "flat",
+        }
+    }
+}
 
 /// The priced step.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepCost {
     /// Work per kernel group (see [`GROUP_NAMES`]).
-    pub groups: [GroupWork; 5],
+    pub groups: [GroupWork; NUM_GROUPS],
+    /// GPU seconds per kernel group at full (exclusive) speed.
+    pub group_s: [f64; NUM_GROUPS],
     /// Seconds of GPU time spent in compute-bound groups at full (exclusive) speed.
     pub compute_s: f64,
     /// Seconds of GPU time spent in memory-bound groups at full speed.
@@ -102,6 +152,10 @@ pub struct StepCost {
     pub cpu_s: f64,
     /// Fraction of `cpu_s` that overlaps the instance's own GPU work.
     pub cpu_overlap: f64,
+    /// API-server seconds of this step's streamed outputs (detokenising and sending a
+    /// chunk per sequence). The API server is another process: this runs while the
+    /// engine computes, so it bounds the step from below without adding to it.
+    pub api_s: f64,
 }
 
 impl StepCost {
@@ -115,9 +169,11 @@ impl StepCost {
         (1.0 - self.cpu_overlap) * self.cpu_s
     }
 
-    /// CPU time that overlaps the instance's own GPU work.
+    /// CPU time that overlaps the instance's own GPU work: the engine's overlapped
+    /// share, or the API server's work on the step's outputs if longer (the two run in
+    /// different processes, side by side).
     pub fn cpu_overlapped_s(&self) -> f64 {
-        self.cpu_overlap * self.cpu_s
+        (self.cpu_overlap * self.cpu_s).max(self.api_s)
     }
 
     /// GPU time of the step when the GPU is exclusive, rounded to the nanosecond.
@@ -146,12 +202,56 @@ impl StepCost {
 /// A step's price without its decode attention (see [`CostModel::price_fixed`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FixedPart {
-    groups: [GroupWork; 5],
+    groups: [GroupWork; NUM_GROUPS],
+    group_s: [f64; NUM_GROUPS],
     compute_s: f64,
     memory_s: f64,
-    decodes: bool,
+    decodes: u64,
     gpu_overhead_s: f64,
     cpu_s: f64,
+    api_s: f64,
+}
+
+/// The GPU part of a (model, GPU) pair in the kernel model: per-group time
+/// functions, from the GPU's tables where it has them, else from its curves.
+#[derive(Debug, Clone)]
+struct KernelPart {
+    curves: Curves,
+    /// m grid and the latency over it (µs, all layers) of the QKV, output and MLP
+    /// GEMMs; `None`: priced on the curves.
+    dense: Option<(Vec<f64>, [Vec<f64>; 3])>,
+    /// (n, k) of the QKV, output, MLP-up (gate and up together) and MLP-down GEMMs.
+    gemm_nk: [(f64, f64); 4],
+    /// (n, k) of the LM head.
+    head_nk: (f64, f64),
+    /// Shares of the dense work in the QKV, output and MLP groups (∝ n · k).
+    dense_shares: [f64; 3],
+    /// The LM head's m grid and latency (µs).
+    head: Option<(Vec<f64>, Vec<f64>)>,
+    /// Prefill attention, one layer, batch 1, over the sequence length.
+    prefill: Option<(Vec<f64>, Vec<f64>)>,
+    /// Decode attention, one layer, over (batch, cached keys).
+    decode: Option<AttnGrid>,
+    /// Bytes per token per layer of the streaming kernels (norms with residual
+    /// adds, rotary, KV-cache write, activation), and per step (embedding and
+    /// final norm).
+    stream_layer: [f64; 5],
+    stream_step: [f64; 2],
+    sources: [Source; NUM_GROUPS],
+    /// What the GPU part is, in words.
+    describe: String,
+}
+
+/// How the GPU part of a cost model was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum GpuPath {
+    /// Tables where the GPU has them, curves elsewhere (the default).
+    #[default]
+    Auto,
+    /// The curves of the GPU's architecture even where tables exist (to compare).
+    Roofline,
+    /// These curves, tables or not (validation of the curves' fit).
+    Curves(kernels::CurveShape, kernels::CurveAnchor),
 }
 
 /// Constants of one (model, GPU, profile) triple, precomputed for fast pricing.
@@ -161,6 +261,8 @@ pub struct CostModel {
     model: String,
     flops_per_s: f64,
     bytes_per_s: f64,
+    peak_flops: f64,
+    peak_bw: f64,
     dense_flops_per_token: f64,
     dense_bytes: f64,
     head_flops_per_seq: f64,
@@ -173,26 +275,51 @@ pub struct CostModel {
     kv_read_full: f64,
     kv_read_window: f64,
     window: u64,
+    full_layers: f64,
+    window_layers: f64,
+    layers: f64,
     sampler_bytes_per_seq: f64,
     gpu_step_s: f64,
     gpu_seq_s: f64,
     cpu_step_s: f64,
     cpu_seq_s: f64,
     cpu_overlap: f64,
+    /// API-server seconds per emitting sequence per step (0 for offline batches).
+    api_seq_s: f64,
+    api_seq_profile_s: f64,
+    kernel: Option<Box<KernelPart>>,
 }
 
 impl CostModel {
-    /// Precomputes the constants for pricing steps of `model` on `gpu` with `profile`.
-    pub fn new(model: &ModelSpec, gpu: &GpuSpec, profile: &Profile) -> CostModel {
+    /// Precomputes the constants for pricing steps of `model` on `gpu` with `profile`:
+    /// tables where the GPU has them, curves elsewhere; a flat roofline when the
+    /// profile sets `eta_compute` and `eta_bandwidth` itself.
+    pub fn new(model: &ModelSpec, gpu: &GpuSpec, profile: &Profile) -> Result<CostModel, String> {
+        CostModel::with_path(model, gpu, profile, GpuPath::Auto)
+    }
+
+    /// As [`CostModel::new`], choosing how the GPU part is priced.
+    pub fn with_path(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        profile: &Profile,
+        path: GpuPath,
+    ) -> Result<CostModel, String> {
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
         let v = model.vocab_size as f64;
         let per_head = (model.num_heads as u64 * model.head_dim) as f64;
         let kv_layer = model.kv_bytes_per_token_layer() as f64;
-        CostModel {
+        let (eta_c, eta_m) = match (profile.eta_compute, profile.eta_bandwidth) {
+            (Some(c), Some(m)) => (c, m),
+            _ => (1.0, 1.0),
+        };
+        let mut cm = CostModel {
             model: model.name.clone(),
-            flops_per_s: gpu.peak_flops() * profile.eta_compute,
-            bytes_per_s: gpu.peak_bandwidth() * profile.eta_bandwidth,
+            flops_per_s: gpu.peak_flops() * eta_c,
+            bytes_per_s: gpu.peak_bandwidth() * eta_m,
+            peak_flops: gpu.peak_flops(),
+            peak_bw: gpu.peak_bandwidth(),
             dense_flops_per_token: 2.0 * model.dense_params() as f64,
             dense_bytes: model.dense_params() as f64 * bpp,
             head_flops_per_seq: 2.0 * d * v,
@@ -203,18 +330,53 @@ impl CostModel {
             kv_read_full: kv_layer * model.full_layers() as f64,
             kv_read_window: kv_layer * model.window_layers() as f64,
             window: model.sliding_window,
+            full_layers: model.full_layers() as f64,
+            window_layers: model.window_layers() as f64,
+            layers: model.num_layers as f64,
             sampler_bytes_per_seq: 4.0 * v * profile.logits_passes,
             gpu_step_s: profile.gpu_step_overhead_us * 1e-6,
             gpu_seq_s: profile.gpu_seq_overhead_us * 1e-6,
             cpu_step_s: profile.cpu_step_overhead_us * 1e-6,
             cpu_seq_s: profile.cpu_seq_overhead_us * 1e-6,
             cpu_overlap: profile.cpu_overlap,
+            api_seq_s: profile.api_seq_overhead_us * 1e-6,
+            api_seq_profile_s: profile.api_seq_overhead_us * 1e-6,
+            kernel: None,
+        };
+        if profile.is_flat() {
+            return Ok(cm);
         }
+        cm.kernel = Some(Box::new(KernelPart::new(model, gpu, path)?));
+        Ok(cm)
+    }
+
+    /// Whether requests reach the engine through an API server (open and closed
+    /// loop) or in-process (offline batches, which stream nothing): the API server's
+    /// per-sequence work applies only with it.
+    pub fn set_front_end(&mut self, on: bool) {
+        self.api_seq_s = if on { self.api_seq_profile_s } else { 0.0 };
     }
 
     /// The name of the model it prices.
     pub fn model_name(&self) -> &str {
         &self.model
+    }
+
+    /// How the GPU part is priced, in words (tables and their provenance, the
+    /// curves' anchor, or the flat roofline).
+    pub fn gpu_part(&self) -> String {
+        match &self.kernel {
+            Some(k) => k.describe.clone(),
+            None => "flat roofline (the profile's eta_compute and eta_bandwidth)".into(),
+        }
+    }
+
+    /// Where each group's time comes from.
+    pub fn sources(&self) -> [Source; NUM_GROUPS] {
+        match &self.kernel {
+            Some(k) => k.sources,
+            None => [Source::Flat; NUM_GROUPS],
+        }
     }
 
     /// Σ_{j=1..p} min(c + j, w): attended keys of a chunk of `p` new tokens on top of
@@ -242,21 +404,22 @@ impl CostModel {
     /// completes it for given context sums, with the same arithmetic in the same order
     /// as [`CostModel::price`], so the result is identical to the bit.
     pub fn price_fixed(&self, s: &StepShape) -> FixedPart {
-        let mut g = [GroupWork::default(); 5];
+        let mut g = [GroupWork::default(); NUM_GROUPS];
+        let mut gs = [0.0; NUM_GROUPS];
         let tokens = s.num_tokens() as f64;
         if tokens > 0.0 {
-            g[0] = GroupWork {
+            g[QKV] = GroupWork {
                 flops: self.dense_flops_per_token * tokens,
                 bytes: self.dense_bytes + tokens * self.kv_write_bytes_per_token,
             };
         }
         if s.emitting > 0 {
             let e = s.emitting as f64;
-            g[1] = GroupWork {
+            g[HEAD] = GroupWork {
                 flops: self.head_flops_per_seq * e,
                 bytes: self.head_bytes,
             };
-            g[4] = GroupWork {
+            g[SAMPLER] = GroupWork {
                 flops: 0.0,
                 bytes: self.sampler_bytes_per_seq * e,
             };
@@ -264,26 +427,50 @@ impl CostModel {
         for p in &s.prefills {
             let full = Self::chunk_pairs(p.cached, p.new, 0);
             let win = Self::chunk_pairs(p.cached, p.new, self.window);
-            g[2].flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
+            g[ATTN_P].flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
             let keys = (p.cached + p.new) as f64;
             let keys_w = if self.window == 0 {
                 keys
             } else {
                 keys.min(self.window as f64)
             };
-            g[2].bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
+            g[ATTN_P].bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
         }
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
-        for w in &g[..3] {
-            self.roofline(w, &mut compute_s, &mut memory_s);
+        match &self.kernel {
+            None => {
+                for i in [QKV, HEAD, ATTN_P] {
+                    gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
+                }
+            }
+            Some(k) => {
+                let dense = g[QKV];
+                for (i, f) in k.dense_shares.iter().enumerate() {
+                    g[QKV + i] = GroupWork {
+                        flops: dense.flops * f,
+                        bytes: dense.bytes * f,
+                    };
+                }
+                g[ELEM] = GroupWork {
+                    flops: 0.0,
+                    bytes: tokens
+                        * (k.stream_layer.iter().sum::<f64>() * self.layers
+                            + k.stream_step.iter().sum::<f64>()),
+                };
+                k.price_fixed(self, s, tokens, &mut gs);
+                for i in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM] {
+                    self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
+                }
+            }
         }
         let n = s.num_seqs() as f64;
         let busy = s.num_seqs() > 0;
         FixedPart {
             groups: g,
+            group_s: gs,
             compute_s,
             memory_s,
-            decodes: s.decodes > 0,
+            decodes: s.decodes,
             gpu_overhead_s: if busy {
                 self.gpu_step_s + self.gpu_seq_s * n
             } else {
@@ -294,17 +481,42 @@ impl CostModel {
             } else {
                 0.0
             },
+            api_s: self.api_seq_s * s.emitting as f64,
         }
     }
 
-    /// Adds a group's time at the roof that binds it.
-    fn roofline(&self, w: &GroupWork, compute_s: &mut f64, memory_s: &mut f64) {
+    /// Adds a group's time at the roof that binds it (flat roofline).
+    fn roofline(&self, w: &GroupWork, compute_s: &mut f64, memory_s: &mut f64) -> f64 {
         let tc = w.flops / self.flops_per_s;
         let tm = w.bytes / self.bytes_per_s;
         if tc > tm {
             *compute_s += tc;
+            tc
         } else {
             *memory_s += tm;
+            tm
+        }
+    }
+
+    /// Whether a group's work sits under the compute roof rather than the memory roof
+    /// (datasheet peaks): FLOPs / peak FLOP/s > bytes / peak bandwidth.
+    fn compute_bound(&self, w: &GroupWork) -> bool {
+        w.flops / self.peak_flops > w.bytes / self.peak_bw
+    }
+
+    /// Adds a kernel-model group's time to the compute or memory part by its bound.
+    fn classify(
+        &self,
+        i: usize,
+        g: &[GroupWork; NUM_GROUPS],
+        gs: &[f64; NUM_GROUPS],
+        compute_s: &mut f64,
+        memory_s: &mut f64,
+    ) {
+        if self.compute_bound(&g[i]) {
+            *compute_s += gs[i];
+        } else {
+            *memory_s += gs[i];
         }
     }
 
@@ -312,8 +524,9 @@ impl CostModel {
     /// layers and `ctx_window` in sliding-window layers (sums over the decodes).
     pub fn price_decodes(&self, fixed: &FixedPart, ctx_full: u64, ctx_window: u64) -> StepCost {
         let mut g = fixed.groups;
-        if fixed.decodes {
-            g[3] = GroupWork {
+        let mut gs = fixed.group_s;
+        if fixed.decodes > 0 {
+            g[ATTN_D] = GroupWork {
                 flops: self.attn_flops_pair_full * ctx_full as f64
                     + self.attn_flops_pair_window * ctx_window as f64,
                 bytes: self.kv_read_full * ctx_full as f64
@@ -321,27 +534,301 @@ impl CostModel {
             };
         }
         let (mut compute_s, mut memory_s) = (fixed.compute_s, fixed.memory_s);
-        for w in &g[3..] {
-            self.roofline(w, &mut compute_s, &mut memory_s);
+        match &self.kernel {
+            None => {
+                for i in [ATTN_D, SAMPLER] {
+                    gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
+                }
+            }
+            Some(k) => {
+                if fixed.decodes > 0 {
+                    gs[ATTN_D] = k.decode_s(self, fixed.decodes, ctx_full, ctx_window);
+                }
+                gs[SAMPLER] = k.curves.stream_us(g[SAMPLER].bytes)
+                    * 1e-6
+                    * (g[SAMPLER].bytes > 0.0) as u8 as f64;
+                for i in [ATTN_D, SAMPLER] {
+                    self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
+                }
+            }
         }
         StepCost {
             groups: g,
+            group_s: gs,
             compute_s,
             memory_s,
             gpu_overhead_s: fixed.gpu_overhead_s,
             cpu_s: fixed.cpu_s,
             cpu_overlap: self.cpu_overlap,
+            api_s: fixed.api_s,
         }
     }
 
-    /// Peak FLOP/s the profile achieves.
+    /// Peak FLOP/s the profile achieves (flat profiles; the datasheet peak otherwise).
     pub fn flops_per_s(&self) -> f64 {
         self.flops_per_s
     }
 
-    /// Bandwidth the profile achieves, bytes/s.
+    /// Bandwidth the profile achieves, bytes/s (flat profiles; the datasheet peak
+    /// otherwise).
     pub fn bytes_per_s(&self) -> f64 {
         self.bytes_per_s
+    }
+}
+
+impl KernelPart {
+    fn new(model: &ModelSpec, gpu: &GpuSpec, path: GpuPath) -> Result<KernelPart, String> {
+        if let GpuPath::Curves(shape, anchor) = path {
+            return Ok(KernelPart::on_curves(model, gpu, shape, anchor));
+        }
+        let file = kernels::curves_file()?;
+        // Tables apply to the whole GPU in 16-bit weights; a MIG slice smaller than
+        // the whole GPU (every profile but `7g.*`) or another dtype is priced on the
+        // curves.
+        let whole = gpu.mig.as_deref().is_none_or(|m| m.starts_with("7g."));
+        let tables = match (path, whole, model.dtype_bytes) {
+            (GpuPath::Auto, true, 2) => kernels::tables_for(&gpu.name)?,
+            _ => None,
+        };
+        let (arch_anchor, own_arch) = file.anchor_for(&gpu.architecture);
+        // A GPU with tables prices what its tables lack (streaming kernels, the
+        // sampler) with the anchor fitted on its own tables.
+        let anchor = match (&tables, file.gpu.get(&gpu.name)) {
+            (Some(_), Some(a)) => *a,
+            _ => arch_anchor,
+        };
+        let mut k = KernelPart::build(model, gpu, tables.as_deref(), file.shape, anchor);
+        let anchor_words = match (&tables, own_arch) {
+            (Some(_), _) => format!("its own fitted anchor ({})", gpu.name),
+            (None, true) => format!("the {} anchor", gpu.architecture),
+            (None, false) => format!(
+                "the cross-architecture default anchor (no measured {} GPU)",
+                gpu.architecture
+            ),
+        };
+        k.describe = match &tables {
+            Some(t) => format!(
+                "measured kernel tables of {} (calibration/kernels/{}; {} of {} groups from tables), the rest on the curves with {anchor_words}",
+                t.gpu,
+                t.gpu,
+                k.sources.iter().filter(|s| **s == Source::Table).count(),
+                NUM_GROUPS
+            ),
+            None => format!("roofline curves with {anchor_words} on the datasheet"),
+        };
+        Ok(k)
+    }
+
+    /// The kernel part from `tables` (if any) and the curves of `shape` and `anchor`.
+    fn build(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        tables: Option<&kernels::KernelTables>,
+        shape: kernels::CurveShape,
+        anchor: kernels::CurveAnchor,
+    ) -> KernelPart {
+        let d = model.hidden_size as f64;
+        let q = (model.num_heads as u64 * model.head_dim) as f64;
+        let kvd = (model.num_kv_heads as u64 * model.head_dim) as f64;
+        let f = model.intermediate_size as f64;
+        let bpe = model.dtype_bytes as f64;
+        let up = match model.mlp {
+            MlpKind::Gated => 2.0 * f,
+            MlpKind::Plain => f,
+        };
+        let gemm_nk = [(q + 2.0 * kvd, d), (d, q), (up, d), (d, f)];
+        let curves = Curves {
+            shape,
+            anchor,
+            peak_flops: gpu.peak_flops(),
+            peak_bw: gpu.peak_bandwidth(),
+        };
+        let mut sources = [Source::Roofline; NUM_GROUPS];
+        let layers = model.num_layers as f64;
+        let (mut dense, mut head, mut prefill, mut decode) = (None, None, None, None);
+        if let Some(t) = tables {
+            let ms = t.gemm_bf16.ms.clone();
+            let c = |(n, k): (f64, f64)| t.gemm_bf16.m_curve(n, k);
+            let scale = |v: Vec<f64>| v.into_iter().map(|x| x * layers).collect::<Vec<_>>();
+            let mlp: Vec<f64> = c(gemm_nk[2])
+                .iter()
+                .zip(c(gemm_nk[3]))
+                .map(|(a, b)| a + b)
+                .collect();
+            dense = Some((
+                ms.clone(),
+                [scale(c(gemm_nk[0])), scale(c(gemm_nk[1])), scale(mlp)],
+            ));
+            head = Some((ms, t.gemm_bf16.m_curve(model.vocab_size as f64, d)));
+            sources[QKV] = Source::Table;
+            sources[O_PROJ] = Source::Table;
+            sources[MLP] = Source::Table;
+            sources[HEAD] = Source::Table;
+            let shape = (model.num_heads, model.num_kv_heads, model.head_dim);
+            if let Some(g) = t.context_attention.for_shape(shape.0, shape.1, shape.2) {
+                let nl = g.lens.len();
+                prefill = Some((g.lens.clone(), g.lat_us[..nl].to_vec()));
+                sources[ATTN_P] = Source::Table;
+            }
+            if let Some(g) = t.generation_attention.for_shape(shape.0, shape.1, shape.2) {
+                decode = Some(g);
+                sources[ATTN_D] = Source::Table;
+            }
+        }
+        let stream_layer = [
+            4.0 * d * bpe,
+            2.0 * (q + kvd) * bpe,
+            4.0 * kvd * bpe,
+            4.0 * d * bpe,
+            (up + f) * bpe,
+        ];
+        let stream_step = [2.0 * d * bpe, 4.0 * d * bpe];
+        KernelPart {
+            curves,
+            dense,
+            gemm_nk,
+            head_nk: (model.vocab_size as f64, d),
+            dense_shares: {
+                let w: Vec<f64> = gemm_nk.iter().map(|(n, k)| n * k).collect();
+                let t: f64 = w.iter().sum();
+                [w[0] / t, w[1] / t, (w[2] + w[3]) / t]
+            },
+            head,
+            prefill,
+            decode,
+            stream_layer,
+            stream_step,
+            sources,
+            describe: String::new(),
+        }
+    }
+
+    /// The kernel part on given curves, without tables.
+    fn on_curves(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        shape: kernels::CurveShape,
+        anchor: kernels::CurveAnchor,
+    ) -> KernelPart {
+        let mut k = KernelPart::build(model, gpu, None, shape, anchor);
+        k.describe = "roofline curves given by the caller".into();
+        k
+    }
+
+    /// Fills the group seconds of everything but decode attention and the sampler.
+    fn price_fixed(&self, cm: &CostModel, s: &StepShape, tokens: f64, gs: &mut [f64; NUM_GROUPS]) {
+        if tokens > 0.0 {
+            match &self.dense {
+                Some((ms, curves)) => {
+                    for (i, c) in curves.iter().enumerate() {
+                        gs[QKV + i] = kernels::interp_linear(ms, c, tokens) * 1e-6;
+                    }
+                }
+                None => {
+                    let g = |(n, k): (f64, f64)| self.curves.gemm_us(tokens, n, k) * cm.layers;
+                    gs[QKV] = g(self.gemm_nk[0]) * 1e-6;
+                    gs[O_PROJ] = g(self.gemm_nk[1]) * 1e-6;
+                    gs[MLP] = (g(self.gemm_nk[2]) + g(self.gemm_nk[3])) * 1e-6;
+                }
+            }
+            let mut us = 0.0;
+            for b in self.stream_layer {
+                us += self.curves.stream_us(tokens * b) * cm.layers;
+            }
+            for b in self.stream_step {
+                us += self.curves.stream_us(tokens * b);
+            }
+            gs[ELEM] = us * 1e-6;
+        }
+        if s.emitting > 0 {
+            let e = s.emitting as f64;
+            gs[HEAD] = match &self.head {
+                Some((ms, c)) => kernels::interp_linear(ms, c, e),
+                None => self.curves.gemm_us(e, self.head_nk.0, self.head_nk.1),
+            } * 1e-6;
+        }
+        let mut us = 0.0;
+        for p in &s.prefills {
+            let len = (p.cached + p.new) as f64;
+            let full = CostModel::chunk_pairs(p.cached, p.new, 0);
+            let win = CostModel::chunk_pairs(p.cached, p.new, cm.window);
+            match &self.prefill {
+                Some((lens, lat)) => {
+                    // The table prices a whole prompt of `len` tokens; a chunk on top
+                    // of cached tokens attends a share of its pairs.
+                    let whole = kernels::interp_linear(lens, lat, len);
+                    let pairs = len * (len + 1.0) / 2.0;
+                    us += whole / pairs * (full * cm.full_layers + win * cm.window_layers);
+                }
+                None => {
+                    let per_pair = cm.attn_flops_pair_full / cm.full_layers.max(1.0);
+                    let per_pair = if cm.full_layers > 0.0 {
+                        per_pair
+                    } else {
+                        cm.attn_flops_pair_window / cm.window_layers.max(1.0)
+                    };
+                    us += self.curves.prefill_attn_us(per_pair * full, len) * cm.full_layers
+                        + self
+                            .curves
+                            .prefill_attn_us(per_pair * win, len.min(cm.window_len()))
+                            * cm.window_layers;
+                }
+            }
+        }
+        gs[ATTN_P] = us * 1e-6;
+    }
+
+    /// Decode attention seconds for `b` decodes with the given context sums.
+    fn decode_s(&self, cm: &CostModel, b: u64, ctx_full: u64, ctx_window: u64) -> f64 {
+        let bf = b as f64;
+        let us = match &self.decode {
+            Some(g) => {
+                let full = if cm.full_layers > 0.0 {
+                    g.latency_us(bf, ctx_full as f64 / bf) * cm.full_layers
+                } else {
+                    0.0
+                };
+                let win = if cm.window_layers > 0.0 {
+                    g.latency_us(bf, ctx_window as f64 / bf) * cm.window_layers
+                } else {
+                    0.0
+                };
+                full + win
+            }
+            None => {
+                let layer = |ctx: u64, layers: f64, read: f64, flops: f64| {
+                    if layers > 0.0 {
+                        self.curves
+                            .decode_attn_us(read / layers * ctx as f64, flops / layers * ctx as f64)
+                            * layers
+                    } else {
+                        0.0
+                    }
+                };
+                layer(
+                    ctx_full,
+                    cm.full_layers,
+                    cm.kv_read_full,
+                    cm.attn_flops_pair_full,
+                ) + layer(
+                    ctx_window,
+                    cm.window_layers,
+                    cm.kv_read_window,
+                    cm.attn_flops_pair_window,
+                )
+            }
+        };
+        us * 1e-6
+    }
+}
+
+impl CostModel {
+    fn window_len(&self) -> f64 {
+        if self.window == 0 {
+            f64::INFINITY
+        } else {
+            self.window as f64
+        }
     }
 }
 
@@ -354,17 +841,23 @@ pub struct StepBreakdown {
     pub gpu_seconds: f64,
     /// CPU time, seconds (part of it may overlap the GPU time).
     pub cpu_seconds: f64,
+    /// CPU time that overlaps the GPU work, seconds.
+    pub cpu_overlapped_seconds: f64,
     /// Seconds in compute-bound groups.
     pub compute_bound_seconds: f64,
     /// Seconds in memory-bound groups.
     pub memory_bound_seconds: f64,
     /// GPU overhead seconds.
     pub gpu_overhead_seconds: f64,
-    /// `compute-bound`, `memory-bound` or `overhead-bound`: the largest of the three.
+    /// `cpu-bound` (the engine's CPU work per step, or the API server's on the
+    /// step's outputs, exceeds the GPU's), else
+    /// `compute-bound`, `memory-bound` or `overhead-bound`: the largest GPU part.
     pub bound: String,
     /// The kernel group with the largest time.
     pub dominant_group: String,
-    /// Per group: flops, bytes, time at the compute roof, time at the memory roof.
+    /// How the GPU part is priced, in words.
+    pub gpu_part: String,
+    /// Per group: work, time, where the time came from and which roof binds it.
     pub groups: Vec<GroupBreakdown>,
 }
 
@@ -377,11 +870,15 @@ pub struct GroupBreakdown {
     pub flops: f64,
     /// Bytes.
     pub bytes: f64,
-    /// Seconds at the achieved compute roof.
-    pub compute_seconds: f64,
-    /// Seconds at the achieved memory roof.
-    pub memory_seconds: f64,
-    /// `compute` or `memory`.
+    /// Seconds the group takes in this step.
+    pub seconds: f64,
+    /// `table`, `roofline` or `flat`.
+    pub source: String,
+    /// Seconds at the datasheet compute roof (FLOPs / peak FLOP/s).
+    pub compute_roof_seconds: f64,
+    /// Seconds at the datasheet memory roof (bytes / peak bandwidth).
+    pub memory_roof_seconds: f64,
+    /// `compute` or `memory`: the roof nearer to the group's work.
     pub bound: String,
 }
 
@@ -389,24 +886,45 @@ impl CostModel {
     /// Prices a step and explains where its time goes.
     pub fn explain(&self, s: &StepShape) -> StepBreakdown {
         let c = self.price(s);
+        let sources = self.sources();
         let mut groups = Vec::new();
         let mut dominant = ("none", 0.0);
-        for (name, w) in GROUP_NAMES.iter().zip(c.groups.iter()) {
-            let tc = w.flops / self.flops_per_s;
-            let tm = w.bytes / self.bytes_per_s;
-            if tc.max(tm) > dominant.1 {
-                dominant = (name, tc.max(tm));
+        for (i, name) in GROUP_NAMES.iter().enumerate() {
+            let name = if self.kernel.is_none() && i == QKV {
+                "dense"
+            } else {
+                name
+            };
+            if self.kernel.is_none() && (i == O_PROJ || i == MLP || i == ELEM) {
+                continue;
+            }
+            let w = c.groups[i];
+            if c.group_s[i] > dominant.1 {
+                dominant = (name, c.group_s[i]);
             }
             groups.push(GroupBreakdown {
                 name: name.to_string(),
                 flops: w.flops,
                 bytes: w.bytes,
-                compute_seconds: tc,
-                memory_seconds: tm,
-                bound: if tc > tm { "compute" } else { "memory" }.into(),
+                seconds: c.group_s[i],
+                source: sources[i].name().into(),
+                compute_roof_seconds: w.flops / self.peak_flops,
+                memory_roof_seconds: w.bytes / self.peak_bw,
+                bound: if (self.kernel.is_none()
+                    && w.flops / self.flops_per_s > w.bytes / self.bytes_per_s)
+                    || (self.kernel.is_some() && self.compute_bound(&w))
+                {
+                    "compute"
+                } else {
+                    "memory"
+                }
+                .into(),
             });
         }
-        let bound = if c.compute_s >= c.memory_s && c.compute_s >= c.gpu_overhead_s {
+        let cpu = c.cpu_s.max(c.api_s);
+        let bound = if cpu >= c.gpu_s() && cpu > 0.0 {
+            "cpu-bound"
+        } else if c.compute_s >= c.memory_s && c.compute_s >= c.gpu_overhead_s {
             "compute-bound"
         } else if c.memory_s >= c.gpu_overhead_s {
             "memory-bound"
@@ -417,11 +935,13 @@ impl CostModel {
             seconds: c.wall_s(),
             gpu_seconds: c.gpu_s(),
             cpu_seconds: c.cpu_s,
+            cpu_overlapped_seconds: c.cpu_overlapped_s(),
             compute_bound_seconds: c.compute_s,
             memory_bound_seconds: c.memory_s,
             gpu_overhead_seconds: c.gpu_overhead_s,
             bound: bound.into(),
             dominant_group: dominant.0.into(),
+            gpu_part: self.gpu_part(),
             groups,
         }
     }

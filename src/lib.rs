@@ -57,6 +57,8 @@ pub mod error;
 pub mod experiment;
 pub mod gpu;
 pub mod instance;
+pub mod kernel_fit;
+pub mod kernels;
 pub mod kv;
 pub mod metrics;
 pub mod plot;

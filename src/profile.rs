@@ -1,14 +1,24 @@
-//! Calibration profiles: the fitted physical parameters of one GPU and serving stack.
+//! Serving-stack profiles: the engine's own costs, which belong to the engine and its
+//! version, not to the GPU.
 //!
-//! A profile turns counted work into time (see [`crate::cost`]). Profiles live in
-//! `calibration/profiles/<gpu>-<stack>.toml`; `default-<stack>.toml` serves GPUs that
-//! have no measurements, and every result that uses it is marked `uncalibrated`.
+//! A step's price has two parts (see [`crate::cost`]). The GPU part (how long the
+//! kernels take) comes from the GPU's measured kernel tables or from roofline curves
+//! anchored on its datasheet ([`crate::kernels`]); it is never fitted on serving
+//! studies. The stack part is this profile: the engine's CPU work per step and per
+//! running sequence, how much of it overlaps the GPU, GPU-side launch gaps, and the
+//! API front end's latency. One profile per stack, `calibration/profiles/<stack>.toml`,
+//! fitted jointly on every study of that stack and used on every GPU. Each fitted
+//! parameter has a plausibility band ([`BANDS`]) with its source; a profile outside a
+//! band is refused.
+//!
+//! A profile may instead set `eta_compute` and `eta_bandwidth` itself: a *flat*
+//! roofline with one efficiency per roof, for hand-made GPUs and worked examples.
 
 use crate::error::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Physical parameters of one GPU + serving stack.
+/// Physical parameters of one serving stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -19,10 +29,14 @@ pub struct Profile {
     /// `calibrated` (fitted on measurements), `default` (hand-set prior) or
     /// `uncalibrated` (derived from another GPU's profile and the datasheet).
     pub status: String,
-    /// Achieved fraction of the datasheet tensor FLOP/s in large matmuls.
-    pub eta_compute: f64,
-    /// Achieved fraction of the datasheet memory bandwidth in streaming kernels.
-    pub eta_bandwidth: f64,
+    /// Flat roofline only: achieved fraction of the datasheet tensor FLOP/s in every
+    /// kernel. Shipped profiles leave it out (the GPU part then comes from kernel
+    /// tables or curves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_compute: Option<f64>,
+    /// Flat roofline only: achieved fraction of the datasheet memory bandwidth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_bandwidth: Option<f64>,
     /// GPU-side time per step that does not depend on the batch (kernel launches and
     /// gaps between kernels), microseconds. Occupies the GPU.
     pub gpu_step_overhead_us: f64,
@@ -45,6 +59,12 @@ pub struct Profile {
     /// the engine in-process.
     #[serde(default)]
     pub api_latency_us: f64,
+    /// API-server CPU time per streamed sequence per step (incremental detokenising,
+    /// one SSE chunk), microseconds. It runs in the API process, beside the engine:
+    /// a step lasts at least this times the sequences that emit a token, but it does
+    /// not add to the engine's own time. Not applied to offline batches.
+    #[serde(default)]
+    pub api_seq_overhead_us: f64,
     /// Passes over the fp32 logits (batch × vocabulary) the sampler makes.
     pub logits_passes: f64,
     /// Memory outside weights, KV cache and activations (CUDA context, cuBLAS
@@ -64,6 +84,12 @@ impl Profile {
         self.status == "calibrated"
     }
 
+    /// Whether the profile sets a flat roofline of its own (`eta_compute` and
+    /// `eta_bandwidth`) instead of the GPU's kernel tables and curves.
+    pub fn is_flat(&self) -> bool {
+        self.eta_compute.is_some() && self.eta_bandwidth.is_some()
+    }
+
     /// Checks every value is physically meaningful.
     pub fn check(&self, file: &str) -> Result<(), ConfigError> {
         let bad = |field: &str, v: f64, allowed: &str| {
@@ -73,12 +99,25 @@ impl Profile {
                 format!("got {v}, allowed: {allowed}"),
             ))
         };
+        if self.eta_compute.is_some() != self.eta_bandwidth.is_some() {
+            return Err(ConfigError::new(
+                file,
+                if self.eta_compute.is_some() {
+                    "eta_bandwidth"
+                } else {
+                    "eta_compute"
+                },
+                "a flat roofline needs both eta_compute and eta_bandwidth (or neither: the GPU's kernel tables and curves)",
+            ));
+        }
         for (field, v) in [
             ("eta_compute", self.eta_compute),
             ("eta_bandwidth", self.eta_bandwidth),
         ] {
-            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                return bad(field, v, "a fraction in (0, 1]");
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                    return bad(field, v, "a fraction in (0, 1]");
+                }
             }
         }
         if !(self.cpu_overlap.is_finite() && (0.0..=1.0).contains(&self.cpu_overlap)) {
@@ -91,10 +130,26 @@ impl Profile {
             ("cpu_seq_overhead_us", self.cpu_seq_overhead_us),
             ("logits_passes", self.logits_passes),
             ("api_latency_us", self.api_latency_us),
+            ("api_seq_overhead_us", self.api_seq_overhead_us),
             ("non_torch_memory_gib", self.non_torch_memory_gib),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(field, v, "a finite number >= 0");
+            }
+        }
+        if !self.is_flat() {
+            for b in bands_for(&self.stack) {
+                let v = b.param.get(self);
+                if !(b.lo..=b.hi).contains(&v) {
+                    return Err(ConfigError::new(
+                        file,
+                        b.param.name(),
+                        format!(
+                            "got {v}, outside its plausibility band [{}, {}] {} ({})",
+                            b.lo, b.hi, b.unit, b.why
+                        ),
+                    ));
+                }
             }
         }
         if !["calibrated", "default", "uncalibrated"].contains(&self.status.as_str()) {
@@ -158,9 +213,9 @@ pub fn list_profiles() -> Vec<String> {
     v
 }
 
-/// Finds the profile for a GPU and stack: an explicit name or path if given, else
-/// `<gpu>-<stack>`, else `default-<stack>` (which the caller reports as
-/// uncalibrated).
+/// Finds the stack profile: an explicit name or path if given, else the stack's
+/// shipped profile `<stack>.toml`, the same on every GPU (`gpu` only names the GPU in
+/// errors).
 pub fn resolve_profile(
     explicit: Option<&str>,
     gpu: &str,
@@ -189,18 +244,136 @@ pub fn resolve_profile(
         }
         return read_profile(&path);
     }
-    for candidate in [format!("{gpu}-{stack}"), format!("default-{stack}")] {
-        let path = dir.join(format!("{candidate}.toml"));
-        if path.exists() {
-            return read_profile(&path);
-        }
+    let path = dir.join(format!("{stack}.toml"));
+    if path.exists() {
+        return read_profile(&path);
     }
     Err(ConfigError::new(
         file,
         field,
         format!(
-            "no profile for GPU {gpu:?} and stack {stack:?} in {} (expected {gpu}-{stack}.toml or default-{stack}.toml)",
+            "no profile for stack {stack:?} (GPU {gpu:?}) in {} (expected {stack}.toml)",
             dir.display()
         ),
     ))
+}
+
+/// A fitted stack parameter's plausibility band: the physical range it may take, the
+/// centre of its prior, and where the range comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    /// The parameter.
+    pub param: crate::calibrate::Param,
+    /// Lowest plausible value.
+    pub lo: f64,
+    /// Highest plausible value.
+    pub hi: f64,
+    /// Centre of the prior (the fit is pulled towards it).
+    pub prior: f64,
+    /// Unit.
+    pub unit: &'static str,
+    /// Why this range, and which process does the work.
+    pub why: &'static str,
+}
+
+/// The plausibility bands of the stack parameters. The processes are vLLM V1's: an
+/// API server process (HTTP, chat template, tokenising, incremental detokenising,
+/// streaming) and an EngineCore process (scheduling, input preparation, launching
+/// the forward pass, updating requests from its output), which talk over ZeroMQ
+/// (vllm/v1/engine/core.py, vllm/v1/engine/output_processor.py).
+pub const BANDS: &[Band] = &[
+    Band {
+        param: crate::calibrate::Param::GpuStep,
+        lo: 0.0,
+        hi: 2000.0,
+        prior: 100.0,
+        unit: "µs",
+        why: "GPU idle gaps per step between the priced kernels: a CUDA-graph decode step of a few hundred kernels leaves ~1 µs gaps each (≤ 0.5 ms); an eager prefill step launches each kernel from Python, ≤ 2 ms",
+    },
+    Band {
+        param: crate::calibrate::Param::GpuSeq,
+        lo: 0.0,
+        hi: 20.0,
+        prior: 2.0,
+        unit: "µs",
+        why: "GPU work per sequence outside the priced kernels (input-id, position and slot-mapping copies, penalties): a few small copies, each ≤ a few µs",
+    },
+    Band {
+        param: crate::calibrate::Param::CpuStep,
+        lo: 50.0,
+        hi: 3000.0,
+        prior: 500.0,
+        unit: "µs",
+        why: "EngineCore Python per step: Scheduler.schedule(), preparing the input batch and attention metadata, update_from_output(), one ZeroMQ round: 0.1–1 ms in vLLM's own profiles, up to 3 ms on a slow host CPU",
+    },
+    Band {
+        param: crate::calibrate::Param::CpuSeq,
+        lo: 0.0,
+        hi: 60.0,
+        prior: 15.0,
+        unit: "µs",
+        why: "EngineCore per running sequence per step, serial with the GPU: scheduler bookkeeping (token budget, KV block allocation), the input-batch update and update_from_output (append the token, check stops, build the output), each a few Python calls of 1–10 µs",
+    },
+    Band {
+        param: crate::calibrate::Param::ApiSeq,
+        lo: 0.0,
+        hi: 250.0,
+        prior: 50.0,
+        unit: "µs",
+        why: "API server per streamed sequence per step, beside the engine: deserialising the engine's output, incremental detokenising, building the OpenAI chunk JSON and writing one SSE event from asyncio: tens to a couple of hundred µs of Python per chunk",
+    },
+    Band {
+        param: crate::calibrate::Param::CpuOverlap,
+        lo: 0.0,
+        hi: 1.0,
+        prior: 0.5,
+        unit: "",
+        why: "share of the CPU work per step that runs while the GPU computes (V0: none; V1 with its separate API process and async output handling: part; async scheduling: most)",
+    },
+    Band {
+        param: crate::calibrate::Param::ApiLatency,
+        lo: 0.0,
+        hi: 50000.0,
+        prior: 5000.0,
+        unit: "µs",
+        why: "API server per request before the engine sees it plus the first streamed chunk: HTTP parsing, chat template, tokenising the prompt, ZeroMQ hand-off, SSE: milliseconds, tens of ms on a loaded Python event loop",
+    },
+];
+
+/// Where Hugging Face Transformers' eager `generate` differs from [`BANDS`]: every
+/// kernel is launched from Python (no CUDA graphs) and the loop runs logits processors
+/// and stopping criteria per step.
+pub const TRANSFORMERS_BANDS: &[Band] = &[
+    Band {
+        param: crate::calibrate::Param::GpuStep,
+        lo: 0.0,
+        hi: 6000.0,
+        prior: 3000.0,
+        unit: "µs",
+        why: "eager launches: about 10 kernels per layer at 5–20 µs of launch gap each; a 28-layer model: 1.5–6 ms",
+    },
+    Band {
+        param: crate::calibrate::Param::CpuSeq,
+        lo: 0.0,
+        hi: 200.0,
+        prior: 50.0,
+        unit: "µs",
+        why: "generate's per-sequence logits processors and stopping criteria in Python",
+    },
+];
+
+/// The bands that apply to a stack: [`BANDS`], with [`TRANSFORMERS_BANDS`] replacing
+/// theirs for `transformers`.
+pub fn bands_for(stack: &str) -> Vec<Band> {
+    BANDS
+        .iter()
+        .map(|b| {
+            let over = if stack == "transformers" {
+                TRANSFORMERS_BANDS.iter().find(|o| o.param == b.param)
+            } else {
+                None
+            };
+            *over.unwrap_or(b)
+        })
+        .collect()
 }

@@ -217,11 +217,61 @@ impl Report {
                 }
             ));
         }
+        s.push_str(&self.metric_summary());
         let with_target = self.rows.iter().filter(|r| r.target.is_some()).count();
         s.push_str(&format!(
             "{} of {with_target} calibration-set targets met\n",
             with_target - self.missed()
         ));
+        s
+    }
+}
+
+impl Report {
+    /// Residuals of every measured metric, targeted or not, summarised per study and
+    /// metric: points, median and worst |relative error|, and the mean signed error
+    /// (the bias).
+    pub fn metric_summary(&self) -> String {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for r in &self.rows {
+            let k = (r.res.study.clone(), r.res.metric.clone());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let mut s = format!(
+            "\nEvery measured metric ({} study-metric pairs): points, |error| median and worst, mean signed error\n",
+            keys.len()
+        );
+        for (study, metric) in keys {
+            let mut e: Vec<f64> = self
+                .rows
+                .iter()
+                .filter(|r| r.res.study == study && r.res.metric == metric)
+                .map(|r| r.res.rel_error())
+                .filter(|e| e.is_finite())
+                .collect();
+            if e.is_empty() {
+                continue;
+            }
+            let bias = e.iter().sum::<f64>() / e.len() as f64;
+            e.iter_mut().for_each(|x| *x = x.abs());
+            e.sort_by(f64::total_cmp);
+            let med = if e.len() % 2 == 1 {
+                e[e.len() / 2]
+            } else {
+                (e[e.len() / 2 - 1] + e[e.len() / 2]) / 2.0
+            };
+            s.push_str(&format!(
+                "  {:<26} {:<22} {:>3} {:>7.1}% {:>7.1}% {:>+7.1}%\n",
+                study,
+                metric,
+                e.len(),
+                med * 100.0,
+                e[e.len() - 1] * 100.0,
+                bias * 100.0
+            ));
+        }
         s
     }
 }

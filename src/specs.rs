@@ -325,7 +325,8 @@ pub const SHIPPED_MODELS: &[(&str, &str)] = shipped!("llm":
 
 /// Shipped GPU specs: (name, TOML text).
 pub const SHIPPED_GPUS: &[(&str, &str)] = shipped!("gpu":
-    "t4", "l4", "a10g", "a100-40gb", "a100-80gb", "l40s", "h100-sxm", "h100-pcie", "h200");
+    "t4", "l4", "a10g", "a100-40gb", "a100-80gb", "l40", "l40s", "h100-sxm", "h100-pcie", "h200",
+    "h20", "b200", "gb200", "rtx-pro-6000");
 
 fn parse_spec<T: for<'de> Deserialize<'de>>(text: &str, file: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {

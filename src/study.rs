@@ -210,7 +210,7 @@ pub fn replay(
     seed: u64,
 ) -> Result<Map<String, Value>, String> {
     let sc = match profile {
-        Some(p) => sp.point.with_profile(p),
+        Some(p) => sp.point.with_profile(p)?,
         None => sp.point.scenario.clone(),
     };
     run(&sc, seed, RunOptions::default()).map(|r| r.summary)

@@ -315,7 +315,7 @@ fn config_text() -> impl Strategy<Value = String> {
                 list(&["\"sequential\"", "\"static\"", "\"continuous\"", "\"continuous\"", "|", "\"fifo\""]),
             ),
             key("stack", 0.15, list(&["\"vllm\"", "\"transformers\"", "|", "\"tgi\""])),
-            key("profile", 0.05, list(&["\"default-vllm\"", "|", "\"nope\"", "\"missing.toml\""])),
+            key("profile", 0.05, list(&["\"vllm\"", "|", "\"nope\"", "\"missing.toml\""])),
             key(
                 "gpu_memory_utilization",
                 if shared { 0.8 } else { 0.3 },

@@ -28,7 +28,8 @@ fn two_layers(window: u64, bs: u64) -> (infersim::cost::CostModel, KvGeometry) {
         model.sliding_window = window;
         model.sliding_window_layers = 1;
     }
-    let cost = infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5));
+    let cost =
+        infersim::cost::CostModel::new(&model, &slow_gpu(), &profile(300.0, 200.0, 0.5)).unwrap();
     (cost, KvGeometry::new(&model, bs))
 }
 

@@ -128,7 +128,8 @@ fn two_bandwidth_bound_mps_instances_take_the_combined_bytes() {
         &tiny_model(),
         &bandwidth_only_gpu(),
         &profile(0.0, 0.0, 0.0),
-    );
+    )
+    .unwrap();
     let inst = vec![
         setup(0, Policy::Sequential, cost.clone(), 1.0),
         setup(0, Policy::Sequential, cost, 1.0),
@@ -193,8 +194,8 @@ fn time_slicing_by_hand_with_suspension_and_switches() {
         memory_bandwidth_gbps: 1e12,
         ..slow_gpu()
     };
-    let a = CostModel::new(&tiny_model(), &fast, &profile(5000.0, 0.0, 0.0));
-    let b = CostModel::new(&tiny_model(), &fast, &profile(3000.0, 0.0, 0.0));
+    let a = CostModel::new(&tiny_model(), &fast, &profile(5000.0, 0.0, 0.0)).unwrap();
+    let b = CostModel::new(&tiny_model(), &fast, &profile(3000.0, 0.0, 0.0)).unwrap();
     let inst = vec![
         setup(0, Policy::Sequential, a, 1.0),
         setup(0, Policy::Sequential, b, 1.0),
@@ -225,7 +226,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
         memory_bandwidth_gbps: 0.1,
         ..slow_gpu()
     };
-    let cost = CostModel::new(&tiny_model(), &gpu, &profile(3.0, 2.0, 0.5));
+    let cost = CostModel::new(&tiny_model(), &gpu, &profile(3.0, 2.0, 0.5)).unwrap();
     let sat = |n: usize| {
         let inst = (0..n)
             .map(|g| setup(g, continuous(), cost.clone(), 1.0))

@@ -83,8 +83,8 @@ pub fn profile(gpu_step_us: f64, cpu_step_us: f64, cpu_overlap: f64) -> Profile 
         name: "test".into(),
         stack: "vllm".into(),
         status: "default".into(),
-        eta_compute: 1.0,
-        eta_bandwidth: 1.0,
+        eta_compute: Some(1.0),
+        eta_bandwidth: Some(1.0),
         gpu_step_overhead_us: gpu_step_us,
         gpu_seq_overhead_us: 0.0,
         cpu_step_overhead_us: cpu_step_us,
@@ -92,6 +92,7 @@ pub fn profile(gpu_step_us: f64, cpu_step_us: f64, cpu_overlap: f64) -> Profile 
         cpu_overlap,
         logits_passes: 1.0,
         api_latency_us: 0.0,
+        api_seq_overhead_us: 0.0,
         non_torch_memory_gib: 0.0,
         source: String::new(),
         fit: None,
@@ -100,7 +101,7 @@ pub fn profile(gpu_step_us: f64, cpu_step_us: f64, cpu_overlap: f64) -> Profile 
 
 /// The tiny model's cost model on the slow GPU.
 pub fn tiny_cost(p: &Profile) -> CostModel {
-    CostModel::new(&tiny_model(), &slow_gpu(), p)
+    CostModel::new(&tiny_model(), &slow_gpu(), p).unwrap()
 }
 
 /// A workload replaying explicit (arrival seconds, input, output) rows.
