@@ -663,7 +663,7 @@ pub fn calibrate_all(
             "fitted by `infersim calibrate` jointly on {} (GPU part fixed by the kernel tables and curves)",
             names.join(", ")
         );
-        for p in STACK_PARAMS.iter().copied() {
+        for &p in STACK_PARAMS {
             let v = p.get(&result.profile);
             p.set(&mut result.profile, round6(v));
         }

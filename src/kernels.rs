@@ -440,7 +440,8 @@ pub struct CurveAnchor {
     pub gemm_eta: f64,
     /// Fraction of the datasheet bandwidth a GEMM's operand traffic reaches.
     pub gemm_mem_eta: f64,
-    /// A GEMM's fixed time (launch, prologue, epilogue), µs.
+    /// A GEMM's fixed time (launch, prologue, epilogue), µs; also the floor of the
+    /// streaming kernels (norms, activation, rotary).
     pub gemm_floor_us: f64,
     /// Large-L prefill attention efficiency (fraction of tensor FLOP/s).
     pub attn_eta: f64,
@@ -449,7 +450,7 @@ pub struct CurveAnchor {
     /// Fraction of the datasheet bandwidth decode attention reaches reading the KV
     /// cache (also used for other streaming kernels: norms, activations, rotary).
     pub decode_eta: f64,
-    /// Decode attention's fixed time per layer, µs (also the small-kernel floor).
+    /// Decode attention's fixed time per layer, µs.
     pub decode_floor_us: f64,
 }
 
@@ -493,10 +494,11 @@ impl Curves {
         self.anchor.decode_floor_us + tm.max(tc)
     }
 
-    /// Time of a streaming kernel moving `bytes`, µs (never below the small-kernel
-    /// floor).
+    /// Time of a streaming kernel moving `bytes`, µs, never below the fixed time of
+    /// the smallest measured kernel class (a GEMM's floor: launch, one wave, epilogue;
+    /// decode attention's floor also pays its split-KV reduction, so it is not used).
     pub fn stream_us(&self, bytes: f64) -> f64 {
-        (bytes / (self.peak_bw * self.anchor.decode_eta) * 1e6).max(self.anchor.decode_floor_us)
+        (bytes / (self.peak_bw * self.anchor.decode_eta) * 1e6).max(self.anchor.gemm_floor_us)
     }
 }
 

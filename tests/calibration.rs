@@ -158,33 +158,34 @@ fn the_fit_is_deterministic() {
     assert_eq!(text(), text());
 }
 
-/// Calibration-set targets that the shipped stack profile misses, each with its
-/// diagnosis (README, "Calibration"). With the GPU part fixed by measured kernels and
-/// one vLLM stack profile for every GPU, inside the plausibility bands:
-/// - the L4 study (gemma-3-1b, a March 2025 Vertex AI vLLM image, version unknown)
-///   runs 25–37 % slower per request than the shared stack predicts: its engine spends
-///   about 90 µs more per sequence per step than the V1 bands allow, as the V0 engine
-///   of that time did;
-/// - the T4 offline batch of 1 is 7–8 % slower in the model: Turing has no measured
-///   GPU, and the cross-architecture default anchor reads weights at 80 % of the T4's
-///   320 GB/s where the study implies about 87 %;
-/// - the A100 median TPOT at 10 req/s is 12–14 % high: at ~90 running sequences the
-///   shared per-step CPU time (fitted jointly with the T4 and L4 studies) is too long
-///   for this host.
+/// Calibration-set targets that the shipped stack profile misses, with the diagnosis
+/// (README, "Calibration"). With the GPU part fixed by measured kernels and one vLLM
+/// stack profile for every GPU, inside the plausibility bands:
+/// - the L4 study (gemma-3-1b, a March 2025 Vertex AI vLLM image of unknown version)
+///   runs 29–33 % slower per request than the shared stack predicts: its engine spends
+///   more per sequence per step than V1's bands and process split allow, as the V0
+///   engine of that time did (API server and engine in one process). Fitting it would
+///   need a stack profile of its own engine version.
+/// - the T4 study's step time grows 0.45 ms per extra sequence from batch 1 to 8 (the
+///   model: 0.09 ms); nothing on the GPU of a memory-bound 3B decode explains it, so it
+///   is host CPU work on the T4's slow host, which one stack profile for every host
+///   cannot carry: batch 8 and the API run, both at 8 sequences, come out 5.4–5.8 %
+///   fast (±5 % allowed); batches 1–4 are met.
 const KNOWN_MISSES: &[(&str, &str, &str)] = &[
     ("l4-gemma-3-1b-vllm", "single pod", "request_throughput"),
     ("l4-gemma-3-1b-vllm", "single pod", "median_e2el_ms"),
     (
         "t4-llama-3.2-3b-vllm",
-        "offline batch 1",
+        "offline batch 8",
         "mean_batch_latency_ms",
     ),
     (
         "t4-llama-3.2-3b-vllm",
-        "offline batch 1",
+        "offline batch 8",
         "output_throughput",
     ),
-    ("a100-40gb-qwen3-14b-vllm", "rate 10", "median_tpot_ms"),
+    ("t4-llama-3.2-3b-vllm", "api v2", "duration"),
+    ("t4-llama-3.2-3b-vllm", "api v2", "median_e2el_ms"),
 ];
 
 /// `infersim reproduce` on the shipped profiles meets every calibration-set target
