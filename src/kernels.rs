@@ -126,8 +126,22 @@ impl AttnGrid {
         let row = |bi: usize| -> f64 {
             interp_linear(&self.lens, &self.lat_us[bi * nl..(bi + 1) * nl], len)
         };
-        let col: Vec<f64> = (0..self.batches.len()).map(row).collect();
-        interp_linear(&self.batches, &col, batch)
+        // interp_linear over the batch axis, evaluating only the two rows it needs.
+        let bs = &self.batches;
+        let n = bs.len();
+        if n == 0 {
+            return 0.0;
+        }
+        if batch <= bs[0] {
+            return row(0);
+        }
+        if batch >= bs[n - 1] {
+            return row(n - 1) * batch / bs[n - 1];
+        }
+        let i = bs.partition_point(|&v| v <= batch) - 1;
+        let t = (batch - bs[i]) / (bs[i + 1] - bs[i]);
+        let (a, b) = (row(i), row(i + 1));
+        a + t * (b - a)
     }
 }
 
