@@ -177,9 +177,19 @@ pub fn profiles_dir() -> PathBuf {
 
 /// Reads and checks one profile file.
 pub fn read_profile(path: &Path) -> Result<Profile, ConfigError> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<PathBuf, (String, Profile)>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
+    // A calibrated profile carries its fit record (hundreds of residual tables), and a
+    // sweep resolves it once per point: parse each file's text once per process.
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((t, p)) = cache.lock().expect("profile cache").get(path) {
+        if *t == text {
+            return Ok(p.clone());
+        }
+    }
     let p: Profile = toml::from_str(&text).map_err(|e| {
         let msg = e
             .message()
@@ -194,6 +204,10 @@ pub fn read_profile(path: &Path) -> Result<Profile, ConfigError> {
         }
     })?;
     p.check(&file)?;
+    cache
+        .lock()
+        .expect("profile cache")
+        .insert(path.to_path_buf(), (text, p.clone()));
     Ok(p)
 }
 
