@@ -226,6 +226,10 @@ struct KernelPart {
     head_nk: (f64, f64),
     /// Shares of the dense work in the QKV, output and MLP groups (∝ n · k).
     dense_shares: [f64; 3],
+    /// Attention FLOPs per attended (query, key) pair in one layer (4 · heads · d).
+    pair_flops: f64,
+    /// K and V bytes per cached key in one layer.
+    key_bytes: f64,
     /// The LM head's m grid and latency (µs).
     head: Option<(Vec<f64>, Vec<f64>)>,
     /// Prefill attention, one layer, batch 1, over the sequence length.
@@ -688,6 +692,8 @@ impl KernelPart {
             dense,
             gemm_nk,
             head_nk: (model.vocab_size as f64, d),
+            pair_flops: 4.0 * q,
+            key_bytes: model.kv_bytes_per_token_layer() as f64,
             dense_shares: {
                 let w: Vec<f64> = gemm_nk.iter().map(|(n, k)| n * k).collect();
                 let t: f64 = w.iter().sum();
@@ -761,16 +767,9 @@ impl KernelPart {
                     us += whole / pairs * (full * cm.full_layers + win * cm.window_layers);
                 }
                 None => {
-                    let per_pair = cm.attn_flops_pair_full / cm.full_layers.max(1.0);
-                    let per_pair = if cm.full_layers > 0.0 {
-                        per_pair
-                    } else {
-                        cm.attn_flops_pair_window / cm.window_layers.max(1.0)
-                    };
-                    us += self.curves.prefill_attn_us(per_pair * full, len) * cm.full_layers
-                        + self
-                            .curves
-                            .prefill_attn_us(per_pair * win, len.min(cm.window_len()))
+                    let c = &self.curves;
+                    us += c.prefill_attn_us(self.pair_flops * full, len) * cm.full_layers
+                        + c.prefill_attn_us(self.pair_flops * win, len.min(cm.window_len()))
                             * cm.window_layers;
                 }
             }
@@ -796,26 +795,13 @@ impl KernelPart {
                 full + win
             }
             None => {
-                let layer = |ctx: u64, layers: f64, read: f64, flops: f64| {
-                    if layers > 0.0 {
-                        self.curves
-                            .decode_attn_us(read / layers * ctx as f64, flops / layers * ctx as f64)
-                            * layers
-                    } else {
-                        0.0
-                    }
+                let layer = |ctx: u64, layers: f64| {
+                    let keys = ctx as f64;
+                    self.curves
+                        .decode_attn_us(self.key_bytes * keys, self.pair_flops * keys)
+                        * layers
                 };
-                layer(
-                    ctx_full,
-                    cm.full_layers,
-                    cm.kv_read_full,
-                    cm.attn_flops_pair_full,
-                ) + layer(
-                    ctx_window,
-                    cm.window_layers,
-                    cm.kv_read_window,
-                    cm.attn_flops_pair_window,
-                )
+                layer(ctx_full, cm.full_layers) + layer(ctx_window, cm.window_layers)
             }
         };
         us * 1e-6

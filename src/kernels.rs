@@ -198,11 +198,6 @@ impl AttnTables {
         }
         Some(out)
     }
-
-    /// Shapes the table holds.
-    pub fn shapes(&self) -> Vec<(u32, u32, u64)> {
-        self.grids.iter().map(|(s, _)| *s).collect()
-    }
 }
 
 /// Every measured table of one GPU.
@@ -224,8 +219,7 @@ pub struct KernelTables {
     pub provenance: String,
 }
 
-/// Reads a CSV file (header row, `#` comments) into rows of f64 plus a leading text
-/// column where `text_col` is set.
+/// Reads a CSV file (header row, `#` comments) into its header and rows of fields.
 fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
