@@ -127,7 +127,7 @@ pub struct RawEngine {
     /// Serving stack whose profile prices steps (default `vllm`).
     #[serde(default)]
     pub stack: Option<String>,
-    /// Profile name or path (default `<gpu>-<stack>`, else `default-<stack>`).
+    /// Stack profile name or path (default: the stack's shipped profile, `<stack>`).
     #[serde(default)]
     pub profile: Option<String>,
     /// Fraction of GPU memory this instance may use (default 0.9).
