@@ -8,11 +8,14 @@ Offline step, not part of the build or the tests. Usage (see README.md here):
     pip install pyarrow pandas
     python3 calibration/kernels/extract.py --src /tmp/aic/core/aiconfigurator_core
 
-Writes calibration/kernels/<gpu>/{gemm,context_attention,generation_attention}.csv and
-meta.toml for each GPU below, deterministically (same input, same bytes).
+Writes calibration/kernels/<gpu>/{gemm,context_attention,generation_attention,allreduce}.csv
+and meta.toml for each GPU below, deterministically (same input, same bytes), and prints
+the plausibility checks of README.md (achieved % of peak, monotonicity).
 """
 import argparse
+import math
 import os
+import re
 import sys
 
 import pandas as pd
@@ -39,17 +42,39 @@ PEAK_TFLOPS = {
     "gb200": 2500.0,
     "rtx-pro-6000": 503.8,
 }
+# Datasheet memory bandwidth, GB/s, for the decode-attention plausibility figure only.
+PEAK_GBS = {
+    "a100-80gb": 2039.0,
+    "h100-sxm": 3350.0,
+    "h200": 4800.0,
+    "l40s": 864.0,
+    "b200": 8000.0,
+    "gb200": 8000.0,
+    "rtx-pro-6000": 1792.0,
+}
 BACKENDS = ["vllm", "sglang", "trtllm"]
 M_GRID = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 512, 768, 1024, 1536, 2048,
           3072, 4096, 8192, 16384, 32768]
 HEAD_DIMS = [64, 128, 256]
 
 
+_VERSION = re.compile(r"^(\d+(?:\.\d+)*)(?:(a|b|rc)(\d+))?(?:\.post(\d+))?(?:\.dev(\d+))?$")
+
+
 def vkey(v):
-    out = []
-    for part in v.replace("rc", ".").replace("post", ".").split("."):
-        out.append(int(part) if part.isdigit() else -1)
-    return out
+    """Numeric version order: X.devN < X.aN < X.bN < X.rcN < X < X.postN."""
+    m = _VERSION.match(v)
+    if not m:
+        return ((-1,), (-2, 0), -1, 0)
+    rel = tuple(int(x) for x in m.group(1).split("."))
+    phase, pnum, post, dev = m.group(2), m.group(3), m.group(4), m.group(5)
+    if phase:
+        pre = ({"a": 0, "b": 1, "rc": 2}[phase], int(pnum))
+    elif dev and not post:
+        pre = (-1, 0)
+    else:
+        pre = (3, 0)
+    return (rel, pre, int(post) if post else -1, int(dev) if dev else math.inf)
 
 
 def pick(sysdir, op, fname):
@@ -114,12 +139,14 @@ def attn_table(df, lencol, kernel):
            & df.head_dim.isin(HEAD_DIMS)].copy()
     if lencol == "kv_len":
         # One decoded token on a prompt of `isl` tokens after `step` generated ones:
-        # it attends isl + step cached keys.
+        # it attends isl + step cached keys (AIConfigurator's own key for these rows;
+        # its vLLM collector ran the kernel on `step` keys, see README.md).
         d["kv_len"] = d["isl"] + d["step"]
     else:
         d = d[d.step == 0]
     keys = ["num_heads", "num_key_value_heads", "head_dim", "batch_size", lencol]
     d = d.groupby(keys, as_index=False)["latency"].median()
+    measured = len(d)
     out, dropped = [], []
     for (h, kv, hd), g in d.groupby(["num_heads", "num_key_value_heads", "head_dim"]):
         bs = sorted(set(g.batch_size))
@@ -141,14 +168,59 @@ def attn_table(df, lencol, kernel):
             continue
         out.append(g[g.batch_size.isin(bs) & g[lencol].isin(ls)])
     res = pd.concat(out).sort_values(keys)
-    return res, dropped
+    return res, dropped, measured
+
+
+def allreduce_table(df):
+    """bf16 all-reduce latency by (num_gpus, message_size), CUDA-graph mode where the
+    table has both graph and eager rows (AIConfigurator's own loader keeps graph only)."""
+    d = df[df.allreduce_dtype == "bfloat16"]
+    graph = d[d.kernel_source.str.endswith("_graph")]
+    if len(graph):
+        d = graph
+    kern = sorted(d.kernel_source.unique())
+    impl = sorted(d.backend.unique()) if "backend" in d else []
+    d = d.groupby(["num_gpus", "message_size"], as_index=False)["latency"].median()
+    return d.sort_values(["num_gpus", "message_size"]), kern, impl
+
+
+def monotonic(d, group, axis, small=None):
+    """(pairs, decreases, decreases by more than 5 %, of those at axis <= small) of latency
+    along `axis` at fixed `group`."""
+    pairs = dec = big = big_small = 0
+    for _, g in d.groupby(group):
+        g = g.sort_values(axis)
+        lat, ax = g.latency.tolist(), g[axis].tolist()
+        for a, b, x in zip(lat, lat[1:], ax[1:]):
+            pairs += 1
+            if b < a:
+                dec += 1
+                if b < 0.95 * a:
+                    big += 1
+                    big_small += small is not None and x <= small
+    return pairs, dec, big, big_small
+
+
+def mono_words(name, res, small=None):
+    pairs, dec, big, big_small = res
+    tail = f", {big_small} of those at {small}" if small else ""
+    return f"{name}: {dec} of {pairs} neighbour pairs decrease ({big} by more than 5 %{tail})"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--src", required=True, help="unpacked aiconfigurator_core package directory")
+    ap.add_argument("--src", help="unpacked aiconfigurator_core package directory (default: the "
+                    "installed aiconfigurator_core package)")
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     a = ap.parse_args()
+    if a.src is None:
+        try:
+            import aiconfigurator_core
+        except ImportError:
+            sys.exit("give --src (aiconfigurator_core is not installed)")
+        a.src = os.path.dirname(os.path.abspath(aiconfigurator_core.__file__))
+    if os.path.isdir(os.path.join(a.src, "aiconfigurator_core")):
+        a.src = os.path.join(a.src, "aiconfigurator_core")
     data = os.path.join(a.src, "systems", "data")
     if not os.path.isdir(data):
         sys.exit(f"{data}: not found (give --src the aiconfigurator_core directory)")
@@ -174,6 +246,8 @@ def main():
             for r in d.itertuples():
                 rows.append(f"{out_name},{r.m},{r.n},{r.k},{fmt(r.latency * 1000.0)}")
             info.append((out_name, kern, len(d), ms, ns, ks, dropped))
+            print(f"{gpu}: " + mono_words(f"{out_name} GEMM latency along m at fixed (n, k)",
+                                          monotonic(d, ["n", "k"], "m", 256), "m <= 256"))
             if out_name == "bf16":
                 big = d[(d.m == 8192) & (d.n == 8192) & (d.k == 8192)]
                 if len(big):
@@ -184,6 +258,7 @@ def main():
         for out_name, kern, n, ms, ns, ks, dropped in info:
             meta += ["", "[[table]]", 'file = "gemm.csv"', f'dtype = "{out_name}"', f'backend = "{b}"',
                      f'backend_version = "{v}"', f'kernel_source = "{kern}"',
+                     f'device = "{device}"',
                      f'source = "{os.path.relpath(path, a.src)}"', f'collection_status = "{status(path)}"',
                      f"rows = {n}", f"m = {ms}", f"n = {ns}", f"k = {ks}", f"dropped = {dropped}"]
         # Attention
@@ -196,15 +271,21 @@ def main():
             # bf16-KV rows (the one vLLM's default backend runs on that GPU).
             bf = df[df.kv_cache_dtype == "bfloat16"].kernel_source.value_counts()
             kern = "vllm_flash_attn_fa3" if "vllm_flash_attn_fa3" in srcs else sorted(bf.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-            d, dropped = attn_table(df, lencol, kern)
+            d, dropped, measured = attn_table(df, lencol, kern)
+            group = ["num_heads", "num_key_value_heads", "head_dim"]
+            print(f"{gpu}: " + mono_words(f"{out_name} along {lencol} at fixed batch",
+                                          monotonic(d, group + ["batch_size"], lencol))
+                  + "; " + mono_words("along batch at fixed length", monotonic(d, group + [lencol], "batch_size")))
             with open(os.path.join(odir, out_name), "w") as f:
                 f.write(f"batch,{lencol},num_heads,num_kv_heads,head_dim,latency_us\n")
                 for r in d.itertuples():
                     f.write(f"{r.batch_size},{getattr(r, lencol)},{r.num_heads},{r.num_key_value_heads},{r.head_dim},{fmt(r.latency * 1000.0)}\n")
             meta += ["", "[[table]]", f'file = "{out_name}"', f'backend = "{b}"', f'backend_version = "{v}"',
                      f'kernel_source = "{kern}"', f'kernel_sources_available = {srcs}',
+                     f'device = "{df.device.iloc[0]}"',
                      f'source = "{os.path.relpath(path, a.src)}"', f'collection_status = "{status(path)}"',
                      'kv_cache_dtype = "bfloat16"', "window_size = 0", f"rows = {len(d)}",
+                     f"measured_points = {measured}  # before the per-shape rectangles (batch x length)",
                      f"dropped_shapes = {dropped}"]
             if lencol == "isl":
                 one = d[(d.batch_size == 1) & (d.isl == 8192) & (d.num_heads == 32) & (d.num_key_value_heads == 8) & (d.head_dim == 128)]
@@ -212,6 +293,37 @@ def main():
                     fl = 4 * 32 * 128 * 8192 * 8193 / 2
                     tf = fl / (one.latency.iloc[0] * 1e-3) / 1e12
                     print(f"{gpu}: prefill attention 8192 tokens, 32/8 heads, hd 128: {tf:.0f} TFLOP/s = {100 * tf / PEAK_TFLOPS[gpu]:.0f} % of peak ({kern})")
+            else:
+                # KV bytes read by the largest kept decode point of 32/8 heads, head dim 128.
+                g = d[(d.num_heads == 32) & (d.num_key_value_heads == 8) & (d.head_dim == 128)]
+                if len(g):
+                    r = g.loc[(g.batch_size * g.kv_len).idxmax()]
+                    gbs = 2 * 2 * r.batch_size * r.kv_len * 8 * 128 / (r.latency * 1e-3) / 1e9
+                    print(f"{gpu}: decode attention batch {int(r.batch_size)} x {int(r.kv_len)} keys, 32/8 heads, hd 128: "
+                          f"{gbs:.0f} GB/s of KV = {100 * gbs / PEAK_GBS[gpu]:.0f} % of HBM ({kern})")
+        # All-reduce (bf16), from the comm tables.
+        pk = pick(sysdir, "comm", "custom_allreduce_perf.parquet")
+        if pk is not None:
+            b, v, path = pk
+            df = pq.read_table(path).to_pandas()
+            d, kern, impl = allreduce_table(df)
+            with open(os.path.join(odir, "allreduce.csv"), "w") as f:
+                f.write("num_gpus,message_bytes,latency_us\n")
+                for r in d.itertuples():
+                    # message_size counts bf16 elements (AIConfigurator's CustomAllReduce op
+                    # takes tokens x hidden elements); 2 bytes each.
+                    f.write(f"{r.num_gpus},{2 * r.message_size},{fmt(r.latency * 1000.0)}\n")
+            meta += ["", "[[table]]", 'file = "allreduce.csv"', 'dtype = "bf16"', f'backend = "{b}"',
+                     f'backend_version = "{v}"', f"kernel_source = {kern}", f"implementation = {impl}",
+                     f'device = "{df.device.iloc[0]}"',
+                     f'source = "{os.path.relpath(path, a.src)}"', f'collection_status = "{status(path)}"',
+                     'message_bytes = "2 x the parquet message_size (bf16 elements)"',
+                     f"rows = {len(d)}", f"num_gpus = {sorted(int(x) for x in d.num_gpus.unique())}"]
+            top = d[d.num_gpus == d.num_gpus.max()].sort_values("message_size").iloc[-1]
+            n = int(top.num_gpus)
+            algbw = 2 * top.message_size / (top.latency * 1e-3) / 1e9
+            print(f"{gpu}: all-reduce {n} GPUs, {2 * int(top.message_size) >> 20} MiB: {top.latency * 1000:.0f} us, "
+                  f"bus bandwidth {algbw * 2 * (n - 1) / n:.0f} GB/s ({b} {v}, {', '.join(kern)})")
         with open(os.path.join(odir, "meta.toml"), "w") as f:
             f.write("# Provenance of the tables in this folder (written by ../extract.py).\n" + "\n".join(meta) + "\n")
 
