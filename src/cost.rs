@@ -8,7 +8,7 @@
 
 use crate::kernels::{self, AttnGrid, Curves};
 use crate::profile::Profile;
-use crate::specs::{GpuSpec, MlpKind, ModelSpec};
+use crate::specs::{GpuSpec, ModelSpec};
 use crate::time::Dur;
 use serde::Serialize;
 
@@ -241,6 +241,8 @@ struct KernelPart {
     /// final norm).
     stream_layer: [f64; 5],
     stream_step: [f64; 2],
+    /// Their bytes per token over the whole step (all layers).
+    stream_bytes_per_token: f64,
     sources: [Source; NUM_GROUPS],
     /// What the GPU part is, in words.
     describe: String,
@@ -457,9 +459,7 @@ impl CostModel {
                 }
                 g[ELEM] = GroupWork {
                     flops: 0.0,
-                    bytes: tokens
-                        * (k.stream_layer.iter().sum::<f64>() * self.layers
-                            + k.stream_step.iter().sum::<f64>()),
+                    bytes: tokens * k.stream_bytes_per_token,
                 };
                 k.price_fixed(self, s, tokens, &mut gs);
                 for i in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM] {
@@ -548,9 +548,9 @@ impl CostModel {
                 if fixed.decodes > 0 {
                     gs[ATTN_D] = k.decode_s(self, fixed.decodes, ctx_full, ctx_window);
                 }
-                gs[SAMPLER] = k.curves.stream_us(g[SAMPLER].bytes)
-                    * 1e-6
-                    * (g[SAMPLER].bytes > 0.0) as u8 as f64;
+                if g[SAMPLER].bytes > 0.0 {
+                    gs[SAMPLER] = k.curves.stream_us(g[SAMPLER].bytes) * 1e-6;
+                }
                 for i in [ATTN_D, SAMPLER] {
                     self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
                 }
@@ -634,13 +634,10 @@ impl KernelPart {
         let d = model.hidden_size as f64;
         let q = (model.num_heads as u64 * model.head_dim) as f64;
         let kvd = (model.num_kv_heads as u64 * model.head_dim) as f64;
-        let f = model.intermediate_size as f64;
         let bpe = model.dtype_bytes as f64;
-        let up = match model.mlp {
-            MlpKind::Gated => 2.0 * f,
-            MlpKind::Plain => f,
-        };
-        let gemm_nk = [(q + 2.0 * kvd, d), (d, q), (up, d), (d, f)];
+        let [qkv, o, up, down, head_nk] = model.gemm_nk();
+        let gemm_nk = [qkv, o, up, down];
+        let (up, f) = (up.0, down.1);
         let curves = Curves {
             shape,
             anchor,
@@ -663,7 +660,7 @@ impl KernelPart {
                 ms.clone(),
                 [scale(c(gemm_nk[0])), scale(c(gemm_nk[1])), scale(mlp)],
             ));
-            head = Some((ms, t.gemm_bf16.m_curve(model.vocab_size as f64, d)));
+            head = Some((ms, t.gemm_bf16.m_curve(head_nk.0, head_nk.1)));
             sources[QKV] = Source::Table;
             sources[O_PROJ] = Source::Table;
             sources[MLP] = Source::Table;
@@ -691,7 +688,7 @@ impl KernelPart {
             curves,
             dense,
             gemm_nk,
-            head_nk: (model.vocab_size as f64, d),
+            head_nk,
             pair_flops: 4.0 * q,
             key_bytes: model.kv_bytes_per_token_layer() as f64,
             dense_shares: {
@@ -702,6 +699,8 @@ impl KernelPart {
             head,
             prefill,
             decode,
+            stream_bytes_per_token: stream_layer.iter().sum::<f64>() * layers
+                + stream_step.iter().sum::<f64>(),
             stream_layer,
             stream_step,
             sources,

@@ -16,7 +16,7 @@ use crate::calibrate::nelder_mead;
 use crate::cost::{CostModel, GpuPath, StepShape, GROUP_NAMES};
 use crate::kernels::{CurveAnchor, CurveShape, Curves, CurvesFile, KernelTables};
 use crate::profile::Profile;
-use crate::specs::{GpuSpec, MlpKind, ModelSpec};
+use crate::specs::{GpuSpec, ModelSpec};
 use std::collections::BTreeMap;
 
 /// One measured point the curves must reproduce.
@@ -35,27 +35,8 @@ pub struct Measured {
     pub tables: KernelTables,
 }
 
-/// The (n, k) of a model's dense GEMMs and LM head.
-fn model_gemms(m: &ModelSpec) -> Vec<(f64, f64)> {
-    let d = m.hidden_size as f64;
-    let q = (m.num_heads as u64 * m.head_dim) as f64;
-    let kv = (m.num_kv_heads as u64 * m.head_dim) as f64;
-    let f = m.intermediate_size as f64;
-    let up = match m.mlp {
-        MlpKind::Gated => 2.0 * f,
-        MlpKind::Plain => f,
-    };
-    vec![
-        (q + 2.0 * kv, d),
-        (d, q),
-        (up, d),
-        (d, f),
-        (m.vocab_size as f64, d),
-    ]
-}
-
 fn points(t: &KernelTables, models: &[ModelSpec]) -> Vec<Point> {
-    let mut nk: Vec<(f64, f64)> = models.iter().flat_map(model_gemms).collect();
+    let mut nk: Vec<(f64, f64)> = models.iter().flat_map(ModelSpec::gemm_nk).collect();
     nk.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     nk.dedup();
     let mut out = Vec::new();
@@ -349,7 +330,7 @@ pub fn validation_steps() -> Vec<(String, StepShape)> {
 pub fn measured_sum(t: &KernelTables, m: &ModelSpec, s: &StepShape) -> Option<f64> {
     let tokens = s.num_tokens() as f64;
     let layers = m.num_layers as f64;
-    let g = model_gemms(m);
+    let g = m.gemm_nk();
     let mut us = 0.0;
     for &(n, k) in &g[..4] {
         us += t.gemm_bf16.latency_us(tokens, n, k) * layers;

@@ -74,6 +74,27 @@ impl ModelSpec {
         q + kv + o + mlp
     }
 
+    /// (n, k) of the GEMMs of one layer and the LM head, in the order QKV, output,
+    /// MLP up (gate and up together when gated), MLP down, LM head: C[m×n] = A[m×k]·B[k×n]
+    /// with m the tokens of a step.
+    pub fn gemm_nk(&self) -> [(f64, f64); 5] {
+        let d = self.hidden_size as f64;
+        let q = (self.num_heads as u64 * self.head_dim) as f64;
+        let kv = (self.num_kv_heads as u64 * self.head_dim) as f64;
+        let f = self.intermediate_size as f64;
+        let up = match self.mlp {
+            MlpKind::Gated => 2.0 * f,
+            MlpKind::Plain => f,
+        };
+        [
+            (q + 2.0 * kv, d),
+            (d, q),
+            (up, d),
+            (d, f),
+            (self.vocab_size as f64, d),
+        ]
+    }
+
     /// Parameters touched by the dense matmuls of a whole forward pass (all layers),
     /// excluding the LM head.
     pub fn dense_params(&self) -> u64 {
