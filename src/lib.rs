@@ -48,29 +48,28 @@
 //! a step, with [`profile`] and [`specs`]), [`metrics`]; [`sim`] runs the event loop,
 //! [`config`] reads experiment files and [`experiment`] runs sweeps and writes reports.
 
-pub mod bench;
-pub mod calibrate;
+pub mod calibration;
 pub mod cli;
 pub mod config;
 pub mod cost;
 pub mod error;
-pub mod experiment;
 pub mod gpu;
-pub mod instance;
-pub mod kernel_fit;
-pub mod kernels;
-pub mod kv;
 pub mod metrics;
-pub mod plot;
-pub mod policy;
-pub mod profile;
-pub mod reproduce;
+pub mod report;
 pub mod router;
+pub mod serving;
 pub mod sim;
 pub mod specs;
-pub mod study;
 pub mod time;
-pub mod validate;
 pub mod workload;
+
+// Short paths to the modules inside the seams (the paths before the layout by seam).
+pub use calibration::{fit as calibrate, kernel_fit, reproduce, study};
+pub use cli::bench;
+pub use config::validate;
+pub use cost::{kernels, profile};
+pub use report as experiment;
+pub use report::plot;
+pub use serving::{instance, kv, policy};
 
 pub use error::{ConfigError, Error, Result};

@@ -2,6 +2,8 @@
 //! parsed by clap, checked, and handed to the library. Exit codes: 0 success,
 //! 1 run failure, 2 bad usage or bad input.
 
+pub mod bench;
+
 use crate::config::load_experiment;
 use crate::cost::{CostModel, StepShape};
 use crate::error::{ConfigError, Error};

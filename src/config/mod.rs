@@ -21,6 +21,8 @@
 //! "workload.rate_per_s" = [5.0, 10.0, 20.0]
 //! ```
 
+pub mod validate;
+
 use crate::cost::CostModel;
 use crate::error::ConfigError;
 use crate::gpu::Sharing;

@@ -3,6 +3,8 @@
 //! folder, `summary.json`, `summary.csv`, `config.resolved.toml`, `manifest.json` and
 //! SVG plots. Files are written whole (temporary file, then rename).
 
+pub mod plot;
+
 use crate::config::{Experiment, Point};
 use crate::cost::StepShape;
 use crate::error::{Error, Result};

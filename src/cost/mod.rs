@@ -6,7 +6,10 @@
 //! of their attended context lengths). Pricing is O(prefill chunks), independent of
 //! the number of decodes, so a step of 256 decodes costs the same to price as one.
 
-use crate::kernels::{self, AttnGrid, Curves};
+pub mod kernels;
+pub mod profile;
+
+use self::kernels::{AttnGrid, Curves};
 use crate::profile::Profile;
 use crate::specs::{GpuSpec, ModelSpec};
 use crate::time::Dur;

@@ -1,0 +1,10 @@
+//! Serving: one engine instance, what it holds and how it schedules (DESIGN §1).
+//!
+//! - [`instance`]: an instance's queues, its decode set (tracked in aggregate), its
+//!   prefix cache and the mechanics of a step (admission, preemption, fast-forward);
+//! - [`policy`]: the batching policies, which decide what the next step runs;
+//! - [`kv`]: the paged KV-cache pool and its block geometry.
+
+pub mod instance;
+pub mod kv;
+pub mod policy;
