@@ -489,6 +489,10 @@ impl Engine<'_> {
             user,
             group,
             prefix,
+            class: 0,
+            priority: 0,
+            tenant: 0,
+            session: user,
         };
         self.next_id += 1;
         self.issued += 1;

@@ -482,6 +482,10 @@ mod tests {
             user: None,
             group: None,
             prefix: None,
+            class: 0,
+            priority: 0,
+            tenant: 0,
+            session: None,
         };
         r.request(
             &req,

@@ -268,6 +268,38 @@ impl Instance {
         self.running_count
     }
 
+    /// Full KV blocks of prompt `prefix` (of the workload's prompt pool) that a new
+    /// request with that prompt would find in this instance's prefix cache: held by a
+    /// running request, or released and not yet evicted. 0 without the prefix cache.
+    /// A load signal for prefix-aware routers.
+    pub fn cached_prefix_blocks(&self, prefix: u32) -> u64 {
+        if !self.pc {
+            return 0;
+        }
+        let Some(grp) = self.groups.get(prefix as usize) else {
+            return 0;
+        };
+        if grp.held {
+            return grp.blocks;
+        }
+        match grp.cached_at {
+            Some(at) => {
+                let lb = grp.blocks * self.geo.layers();
+                if self.kv.surviving(at, lb) == lb {
+                    grp.blocks
+                } else {
+                    0
+                }
+            }
+            None => 0,
+        }
+    }
+
+    /// Fraction of the KV pool in use (0 to 1). A load signal for routers.
+    pub fn kv_used_fraction(&self) -> f64 {
+        self.kv.used as f64 / self.kv.capacity.max(1) as f64
+    }
+
     /// The cost model (for `step-time` and tests).
     pub fn cost_model(&self) -> &CostModel {
         &self.cost

@@ -57,6 +57,16 @@ pub struct Request {
     /// Prompt of the workload's prompt pool it uses (requests with the same prompt
     /// share it as a cacheable prefix), if the workload has a pool.
     pub prefix: Option<u32>,
+    /// Workload class it belongs to (index into the workload's classes; 0 when the
+    /// workload has one class).
+    pub class: u16,
+    /// Scheduling priority, as vLLM's `priority` field: lower values are served first.
+    pub priority: i32,
+    /// Tenant (client) it is served for, for fair-share scheduling.
+    pub tenant: u32,
+    /// Conversation it belongs to, for session-affinity routing: the closed-loop user
+    /// that sent it, if any.
+    pub session: Option<u32>,
 }
 
 /// A distribution of token counts.
