@@ -1,0 +1,344 @@
+//! One serving instance: a batching policy, a KV-cache pool and the sequences it
+//! holds (DESIGN §1).
+//!
+//! Decodes are tracked **in aggregate**: every decoding sequence advances one token
+//! per step, so its context is `base + k` where `k` is the instance's step counter.
+//! The instance keeps the sums it needs to price a step (Σ contexts, split at the
+//! sliding window), counts of sequences by `context mod block_size` (who needs a new
+//! KV block this step), and heaps of the steps at which sequences finish or cross the
+//! window. Planning and finishing a step cost O(prefill chunks + events), never
+//! O(tokens).
+
+use crate::cost::{CostModel, StepShape};
+use crate::kv::{KvGeometry, KvPool};
+use crate::policy::Policy;
+use crate::time::SimTime;
+use crate::workload::Request;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+
+mod decode;
+mod fast_forward;
+mod invariants;
+mod prefix;
+mod step;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Prefilling,
+    Decoding,
+    Padded,
+    Free,
+}
+
+#[derive(Debug, Clone)]
+struct Seq {
+    req: Request,
+    state: State,
+    /// Admission number of the current stay in the running set.
+    admit: u64,
+    /// Tokens emitted so far (valid outside the decode set).
+    generated: u32,
+    /// Tokens whose KV is cached (valid outside the decode set).
+    computed: u64,
+    /// Tokens to compute before the next emission (prompt + generated at admission).
+    target: u64,
+    /// Layer-blocks held (valid outside the decode set).
+    held: u64,
+    enqueued: SimTime,
+    scheduled: Option<SimTime>,
+    first_token: Option<SimTime>,
+    last_token: SimTime,
+    // Decode-set bookkeeping: context = base + k.
+    base: i64,
+    k_join: u64,
+    gen_join: u32,
+    below_window: bool,
+    /// Holds a reference to its prompt's shared prefix blocks (which it then does
+    /// not count in `held`).
+    attached: bool,
+    /// Blocks it released when preempted, possibly still cached.
+    cached_own: Option<CachedOwn>,
+    /// Layer-blocks, right after its prompt's shared blocks, that it references in
+    /// `lender`'s KV instead of holding its own (identical outputs: a resumed request
+    /// finds its context in a sibling's blocks). Not counted in `held`.
+    borrowed: u64,
+    /// The sequence whose blocks it borrows ([`NO_SLOT`] if none).
+    lender: u32,
+}
+
+/// No sequence.
+const NO_SLOT: u32 = u32::MAX;
+
+/// What a preempted sequence left in the prefix cache.
+#[derive(Debug, Clone, Copy)]
+struct CachedOwn {
+    /// Free-queue position where its blocks were released.
+    at: u64,
+    /// Layer-blocks released.
+    layer_blocks: u64,
+    /// Full blocks of its own (reusable on resume).
+    full_blocks: u64,
+    /// Shared prompt blocks that precede them (0 if it held none).
+    after_group: u64,
+}
+
+/// The shared, cacheable prefix of one prompt of the workload's prompt pool.
+#[derive(Debug, Clone, Copy, Default)]
+struct PrefixGroup {
+    /// Full blocks of the prompt that later requests can reuse.
+    blocks: u64,
+    /// Running requests holding it.
+    refs: u32,
+    /// Whether it is in use (counted in the pool's `used`).
+    held: bool,
+    /// Free-queue position where it was released when its last user left.
+    cached_at: Option<u64>,
+}
+
+/// Aggregates over the decode set.
+#[derive(Debug, Clone, Default)]
+struct DecodeSet {
+    n: u64,
+    padded: u64,
+    sum_base: i64,
+    n_below: u64,
+    sum_base_below: i64,
+    /// Sequences below / past the window by residue `(-base) mod block_size`.
+    cnt_below: Vec<u32>,
+    cnt_above: Vec<u32>,
+    finish: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    cross: BinaryHeap<Reverse<(u64, u64, u32)>>,
+}
+
+/// Per-instance counters reported in the summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceStats {
+    /// Steps executed.
+    pub steps: u64,
+    /// Sequences decoding, summed over steps.
+    pub decode_seqs: u64,
+    /// Prefill tokens computed, summed over steps (recomputation included).
+    pub prefill_tokens: u64,
+    /// Prompt (and recomputed) tokens not computed thanks to the prefix cache.
+    pub prefix_hit_tokens: u64,
+    /// Requests completed.
+    pub served: u64,
+    /// Requests preempted (each time).
+    pub preemptions: u64,
+    /// Resumed requests that found their context in a sibling's blocks (identical
+    /// outputs).
+    pub sibling_hits: u64,
+    /// Longest waiting queue seen.
+    pub max_queue: u64,
+    /// Seconds the instance had a step in flight.
+    pub busy_s: f64,
+}
+
+/// What [`Instance::fast_forward`] ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    /// Steps run.
+    pub steps: u64,
+    /// When the last of them ended (the start time if none ran).
+    pub end: SimTime,
+    /// GPU time of those steps.
+    pub gpu_busy: crate::time::Dur,
+}
+
+/// A finished request, handed back to the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    /// The request.
+    pub req: Request,
+    /// When its last token came out.
+    pub at: SimTime,
+}
+
+/// One serving instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Index in the deployment.
+    pub id: usize,
+    policy: Policy,
+    cost: CostModel,
+    geo: KvGeometry,
+    /// The KV pool.
+    pub kv: KvPool,
+    seqs: Vec<Seq>,
+    free_slots: Vec<u32>,
+    waiting: VecDeque<u32>,
+    running: Vec<(u32, u64)>,
+    running_count: u32,
+    partial: Vec<u32>,
+    dec: DecodeSet,
+    k: u64,
+    next_admit: u64,
+    chunks: Vec<(u32, u64)>,
+    shape: StepShape,
+    in_flight: bool,
+    step_started: SimTime,
+    last_step_end: Option<SimTime>,
+    /// Longest prompt + output a sequence may reach.
+    max_len: u64,
+    /// Whether the prefix cache is modelled (continuous policy with it on, and a
+    /// model without sliding-window layers).
+    pc: bool,
+    groups: Vec<PrefixGroup>,
+    /// Whether requests with the same prompt produce the same tokens (greedy
+    /// sampling), so the prefix cache also holds their generated tokens.
+    identical_outputs: bool,
+    /// Per prompt: decoding sequences attached to it that borrow nothing, by
+    /// (base, slot): the possible lenders, the one with the longest context last.
+    lenders: Vec<BTreeSet<(i64, u32)>>,
+    /// Per lender: the sequences borrowing its blocks.
+    lent_to: BTreeMap<u32, Vec<u32>>,
+    /// Outstanding requests (waiting + running), for routers.
+    pub outstanding: u64,
+    /// Outstanding tokens (prompt + output of outstanding requests), for routers.
+    pub outstanding_tokens: u64,
+    /// Counters.
+    pub stats: InstanceStats,
+}
+
+impl Instance {
+    /// A new idle instance with a KV pool of `kv_blocks` blocks, serving sequences of
+    /// at most `max_len` tokens (prompt + output).
+    pub fn new(
+        id: usize,
+        policy: Policy,
+        cost: CostModel,
+        geo: KvGeometry,
+        kv_blocks: u64,
+        max_len: u64,
+    ) -> Self {
+        let bs = geo.block_size as usize;
+        let pc = policy.prefix_caching() && geo.window_layers == 0;
+        let mut inst = Instance {
+            id,
+            policy,
+            cost,
+            geo,
+            kv: KvPool::new(kv_blocks, &geo),
+            seqs: Vec::new(),
+            free_slots: Vec::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            running_count: 0,
+            partial: Vec::new(),
+            dec: DecodeSet {
+                cnt_below: vec![0; bs],
+                cnt_above: vec![0; bs],
+                ..DecodeSet::default()
+            },
+            k: 0,
+            next_admit: 0,
+            chunks: Vec::new(),
+            shape: StepShape::default(),
+            in_flight: false,
+            step_started: SimTime::ZERO,
+            last_step_end: None,
+            max_len,
+            pc: false,
+            groups: Vec::new(),
+            identical_outputs: false,
+            lenders: Vec::new(),
+            lent_to: BTreeMap::new(),
+            outstanding: 0,
+            outstanding_tokens: 0,
+            stats: InstanceStats::default(),
+        };
+        inst.pc = pc;
+        inst
+    }
+
+    /// Whether a step is executing.
+    pub fn busy(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Whether the instance holds no request at all.
+    pub fn is_empty(&self) -> bool {
+        self.outstanding == 0
+    }
+
+    /// Requests waiting to be admitted.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Sequences in the running set.
+    pub fn running_len(&self) -> u32 {
+        self.running_count
+    }
+
+    /// Fraction of the KV pool in use (0 to 1). A load signal for routers.
+    pub fn kv_used_fraction(&self) -> f64 {
+        self.kv.used as f64 / self.kv.capacity.max(1) as f64
+    }
+
+    /// The cost model (for `step-time` and tests).
+    pub fn cost_model(&self) -> &CostModel {
+        &self.cost
+    }
+
+    /// Counts a request the router sent here (it may still be in transit).
+    pub fn note_routed(&mut self, req: &Request) {
+        self.outstanding += 1;
+        self.outstanding_tokens += req.input_tokens as u64 + req.output_tokens as u64;
+    }
+
+    /// Accepts a request from the router (after [`Instance::note_routed`]).
+    pub fn enqueue(&mut self, req: Request, now: SimTime) {
+        let seq = Seq {
+            req,
+            state: State::Waiting,
+            admit: 0,
+            generated: 0,
+            computed: 0,
+            target: req.input_tokens as u64,
+            held: 0,
+            enqueued: now,
+            scheduled: None,
+            first_token: None,
+            last_token: now,
+            base: 0,
+            k_join: 0,
+            gen_join: 0,
+            below_window: true,
+            attached: false,
+            cached_own: None,
+            borrowed: 0,
+            lender: NO_SLOT,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.seqs[s as usize] = seq;
+                s
+            }
+            None => {
+                self.seqs.push(seq);
+                (self.seqs.len() - 1) as u32
+            }
+        };
+        self.waiting.push_back(slot);
+        self.stats.max_queue = self.stats.max_queue.max(self.waiting.len() as u64);
+    }
+
+    /// Declares whether requests with the same prompt produce the same tokens
+    /// (greedy sampling): a resumed request then finds its generated tokens in a
+    /// sibling's blocks. Only with the prefix cache modelled; set before any request.
+    pub fn set_identical_outputs(&mut self, on: bool) {
+        self.identical_outputs = on && self.pc;
+    }
+
+    /// Tokens whose KV `s` holds: derived from the counter in the decode set, kept in
+    /// `computed` outside it.
+    fn context(&self, s: &Seq) -> u64 {
+        match s.state {
+            State::Decoding | State::Padded => (s.base + self.k as i64) as u64,
+            _ => s.computed,
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Planning and finishing a step: the running list, admission, preemption, pricing the
+//! planned step, and emitting tokens and completing requests when it ends.
+
+use super::{CachedOwn, Finished, Instance, State};
+use crate::cost::{PrefillChunk, StepCost};
+use crate::metrics::Recorder;
+use crate::policy::{Admission, Policy, View};
+use crate::time::SimTime;
+use crate::workload::Request;
+use std::cmp::Reverse;
+
+impl Instance {
+    pub(super) fn is_running(&self, entry: (u32, u64)) -> bool {
+        let s = &self.seqs[entry.0 as usize];
+        s.admit == entry.1 && matches!(s.state, State::Prefilling | State::Decoding | State::Padded)
+    }
+
+    pub(super) fn push_running(&mut self, slot: u32) {
+        let admit = self.next_admit;
+        self.next_admit += 1;
+        self.seqs[slot as usize].admit = admit;
+        self.running.push((slot, admit));
+        self.running_count += 1;
+    }
+
+    /// Drops tombstones when they outnumber live entries.
+    pub(super) fn compact_running(&mut self) {
+        if self.running.len() > 64 && self.running.len() > 2 * self.running_count as usize {
+            let mut v = std::mem::take(&mut self.running);
+            v.retain(|&e| self.is_running(e));
+            self.running = v;
+        }
+    }
+
+    /// Preempts the most recently admitted running sequence (vLLM V1: recompute).
+    /// Returns its slot. With the prefix cache its full blocks stay cached in the
+    /// free queue until evicted.
+    pub(super) fn preempt_tail(&mut self) -> Option<u32> {
+        while let Some(e) = self.running.pop() {
+            if !self.is_running(e) {
+                continue;
+            }
+            let slot = e.0;
+            match self.seqs[slot as usize].state {
+                State::Decoding | State::Padded => {
+                    self.dec_remove(slot);
+                    // A decoding sequence last emitted at the end of the previous step
+                    // (decode tokens are recorded for the whole set, not per sequence):
+                    // the gap to its next token, after the recompute, counts from there.
+                    if let Some(t) = self.last_step_end {
+                        self.seqs[slot as usize].last_token = t;
+                    }
+                }
+                State::Prefilling => self.partial.retain(|&p| p != slot),
+                _ => unreachable!(
+                    "running entry in state {:?}",
+                    self.seqs[slot as usize].state
+                ),
+            }
+            let shared_blocks = self.shared_lb(slot) / self.geo.layers().max(1);
+            let lent = self.settle_loans(slot);
+            let at = self.kv.appended;
+            let bs = self.geo.block_size;
+            // Blocks it lent stay in use, with their new owner; it resumes from a
+            // sibling's blocks instead.
+            let pc = self.pc && lent == 0;
+            let s = &mut self.seqs[slot as usize];
+            let held = s.held - lent;
+            s.cached_own = pc.then(|| CachedOwn {
+                at,
+                layer_blocks: held,
+                full_blocks: (s.computed / bs).saturating_sub(shared_blocks),
+                after_group: shared_blocks,
+            });
+            s.held = 0;
+            s.computed = 0;
+            s.target = s.req.input_tokens as u64 + s.generated as u64;
+            s.state = State::Waiting;
+            self.kv.release(held);
+            self.detach(slot);
+            self.running_count -= 1;
+            self.waiting.push_front(slot);
+            self.stats.preemptions += 1;
+            return Some(slot);
+        }
+        None
+    }
+
+    /// Plans the next step at `now`. Returns the priced step, or `None` if there is
+    /// nothing to run; in that case `wake_at` may say when to ask again (a batch timer).
+    pub fn plan_step(&mut self, now: SimTime, wake_at: &mut Option<SimTime>) -> Option<StepCost> {
+        debug_assert!(!self.in_flight);
+        *wake_at = None;
+        self.process_window_crossings();
+        self.chunks.clear();
+        let mut preempted = false;
+
+        // 1. Decodes: who needs a new block this step.
+        let r = (self.k % self.geo.block_size) as usize;
+        let reserve = self.policy.reserves_whole_batch();
+        // Static batches reserved their blocks at admission.
+        let mut grow = !reserve;
+        while grow {
+            let need = self.dec.cnt_below[r] as u64 * self.geo.growth(true)
+                + self.dec.cnt_above[r] as u64 * self.geo.growth(false);
+            if self.kv.try_alloc(need) {
+                grow = false;
+                continue;
+            }
+            preempted = true;
+            if self.preempt_tail().is_none() {
+                break;
+            }
+        }
+        let decode_tokens = self.dec.n;
+
+        // 2. Running prefills (they sit at the tail of the running order).
+        let mut budget = match self.policy {
+            Policy::Continuous {
+                max_num_batched_tokens,
+                ..
+            } => (max_num_batched_tokens as u64).saturating_sub(decode_tokens),
+            _ => u64::MAX,
+        };
+        let mut i = 0;
+        while i < self.partial.len() {
+            let slot = self.partial[i];
+            let s = &self.seqs[slot as usize];
+            let new = (s.target - s.computed).min(budget);
+            if new == 0 {
+                break;
+            }
+            let need = self.geo.blocks_for(s.computed + new) - s.held - self.shared_lb(slot);
+            if self.kv.try_alloc(need) {
+                self.seqs[slot as usize].held += need;
+                self.chunks.push((slot, new));
+                budget -= new;
+                i += 1;
+            } else {
+                preempted = true;
+                match self.preempt_tail() {
+                    Some(p) if p == slot => break,
+                    Some(_) => continue,
+                    None => break,
+                }
+            }
+        }
+
+        // 3. Admission of waiting requests, as the policy allows.
+        let planned: u64 = decode_tokens + self.chunks.iter().map(|c| c.1).sum::<u64>();
+        let view = self.view(now, planned, preempted);
+        match self.policy.admission(&view) {
+            Admission::Admit {
+                max_new,
+                token_budget,
+                chunk,
+            } => self.admit(now, max_new, token_budget, chunk),
+            Admission::WaitUntil(t) => *wake_at = Some(t),
+            Admission::No => {}
+        }
+
+        if self.dec.n == 0 && self.chunks.is_empty() {
+            return None;
+        }
+        // 4. Price the step.
+        let k1 = self.k + 1;
+        self.shape.prefills.clear();
+        let mut emitting = self.dec.n - self.dec.padded;
+        for &(slot, new) in &self.chunks {
+            let s = &self.seqs[slot as usize];
+            self.shape.prefills.push(PrefillChunk {
+                cached: s.computed,
+                new,
+            });
+            if s.computed + new == s.target {
+                emitting += 1;
+            }
+        }
+        self.set_decode_shape(k1);
+        self.shape.emitting = emitting;
+        self.in_flight = true;
+        self.step_started = now;
+        self.stats.steps += 1;
+        self.stats.decode_seqs += self.shape.decodes;
+        self.stats.prefill_tokens += self.shape.prefills.iter().map(|p| p.new).sum::<u64>();
+        Some(self.cost.price(&self.shape))
+    }
+
+    /// What the policy sees when it decides on admission.
+    pub(super) fn view(&self, now: SimTime, planned_tokens: u64, preempted: bool) -> View {
+        View {
+            now,
+            running: self.running_count,
+            waiting: self.waiting.len() as u32,
+            oldest_wait_since: self
+                .waiting
+                .front()
+                .map(|&s| self.seqs[s as usize].enqueued),
+            planned_tokens,
+            preempted,
+        }
+    }
+
+    pub(super) fn admit(&mut self, now: SimTime, max_new: u32, mut budget: u64, chunk: bool) {
+        let reserve = self.policy.reserves_whole_batch();
+        let layers = self.geo.layers();
+        let bs = self.geo.block_size;
+        let mut admitted = 0;
+        // A static batch reserves KV for each member's whole length, so it never
+        // preempts; padded members keep growing until the batch's longest output is
+        // done (capped at the model length).
+        let longest_out = if self.policy.pads_finished() {
+            self.waiting
+                .iter()
+                .take(max_new as usize)
+                .map(|&s| self.seqs[s as usize].req.output_tokens)
+                .max()
+                .unwrap_or(0) as u64
+        } else {
+            0
+        };
+        while admitted < max_new && budget > 0 {
+            let Some(&slot) = self.waiting.front() else {
+                break;
+            };
+            // Prefix-cache hit (whole blocks) for a request starting from scratch.
+            let (group, from_free, mut own) = if self.pc && self.seqs[slot as usize].computed == 0 {
+                self.cache_hit(slot)
+            } else {
+                (0, false, 0)
+            };
+            // Or in a sibling's blocks, where outputs are identical.
+            let loan = self
+                .sibling_hit(slot, group)
+                .filter(|&(_, b)| b >= own && !from_free);
+            let borrow = loan.map_or(0, |(_, b)| b);
+            if borrow > 0 {
+                own = 0;
+            }
+            let hit = (group + own + borrow) * bs;
+            let s = &self.seqs[slot as usize];
+            let start = s.computed.max(hit);
+            let remaining = s.target - start;
+            if remaining > budget && !chunk {
+                break;
+            }
+            let new = remaining.min(budget);
+            let taken_back = (if from_free { group * layers } else { 0 }) + own * layers;
+            let need = if reserve {
+                let out = (s.req.output_tokens as u64).max(longest_out);
+                self.geo
+                    .blocks_for((s.req.input_tokens as u64 + out).min(self.max_len))
+            } else {
+                self.geo.blocks_for(start + new) - s.held - (group + own + borrow) * layers
+            };
+            if need + taken_back > self.kv.free() {
+                break;
+            }
+            self.kv.reacquire(taken_back);
+            let ok = self.kv.try_alloc(need);
+            debug_assert!(ok);
+            self.waiting.pop_front();
+            if group > 0 {
+                let g = self.seqs[slot as usize]
+                    .req
+                    .prefix
+                    .expect("a hit implies a prompt");
+                let grp = self.group(g);
+                grp.refs += 1;
+                grp.held = true;
+                grp.cached_at = None;
+            }
+            if let Some((lender, b)) = loan {
+                let s = &mut self.seqs[slot as usize];
+                s.borrowed = b * layers;
+                s.lender = lender;
+                self.lent_to.entry(lender).or_default().push(slot);
+                self.stats.sibling_hits += 1;
+            }
+            let s = &mut self.seqs[slot as usize];
+            s.attached = group > 0;
+            s.cached_own = None;
+            s.computed = start;
+            s.held += need + own * layers;
+            s.state = State::Prefilling;
+            s.scheduled.get_or_insert(now);
+            self.stats.prefix_hit_tokens += hit;
+            self.push_running(slot);
+            self.partial.push(slot);
+            self.chunks.push((slot, new));
+            budget -= new;
+            admitted += 1;
+        }
+    }
+
+    /// Finishes the step in flight at `now`: emits tokens, completes requests.
+    /// Finished requests are appended to `done`.
+    pub fn finish_step(&mut self, now: SimTime, rec: &mut Recorder, done: &mut Vec<Finished>) {
+        debug_assert!(self.in_flight);
+        self.in_flight = false;
+        self.stats.busy_s += (now - self.step_started).as_secs_f64();
+        self.k += 1;
+        let k = self.k;
+        let pads = self.policy.pads_finished();
+
+        // Tokens from decodes: one per unpadded decoding sequence, all at `now`.
+        let emitted = self.dec.n - self.dec.padded;
+        if emitted > 0 {
+            if let Some(prev) = self.last_step_end {
+                rec.itl(now, now - prev, emitted);
+            }
+        }
+        rec.tokens(emitted);
+
+        // Completions among decodes.
+        while let Some(&Reverse((kf, admit, slot))) = self.dec.finish.peek() {
+            if kf > k {
+                break;
+            }
+            self.dec.finish.pop();
+            let s = &self.seqs[slot as usize];
+            if s.admit != admit || s.state != State::Decoding {
+                continue;
+            }
+            if pads {
+                self.seqs[slot as usize].state = State::Padded;
+                self.dec.padded += 1;
+                let s = &self.seqs[slot as usize];
+                done.push(self.complete(slot, s.req, now, rec));
+            } else {
+                self.dec_remove(slot);
+                done.push(self.retire(slot, now, rec));
+            }
+        }
+
+        // Prefill chunks.
+        let chunks = std::mem::take(&mut self.chunks);
+        for &(slot, new) in &chunks {
+            let s = &mut self.seqs[slot as usize];
+            s.computed += new;
+            if s.computed < s.target {
+                continue;
+            }
+            self.partial.retain(|&p| p != slot);
+            self.share_prompt(slot);
+            let s = &mut self.seqs[slot as usize];
+            s.generated += 1;
+            rec.tokens(1);
+            match s.first_token {
+                None => s.first_token = Some(now),
+                Some(_) => rec.itl(now, now - s.last_token, 1),
+            }
+            s.last_token = now;
+            if s.generated >= s.req.output_tokens {
+                if pads {
+                    // Keep it in the batch, computing padding, until the batch ends.
+                    let req = s.req;
+                    self.dec_insert(slot);
+                    self.seqs[slot as usize].state = State::Padded;
+                    self.dec.padded += 1;
+                    done.push(self.complete(slot, req, now, rec));
+                } else {
+                    done.push(self.retire(slot, now, rec));
+                }
+            } else {
+                self.dec_insert(slot);
+            }
+        }
+        self.chunks = chunks;
+        self.chunks.clear();
+
+        // A padded static batch ends when every member is done.
+        if pads && self.dec.n > 0 && self.dec.padded == self.dec.n && self.partial.is_empty() {
+            let members: Vec<(u32, u64)> = self.running.drain(..).collect();
+            for e in members {
+                if self.is_running(e) {
+                    self.dec_remove(e.0);
+                    self.release_slot(e.0);
+                }
+            }
+        }
+        self.compact_running();
+        self.last_step_end = Some(now);
+    }
+
+    /// Records a completed request's metrics and updates router counters.
+    pub(super) fn complete(
+        &mut self,
+        slot: u32,
+        req: Request,
+        now: SimTime,
+        rec: &mut Recorder,
+    ) -> Finished {
+        let s = &self.seqs[slot as usize];
+        rec.request(
+            &req,
+            self.id,
+            s.scheduled.unwrap_or(now),
+            s.first_token.unwrap_or(now),
+            now,
+        );
+        self.outstanding -= 1;
+        self.outstanding_tokens -= req.input_tokens as u64 + req.output_tokens as u64;
+        self.stats.served += 1;
+        Finished { req, at: now }
+    }
+
+    /// Completes a request and frees its slot and blocks (it is out of the decode set).
+    pub(super) fn retire(&mut self, slot: u32, now: SimTime, rec: &mut Recorder) -> Finished {
+        let req = self.seqs[slot as usize].req;
+        let f = self.complete(slot, req, now, rec);
+        self.release_slot(slot);
+        f
+    }
+
+    pub(super) fn release_slot(&mut self, slot: u32) {
+        let lent = self.settle_loans(slot);
+        let s = &mut self.seqs[slot as usize];
+        let held = s.held - lent;
+        s.held = 0;
+        s.state = State::Free;
+        s.cached_own = None;
+        self.kv.release(held);
+        self.detach(slot);
+        self.running_count -= 1;
+        self.free_slots.push(slot);
+    }
+}
