@@ -44,6 +44,7 @@ impl Instance {
         }
         d.finish.push(Reverse((k_fin, admit, slot)));
         self.lender_insert(slot);
+        self.tenant_decoding(slot, 1);
     }
 
     /// Takes `slot` out of the decode set, writing its current state back.
@@ -68,6 +69,10 @@ impl Instance {
         let d = &mut self.dec;
         d.n -= 1;
         d.sum_base -= s.base;
+        if self.track_tenants {
+            let t = s.req.tenant as usize;
+            self.tenant_dec[t] -= 1;
+        }
         if s.state == State::Padded {
             d.padded -= 1;
         }

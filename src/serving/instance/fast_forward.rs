@@ -8,13 +8,17 @@ use crate::policy::Admission;
 use crate::time::SimTime;
 
 impl Instance {
-    /// Whether the policy could admit a waiting request at some step before the
+    /// Whether the scheduler could admit a waiting request at some step before the
     /// decode set changes: never when nothing waits, nor when the policy refuses for a
     /// reason that lasts while the running set is unchanged (a static batch in
-    /// progress, `max_num_seqs` reached, the token budget used up by decodes).
+    /// progress, `max_num_seqs` reached, the token budget used up by decodes), unless
+    /// the scheduler [acts while decoding](crate::policy::Scheduler::acts_while_decoding).
     pub(super) fn may_admit_during_decodes(&self, now: SimTime) -> bool {
         if self.waiting.is_empty() {
             return false;
+        }
+        if self.sched.as_ref().is_some_and(|s| s.acts_while_decoding()) {
+            return true;
         }
         self.policy.admission(&self.view(now, self.dec.n, false)) != Admission::No
     }
@@ -96,6 +100,7 @@ impl Instance {
                 }
             }
             rec.tokens(emitted);
+            self.tenant_decode_steps(1);
             self.last_step_end = Some(end);
             out.steps += 1;
             out.gpu_busy = out.gpu_busy + gpu;

@@ -11,12 +11,13 @@
 
 use crate::cost::{CostModel, StepShape};
 use crate::kv::{KvGeometry, KvPool};
-use crate::policy::Policy;
+use crate::policy::{fcfs::Fcfs, Policy, Scheduler, StepPlan, Victim};
 use crate::time::SimTime;
 use crate::workload::Request;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
+pub mod builder;
 mod decode;
 mod fast_forward;
 mod invariants;
@@ -157,7 +158,7 @@ pub struct Finished {
 }
 
 /// One serving instance.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Instance {
     /// Index in the deployment.
     pub id: usize,
@@ -200,6 +201,18 @@ pub struct Instance {
     pub outstanding_tokens: u64,
     /// Counters.
     pub stats: InstanceStats,
+    /// The step scheduler (taken out while it plans a step).
+    sched: Option<Box<dyn Scheduler>>,
+    /// What the scheduler decided for the step in flight (or the last one).
+    plan: StepPlan,
+    /// The first operation a scheduler got wrong (a request in the wrong state).
+    policy_error: Option<String>,
+    /// Whether output tokens are counted per tenant (for the scheduler).
+    track_tenants: bool,
+    /// Per tenant: sequences in the decode set.
+    tenant_dec: Vec<u64>,
+    /// Per tenant: output tokens emitted.
+    tenant_out: Vec<u64>,
 }
 
 impl Instance {
@@ -248,9 +261,79 @@ impl Instance {
             outstanding: 0,
             outstanding_tokens: 0,
             stats: InstanceStats::default(),
+            sched: Some(Box::new(Fcfs {
+                victim: Victim::Newest,
+            })),
+            plan: StepPlan::default(),
+            policy_error: None,
+            track_tenants: false,
+            tenant_dec: Vec::new(),
+            tenant_out: Vec::new(),
         };
         inst.pc = pc;
         inst
+    }
+
+    /// Replaces the step scheduler (FCFS with the newest request as preemption victim
+    /// by default). Set before any request arrives.
+    pub fn set_scheduler(&mut self, sched: Box<dyn Scheduler>) {
+        self.track_tenants = sched.tracks_tenants();
+        self.sched = Some(sched);
+    }
+
+    /// The scheduler's name.
+    pub fn scheduler_name(&self) -> &str {
+        self.sched.as_ref().map_or("", |s| s.name())
+    }
+
+    /// What the scheduler decided for the step in flight (or the last one planned).
+    pub fn last_plan(&self) -> &StepPlan {
+        &self.plan
+    }
+
+    /// The first error the scheduler made (an operation on a request in the wrong
+    /// state), if any: the run reports it.
+    pub fn policy_error(&self) -> Option<&str> {
+        self.policy_error.as_deref()
+    }
+
+    /// Output tokens emitted for `tenant` (counted when the scheduler tracks tenants).
+    pub fn tenant_output_tokens(&self, tenant: u32) -> u64 {
+        self.tenant_out.get(tenant as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts `n` output tokens for `tenant` (when tenants are tracked).
+    fn tenant_emit(&mut self, tenant: u32, n: u64) {
+        if self.track_tenants {
+            let t = tenant as usize;
+            if self.tenant_out.len() <= t {
+                self.tenant_out.resize(t + 1, 0);
+            }
+            self.tenant_out[t] += n;
+        }
+    }
+
+    /// Counts the decode set's tokens of `steps` steps per tenant.
+    fn tenant_decode_steps(&mut self, steps: u64) {
+        if self.track_tenants {
+            if self.tenant_out.len() < self.tenant_dec.len() {
+                self.tenant_out.resize(self.tenant_dec.len(), 0);
+            }
+            for (o, d) in self.tenant_out.iter_mut().zip(&self.tenant_dec) {
+                *o += d * steps;
+            }
+        }
+    }
+
+    /// Moves `slot`'s tenant count into (`+1`) or out of (`-1`) the decode set.
+    fn tenant_decoding(&mut self, slot: u32, delta: i64) {
+        if self.track_tenants {
+            let t = self.seqs[slot as usize].req.tenant as usize;
+            if self.tenant_dec.len() <= t {
+                self.tenant_dec.resize(t + 1, 0);
+            }
+            self.tenant_dec[t] = (self.tenant_dec[t] as i64 + delta) as u64;
+        }
     }
 
     /// Whether a step is executing.

@@ -1,10 +1,11 @@
 //! Planning and finishing a step: the running list, admission, preemption, pricing the
 //! planned step, and emitting tokens and completing requests when it ends.
 
+use super::builder::{Refusal, StepBuilder};
 use super::{CachedOwn, Finished, Instance, State};
 use crate::cost::{PrefillChunk, StepCost};
 use crate::metrics::Recorder;
-use crate::policy::{Admission, Policy, View};
+use crate::policy::View;
 use crate::time::SimTime;
 use crate::workload::Request;
 use std::cmp::Reverse;
@@ -32,31 +33,42 @@ impl Instance {
         }
     }
 
-    /// Preempts the most recently admitted running sequence (vLLM V1: recompute).
-    /// Returns its slot. With the prefix cache its full blocks stay cached in the
-    /// free queue until evicted.
-    pub(super) fn preempt_tail(&mut self) -> Option<u32> {
-        while let Some(e) = self.running.pop() {
-            if !self.is_running(e) {
-                continue;
+    /// The most recently admitted running sequence, dropping the tombstones after it.
+    pub(super) fn newest_running(&mut self) -> Option<u32> {
+        while let Some(&e) = self.running.last() {
+            if self.is_running(e) {
+                return Some(e.0);
             }
-            let slot = e.0;
-            match self.seqs[slot as usize].state {
-                State::Decoding | State::Padded => {
-                    self.dec_remove(slot);
-                    // A decoding sequence last emitted at the end of the previous step
-                    // (decode tokens are recorded for the whole set, not per sequence):
-                    // the gap to its next token, after the recompute, counts from there.
-                    if let Some(t) = self.last_step_end {
-                        self.seqs[slot as usize].last_token = t;
-                    }
+            self.running.pop();
+        }
+        None
+    }
+
+    /// Preempts running sequence `slot` (vLLM V1: recompute): it goes back to the front
+    /// of the waiting queue. With the prefix cache its full blocks stay cached in the
+    /// free queue until evicted. The newest running sequence is popped from the running
+    /// list; any other leaves a tombstone there.
+    pub(super) fn preempt_slot(&mut self, slot: u32) {
+        if self.running.last().is_some_and(|e| e.0 == slot) {
+            self.running.pop();
+        }
+        match self.seqs[slot as usize].state {
+            State::Decoding | State::Padded => {
+                self.dec_remove(slot);
+                // A decoding sequence last emitted at the end of the previous step
+                // (decode tokens are recorded for the whole set, not per sequence):
+                // the gap to its next token, after the recompute, counts from there.
+                if let Some(t) = self.last_step_end {
+                    self.seqs[slot as usize].last_token = t;
                 }
-                State::Prefilling => self.partial.retain(|&p| p != slot),
-                _ => unreachable!(
-                    "running entry in state {:?}",
-                    self.seqs[slot as usize].state
-                ),
             }
+            State::Prefilling => self.partial.retain(|&p| p != slot),
+            _ => unreachable!(
+                "running entry in state {:?}",
+                self.seqs[slot as usize].state
+            ),
+        }
+        {
             let shared_blocks = self.shared_lb(slot) / self.geo.layers().max(1);
             let lent = self.settle_loans(slot);
             let at = self.kv.appended;
@@ -81,9 +93,8 @@ impl Instance {
             self.running_count -= 1;
             self.waiting.push_front(slot);
             self.stats.preemptions += 1;
-            return Some(slot);
+            self.plan.preempted.push(self.seqs[slot as usize].req.id);
         }
-        None
     }
 
     /// Plans the next step at `now`. Returns the priced step, or `None` if there is
@@ -93,71 +104,21 @@ impl Instance {
         *wake_at = None;
         self.process_window_crossings();
         self.chunks.clear();
-        let mut preempted = false;
-
-        // 1. Decodes: who needs a new block this step.
-        let r = (self.k % self.geo.block_size) as usize;
-        let reserve = self.policy.reserves_whole_batch();
-        // Static batches reserved their blocks at admission.
-        let mut grow = !reserve;
-        while grow {
-            let need = self.dec.cnt_below[r] as u64 * self.geo.growth(true)
-                + self.dec.cnt_above[r] as u64 * self.geo.growth(false);
-            if self.kv.try_alloc(need) {
-                grow = false;
-                continue;
-            }
-            preempted = true;
-            if self.preempt_tail().is_none() {
-                break;
-            }
+        self.plan.clear();
+        let mut sched = self
+            .sched
+            .take()
+            .expect("the scheduler is in place between steps");
+        let mut b = StepBuilder::new(self, now);
+        sched.schedule(&mut b);
+        let (wake, violation) = b.finish();
+        self.sched = Some(sched);
+        *wake_at = wake;
+        self.plan.wake_at = wake;
+        if let Some(v) = violation {
+            self.policy_error.get_or_insert(v);
         }
-        let decode_tokens = self.dec.n;
-
-        // 2. Running prefills (they sit at the tail of the running order).
-        let mut budget = match self.policy {
-            Policy::Continuous {
-                max_num_batched_tokens,
-                ..
-            } => (max_num_batched_tokens as u64).saturating_sub(decode_tokens),
-            _ => u64::MAX,
-        };
-        let mut i = 0;
-        while i < self.partial.len() {
-            let slot = self.partial[i];
-            let s = &self.seqs[slot as usize];
-            let new = (s.target - s.computed).min(budget);
-            if new == 0 {
-                break;
-            }
-            let need = self.geo.blocks_for(s.computed + new) - s.held - self.shared_lb(slot);
-            if self.kv.try_alloc(need) {
-                self.seqs[slot as usize].held += need;
-                self.chunks.push((slot, new));
-                budget -= new;
-                i += 1;
-            } else {
-                preempted = true;
-                match self.preempt_tail() {
-                    Some(p) if p == slot => break,
-                    Some(_) => continue,
-                    None => break,
-                }
-            }
-        }
-
-        // 3. Admission of waiting requests, as the policy allows.
-        let planned: u64 = decode_tokens + self.chunks.iter().map(|c| c.1).sum::<u64>();
-        let view = self.view(now, planned, preempted);
-        match self.policy.admission(&view) {
-            Admission::Admit {
-                max_new,
-                token_budget,
-                chunk,
-            } => self.admit(now, max_new, token_budget, chunk),
-            Admission::WaitUntil(t) => *wake_at = Some(t),
-            Admission::No => {}
-        }
+        self.plan.decodes = self.dec.n;
 
         if self.dec.n == 0 && self.chunks.is_empty() {
             return None;
@@ -201,96 +162,124 @@ impl Instance {
         }
     }
 
-    pub(super) fn admit(&mut self, now: SimTime, max_new: u32, mut budget: u64, chunk: bool) {
+    /// Admits waiting request `slot` (at `pos` in the waiting queue) with at most
+    /// `budget` new tokens, splitting its prompt if `chunk`; static batches reserve KV
+    /// for `longest_out` output tokens at least. Nothing changes when it is refused.
+    pub(super) fn admit_one(
+        &mut self,
+        slot: u32,
+        pos: usize,
+        now: SimTime,
+        budget: u64,
+        chunk: bool,
+        longest_out: u64,
+    ) -> Result<u64, Refusal> {
         let reserve = self.policy.reserves_whole_batch();
         let layers = self.geo.layers();
         let bs = self.geo.block_size;
-        let mut admitted = 0;
+        // Prefix-cache hit (whole blocks) for a request starting from scratch.
+        let (group, from_free, mut own) = if self.pc && self.seqs[slot as usize].computed == 0 {
+            self.cache_hit(slot)
+        } else {
+            (0, false, 0)
+        };
+        // Or in a sibling's blocks, where outputs are identical.
+        let loan = self
+            .sibling_hit(slot, group)
+            .filter(|&(_, b)| b >= own && !from_free);
+        let borrow = loan.map_or(0, |(_, b)| b);
+        if borrow > 0 {
+            own = 0;
+        }
+        let hit = (group + own + borrow) * bs;
+        let s = &self.seqs[slot as usize];
+        let start = s.computed.max(hit);
+        let remaining = s.target - start;
+        if remaining > budget && !chunk {
+            return Err(Refusal::Budget);
+        }
+        let new = remaining.min(budget);
+        let taken_back = (if from_free { group * layers } else { 0 }) + own * layers;
         // A static batch reserves KV for each member's whole length, so it never
         // preempts; padded members keep growing until the batch's longest output is
         // done (capped at the model length).
-        let longest_out = if self.policy.pads_finished() {
-            self.waiting
-                .iter()
-                .take(max_new as usize)
-                .map(|&s| self.seqs[s as usize].req.output_tokens)
-                .max()
-                .unwrap_or(0) as u64
+        let need = if reserve {
+            let out = (s.req.output_tokens as u64).max(longest_out);
+            self.geo
+                .blocks_for((s.req.input_tokens as u64 + out).min(self.max_len))
         } else {
-            0
+            self.geo.blocks_for(start + new) - s.held - (group + own + borrow) * layers
         };
-        while admitted < max_new && budget > 0 {
-            let Some(&slot) = self.waiting.front() else {
-                break;
-            };
-            // Prefix-cache hit (whole blocks) for a request starting from scratch.
-            let (group, from_free, mut own) = if self.pc && self.seqs[slot as usize].computed == 0 {
-                self.cache_hit(slot)
-            } else {
-                (0, false, 0)
-            };
-            // Or in a sibling's blocks, where outputs are identical.
-            let loan = self
-                .sibling_hit(slot, group)
-                .filter(|&(_, b)| b >= own && !from_free);
-            let borrow = loan.map_or(0, |(_, b)| b);
-            if borrow > 0 {
-                own = 0;
-            }
-            let hit = (group + own + borrow) * bs;
-            let s = &self.seqs[slot as usize];
-            let start = s.computed.max(hit);
-            let remaining = s.target - start;
-            if remaining > budget && !chunk {
-                break;
-            }
-            let new = remaining.min(budget);
-            let taken_back = (if from_free { group * layers } else { 0 }) + own * layers;
-            let need = if reserve {
-                let out = (s.req.output_tokens as u64).max(longest_out);
-                self.geo
-                    .blocks_for((s.req.input_tokens as u64 + out).min(self.max_len))
-            } else {
-                self.geo.blocks_for(start + new) - s.held - (group + own + borrow) * layers
-            };
-            if need + taken_back > self.kv.free() {
-                break;
-            }
-            self.kv.reacquire(taken_back);
-            let ok = self.kv.try_alloc(need);
-            debug_assert!(ok);
-            self.waiting.pop_front();
-            if group > 0 {
-                let g = self.seqs[slot as usize]
-                    .req
-                    .prefix
-                    .expect("a hit implies a prompt");
-                let grp = self.group(g);
-                grp.refs += 1;
-                grp.held = true;
-                grp.cached_at = None;
-            }
-            if let Some((lender, b)) = loan {
-                let s = &mut self.seqs[slot as usize];
-                s.borrowed = b * layers;
-                s.lender = lender;
-                self.lent_to.entry(lender).or_default().push(slot);
-                self.stats.sibling_hits += 1;
-            }
-            let s = &mut self.seqs[slot as usize];
-            s.attached = group > 0;
-            s.cached_own = None;
-            s.computed = start;
-            s.held += need + own * layers;
-            s.state = State::Prefilling;
-            s.scheduled.get_or_insert(now);
-            self.stats.prefix_hit_tokens += hit;
-            self.push_running(slot);
-            self.partial.push(slot);
-            self.chunks.push((slot, new));
-            budget -= new;
-            admitted += 1;
+        if need + taken_back > self.kv.free() {
+            return Err(Refusal::Kv);
         }
+        self.kv.reacquire(taken_back);
+        let ok = self.kv.try_alloc(need);
+        debug_assert!(ok);
+        let removed = self.waiting.remove(pos);
+        debug_assert_eq!(removed, Some(slot));
+        if group > 0 {
+            let g = self.seqs[slot as usize]
+                .req
+                .prefix
+                .expect("a hit implies a prompt");
+            let grp = self.group(g);
+            grp.refs += 1;
+            grp.held = true;
+            grp.cached_at = None;
+        }
+        if let Some((lender, b)) = loan {
+            let s = &mut self.seqs[slot as usize];
+            s.borrowed = b * layers;
+            s.lender = lender;
+            self.lent_to.entry(lender).or_default().push(slot);
+            self.stats.sibling_hits += 1;
+        }
+        let s = &mut self.seqs[slot as usize];
+        s.attached = group > 0;
+        s.cached_own = None;
+        s.computed = start;
+        s.held += need + own * layers;
+        s.state = State::Prefilling;
+        s.scheduled.get_or_insert(now);
+        let id = s.req.id;
+        self.stats.prefix_hit_tokens += hit;
+        self.push_running(slot);
+        self.partial.push(slot);
+        self.chunks.push((slot, new));
+        self.plan.admitted.push(id);
+        Ok(new)
+    }
+
+    /// Schedules the next chunk of running prefill `slot`: at most `budget` tokens.
+    /// `Ok(0)` when the budget is spent; [`Refusal::Kv`] (nothing changed) when its
+    /// blocks cannot be had.
+    pub(super) fn prefill_one(&mut self, slot: u32, budget: u64) -> Result<u64, Refusal> {
+        let s = &self.seqs[slot as usize];
+        let new = (s.target - s.computed).min(budget);
+        if new == 0 {
+            return Ok(0);
+        }
+        let need = self.geo.blocks_for(s.computed + new) - s.held - self.shared_lb(slot);
+        if !self.kv.try_alloc(need) {
+            return Err(Refusal::Kv);
+        }
+        self.seqs[slot as usize].held += need;
+        self.chunks.push((slot, new));
+        Ok(new)
+    }
+
+    /// Allocates the blocks the decode set needs this step (sequences whose context
+    /// starts a new block); false (nothing allocated) when the pool is short.
+    pub(super) fn grow_decodes(&mut self) -> bool {
+        if self.policy.reserves_whole_batch() {
+            // Static batches reserved their blocks at admission.
+            return true;
+        }
+        let r = (self.k % self.geo.block_size) as usize;
+        let need = self.dec.cnt_below[r] as u64 * self.geo.growth(true)
+            + self.dec.cnt_above[r] as u64 * self.geo.growth(false);
+        self.kv.try_alloc(need)
     }
 
     /// Finishes the step in flight at `now`: emits tokens, completes requests.
@@ -311,6 +300,7 @@ impl Instance {
             }
         }
         rec.tokens(emitted);
+        self.tenant_decode_steps(1);
 
         // Completions among decodes.
         while let Some(&Reverse((kf, admit, slot))) = self.dec.finish.peek() {
@@ -343,6 +333,8 @@ impl Instance {
             }
             self.partial.retain(|&p| p != slot);
             self.share_prompt(slot);
+            let tenant = self.seqs[slot as usize].req.tenant;
+            self.tenant_emit(tenant, 1);
             let s = &mut self.seqs[slot as usize];
             s.generated += 1;
             rec.tokens(1);

@@ -1,11 +1,37 @@
-//! Batching policies (DESIGN §1): what an instance may run in its next step.
+//! Batching policies and schedulers (DESIGN §1): what an instance runs in its next step.
 //!
-//! A policy only *decides*; the instance ([`crate::instance`]) applies the decision to
-//! its queues and KV cache. The three policies share one mechanism: admission of
-//! waiting requests into the running set, a per-step token budget and a cap on
-//! running sequences. They differ in when admission may happen and how large it may be.
+//! Two layers:
+//! - the **batching policy** ([`Policy`]: sequential, static, continuous) sets the
+//!   instance's limits (running sequences, the step's token budget, chunking), when
+//!   admission may happen at all ([`Policy::admission`]) and how KV is reserved;
+//! - the **scheduler** ([`Scheduler`]) plans each step within those limits: which
+//!   requests to preempt, which prefill chunks and decodes to run, which waiting
+//!   requests to admit in which order, when to be asked again. It works on a
+//!   [`StepBuilder`], whose operations the instance checks against its limits.
+//!
+//! Shipped schedulers, one file each, registered in [`SCHEDULERS`]: [`fcfs`] (vLLM's
+//! default), [`priority`] (vLLM's `--scheduling-policy priority`), [`sjf`]
+//! (shortest-job-first and shortest-remaining with an output-length [`predictor`]) and
+//! [`fair_share`] (virtual token counters across tenants, as VTC). The preemption
+//! victim is a choice of its own ([`victim`]). A new scheduler is one new file plus
+//! one line in [`SCHEDULERS`]; one written outside the crate is handed to a scenario
+//! as [`SchedulerChoice::Custom`].
+
+pub mod fair_share;
+pub mod fcfs;
+pub mod predictor;
+pub mod priority;
+pub mod sjf;
+pub mod victim;
+
+pub use crate::serving::instance::builder::{
+    Handle, Limits, Phase, Refusal, ReqView, StepBuilder, StepPlan,
+};
+pub use predictor::Predictor;
+pub use victim::Victim;
 
 use crate::time::{Dur, SimTime};
+use std::sync::Arc;
 
 /// A checked batching policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +198,162 @@ impl Policy {
             Policy::Sequential => "sequential",
             Policy::Static { .. } => "static",
             Policy::Continuous { .. } => "continuous",
+        }
+    }
+}
+
+/// A step scheduler: plans each step of an instance (see the module documentation).
+///
+/// `schedule` is called at every step boundary of the instance (after a step ends, and
+/// when a request arrives at an idle instance). A scheduler that does nothing plans
+/// an empty step: the instance then idles until something changes.
+pub trait Scheduler: std::fmt::Debug + Send {
+    /// Name, as in configs and results.
+    fn name(&self) -> &str;
+
+    /// Plans the step through `step`'s operations.
+    fn schedule(&mut self, step: &mut StepBuilder<'_>);
+
+    /// Whether it reads [`StepBuilder::tenant_output_tokens`] (the instance then counts
+    /// tokens per tenant).
+    fn tracks_tenants(&self) -> bool {
+        false
+    }
+
+    /// Whether it may act (preempt, admit) at a step in which the limits alone would
+    /// stop any admission: a running set at `max_num_seqs`, a budget spent by decodes.
+    /// The instance fast-forwards decode stretches only for schedulers that do not.
+    fn acts_while_decoding(&self) -> bool {
+        false
+    }
+}
+
+/// Settings of a shipped scheduler, as an experiment file gives them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerConfig {
+    /// Registered name ([`SCHEDULERS`]).
+    pub name: String,
+    /// Preemption victim; `None`: the scheduler's own default.
+    pub victim: Option<Victim>,
+    /// Output-length predictor (schedulers that use one).
+    pub predictor: Predictor,
+    /// Fair share: weight of a prompt token in a tenant's virtual counter.
+    pub input_weight: f64,
+    /// Fair share: weight of an output token.
+    pub output_weight: f64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            name: "fcfs".into(),
+            victim: None,
+            predictor: Predictor::Oracle,
+            input_weight: 1.0,
+            output_weight: 2.0,
+        }
+    }
+}
+
+/// One shipped scheduler.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// Name in configs (`engine.scheduler`).
+    pub name: &'static str,
+    /// One line for the reference.
+    pub doc: &'static str,
+    /// Whether it uses `engine.predictor`.
+    pub uses_predictor: bool,
+    /// Builds one, for a run with this seed.
+    pub build: fn(&SchedulerConfig, u64) -> Box<dyn Scheduler>,
+}
+
+/// The shipped schedulers.
+pub const SCHEDULERS: &[Registration] = &[
+    fcfs::REGISTRATION,
+    priority::REGISTRATION,
+    sjf::SJF,
+    sjf::SRPT,
+    fair_share::REGISTRATION,
+];
+
+/// The registration of `name`.
+pub fn registration(name: &str) -> Option<&'static Registration> {
+    SCHEDULERS.iter().find(|r| r.name == name)
+}
+
+/// Builds a scheduler factory for a scenario.
+pub type SchedulerFactory = dyn Fn(u64) -> Box<dyn Scheduler> + Send + Sync;
+
+/// Which scheduler an instance runs.
+#[derive(Clone)]
+pub enum SchedulerChoice {
+    /// A shipped one.
+    Config(SchedulerConfig),
+    /// One written against the public trait (outside the crate): a factory called
+    /// with the run's seed, once per instance and run.
+    Custom {
+        /// Name, for results.
+        name: String,
+        /// The factory.
+        build: Arc<SchedulerFactory>,
+    },
+}
+
+impl Default for SchedulerChoice {
+    fn default() -> Self {
+        SchedulerChoice::Config(SchedulerConfig::default())
+    }
+}
+
+impl std::fmt::Debug for SchedulerChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchedulerChoice::Config(c) => c.fmt(f),
+            SchedulerChoice::Custom { name, .. } => write!(f, "Custom({name:?})"),
+        }
+    }
+}
+
+impl PartialEq for SchedulerChoice {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SchedulerChoice::Config(a), SchedulerChoice::Config(b)) => a == b,
+            (
+                SchedulerChoice::Custom { name: a, build: x },
+                SchedulerChoice::Custom { name: b, build: y },
+            ) => a == b && Arc::ptr_eq(x, y),
+            _ => false,
+        }
+    }
+}
+
+impl SchedulerChoice {
+    /// Builds the scheduler for a run with `seed`; an unknown name is an error that
+    /// lists the shipped ones.
+    pub fn build(&self, seed: u64) -> Result<Box<dyn Scheduler>, String> {
+        match self {
+            SchedulerChoice::Config(c) => match registration(&c.name) {
+                Some(r) => Ok((r.build)(c, seed)),
+                None => Err(format!(
+                    "unknown scheduler {:?}; shipped: {}",
+                    c.name,
+                    SCHEDULERS
+                        .iter()
+                        .map(|r| r.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            },
+            SchedulerChoice::Custom { build, .. } => Ok(build(seed)),
+        }
+    }
+
+    /// Name, for results.
+    pub fn name(&self) -> &str {
+        match self {
+            SchedulerChoice::Config(c) => &c.name,
+            SchedulerChoice::Custom { name, .. } => name,
         }
     }
 }
