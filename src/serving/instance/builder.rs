@@ -17,7 +17,7 @@ use crate::time::SimTime;
 
 /// A request held by an instance, as a scheduler names it (valid during one step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Handle(pub(super) u32);
+pub struct Handle(pub(crate) u32);
 
 /// Where a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

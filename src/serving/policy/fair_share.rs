@@ -91,9 +91,10 @@ impl Scheduler for FairShare {
             .map(|t| self.counters[t])
             .fold(f64::INFINITY, f64::min);
         if floor.is_finite() {
-            for t in 0..self.counters.len() {
-                if active[t] && !self.was_active[t] {
-                    self.counters[t] = self.counters[t].max(floor);
+            for ((c, &now), &before) in self.counters.iter_mut().zip(&active).zip(&self.was_active)
+            {
+                if now && !before {
+                    *c = c.max(floor);
                 }
             }
         }
@@ -111,7 +112,7 @@ impl Scheduler for FairShare {
         };
         let (mut n, mut budget) = (0, token_budget);
         while n < max_new && budget > 0 {
-            // The oldest waiting request of the least-served tenant (ties: lower id).
+            // The first waiting request (in queue order) of the least-served tenant.
             let pick = s
                 .waiting()
                 .map(|r| (self.counter(r.tenant), r))
