@@ -13,7 +13,11 @@ use crate::metrics::{num, Recorder, RequestRecord};
 use crate::router::{Router, RouterKind};
 use crate::time::{Dur, SimTime};
 use crate::workload::{self, streams, Arrival, LengthSampler, OpenLoop, Request, Stop, Workload};
-use crate::{cost::CostModel, kv::KvGeometry, policy::Policy};
+use crate::{
+    cost::CostModel,
+    kv::KvGeometry,
+    policy::{Policy, SchedulerChoice},
+};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
@@ -120,6 +124,8 @@ pub struct InstanceSetup {
     pub active_thread_fraction: f64,
     /// Time from a request's arrival to the engine seeing it (API front end).
     pub api_latency: Dur,
+    /// Step scheduler (FCFS by default).
+    pub scheduler: SchedulerChoice,
 }
 
 /// A scenario: everything one simulation needs except the seed.
@@ -257,7 +263,7 @@ fn run_inner(
         .instances
         .iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, s)| -> Result<Instance, String> {
             let mut inst = Instance::new(
                 i,
                 s.policy.clone(),
@@ -267,9 +273,10 @@ fn run_inner(
                 sc.workload.max_context,
             );
             inst.set_identical_outputs(sc.workload.identical_outputs);
-            inst
+            inst.set_scheduler(s.scheduler.build(seed)?);
+            Ok(inst)
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let n = inst.len();
     let mut e = Engine {
         sc,
@@ -319,6 +326,15 @@ fn run_inner(
     }
     let now = now.max(e.end_time);
     e.rec.finish_csv()?;
+    for i in &e.inst {
+        if let Some(err) = i.policy_error() {
+            return Err(format!(
+                "instance {}: scheduler {:?} made an invalid plan: {err}",
+                i.id,
+                i.scheduler_name()
+            ));
+        }
+    }
     if limit.is_some() {
         for i in &e.inst {
             if !i.is_empty() {

@@ -156,6 +156,7 @@ fn case() -> impl Strategy<Value = Case> {
                         kv_blocks,
                         active_thread_fraction: 0.7,
                         api_latency: Dur(api_lat),
+                        scheduler: Default::default(),
                     })
                     .collect();
                 Case {

@@ -28,6 +28,7 @@ fn setup(gpu: usize, policy: Policy, cost: CostModel, att: f64) -> InstanceSetup
         kv_blocks: 1000,
         active_thread_fraction: att,
         api_latency: Dur(0),
+        scheduler: Default::default(),
     }
 }
 

@@ -1003,6 +1003,7 @@ impl Checker<'_> {
                 kv_blocks: eng.blocks,
                 active_thread_fraction: hw.atp / 100.0,
                 api_latency: lat,
+                scheduler: Default::default(),
             })
             .collect();
         let meta = Meta {
@@ -1150,6 +1151,7 @@ impl Checker<'_> {
                 kv_blocks: eng.blocks,
                 active_thread_fraction: atp,
                 api_latency: api_latency(&eng.profile, &sc.workload),
+                scheduler: Default::default(),
             });
         }
         for (g, (&n, &u)) in per_gpu.iter().zip(&util).enumerate() {

@@ -153,6 +153,7 @@ pub fn alone(
             kv_blocks,
             active_thread_fraction: 1.0,
             api_latency: Dur(0),
+            scheduler: Default::default(),
         }],
         router: RouterKind::RoundRobin,
     }

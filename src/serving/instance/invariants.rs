@@ -105,6 +105,16 @@ impl Instance {
                 self.kv.used, self.kv.capacity
             ));
         }
+        let lim = self.limits();
+        if self.running_count > lim.max_seqs {
+            return Err(format!(
+                "{} sequences running, over the cap of {}",
+                self.running_count, lim.max_seqs
+            ));
+        }
+        if let Some(e) = &self.policy_error {
+            return Err(format!("scheduler error: {e}"));
+        }
         if n_dec != self.dec.n {
             return Err(format!("decode set {} but {n_dec} decoding", self.dec.n));
         }

@@ -119,6 +119,18 @@ impl Instance {
             self.policy_error.get_or_insert(v);
         }
         self.plan.decodes = self.dec.n;
+        // The step's limits, whatever the scheduler did: new tokens within the budget
+        // its decodes leave, running sequences within the cap.
+        let lim = self.limits();
+        let prefill: u64 = self.chunks.iter().map(|c| c.1).sum();
+        if prefill > lim.max_batched_tokens.saturating_sub(self.dec.n)
+            || self.running_count > lim.max_seqs
+        {
+            self.policy_error.get_or_insert(format!(
+                "step plans {prefill} prefill tokens besides {} decodes with {} running; limits: {} tokens, {} sequences",
+                self.dec.n, self.running_count, lim.max_batched_tokens, lim.max_seqs
+            ));
+        }
 
         if self.dec.n == 0 && self.chunks.is_empty() {
             return None;
