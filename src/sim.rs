@@ -12,7 +12,9 @@ use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{num, Recorder, RequestRecord};
 use crate::router::{Router, RouterKind};
 use crate::time::{Dur, SimTime};
-use crate::workload::{self, streams, Arrival, LengthSampler, OpenLoop, Request, Stop, Workload};
+use crate::workload::{
+    self, streams, Arrival, ClassMix, LengthSampler, OpenLoop, Request, Stop, Workload,
+};
 use crate::{
     cost::CostModel,
     kv::KvGeometry,
@@ -226,6 +228,8 @@ struct Engine<'a> {
     rec: Recorder,
     lengths: LengthSampler,
     open: Option<OpenLoop>,
+    /// Arrivals of a workload made of classes.
+    mix: Option<ClassMix>,
     think_rng: ChaCha8Rng,
     next_id: u64,
     issued: u64,
@@ -290,6 +294,7 @@ fn run_inner(
         rec: Recorder::new(warmup, opts.keep_records),
         lengths: LengthSampler::new(&sc.workload, seed),
         open: None,
+        mix: None,
         think_rng: workload::rng(seed, streams::THINK),
         next_id: 0,
         issued: 0,
@@ -473,6 +478,13 @@ impl Engine<'_> {
                 }
             }
             Arrival::Offline { .. } => self.q.push(SimTime::ZERO, Phase::Arrive, Ev::OfflineGroup),
+            _ if !self.sc.workload.classes.is_empty() => {
+                let m = ClassMix::new(&self.sc.workload, seed);
+                if let Some(t) = m.peek_time() {
+                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                }
+                self.mix = Some(m);
+            }
             _ => {
                 let g = OpenLoop::new(&self.sc.workload, seed);
                 if let Some(t) = g.peek_time() {
@@ -542,6 +554,21 @@ impl Engine<'_> {
 
     fn handle(&mut self, now: SimTime, ev: Ev) -> Result<(), String> {
         match ev {
+            Ev::OpenArrival if self.mix.is_some() => {
+                let m = self.mix.as_mut().expect("class mix");
+                if let Some((_, c, lengths)) = m.next_arrival() {
+                    let class = &self.sc.workload.classes[c];
+                    let (priority, tenant) = (class.priority, class.tenant);
+                    let mut r = self.new_request(now, None, None, Some(lengths));
+                    r.class = c as u16;
+                    r.priority = priority;
+                    r.tenant = tenant;
+                    self.route(now, r);
+                }
+                if let Some(t) = self.mix.as_ref().and_then(|m| m.peek_time()) {
+                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                }
+            }
             Ev::OpenArrival => {
                 let g = self.open.as_mut().expect("open-loop generator");
                 if let Some((_, _, lengths)) = g.next_arrival() {

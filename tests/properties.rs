@@ -169,6 +169,7 @@ fn case() -> impl Strategy<Value = Case> {
                             max_context: MAX_CTX,
                             prompt_pool: pool,
                             identical_outputs: greedy,
+                            classes: Vec::new(),
                         },
                         gpus: vec![sharing],
                         instances,
@@ -322,6 +323,7 @@ fn decode_stretches_are_fast_forwarded_exactly() {
                 max_context: 400,
                 prompt_pool: Some(3),
                 identical_outputs: true,
+                classes: Vec::new(),
             };
             let scenario = alone(workload, policy.clone(), &cost, geo, kv_blocks);
             let (fast, reference) =
@@ -370,6 +372,7 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
             max_context: MAX_CTX,
             prompt_pool: Some(2),
             identical_outputs,
+            classes: Vec::new(),
         };
         alone(workload, policy.clone(), &cost, geo, kv_blocks)
     };
@@ -436,6 +439,7 @@ fn greedy_case() -> impl Strategy<Value = (Scenario, u64, u64)> {
                     max_context: MAX_CTX,
                     prompt_pool: Some(pool),
                     identical_outputs: true,
+                    classes: Vec::new(),
                 };
                 let mut sc = alone(workload, policy, &cost, geo, MAX_CTX.div_ceil(bs) + extra);
                 if n_inst == 2 {

@@ -24,6 +24,7 @@ fn md1_relative_error(rho: f64, n: u64, seed: u64) -> f64 {
         max_context: 4096,
         prompt_pool: None,
         identical_outputs: false,
+        classes: Vec::new(),
     };
     let sc = single(Policy::Sequential, cm, 16, 100, w);
     let r = run(&sc, seed, RunOptions::default()).unwrap();
@@ -87,6 +88,7 @@ fn littles_law_closed_loop() {
             max_context: 4096,
             prompt_pool: None,
             identical_outputs: false,
+            classes: Vec::new(),
         };
         let sc = single(policy, cm, 16, 10_000, w);
         let r = run(&sc, 3, RunOptions::default()).unwrap();

@@ -69,6 +69,7 @@ fn closed(users: u32, secs: f64) -> Workload {
         max_context: 4096,
         prompt_pool: None,
         identical_outputs: false,
+        classes: Vec::new(),
     }
 }
 
@@ -251,6 +252,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
             max_context: 4096,
             prompt_pool: None,
             identical_outputs: false,
+            classes: Vec::new(),
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, RouterKind::RoundRobin, w),
@@ -321,6 +323,7 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
             max_context: 4096,
             prompt_pool: None,
             identical_outputs: false,
+            classes: Vec::new(),
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, router, w),

@@ -1842,6 +1842,7 @@ impl Checker<'_> {
             max_context: max_model_len,
             prompt_pool,
             identical_outputs,
+            classes: Vec::new(),
         })
     }
 

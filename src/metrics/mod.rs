@@ -36,6 +36,12 @@ pub struct RequestRecord {
     pub instance: u32,
     /// Closed-loop user that sent it, if any.
     pub user: Option<u32>,
+    /// Workload class.
+    pub class: u16,
+    /// Scheduling priority.
+    pub priority: i32,
+    /// Tenant.
+    pub tenant: u32,
 }
 
 /// Collects what a run produces.
@@ -144,6 +150,9 @@ impl Recorder {
             output_tokens: req.output_tokens,
             instance: instance as u32,
             user: req.user,
+            class: req.class,
+            priority: req.priority,
+            tenant: req.tenant,
         };
         if let Some(r) = &mut self.records {
             r.push(rec);

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod classes;
+pub use classes::{ClassMix, WorkloadClass};
+
 /// Named RNG streams: each purpose draws from its own stream of the run's seed, so
 /// changing the arrival rate does not change the drawn lengths.
 pub mod streams {
@@ -300,6 +303,9 @@ pub struct Workload {
     /// sampling): the prefix cache then also serves a resumed request's generated
     /// tokens from a sibling's blocks.
     pub identical_outputs: bool,
+    /// Classes superposed (open loop only), each with its own arrivals, lengths,
+    /// priority and tenant; empty: one class, the fields above (priority 0, tenant 0).
+    pub classes: Vec<WorkloadClass>,
 }
 
 /// Draws request lengths from the workload's streams.
@@ -318,7 +324,22 @@ pub struct LengthSampler {
 impl LengthSampler {
     /// A sampler on the run's seed.
     pub fn new(w: &Workload, seed: u64) -> Self {
-        let mut in_rng = rng(seed, streams::INPUT_LEN);
+        Self::with_streams(
+            w,
+            rng(seed, streams::INPUT_LEN),
+            rng(seed, streams::OUTPUT_LEN),
+            rng(seed, streams::PROMPT),
+        )
+    }
+
+    /// A sampler drawing prompt lengths, output lengths and prompts of the pool from
+    /// the given streams.
+    pub fn with_streams(
+        w: &Workload,
+        mut in_rng: ChaCha8Rng,
+        out_rng: ChaCha8Rng,
+        prompt_rng: ChaCha8Rng,
+    ) -> Self {
         let pool = (0..w.prompt_pool.unwrap_or(0))
             .map(|_| w.input.sample(&mut in_rng))
             .collect();
@@ -326,8 +347,8 @@ impl LengthSampler {
             input: w.input.clone(),
             output: w.output.clone(),
             in_rng,
-            out_rng: rng(seed, streams::OUTPUT_LEN),
-            prompt_rng: rng(seed, streams::PROMPT),
+            out_rng,
+            prompt_rng,
             pool,
             max_context: w.max_context.max(2),
         }
@@ -389,6 +410,11 @@ impl OpenLoop {
             limit,
             end,
         }
+    }
+
+    /// Replaces the inter-arrival stream (classes draw from streams of their own).
+    pub fn set_rng(&mut self, r: ChaCha8Rng) {
+        self.rng = r;
     }
 
     /// The time of the next arrival without consuming it.
@@ -640,6 +666,7 @@ mod tests {
             max_context: 100,
             prompt_pool: None,
             identical_outputs: false,
+            classes: Vec::new(),
         };
         let mut g = OpenLoop::new(&w, 7);
         let mut last = SimTime::ZERO;

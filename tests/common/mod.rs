@@ -119,6 +119,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
         max_context: 4096,
         prompt_pool: None,
         identical_outputs: false,
+        classes: Vec::new(),
     }
 }
 
