@@ -213,6 +213,8 @@ pub struct Instance {
     tenant_dec: Vec<u64>,
     /// Per tenant: output tokens emitted.
     tenant_out: Vec<u64>,
+    /// Whether the decodes got their blocks for the step being planned.
+    grown_this_step: bool,
 }
 
 impl Instance {
@@ -269,6 +271,7 @@ impl Instance {
             track_tenants: false,
             tenant_dec: Vec::new(),
             tenant_out: Vec::new(),
+            grown_this_step: false,
         };
         inst.pc = pc;
         inst

@@ -54,7 +54,18 @@ impl Instance {
         }
         match self.seqs[slot as usize].state {
             State::Decoding | State::Padded => {
+                // Blocks the decodes got for this step, if it was among those needing
+                // one: they go back with the rest.
+                let s = &self.seqs[slot as usize];
+                let grown = if self.grown_this_step
+                    && self.residue(s.base) == (self.k % self.geo.block_size) as usize
+                {
+                    self.geo.growth(s.below_window)
+                } else {
+                    0
+                };
                 self.dec_remove(slot);
+                self.seqs[slot as usize].held += grown;
                 // A decoding sequence last emitted at the end of the previous step
                 // (decode tokens are recorded for the whole set, not per sequence):
                 // the gap to its next token, after the recompute, counts from there.
@@ -105,6 +116,7 @@ impl Instance {
         self.process_window_crossings();
         self.chunks.clear();
         self.plan.clear();
+        self.grown_this_step = false;
         let mut sched = self
             .sched
             .take()
@@ -291,7 +303,9 @@ impl Instance {
         let r = (self.k % self.geo.block_size) as usize;
         let need = self.dec.cnt_below[r] as u64 * self.geo.growth(true)
             + self.dec.cnt_above[r] as u64 * self.geo.growth(false);
-        self.kv.try_alloc(need)
+        let ok = self.kv.try_alloc(need);
+        self.grown_this_step |= ok;
+        ok
     }
 
     /// Finishes the step in flight at `now`: emits tokens, completes requests.
