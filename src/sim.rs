@@ -10,7 +10,7 @@ use crate::cost::StepCost;
 use crate::gpu::{self, GpuWork, Job, SharedGpu, Sharing, Wake};
 use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{num, Recorder, RequestRecord};
-use crate::router::{Router, RouterKind};
+use crate::router::{InstanceLoad, Router, RouterKind};
 use crate::time::{Dur, SimTime};
 use crate::workload::{self, streams, Arrival, LengthSampler, OpenLoop, Request, Stop, Workload};
 use crate::{cost::CostModel, kv::KvGeometry, policy::Policy};
@@ -210,7 +210,9 @@ struct Engine<'a> {
     gpus: Vec<GpuState>,
     /// Scratch: instances whose GPU work a wake finished.
     finished_gpu: Vec<usize>,
-    router: Router,
+    router: Box<dyn Router>,
+    /// Scratch: the instances' loads the router sees.
+    loads: Vec<InstanceLoad>,
     rec: Recorder,
     lengths: LengthSampler,
     open: Option<OpenLoop>,
@@ -281,7 +283,8 @@ fn run_inner(
             })
             .collect(),
         finished_gpu: Vec::new(),
-        router: Router::new(sc.router, workload::rng(seed, streams::ROUTER)),
+        router: sc.router.build(workload::rng(seed, streams::ROUTER)),
+        loads: Vec::with_capacity(n),
         rec: Recorder::new(warmup, opts.keep_records),
         lengths: LengthSampler::new(&sc.workload, seed),
         open: None,
@@ -495,7 +498,17 @@ impl Engine<'_> {
     }
 
     fn route(&mut self, now: SimTime, r: Request) {
-        let i = self.router.pick(&self.inst, r.user);
+        // With one instance there is nothing to choose: no router is asked (so none
+        // draws a random number).
+        let i = if self.inst.len() == 1 {
+            0
+        } else {
+            self.loads.clear();
+            let prefix = r.prefix;
+            self.loads
+                .extend(self.inst.iter().map(|x| InstanceLoad::of(x, prefix)));
+            self.router.pick(&r, &self.loads)
+        };
         self.inst[i].note_routed(&r);
         let lat = self.sc.instances[i].api_latency;
         if lat.0 == 0 {
