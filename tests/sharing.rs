@@ -577,3 +577,24 @@ fn prefix_aware_routing_misses_each_prompt_once() {
         );
     }
 }
+
+/// `[hardware] router = "prefix-aware"` and `"session"` are accepted, reach the
+/// scenario and run; an unknown router is refused naming the field and listing them.
+#[test]
+fn new_routers_are_configured_by_name() {
+    let path = std::path::Path::new("mixed.toml");
+    for name in ["prefix-aware", "session"] {
+        let text = MIXED.replace("router = \"round-robin\"", &format!("router = \"{name}\""));
+        let exp = infersim::config::parse_experiment(&text, path).unwrap();
+        let sc = &exp.points[0].scenario;
+        assert_eq!(sc.router.name(), name);
+        let r = run(sc, 1, OPTS).unwrap();
+        assert_eq!(r.summary["completed"], 400, "{name}");
+    }
+    let text = MIXED.replace("router = \"round-robin\"", "router = \"fastest\"");
+    let errs = infersim::config::parse_experiment(&text, path).unwrap_err();
+    let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let msg = msg.join("\n");
+    assert!(msg.contains("hardware.router"), "{msg}");
+    assert!(msg.contains("prefix-aware") && msg.contains("session"), "{msg}");
+}
