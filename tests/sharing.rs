@@ -596,5 +596,8 @@ fn new_routers_are_configured_by_name() {
     let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     let msg = msg.join("\n");
     assert!(msg.contains("hardware.router"), "{msg}");
-    assert!(msg.contains("prefix-aware") && msg.contains("session"), "{msg}");
+    assert!(
+        msg.contains("prefix-aware") && msg.contains("session"),
+        "{msg}"
+    );
 }
