@@ -65,3 +65,40 @@ impl SharedGpu for Exclusive {
         self.busy
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(x: f64) -> SimTime {
+        SimTime::ZERO + Dur::from_millis_f64(x)
+    }
+
+    /// A step of 4 ms CPU (half overlapped) and 3 ms GPU from t = 0: serial CPU 0–2,
+    /// GPU 2–5, overlapped CPU 2–4, so it ends at 5 ms with 3 ms of GPU busy time.
+    /// One of 6 ms CPU and 1 ms GPU from 10 ms ends at its CPU floor, 16 ms; if the
+    /// run ends at 13.5 ms, half a millisecond of its GPU span (13–14) has run.
+    #[test]
+    fn a_step_ends_at_the_later_of_its_gpu_and_cpu_parts() {
+        let mut gpu = Exclusive::default();
+        let a = StepCost {
+            compute_s: 0.003,
+            cpu_s: 0.004,
+            cpu_overlap: 0.5,
+            ..StepCost::default()
+        };
+        assert_eq!(gpu.closed_form_step(ms(0.0), 0, &a), Some(ms(5.0)));
+        assert_eq!(gpu.busy(), Dur::ZERO, "counted when the step ends");
+        gpu.step_ended(0);
+        assert_eq!(gpu.busy(), Dur::from_millis_f64(3.0));
+        let b = StepCost {
+            memory_s: 0.001,
+            cpu_s: 0.006,
+            cpu_overlap: 0.5,
+            ..StepCost::default()
+        };
+        assert_eq!(gpu.closed_form_step(ms(10.0), 0, &b), Some(ms(16.0)));
+        gpu.close(ms(13.5));
+        assert_eq!(gpu.busy(), Dur::from_millis_f64(3.5));
+    }
+}
