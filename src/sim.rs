@@ -5,12 +5,21 @@
 //! timers, then arrivals, then scheduling decisions, then the end of a timed run;
 //! within a phase, events pop in the order they were pushed. Scheduling after
 //! arrivals means a step formed at time t sees every request that arrived at t.
+//!
+//! GPUs are reached only through [`crate::gpu::SharedGpu`], routers only through
+//! [`crate::router::Router`]; the queue and its ordering live in `sim/queue.rs`.
+//! Over 600 lines because the engine is one state machine over one struct (arrivals,
+//! routing, steps, the fast-forward, completions) plus the run's summary.
+
+mod queue;
+
+pub use queue::{EventKey, EventQueue, Phase};
 
 use crate::cost::StepCost;
-use crate::gpu::{fluid_speeds, GpuWork, Job, Sharing};
+use crate::gpu::{self, GpuWork, Job, SharedGpu, Sharing, Wake};
 use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{num, Recorder, RequestRecord};
-use crate::router::{Router, RouterKind};
+use crate::router::{InstanceLoad, Router, RouterKind};
 use crate::time::{Dur, SimTime};
 use crate::workload::{
     self, streams, Arrival, ClassMix, LengthSampler, OpenLoop, Request, Stop, Workload,
@@ -22,35 +31,7 @@ use crate::{
 };
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-
-/// Phase of an event: the tie-break among events at the same instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Phase {
-    /// GPU progress, CPU phases and step completions.
-    Complete = 0,
-    /// Batch timers.
-    Timer = 1,
-    /// Request arrivals (open loop, users, offline groups).
-    Arrive = 2,
-    /// An instance forms its next step.
-    Schedule = 3,
-    /// A timed run ends.
-    End = 4,
-}
-
-/// The full ordering key of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct EventKey {
-    /// When.
-    pub time: SimTime,
-    /// Tie-break among equal times.
-    pub phase: Phase,
-    /// Insertion order, the last tie-break.
-    pub seq: u64,
-}
+use std::collections::VecDeque;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -64,49 +45,6 @@ enum Ev {
     Timer(u32),
     Schedule(u32),
     End,
-}
-
-/// The event queue: a binary heap on [`EventKey`]. Equal keys cannot occur (the
-/// sequence number is unique), so events at the same time and phase pop in the order
-/// they were pushed.
-#[derive(Debug)]
-pub struct EventQueue<E: Ord> {
-    heap: BinaryHeap<Reverse<(EventKey, E)>>,
-    seq: u64,
-}
-
-impl<E: Ord> Default for EventQueue<E> {
-    fn default() -> Self {
-        EventQueue {
-            heap: BinaryHeap::new(),
-            seq: 0,
-        }
-    }
-}
-
-impl<E: Ord> EventQueue<E> {
-    /// Schedules `e` at `time` in `phase`.
-    pub fn push(&mut self, time: SimTime, phase: Phase, e: E) {
-        let key = EventKey {
-            time,
-            phase,
-            seq: self.seq,
-        };
-        self.seq += 1;
-        self.heap.push(Reverse((key, e)));
-    }
-    /// The time of the earliest event.
-    pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|Reverse(x)| x.0.time)
-    }
-    /// Removes the earliest event.
-    pub fn pop(&mut self) -> Option<(EventKey, E)> {
-        self.heap.pop().map(|Reverse(x)| x)
-    }
-    /// Events pushed so far.
-    pub fn pushed(&self) -> u64 {
-        self.seq
-    }
 }
 
 /// One instance of a deployment, ready to simulate.
@@ -190,30 +128,22 @@ pub struct RunResult {
     pub kv_in_use_at_end: Vec<u64>,
 }
 
+/// The step in flight on an instance whose GPU is shared (not closed-form).
 #[derive(Debug, Clone, Default)]
 struct StepState {
     /// The step's CPU floor: it cannot end before this.
     floor: SimTime,
-    /// Exclusive GPUs: when the GPU part starts and ends.
-    gpu_span: (SimTime, SimTime),
-    /// Whether a step is in flight.
-    active: bool,
+    /// Its GPU work, submitted when the serial CPU part is done.
     work: GpuWork,
     gpu_done: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A GPU: its sharing model, and its busy time once the run is over.
+#[derive(Debug)]
 struct GpuState {
-    jobs: Vec<Job>,
-    speeds: Vec<f64>,
-    last: SimTime,
-    version: u64,
+    model: Box<dyn SharedGpu>,
+    /// Copied from the model when the run ends ([`Engine::settle_gpus`]).
     busy: Dur,
-    // Time-slicing.
-    queue: VecDeque<Job>,
-    ctx: Option<usize>,
-    running: Option<(Job, SimTime, SimTime)>, // (job, since, turn end)
-    switching: Option<(Job, SimTime)>,
 }
 
 struct Engine<'a> {
@@ -224,7 +154,11 @@ struct Engine<'a> {
     sched_pending: Vec<bool>,
     in_transit: Vec<VecDeque<Request>>,
     gpus: Vec<GpuState>,
-    router: Router,
+    /// Scratch: instances whose GPU work a wake finished.
+    finished_gpu: Vec<usize>,
+    router: Box<dyn Router>,
+    /// Scratch: the instances' loads the router sees.
+    loads: Vec<InstanceLoad>,
     rec: Recorder,
     lengths: LengthSampler,
     open: Option<OpenLoop>,
@@ -289,8 +223,17 @@ fn run_inner(
         steps: vec![StepState::default(); n],
         sched_pending: vec![false; n],
         in_transit: vec![VecDeque::new(); n],
-        gpus: vec![GpuState::default(); sc.gpus.len()],
-        router: Router::new(sc.router, workload::rng(seed, streams::ROUTER)),
+        gpus: sc
+            .gpus
+            .iter()
+            .map(|&s| GpuState {
+                model: gpu::build(s),
+                busy: Dur::ZERO,
+            })
+            .collect(),
+        finished_gpu: Vec::new(),
+        router: sc.router.build(workload::rng(seed, streams::ROUTER)),
+        loads: Vec::with_capacity(n),
         rec: Recorder::new(warmup, opts.keep_records),
         lengths: LengthSampler::new(&sc.workload, seed),
         open: None,
@@ -330,6 +273,7 @@ fn run_inner(
         e.handle(now, ev)?;
     }
     let now = now.max(e.end_time);
+    e.settle_gpus();
     e.rec.finish_csv()?;
     for i in &e.inst {
         if let Some(err) = i.policy_error() {
@@ -440,23 +384,15 @@ fn run_inner(
 impl Engine<'_> {
     /// Counts GPU busy time of work still in flight when the run ends at `now`.
     fn finalize(&mut self, now: SimTime) {
-        for g in 0..self.gpus.len() {
-            match self.sc.gpus[g] {
-                Sharing::Mps => self.mps_advance(now, g),
-                Sharing::TimeSlice { .. } => {
-                    if let Some((_, since, _)) = self.gpus[g].running {
-                        self.gpus[g].busy = self.gpus[g].busy + (now - since);
-                    }
-                }
-                Sharing::Exclusive => {}
-            }
+        for g in &mut self.gpus {
+            g.model.close(now);
         }
-        for (i, st) in self.steps.iter().enumerate() {
-            let g = self.sc.instances[i].gpu;
-            if st.active && self.sc.gpus[g] == Sharing::Exclusive {
-                let (a, b) = st.gpu_span;
-                self.gpus[g].busy = self.gpus[g].busy + (b.min(now) - a);
-            }
+    }
+
+    /// Copies every GPU's busy time out of its model, for the summary.
+    fn settle_gpus(&mut self) {
+        for g in &mut self.gpus {
+            g.busy = g.model.busy();
         }
     }
 
@@ -528,7 +464,17 @@ impl Engine<'_> {
     }
 
     fn route(&mut self, now: SimTime, r: Request) {
-        let i = self.router.pick(&self.inst, r.user);
+        // With one instance there is nothing to choose: no router is asked (so none
+        // draws a random number).
+        let i = if self.inst.len() == 1 {
+            0
+        } else {
+            self.loads.clear();
+            let prefix = r.prefix;
+            self.loads
+                .extend(self.inst.iter().map(|x| InstanceLoad::of(x, prefix)));
+            self.router.pick(&r, &self.loads)
+        };
         self.inst[i].note_routed(&r);
         let lat = self.sc.instances[i].api_latency;
         if lat.0 == 0 {
@@ -634,25 +580,10 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Starts a step on an exclusive GPU and returns when it ends: serial CPU, then
-    /// max(GPU, overlapped CPU), rounded as the shared modes round them so one
-    /// instance gives identical times.
-    fn start_exclusive(&mut self, now: SimTime, i: usize, cost: &StepCost) -> SimTime {
-        let (serial, gpu, overlapped) = cost.exclusive_durations();
-        let st = &mut self.steps[i];
-        st.work = GpuWork::of(cost);
-        st.active = true;
-        st.floor = now + serial + overlapped;
-        let gpu_end = now + serial + gpu;
-        st.gpu_span = (now + serial, gpu_end);
-        st.gpu_done = true;
-        gpu_end.max(st.floor)
-    }
-
     fn start_step(&mut self, now: SimTime, i: usize, cost: &StepCost) {
-        let gpu = self.sc.instances[i].gpu;
-        if self.sc.gpus[gpu] == Sharing::Exclusive {
-            let end = self.start_exclusive(now, i, cost);
+        let g = self.sc.instances[i].gpu;
+        if let Some(end) = self.gpus[g].model.closed_form_step(now, i, cost) {
+            self.steps[i].gpu_done = true;
             self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
             return;
         }
@@ -660,7 +591,6 @@ impl Engine<'_> {
         let st = &mut self.steps[i];
         st.work = GpuWork::of(cost);
         st.gpu_done = false;
-        st.active = true;
         st.floor = now + serial + Dur::from_secs_f64(cost.cpu_overlapped_s());
         if serial.0 > 0 {
             self.q
@@ -678,169 +608,37 @@ impl Engine<'_> {
         self.q.push(t, Phase::Complete, Ev::StepDone(i as u32));
     }
 
+    /// Schedules the check a GPU asked for.
+    fn gpu_wake(&mut self, g: usize, wake: Option<Wake>) {
+        if let Some(w) = wake {
+            self.q
+                .push(w.at, Phase::Complete, Ev::GpuCheck(g as u32, w.token));
+        }
+    }
+
     fn submit_gpu(&mut self, now: SimTime, i: usize) {
         let w = self.steps[i].work;
-        let total = w.total();
-        if total <= 0.0 {
+        if w.total() <= 0.0 {
             self.gpu_part_done(now, i);
             return;
         }
-        let job = Job {
-            instance: i,
-            remaining: 1.0,
-            total_s: total,
-            left_ns: Dur::from_secs_f64(total).0,
-            sm_share: (w.compute_s + w.overhead_s) / total,
-            bw_share: w.memory_s / total,
-            cap: self.sc.instances[i].active_thread_fraction,
-        };
+        let job = Job::new(i, &w, self.sc.instances[i].active_thread_fraction);
         let g = self.sc.instances[i].gpu;
-        match self.sc.gpus[g] {
-            Sharing::Exclusive => unreachable!("exclusive steps are closed-form"),
-            Sharing::Mps => {
-                self.mps_advance(now, g);
-                self.gpus[g].jobs.push(job);
-                self.mps_reschedule(now, g);
-            }
-            Sharing::TimeSlice { .. } => {
-                self.gpus[g].queue.push_back(job);
-                if self.gpus[g].running.is_none() && self.gpus[g].switching.is_none() {
-                    self.ts_dispatch(now, g);
-                }
-            }
-        }
+        let wake = self.gpus[g].model.submit(now, job);
+        self.gpu_wake(g, wake);
     }
 
-    // ---- MPS: fluid sharing --------------------------------------------------------
-
-    fn mps_advance(&mut self, now: SimTime, g: usize) {
-        let st = &mut self.gpus[g];
-        let span = now - st.last;
-        let dt = span.as_secs_f64();
-        if !st.jobs.is_empty() {
-            st.busy = st.busy + span;
+    /// A GPU's check at `now`: steps whose GPU work finished end (at their CPU floor
+    /// at the latest), then the GPU's next check is scheduled, in that order.
+    fn gpu_check(&mut self, now: SimTime, g: usize, token: u64) {
+        let mut finished = std::mem::take(&mut self.finished_gpu);
+        finished.clear();
+        let wake = self.gpus[g].model.wake(now, token, &mut finished);
+        for &i in &finished {
+            self.gpu_part_done(now, i);
         }
-        for (j, s) in st.jobs.iter_mut().zip(st.speeds.iter()) {
-            j.remaining -= s * dt / j.total_s;
-        }
-        st.last = now;
-    }
-
-    fn mps_reschedule(&mut self, now: SimTime, g: usize) {
-        let st = &mut self.gpus[g];
-        let mut speeds = std::mem::take(&mut st.speeds);
-        fluid_speeds(&st.jobs, &mut speeds);
-        st.speeds = speeds;
-        st.version += 1;
-        let mut next = f64::INFINITY;
-        for (j, s) in st.jobs.iter().zip(st.speeds.iter()) {
-            if *s > 0.0 {
-                next = next.min(j.remaining.max(0.0) * j.total_s / s);
-            }
-        }
-        if next.is_finite() {
-            // Rounded to the nanosecond; a job within 1 ns of done counts as done.
-            let t = now + Dur::from_secs_f64(next);
-            let v = st.version;
-            self.q.push(t, Phase::Complete, Ev::GpuCheck(g as u32, v));
-        }
-    }
-
-    fn gpu_check(&mut self, now: SimTime, g: usize, v: u64) {
-        match self.sc.gpus[g] {
-            Sharing::Mps => {
-                if v != self.gpus[g].version {
-                    return;
-                }
-                self.mps_advance(now, g);
-                let mut finished = Vec::new();
-                self.gpus[g].jobs.retain(|j| {
-                    let done = j.remaining * j.total_s <= 1e-9;
-                    if done {
-                        finished.push(j.instance);
-                    }
-                    !done
-                });
-                for i in finished {
-                    self.gpu_part_done(now, i);
-                }
-                self.mps_reschedule(now, g);
-            }
-            Sharing::TimeSlice { .. } => {
-                if v == self.gpus[g].version {
-                    self.ts_event(now, g);
-                }
-            }
-            Sharing::Exclusive => {}
-        }
-    }
-
-    // ---- Time-slicing ----------------------------------------------------------------
-
-    fn ts_params(&self, g: usize) -> (Dur, Dur) {
-        match self.sc.gpus[g] {
-            Sharing::TimeSlice {
-                quantum,
-                switch_cost,
-            } => (quantum, switch_cost),
-            _ => unreachable!(),
-        }
-    }
-
-    fn ts_dispatch(&mut self, now: SimTime, g: usize) {
-        let (_, switch) = self.ts_params(g);
-        let st = &mut self.gpus[g];
-        let Some(job) = st.queue.pop_front() else {
-            return;
-        };
-        if st.ctx == Some(job.instance) || st.ctx.is_none() || switch.0 == 0 {
-            st.ctx = Some(job.instance);
-            self.ts_run(now, g, job);
-        } else {
-            st.switching = Some((job, now + switch));
-            st.version += 1;
-            let v = st.version;
-            self.q
-                .push(now + switch, Phase::Complete, Ev::GpuCheck(g as u32, v));
-        }
-    }
-
-    fn ts_run(&mut self, now: SimTime, g: usize, job: Job) {
-        let (quantum, _) = self.ts_params(g);
-        let st = &mut self.gpus[g];
-        let turn_end = now + quantum;
-        let finish = now + Dur(job.left_ns);
-        st.running = Some((job, now, turn_end));
-        st.version += 1;
-        let v = st.version;
-        self.q.push(
-            finish.min(turn_end),
-            Phase::Complete,
-            Ev::GpuCheck(g as u32, v),
-        );
-    }
-
-    fn ts_event(&mut self, now: SimTime, g: usize) {
-        if let Some((job, _)) = self.gpus[g].switching.take() {
-            self.gpus[g].ctx = Some(job.instance);
-            self.ts_run(now, g, job);
-            return;
-        }
-        let Some((mut job, since, turn_end)) = self.gpus[g].running.take() else {
-            return;
-        };
-        let ran = now - since;
-        self.gpus[g].busy = self.gpus[g].busy + ran;
-        job.left_ns -= ran.0.min(job.left_ns);
-        if job.left_ns == 0 {
-            self.gpu_part_done(now, job.instance);
-            self.ts_dispatch(now, g);
-        } else if now >= turn_end && !self.gpus[g].queue.is_empty() {
-            self.gpus[g].queue.push_back(job);
-            self.ts_dispatch(now, g);
-        } else {
-            self.ts_run(now, g, job);
-        }
+        self.finished_gpu = finished;
+        self.gpu_wake(g, wake);
     }
 
     // ---- Step completion ---------------------------------------------------------------
@@ -848,7 +646,7 @@ impl Engine<'_> {
     fn step_done(&mut self, now: SimTime, i: usize) -> Result<(), String> {
         self.finish_step(now, i)?;
         let g = self.sc.instances[i].gpu;
-        if self.fast && self.sc.gpus[g] == Sharing::Exclusive {
+        if self.fast && self.gpus[g].model.closed_form() {
             // Fast-forward: while no other event can come before the next step
             // boundary, run this instance's steps in place instead of going through
             // the event queue: first the stretch of pure decode steps in which nothing
@@ -868,7 +666,7 @@ impl Engine<'_> {
                     now = run.end;
                     self.inline_steps += run.steps;
                     self.stretch_steps += run.steps;
-                    self.gpus[g].busy = self.gpus[g].busy + run.gpu_busy;
+                    self.gpus[g].model.add_busy(run.gpu_busy);
                     self.end_time = self.end_time.max(now);
                     if self.check {
                         self.inst[i].check_invariants().map_err(|e| {
@@ -883,7 +681,10 @@ impl Engine<'_> {
                     }
                     return Ok(());
                 };
-                let end = self.start_exclusive(now, i, &cost);
+                let end = self.gpus[g]
+                    .model
+                    .closed_form_step(now, i, &cost)
+                    .expect("a closed-form GPU prices the whole step");
                 if self.q.peek_time().is_some_and(|t| t <= end) {
                     self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
                     return Ok(());
@@ -904,11 +705,7 @@ impl Engine<'_> {
         debug_assert!(self.steps[i].gpu_done);
         self.end_time = self.end_time.max(now);
         let g = self.sc.instances[i].gpu;
-        self.steps[i].active = false;
-        if self.sc.gpus[g] == Sharing::Exclusive {
-            let (a, b) = self.steps[i].gpu_span;
-            self.gpus[g].busy = self.gpus[g].busy + (b - a);
-        }
+        self.gpus[g].model.step_ended(i);
         let mut done = std::mem::take(&mut self.done);
         done.clear();
         self.inst[i].finish_step(now, &mut self.rec, &mut done);

@@ -296,7 +296,7 @@ fn config_text() -> impl Strategy<Value = String> {
                 0.3,
                 quoted(&[
                     "round-robin", "random", "least-requests", "least-tokens", "power-of-two",
-                    "sticky", "|", "hash",
+                    "sticky", "prefix-aware", "session", "|", "hash",
                 ]),
             ),
             key("timeslice_ms", on(sharing == "time-slice") / 2.0, list(&["0.1", "1.0", "2.0", "50.0", "|", "0.01"])),

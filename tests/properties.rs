@@ -81,7 +81,7 @@ fn case() -> impl Strategy<Value = Case> {
         0u64..40,
         prop_oneof![Just(0u64), Just(8u64)],
         (1usize..4, 0usize..3),
-        (0usize..6, prop_oneof![Just(0u64), 1u64..3_000_000]),
+        (0usize..8, prop_oneof![Just(0u64), 1u64..3_000_000]),
         (0usize..4, 1.0f64..3000.0, 1u64..200),
         (
             length(),
@@ -141,6 +141,8 @@ fn case() -> impl Strategy<Value = Case> {
                     RouterKind::LeastTokens,
                     RouterKind::PowerOfTwo,
                     RouterKind::Sticky,
+                    RouterKind::from_name("prefix-aware").unwrap(),
+                    RouterKind::from_name("session").unwrap(),
                 ][router];
                 let router = if router == RouterKind::Sticky && !closed {
                     RouterKind::RoundRobin

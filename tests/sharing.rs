@@ -495,3 +495,113 @@ fn mig_instances_are_smaller_independent_gpus() {
     let per_gpu = r.summary["per_gpu"].as_array().unwrap();
     assert_eq!(per_gpu.len(), 7);
 }
+
+fn router(name: &str) -> RouterKind {
+    RouterKind::from_name(name).unwrap_or_else(|| panic!("{name} is registered"))
+}
+
+/// `session` keeps each closed-loop user (its session) on one instance for the whole
+/// run; first requests go to the least loaded instance, so the users spread over all.
+#[test]
+fn session_affinity_keeps_every_user_on_one_instance() {
+    let cost = tiny_cost(&profile(300.0, 200.0, 0.5));
+    let inst = (0..3)
+        .map(|_| setup(0, continuous(), cost.clone(), 1.0))
+        .collect();
+    let sc = shared(Sharing::Mps, inst, router("session"), closed(30, 10.0));
+    let recs = run(&sc, 4, OPTS).unwrap().records.unwrap();
+    let mut pin = std::collections::BTreeMap::new();
+    for r in &recs {
+        let u = r.user.unwrap();
+        assert_eq!(
+            *pin.entry(u).or_insert(r.instance),
+            r.instance,
+            "user {u} moved"
+        );
+    }
+    let used: std::collections::BTreeSet<u32> = pin.values().copied().collect();
+    assert_eq!(used.len(), 3);
+}
+
+/// Four replicas with prefix caching, lightly loaded, serving 400 requests that share
+/// four 256-token prompts (16 blocks of 16 tokens). A request finding its prompt cached
+/// computes only the last block (the last token must be computed, so 15 blocks hit).
+/// `prefix-aware` sends each prompt where it is cached, so only the first request of
+/// each prompt misses: 4 × 256 + 396 × 16 = 7360 tokens computed, 396 × 240 = 95040
+/// hit. Round-robin misses each prompt once on every replica: 16 × 256 + 384 × 16 =
+/// 10240 computed, 92160 hit. Other load-only routers miss more than prefix-aware.
+#[test]
+fn prefix_aware_routing_misses_each_prompt_once() {
+    let gpu = GpuSpec {
+        tensor_tflops: 1.0,
+        memory_bandwidth_gbps: 100.0,
+        ..slow_gpu()
+    };
+    let cost = CostModel::new(&tiny_model(), &gpu, &profile(100.0, 100.0, 0.5)).unwrap();
+    let mut policy = continuous();
+    if let Policy::Continuous { prefix_caching, .. } = &mut policy {
+        *prefix_caching = true;
+    }
+    let w = Workload {
+        arrival: Arrival::Poisson { rate: 200.0 },
+        input: LengthDist::Uniform {
+            mean: 256,
+            range_ratio: 0.0,
+        },
+        output: LengthDist::Uniform {
+            mean: 8,
+            range_ratio: 0.5,
+        },
+        stop: Stop::Requests(400),
+        max_context: 4096,
+        prompt_pool: Some(4),
+        identical_outputs: false,
+    };
+    let go = |name: &str| {
+        let inst = (0..4)
+            .map(|g| setup(g, policy.clone(), cost.clone(), 1.0))
+            .collect();
+        let r = run(
+            &shared(Sharing::Exclusive, inst, router(name), w.clone()),
+            3,
+            OPTS,
+        )
+        .unwrap();
+        assert_eq!(r.summary["preemptions"], 0, "{name}");
+        let f = |k: &str| r.summary[k].as_u64().unwrap();
+        (f("prefix_cache_hit_tokens"), f("prefill_tokens_computed"))
+    };
+    assert_eq!(go("prefix-aware"), (95040, 7360));
+    assert_eq!(go("round-robin"), (92160, 10240));
+    for other in ["least-tokens", "least-requests", "random", "power-of-two"] {
+        let (hit, computed) = go(other);
+        assert!(
+            computed > 7360 && hit < 95040,
+            "{other}: {hit} hit, {computed} computed"
+        );
+    }
+}
+
+/// `[hardware] router = "prefix-aware"` and `"session"` are accepted, reach the
+/// scenario and run; an unknown router is refused naming the field and listing them.
+#[test]
+fn new_routers_are_configured_by_name() {
+    let path = std::path::Path::new("mixed.toml");
+    for name in ["prefix-aware", "session"] {
+        let text = MIXED.replace("router = \"round-robin\"", &format!("router = \"{name}\""));
+        let exp = infersim::config::parse_experiment(&text, path).unwrap();
+        let sc = &exp.points[0].scenario;
+        assert_eq!(sc.router.name(), name);
+        let r = run(sc, 1, OPTS).unwrap();
+        assert_eq!(r.summary["completed"], 400, "{name}");
+    }
+    let text = MIXED.replace("router = \"round-robin\"", "router = \"fastest\"");
+    let errs = infersim::config::parse_experiment(&text, path).unwrap_err();
+    let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let msg = msg.join("\n");
+    assert!(msg.contains("hardware.router"), "{msg}");
+    assert!(
+        msg.contains("prefix-aware") && msg.contains("session"),
+        "{msg}"
+    );
+}

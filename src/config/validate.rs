@@ -71,15 +71,8 @@ pub const MAX_INSTANCES_PER_GPU: i64 = 256;
 
 /// Allowed values of `hardware.sharing`.
 pub const SHARING: &[&str] = &["exclusive", "mps", "time-slice"];
-/// Allowed values of `hardware.router`.
-pub const ROUTERS: &[&str] = &[
-    "round-robin",
-    "random",
-    "least-requests",
-    "least-tokens",
-    "power-of-two",
-    "sticky",
-];
+/// Allowed values of `hardware.router`: the router registry's names.
+pub const ROUTERS: &[&str] = &crate::router::NAMES;
 /// Allowed values of `engine.policy`.
 pub const POLICIES: &[&str] = &["sequential", "static", "continuous"];
 /// Allowed values of `engine.stack`.

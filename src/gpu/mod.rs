@@ -11,9 +11,25 @@
 //!   compute capped per instance by its active-thread percentage.
 //! - `time-slice`: one instance's context at a time, round-robin in quanta, each switch
 //!   costing time; a step longer than its turn is suspended and resumed.
+//!
+//! Each mode is one file implementing [`SharedGpu`] (`exclusive.rs`, `mps.rs`,
+//! `timeslice.rs`); [`build`] makes a GPU's model from its [`Sharing`]. The event loop
+//! talks to GPUs only through the trait: it hands a step's GPU work to
+//! [`SharedGpu::submit`], schedules a check at the [`Wake`] it gets back, and at that
+//! time calls [`SharedGpu::wake`], which advances the GPU and names the instances
+//! whose GPU work finished. A new sharing mode is a new file, a [`Sharing`] variant
+//! and a line in [`build`]; the event loop does not change.
+
+mod exclusive;
+mod mps;
+mod timeslice;
+
+pub use exclusive::Exclusive;
+pub use mps::{fluid_speeds, Mps};
+pub use timeslice::TimeSlice;
 
 use crate::cost::StepCost;
-use crate::time::Dur;
+use crate::time::{Dur, SimTime};
 
 /// How a GPU is shared among the instances placed on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,101 +104,81 @@ pub struct Job {
     pub cap: f64,
 }
 
-/// The speed (fraction of exclusive speed) of every job when they run together:
-/// progressive filling (max-min fairness) over two resources, the SMs and the memory
-/// bandwidth, each of capacity 1, with each job's SM use capped at `cap`.
-/// A job running at speed `s` uses `s · sm_share` of the SMs and `s · bw_share` of
-/// the bandwidth.
-pub fn fluid_speeds(jobs: &[Job], out: &mut Vec<f64>) {
-    out.clear();
-    out.resize(jobs.len(), 0.0);
-    let mut frozen = vec![false; jobs.len()];
-    let (mut sm_left, mut bw_left) = (1.0f64, 1.0f64);
-    loop {
-        let active: Vec<usize> = (0..jobs.len()).filter(|&i| !frozen[i]).collect();
-        if active.is_empty() {
-            break;
-        }
-        let sm_demand: f64 = active.iter().map(|&i| jobs[i].sm_share).sum();
-        let bw_demand: f64 = active.iter().map(|&i| jobs[i].bw_share).sum();
-        // Largest common increment d of speed for all active jobs.
-        let mut d = f64::INFINITY;
-        if sm_demand > 0.0 {
-            d = d.min(sm_left / sm_demand);
-        }
-        if bw_demand > 0.0 {
-            d = d.min(bw_left / bw_demand);
-        }
-        for &i in &active {
-            d = d.min(1.0 - out[i]);
-            if jobs[i].sm_share > 0.0 {
-                d = d.min((jobs[i].cap - out[i] * jobs[i].sm_share) / jobs[i].sm_share);
-            }
-        }
-        let d = d.max(0.0);
-        for &i in &active {
-            out[i] += d;
-        }
-        sm_left -= d * sm_demand;
-        bw_left -= d * bw_demand;
-        // Freeze jobs that hit a limit.
-        let eps = 1e-12;
-        let sm_full = sm_left <= eps;
-        let bw_full = bw_left <= eps;
-        let mut any = false;
-        for &i in &active {
-            let j = &jobs[i];
-            let hit = out[i] >= 1.0 - eps
-                || (j.sm_share > 0.0 && (sm_full || out[i] * j.sm_share >= j.cap - eps))
-                || (j.bw_share > 0.0 && bw_full);
-            if hit {
-                frozen[i] = true;
-                any = true;
-            }
-        }
-        if !any {
-            break;
+impl Job {
+    /// The whole of `work` (whose [`GpuWork::total`] must be positive) for
+    /// `instance`, whose compute is capped at `cap`.
+    pub fn new(instance: usize, work: &GpuWork, cap: f64) -> Self {
+        let total = work.total();
+        Job {
+            instance,
+            remaining: 1.0,
+            total_s: total,
+            left_ns: Dur::from_secs_f64(total).0,
+            sm_share: (work.compute_s + work.overhead_s) / total,
+            bw_share: work.memory_s / total,
+            cap,
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// When a GPU wants to be woken: call [`SharedGpu::wake`] at `at` with `token`. A
+/// later wake supersedes an earlier one; a superseded wake is ignored (its token is
+/// stale), so the event loop never has to cancel one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    /// When.
+    pub at: SimTime,
+    /// Identifies this wake to the GPU.
+    pub token: u64,
+}
 
-    fn job(sm: f64, bw: f64, cap: f64) -> Job {
-        Job {
-            instance: 0,
-            remaining: 1.0,
-            total_s: 1.0,
-            left_ns: 1_000_000_000,
-            sm_share: sm,
-            bw_share: bw,
-            cap,
-        }
+/// A GPU as the event loop sees it: it runs the GPU part of the steps of the
+/// instances placed on it and says when they finish.
+///
+/// Two ways in. A GPU that runs one instance's work at full speed prices a whole step
+/// when it starts ([`SharedGpu::closed_form_step`] returns its end; the event loop may
+/// then run such steps in place, see `sim`). Otherwise a step's GPU work is handed
+/// over with [`SharedGpu::submit`] once its serial CPU part is done, and finishes at
+/// some later [`SharedGpu::wake`].
+pub trait SharedGpu: std::fmt::Debug + Send {
+    /// Whether steps on this GPU are priced whole when they start.
+    fn closed_form(&self) -> bool {
+        false
     }
-
-    #[test]
-    fn two_bandwidth_bound_jobs_share_bandwidth_equally() {
-        let mut s = Vec::new();
-        fluid_speeds(&[job(0.0, 1.0, 1.0), job(0.0, 1.0, 1.0)], &mut s);
-        assert_eq!(s, vec![0.5, 0.5]);
+    /// If [`SharedGpu::closed_form`]: starts `instance`'s step priced `cost` at `now`
+    /// and returns when it ends (GPU and CPU parts both done). `None` otherwise.
+    fn closed_form_step(
+        &mut self,
+        _now: SimTime,
+        _instance: usize,
+        _cost: &StepCost,
+    ) -> Option<SimTime> {
+        None
     }
+    /// Counts `busy` GPU time of closed-form steps the event loop ran in place.
+    fn add_busy(&mut self, busy: Dur);
+    /// `instance`'s step (closed-form or not) has ended.
+    fn step_ended(&mut self, _instance: usize) {}
+    /// Hands over a step's GPU work at `now`; returns the next wake if it moved.
+    fn submit(&mut self, now: SimTime, job: Job) -> Option<Wake>;
+    /// Advances to `now`, the time of a wake with `token`, pushing onto `finished` the
+    /// instances whose GPU work finished (in the order their steps should end);
+    /// returns the next wake if it moved. A stale token does nothing.
+    fn wake(&mut self, now: SimTime, token: u64, finished: &mut Vec<usize>) -> Option<Wake>;
+    /// The run ends at `now`: counts the busy time of work still in flight.
+    fn close(&mut self, now: SimTime);
+    /// GPU busy time so far (time in which some GPU work was running).
+    fn busy(&self) -> Dur;
+}
 
-    #[test]
-    fn a_compute_job_and_a_memory_job_do_not_slow_each_other() {
-        let mut s = Vec::new();
-        fluid_speeds(&[job(1.0, 0.0, 1.0), job(0.0, 1.0, 1.0)], &mut s);
-        assert_eq!(s, vec![1.0, 1.0]);
-    }
-
-    #[test]
-    fn a_capped_job_never_exceeds_its_share_and_leaves_the_rest() {
-        let mut s = Vec::new();
-        fluid_speeds(&[job(1.0, 0.0, 0.25), job(1.0, 0.0, 1.0)], &mut s);
-        assert!((s[0] - 0.25).abs() < 1e-12);
-        assert!((s[1] - 0.75).abs() < 1e-12);
-        fluid_speeds(&[job(1.0, 0.0, 0.3)], &mut s);
-        assert!((s[0] - 0.3).abs() < 1e-12);
+/// The model of a GPU shared as `sharing`.
+pub fn build(sharing: Sharing) -> Box<dyn SharedGpu> {
+    match sharing {
+        Sharing::Exclusive => Box::new(Exclusive::default()),
+        Sharing::Mps => Box::new(Mps::default()),
+        Sharing::TimeSlice {
+            quantum,
+            switch_cost,
+        } => Box::new(TimeSlice::new(quantum, switch_cost)),
     }
 }

@@ -1,120 +1,198 @@
 //! Routers: which instance gets a request (DESIGN §1).
+//!
+//! A router is a [`Router`]: given the request and the [`InstanceLoad`] of every
+//! instance (the load signals real routers use), it picks one. Each router is one
+//! file here, and is named in configs through [`REGISTRY`]: a new router is a new file
+//! and one registration line. [`RouterKind`] is a router's name, checked against the
+//! registry, and builds it.
+
+mod least_requests;
+mod least_tokens;
+mod power_of_two;
+mod prefix_aware;
+mod random;
+mod round_robin;
+mod session;
+mod sticky;
+
+pub use least_requests::LeastRequests;
+pub use least_tokens::LeastTokens;
+pub use power_of_two::PowerOfTwo;
+pub use prefix_aware::PrefixAware;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use session::Session;
+pub use sticky::Sticky;
 
 use crate::instance::Instance;
-use rand::Rng;
+use crate::workload::Request;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Routing rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RouterKind {
-    /// Instances in turn.
-    RoundRobin,
-    /// Uniformly at random.
-    Random,
-    /// Fewest outstanding requests (ties: lowest index).
-    LeastRequests,
-    /// Fewest outstanding tokens (prompt + output of outstanding requests).
-    LeastTokens,
-    /// Two instances at random, the one with fewer outstanding requests.
-    PowerOfTwo,
-    /// A closed-loop user keeps the instance chosen at random for its first request
-    /// (a Locust user's connection pinned by a Kubernetes Service); other requests
-    /// go round-robin.
-    Sticky,
+/// What a router sees of one instance when a request arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct InstanceLoad {
+    /// Requests routed here and not finished (including those in transit).
+    pub outstanding: u64,
+    /// Prompt + output tokens of those requests.
+    pub outstanding_tokens: u64,
+    /// Requests waiting in its queue.
+    pub waiting: u64,
+    /// Sequences in its running set.
+    pub running: u64,
+    /// Fraction of its KV pool in use.
+    pub kv_used_fraction: f64,
+    /// Full KV blocks of the request's prompt found in its prefix cache
+    /// ([`Instance::cached_prefix_blocks`]); 0 for a request without a pooled prompt.
+    pub cached_prefix_blocks: u64,
 }
 
-impl RouterKind {
-    /// The kebab-case name used in configs and results.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RouterKind::RoundRobin => "round-robin",
-            RouterKind::Random => "random",
-            RouterKind::LeastRequests => "least-requests",
-            RouterKind::LeastTokens => "least-tokens",
-            RouterKind::PowerOfTwo => "power-of-two",
-            RouterKind::Sticky => "sticky",
+impl InstanceLoad {
+    /// `inst`'s load as seen by a request with prompt `prefix`.
+    pub fn of(inst: &Instance, prefix: Option<u32>) -> Self {
+        InstanceLoad {
+            outstanding: inst.outstanding,
+            outstanding_tokens: inst.outstanding_tokens,
+            waiting: inst.waiting_len() as u64,
+            running: inst.running_len() as u64,
+            kv_used_fraction: inst.kv_used_fraction(),
+            cached_prefix_blocks: prefix.map_or(0, |p| inst.cached_prefix_blocks(p)),
         }
     }
 }
 
-/// Router state.
-#[derive(Debug, Clone)]
-pub struct Router {
-    kind: RouterKind,
-    next: usize,
-    rng: ChaCha8Rng,
-    pinned: Vec<Option<u32>>,
+/// A routing rule.
+pub trait Router: std::fmt::Debug + Send {
+    /// The index into `loads` (at least two instances) of the instance for `req`.
+    fn pick(&mut self, req: &Request, loads: &[InstanceLoad]) -> usize;
 }
 
-impl Router {
-    /// A router drawing from `rng`.
-    pub fn new(kind: RouterKind, rng: ChaCha8Rng) -> Self {
-        Router {
-            kind,
-            next: 0,
-            rng,
-            pinned: Vec::new(),
-        }
-    }
-
-    /// The instance for a request from `user` (closed loop) or none (open loop).
-    pub fn pick(&mut self, instances: &[Instance], user: Option<u32>) -> usize {
-        let n = instances.len();
-        if n == 1 {
-            return 0;
-        }
-        match self.kind {
-            RouterKind::RoundRobin => self.round_robin(n),
-            RouterKind::Random => self.rng.gen_range(0..n),
-            RouterKind::LeastRequests => argmin(instances, |i| i.outstanding),
-            RouterKind::LeastTokens => argmin(instances, |i| i.outstanding_tokens),
-            RouterKind::PowerOfTwo => {
-                let a = self.rng.gen_range(0..n);
-                let mut b = self.rng.gen_range(0..n - 1);
-                if b >= a {
-                    b += 1;
-                }
-                if instances[b].outstanding < instances[a].outstanding {
-                    b
-                } else {
-                    a
-                }
-            }
-            RouterKind::Sticky => match user {
-                Some(u) => {
-                    let u = u as usize;
-                    if self.pinned.len() <= u {
-                        self.pinned.resize(u + 1, None);
-                    }
-                    match self.pinned[u] {
-                        Some(i) => i as usize,
-                        None => {
-                            let i = self.rng.gen_range(0..n);
-                            self.pinned[u] = Some(i as u32);
-                            i
-                        }
-                    }
-                }
-                None => self.round_robin(n),
-            },
-        }
-    }
-
-    fn round_robin(&mut self, n: usize) -> usize {
-        let i = self.next % n;
-        self.next = (self.next + 1) % n;
-        i
-    }
-}
-
-fn argmin(instances: &[Instance], key: impl Fn(&Instance) -> u64) -> usize {
+/// The index of the instance with the smallest `key`, the lowest index among equals.
+pub fn argmin<K: Ord>(loads: &[InstanceLoad], key: impl Fn(&InstanceLoad) -> K) -> usize {
     let mut best = 0;
-    for (i, inst) in instances.iter().enumerate() {
-        if key(inst) < key(&instances[best]) {
+    let mut best_key = None;
+    for (i, l) in loads.iter().enumerate() {
+        let k = key(l);
+        if best_key.as_ref().is_none_or(|b| k < *b) {
             best = i;
+            best_key = Some(k);
         }
     }
     best
 }
+
+/// A router's entry in the registry: its config name and how to build it from the
+/// run's router random stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The kebab-case name used in configs and results.
+    pub name: &'static str,
+    /// Builds the router.
+    pub build: fn(ChaCha8Rng) -> Box<dyn Router>,
+}
+
+/// Every router, by config name. One line per router.
+#[rustfmt::skip]
+pub const REGISTRY: &[Entry] = &[
+    Entry { name: "round-robin", build: |_| Box::new(RoundRobin::default()) },
+    Entry { name: "random", build: |rng| Box::new(Random::new(rng)) },
+    Entry { name: "least-requests", build: |_| Box::new(LeastRequests) },
+    Entry { name: "least-tokens", build: |_| Box::new(LeastTokens) },
+    Entry { name: "power-of-two", build: |rng| Box::new(PowerOfTwo::new(rng)) },
+    Entry { name: "sticky", build: |rng| Box::new(Sticky::new(rng)) },
+    Entry { name: "prefix-aware", build: |_| Box::new(PrefixAware) },
+    Entry { name: "session", build: |_| Box::new(Session::default()) },
+];
+
+/// The names in [`REGISTRY`], in its order (the allowed values of `hardware.router`).
+pub const NAMES: [&str; REGISTRY.len()] = {
+    let mut names = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        names[i] = REGISTRY[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// A router by its registered name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RouterKind(&'static str);
+
+/// The routers shipped before the registry, as constants for existing callers;
+/// other routers are reached by name ([`RouterKind::from_name`]).
+#[allow(non_upper_case_globals)]
+impl RouterKind {
+    /// Instances in turn.
+    pub const RoundRobin: RouterKind = RouterKind("round-robin");
+    /// Uniformly at random.
+    pub const Random: RouterKind = RouterKind("random");
+    /// Fewest outstanding requests (ties: lowest index).
+    pub const LeastRequests: RouterKind = RouterKind("least-requests");
+    /// Fewest outstanding tokens (prompt + output of outstanding requests).
+    pub const LeastTokens: RouterKind = RouterKind("least-tokens");
+    /// Two instances at random, the one with fewer outstanding requests.
+    pub const PowerOfTwo: RouterKind = RouterKind("power-of-two");
+    /// A closed-loop user keeps the instance chosen at random for its first request;
+    /// other requests go round-robin.
+    pub const Sticky: RouterKind = RouterKind("sticky");
+}
+
+impl RouterKind {
+    /// The registered router called `name`, if any.
+    pub fn from_name(name: &str) -> Option<RouterKind> {
+        REGISTRY
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| RouterKind(e.name))
+    }
+
+    /// The kebab-case name used in configs and results.
+    pub fn name(&self) -> &'static str {
+        self.0
+    }
+
+    /// A fresh router of this kind drawing from `rng`.
+    pub fn build(&self, rng: ChaCha8Rng) -> Box<dyn Router> {
+        let e = REGISTRY
+            .iter()
+            .find(|e| e.name == self.0)
+            .expect("a RouterKind names a registered router");
+        (e.build)(rng)
+    }
+}
+
+/// As the enum it replaced printed: the name in CamelCase (`RoundRobin`), so the
+/// scenario's Debug string, which the run hash reads, does not change.
+impl std::fmt::Debug for RouterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for part in self.0.split('-') {
+            let mut c = part.chars();
+            if let Some(first) = c.next() {
+                write!(f, "{}{}", first.to_ascii_uppercase(), c.as_str())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for RouterKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RouterKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        RouterKind::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown router \"{name}\"; expected one of {}",
+                NAMES.join(", ")
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
