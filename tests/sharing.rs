@@ -556,6 +556,7 @@ fn prefix_aware_routing_misses_each_prompt_once() {
         max_context: 4096,
         prompt_pool: Some(4),
         identical_outputs: false,
+        classes: Vec::new(),
     };
     let go = |name: &str| {
         let inst = (0..4)
