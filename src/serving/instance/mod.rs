@@ -23,6 +23,8 @@ mod fast_forward;
 mod invariants;
 mod prefix;
 mod step;
+#[cfg(test)]
+mod tests;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
