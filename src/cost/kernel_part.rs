@@ -1,0 +1,279 @@
+//! The GPU part of the kernel model: per-group time functions of a (model, GPU) pair,
+//! from the GPU's measured kernel tables where it has them, else from the fitted
+//! roofline curves (DESIGN §2).
+
+use super::kernels::{self, AttnGrid, Curves};
+use super::*;
+
+/// The GPU part of a (model, GPU) pair in the kernel model: per-group time
+/// functions, from the GPU's tables where it has them, else from its curves.
+#[derive(Debug, Clone)]
+pub(super) struct KernelPart {
+    pub(super) curves: Curves,
+    /// m grid and the latency over it (µs, all layers) of the QKV, output and MLP
+    /// GEMMs; `None`: priced on the curves.
+    pub(super) dense: Option<(Vec<f64>, [Vec<f64>; 3])>,
+    /// (n, k) of the QKV, output, MLP-up (gate and up together) and MLP-down GEMMs.
+    pub(super) gemm_nk: [(f64, f64); 4],
+    /// (n, k) of the LM head.
+    pub(super) head_nk: (f64, f64),
+    /// Shares of the dense work in the QKV, output and MLP groups (∝ n · k).
+    pub(super) dense_shares: [f64; 3],
+    /// Attention FLOPs per attended (query, key) pair in one layer (4 · heads · d).
+    pub(super) pair_flops: f64,
+    /// K and V bytes per cached key in one layer.
+    pub(super) key_bytes: f64,
+    /// The LM head's m grid and latency (µs).
+    pub(super) head: Option<(Vec<f64>, Vec<f64>)>,
+    /// Prefill attention, one layer, batch 1, over the sequence length.
+    pub(super) prefill: Option<(Vec<f64>, Vec<f64>)>,
+    /// Decode attention, one layer, over (batch, cached keys).
+    pub(super) decode: Option<AttnGrid>,
+    /// Bytes per token per layer of the streaming kernels (norms with residual
+    /// adds, rotary, KV-cache write, activation), and per step (embedding and
+    /// final norm).
+    pub(super) stream_layer: [f64; 5],
+    pub(super) stream_step: [f64; 2],
+    /// Their bytes per token over the whole step (all layers).
+    pub(super) stream_bytes_per_token: f64,
+    pub(super) sources: [Source; NUM_GROUPS],
+    /// What the GPU part is, in words.
+    pub(super) describe: String,
+}
+
+impl KernelPart {
+    pub(super) fn new(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        path: GpuPath,
+    ) -> Result<KernelPart, String> {
+        if let GpuPath::Curves(shape, anchor) = path {
+            return Ok(KernelPart::on_curves(model, gpu, shape, anchor));
+        }
+        let file = kernels::curves_file()?;
+        // Tables apply to the whole GPU in 16-bit weights; a MIG slice smaller than
+        // the whole GPU (every profile but `7g.*`) or another dtype is priced on the
+        // curves.
+        let whole = gpu.mig.as_deref().is_none_or(|m| m.starts_with("7g."));
+        let tables = match (path, whole, model.dtype_bytes) {
+            (GpuPath::Auto, true, 2) => kernels::tables_for(&gpu.name)?,
+            _ => None,
+        };
+        let (arch_anchor, own_arch) = file.anchor_for(&gpu.architecture);
+        // A GPU with tables prices what its tables lack (streaming kernels, the
+        // sampler) with the anchor fitted on its own tables.
+        let anchor = match (&tables, file.gpu.get(&gpu.name)) {
+            (Some(_), Some(a)) => *a,
+            _ => arch_anchor,
+        };
+        let mut k = KernelPart::build(model, gpu, tables.as_deref(), file.shape, anchor);
+        let anchor_words = match (&tables, own_arch) {
+            (Some(_), _) => format!("its own fitted anchor ({})", gpu.name),
+            (None, true) => format!("the {} anchor", gpu.architecture),
+            (None, false) => format!(
+                "the cross-architecture default anchor (no measured {} GPU)",
+                gpu.architecture
+            ),
+        };
+        k.describe = match &tables {
+            Some(t) => format!(
+                "measured kernel tables of {} (calibration/kernels/{}; {} of {} groups from tables), the rest on the curves with {anchor_words}",
+                t.gpu,
+                t.gpu,
+                k.sources.iter().filter(|s| **s == Source::Table).count(),
+                NUM_GROUPS
+            ),
+            None => format!("roofline curves with {anchor_words} on the datasheet"),
+        };
+        Ok(k)
+    }
+
+    /// The kernel part from `tables` (if any) and the curves of `shape` and `anchor`.
+    pub(super) fn build(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        tables: Option<&kernels::KernelTables>,
+        shape: kernels::CurveShape,
+        anchor: kernels::CurveAnchor,
+    ) -> KernelPart {
+        let d = model.hidden_size as f64;
+        let q = (model.num_heads as u64 * model.head_dim) as f64;
+        let kvd = (model.num_kv_heads as u64 * model.head_dim) as f64;
+        let bpe = model.dtype_bytes as f64;
+        let [qkv, o, up, down, head_nk] = model.gemm_nk();
+        let gemm_nk = [qkv, o, up, down];
+        let (up, f) = (up.0, down.1);
+        let curves = Curves {
+            shape,
+            anchor,
+            peak_flops: gpu.peak_flops(),
+            peak_bw: gpu.peak_bandwidth(),
+        };
+        let mut sources = [Source::Roofline; NUM_GROUPS];
+        let layers = model.num_layers as f64;
+        let (mut dense, mut head, mut prefill, mut decode) = (None, None, None, None);
+        if let Some(t) = tables {
+            let ms = t.gemm_bf16.ms.clone();
+            let c = |(n, k): (f64, f64)| t.gemm_bf16.m_curve(n, k);
+            let scale = |v: Vec<f64>| v.into_iter().map(|x| x * layers).collect::<Vec<_>>();
+            let mlp: Vec<f64> = c(gemm_nk[2])
+                .iter()
+                .zip(c(gemm_nk[3]))
+                .map(|(a, b)| a + b)
+                .collect();
+            dense = Some((
+                ms.clone(),
+                [scale(c(gemm_nk[0])), scale(c(gemm_nk[1])), scale(mlp)],
+            ));
+            head = Some((ms, t.gemm_bf16.m_curve(head_nk.0, head_nk.1)));
+            sources[QKV] = Source::Table;
+            sources[O_PROJ] = Source::Table;
+            sources[MLP] = Source::Table;
+            sources[HEAD] = Source::Table;
+            let shape = (model.num_heads, model.num_kv_heads, model.head_dim);
+            if let Some(g) = t.context_attention.for_shape(shape.0, shape.1, shape.2) {
+                let nl = g.lens.len();
+                prefill = Some((g.lens.clone(), g.lat_us[..nl].to_vec()));
+                sources[ATTN_P] = Source::Table;
+            }
+            if let Some(g) = t.generation_attention.for_shape(shape.0, shape.1, shape.2) {
+                decode = Some(g);
+                sources[ATTN_D] = Source::Table;
+            }
+        }
+        let stream_layer = [
+            4.0 * d * bpe,
+            2.0 * (q + kvd) * bpe,
+            4.0 * kvd * bpe,
+            4.0 * d * bpe,
+            (up + f) * bpe,
+        ];
+        let stream_step = [2.0 * d * bpe, 4.0 * d * bpe];
+        KernelPart {
+            curves,
+            dense,
+            gemm_nk,
+            head_nk,
+            pair_flops: 4.0 * q,
+            key_bytes: model.kv_bytes_per_token_layer() as f64,
+            dense_shares: {
+                let w: Vec<f64> = gemm_nk.iter().map(|(n, k)| n * k).collect();
+                let t: f64 = w.iter().sum();
+                [w[0] / t, w[1] / t, (w[2] + w[3]) / t]
+            },
+            head,
+            prefill,
+            decode,
+            stream_bytes_per_token: stream_layer.iter().sum::<f64>() * layers
+                + stream_step.iter().sum::<f64>(),
+            stream_layer,
+            stream_step,
+            sources,
+            describe: String::new(),
+        }
+    }
+
+    /// The kernel part on given curves, without tables.
+    pub(super) fn on_curves(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        shape: kernels::CurveShape,
+        anchor: kernels::CurveAnchor,
+    ) -> KernelPart {
+        let mut k = KernelPart::build(model, gpu, None, shape, anchor);
+        k.describe = "roofline curves given by the caller".into();
+        k
+    }
+
+    /// Fills the group seconds of everything but decode attention and the sampler.
+    pub(super) fn price_fixed(
+        &self,
+        cm: &CostModel,
+        s: &StepShape,
+        tokens: f64,
+        gs: &mut [f64; NUM_GROUPS],
+    ) {
+        if tokens > 0.0 {
+            match &self.dense {
+                Some((ms, curves)) => {
+                    for (i, c) in curves.iter().enumerate() {
+                        gs[QKV + i] = kernels::interp_linear(ms, c, tokens) * 1e-6;
+                    }
+                }
+                None => {
+                    let g = |(n, k): (f64, f64)| self.curves.gemm_us(tokens, n, k) * cm.layers;
+                    gs[QKV] = g(self.gemm_nk[0]) * 1e-6;
+                    gs[O_PROJ] = g(self.gemm_nk[1]) * 1e-6;
+                    gs[MLP] = (g(self.gemm_nk[2]) + g(self.gemm_nk[3])) * 1e-6;
+                }
+            }
+            let mut us = 0.0;
+            for b in self.stream_layer {
+                us += self.curves.stream_us(tokens * b) * cm.layers;
+            }
+            for b in self.stream_step {
+                us += self.curves.stream_us(tokens * b);
+            }
+            gs[ELEM] = us * 1e-6;
+        }
+        if s.emitting > 0 {
+            let e = s.emitting as f64;
+            gs[HEAD] = match &self.head {
+                Some((ms, c)) => kernels::interp_linear(ms, c, e),
+                None => self.curves.gemm_us(e, self.head_nk.0, self.head_nk.1),
+            } * 1e-6;
+        }
+        let mut us = 0.0;
+        for p in &s.prefills {
+            let len = (p.cached + p.new) as f64;
+            let full = CostModel::chunk_pairs(p.cached, p.new, 0);
+            let win = CostModel::chunk_pairs(p.cached, p.new, cm.window);
+            match &self.prefill {
+                Some((lens, lat)) => {
+                    // The table prices a whole prompt of `len` tokens; a chunk on top
+                    // of cached tokens attends a share of its pairs.
+                    let whole = kernels::interp_linear(lens, lat, len);
+                    let pairs = len * (len + 1.0) / 2.0;
+                    us += whole / pairs * (full * cm.full_layers + win * cm.window_layers);
+                }
+                None => {
+                    let c = &self.curves;
+                    us += c.prefill_attn_us(self.pair_flops * full, len) * cm.full_layers
+                        + c.prefill_attn_us(self.pair_flops * win, len.min(cm.window_len()))
+                            * cm.window_layers;
+                }
+            }
+        }
+        gs[ATTN_P] = us * 1e-6;
+    }
+
+    /// Decode attention seconds for `b` decodes with the given context sums.
+    pub(super) fn decode_s(&self, cm: &CostModel, b: u64, ctx_full: u64, ctx_window: u64) -> f64 {
+        let bf = b as f64;
+        let us = match &self.decode {
+            Some(g) => {
+                let full = if cm.full_layers > 0.0 {
+                    g.latency_us(bf, ctx_full as f64 / bf) * cm.full_layers
+                } else {
+                    0.0
+                };
+                let win = if cm.window_layers > 0.0 {
+                    g.latency_us(bf, ctx_window as f64 / bf) * cm.window_layers
+                } else {
+                    0.0
+                };
+                full + win
+            }
+            None => {
+                let layer = |ctx: u64, layers: f64| {
+                    let keys = ctx as f64;
+                    self.curves
+                        .decode_attn_us(self.key_bytes * keys, self.pair_flops * keys)
+                        * layers
+                };
+                layer(ctx_full, cm.full_layers) + layer(ctx_window, cm.window_layers)
+            }
+        };
+        us * 1e-6
+    }
+}
