@@ -9,13 +9,12 @@
 use crate::cost::StepCost;
 use crate::gpu::{fluid_speeds, GpuWork, Job, Sharing};
 use crate::instance::{Finished, Instance, InstanceStats};
-use crate::metrics::{num, Recorder, RequestRecord};
+use crate::metrics::{GpuRow, InstanceRow, Recorder, RequestRecord, Summary};
 use crate::router::{Router, RouterKind};
 use crate::time::{Dur, SimTime};
 use crate::workload::{self, streams, Arrival, LengthSampler, OpenLoop, Request, Stop, Workload};
 use crate::{cost::CostModel, kv::KvGeometry, policy::Policy};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -161,8 +160,8 @@ pub fn run_with_csv(
 /// What one run produced.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// `benchmark_serving` keys plus ours, in a stable order.
-    pub summary: Map<String, Value>,
+    /// `benchmark_serving`'s metrics plus ours (serialised in a stable order).
+    pub summary: Summary,
     /// Per-request records, if asked for.
     pub records: Option<Vec<RequestRecord>>,
     /// Per-instance counters.
@@ -334,74 +333,58 @@ fn run_inner(
         Stop::Timed { duration, warmup } => duration.as_secs_f64() - warmup.as_secs_f64(),
     };
     let elapsed = now.as_secs_f64();
-    let mut summary = Map::new();
-    e.rec.summarize(duration_s, &mut summary);
+    let mut summary = e.rec.summarize(duration_s);
     let busy: f64 = e.gpus.iter().map(|g| g.busy.as_secs_f64()).sum();
     let frac = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
-    summary.insert(
-        "gpu_busy_fraction".into(),
-        num(frac(busy / e.gpus.len().max(1) as f64)),
-    );
-    let kv_peak = e
-        .inst
-        .iter()
-        .map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64)
-        .fold(0.0, f64::max);
-    summary.insert("kv_cache_peak_fraction".into(), num(kv_peak));
-    let pre: u64 = e.inst.iter().map(|i| i.stats.preemptions).sum();
-    summary.insert("preemptions".into(), pre.into());
-    let mq: u64 = e.inst.iter().map(|i| i.stats.max_queue).max().unwrap_or(0);
-    summary.insert("max_queue_len".into(), mq.into());
+    let kv_frac = |i: &Instance| i.kv.peak as f64 / i.kv.capacity.max(1) as f64;
+    summary.gpu_busy_fraction = frac(busy / e.gpus.len().max(1) as f64);
+    summary.kv_cache_peak_fraction = e.inst.iter().map(kv_frac).fold(0.0, f64::max);
+    summary.preemptions = e.inst.iter().map(|i| i.stats.preemptions).sum();
+    summary.max_queue_len = e.inst.iter().map(|i| i.stats.max_queue).max().unwrap_or(0);
     let steps: u64 = e.inst.iter().map(|i| i.stats.steps).sum();
     let dec: u64 = e.inst.iter().map(|i| i.stats.decode_seqs).sum();
-    let pre_tok: u64 = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
-    summary.insert("steps".into(), steps.into());
-    summary.insert(
-        "mean_decode_batch".into(),
-        num(if steps > 0 {
-            dec as f64 / steps as f64
-        } else {
-            0.0
-        }),
-    );
-    summary.insert("prefill_tokens_computed".into(), pre_tok.into());
-    let hits: u64 = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
-    summary.insert("prefix_cache_hit_tokens".into(), hits.into());
+    summary.steps = steps;
+    summary.mean_decode_batch = if steps > 0 {
+        dec as f64 / steps as f64
+    } else {
+        0.0
+    };
+    summary.prefill_tokens_computed = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
+    summary.prefix_cache_hit_tokens = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
     if e.inst.len() > 1 || e.gpus.len() > 1 {
-        let per_inst: Vec<Value> = e
+        summary.per_instance = e
             .inst
             .iter()
-            .map(|i| {
-                serde_json::json!({
-                    "instance": i.id,
-                    "gpu": sc.instances[i.id].gpu,
-                    "model": sc.instances[i.id].cost.model_name(),
-                    "policy": sc.instances[i.id].policy.name(),
-                    "requests_served": i.stats.served,
-                    "busy_fraction": num(frac(i.stats.busy_s)),
-                    "kv_cache_peak_fraction": num(i.kv.peak as f64 / i.kv.capacity.max(1) as f64),
-                    "preemptions": i.stats.preemptions,
-                })
+            .map(|i| InstanceRow {
+                instance: i.id as u64,
+                gpu: sc.instances[i.id].gpu as u64,
+                model: sc.instances[i.id].cost.model_name().to_string(),
+                policy: sc.instances[i.id].policy.name().to_string(),
+                requests_served: i.stats.served,
+                busy_fraction: frac(i.stats.busy_s),
+                kv_cache_peak_fraction: kv_frac(i),
+                preemptions: i.stats.preemptions,
             })
             .collect();
-        let per_gpu: Vec<Value> = e
+        summary.per_gpu = e
             .gpus
             .iter()
             .enumerate()
             .map(|(g, st)| {
-                let on: Vec<&Instance> =
-                    e.inst.iter().filter(|i| sc.instances[i.id].gpu == g).collect();
-                serde_json::json!({
-                    "gpu": g,
-                    "instances": on.len(),
-                    "requests_served": on.iter().map(|i| i.stats.served).sum::<u64>(),
-                    "busy_fraction": num(frac(st.busy.as_secs_f64())),
-                    "kv_cache_peak_fraction": num(on.iter().map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64).fold(0.0, f64::max)),
-                })
+                let on: Vec<&Instance> = e
+                    .inst
+                    .iter()
+                    .filter(|i| sc.instances[i.id].gpu == g)
+                    .collect();
+                GpuRow {
+                    gpu: g as u64,
+                    instances: on.len() as u64,
+                    requests_served: on.iter().map(|i| i.stats.served).sum(),
+                    busy_fraction: frac(st.busy.as_secs_f64()),
+                    kv_cache_peak_fraction: on.iter().map(|i| kv_frac(i)).fold(0.0, f64::max),
+                }
             })
             .collect();
-        summary.insert("per_instance".into(), Value::Array(per_inst));
-        summary.insert("per_gpu".into(), Value::Array(per_gpu));
     }
     Ok(RunResult {
         summary,

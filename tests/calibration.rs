@@ -76,7 +76,7 @@ workload = { input_tokens = { dist = "fixed", value = 2000 }, output_tokens = { 
             };
             let sim = replay(&sp, Some(truth), 1).unwrap();
             sp.measured
-                .push((metric.to_string(), sim[metric].as_f64().unwrap()));
+                .push((metric.to_string(), sim.metric(metric).unwrap()));
             sp
         })
         .collect()

@@ -314,7 +314,7 @@ fn sweep_curve(
         set(&mut sc, x);
         if let Ok(r) = run(&sc, seed, RunOptions::default()) {
             for (k, key) in keys.iter().enumerate() {
-                if let Some(v) = r.summary.get(*key).and_then(Value::as_f64) {
+                if let Some(v) = r.summary.metric(key) {
                     out[k].push((x, v));
                 }
             }

@@ -3,10 +3,10 @@
 
 use crate::config::{load_experiment, Experiment, Point};
 use crate::error::ConfigError;
+use crate::metrics::Summary;
 use crate::profile::Profile;
 use crate::sim::{run, RunOptions};
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -204,11 +204,7 @@ pub fn load_studies(only: &[String]) -> Result<Vec<Study>, Vec<ConfigError>> {
 
 /// Replays a study point with `profile` (or its experiment's own profile when
 /// `None`) and returns the simulated summary.
-pub fn replay(
-    sp: &StudyPoint,
-    profile: Option<&Profile>,
-    seed: u64,
-) -> Result<Map<String, Value>, String> {
+pub fn replay(sp: &StudyPoint, profile: Option<&Profile>, seed: u64) -> Result<Summary, String> {
     let sc = match profile {
         Some(p) => sp.point.with_profile(p)?,
         None => sp.point.scenario.clone(),
