@@ -4,6 +4,7 @@
 //! SVG plots. Files are written whole (temporary file, then rename).
 
 pub mod export;
+pub mod inputs;
 pub mod plot;
 pub mod row;
 
@@ -12,6 +13,7 @@ pub use export::json::summary_json;
 pub use export::svg::plots;
 pub use export::table::table;
 pub use export::{exporters, Artifact, Destination, Exporter};
+pub use inputs::{run_hash_with, InputDigests, StableHasher};
 pub use row::{toml_to_json, Params, ReportRow};
 
 use crate::config::{Experiment, Point};
@@ -147,49 +149,26 @@ pub struct RunControl {
     pub requests_dir: Option<PathBuf>,
 }
 
-/// FNV-1a, 64 bits: a small hash that is the same on every platform and version.
-#[derive(Debug, Clone, Copy)]
-pub struct StableHasher(u64);
-
-impl Default for StableHasher {
-    fn default() -> Self {
-        StableHasher(0xcbf2_9ce4_8422_2325)
-    }
+/// The config hash of one run of `p`, a point of `exp`, with `seed` (see
+/// [`inputs`]): equal hashes mean equal results.
+pub fn run_hash(exp: &Experiment, p: &Point, seed: u64) -> String {
+    run_hash_with(&mut InputDigests::default(), exp, p, seed)
 }
 
-impl StableHasher {
-    /// Feeds bytes, then a separator so that ("ab", "c") and ("a", "bc") differ.
-    pub fn feed(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes.iter().chain(&[0xff]) {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self
-    }
-
-    /// The hash as 16 hex digits.
-    pub fn hex(&self) -> String {
-        format!("{:016x}", self.0)
-    }
-}
-
-/// The config hash of one run: the program version, the point's resolved settings,
-/// everything the simulation is given (model, GPU and profile numbers, trace rows) and
-/// the seed. Equal hashes mean equal results.
-pub fn run_hash(p: &Point, seed: u64) -> String {
-    let mut h = StableHasher::default();
-    h.feed(env!("CARGO_PKG_VERSION").as_bytes())
-        .feed(serde_json::to_string(&p.raw).unwrap_or_default().as_bytes())
-        .feed(format!("{:?}", p.scenario).as_bytes())
-        .feed(&seed.to_le_bytes());
-    h.hex()
+/// Every run's hash, in [`plan_runs`] order (each data file read once).
+pub fn run_hashes(exp: &Experiment, seed: u64) -> Vec<String> {
+    let mut d = InputDigests::default();
+    plan_runs(exp, seed)
+        .into_iter()
+        .map(|s| run_hash_with(&mut d, exp, &exp.points[s.point], s.seed))
+        .collect()
 }
 
 /// The hash of a whole experiment run with `seed`: every run's hash, in order.
 pub fn experiment_hash(exp: &Experiment, seed: u64) -> String {
     let mut h = StableHasher::default();
-    for spec in plan_runs(exp, seed) {
-        h.feed(run_hash(&exp.points[spec.point], spec.seed).as_bytes());
+    for r in run_hashes(exp, seed) {
+        h.feed(r.as_bytes());
     }
     h.hex()
 }
@@ -226,10 +205,7 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
     if let Some(d) = &ctl.points_dir {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    let hashes: Vec<String> = runs
-        .iter()
-        .map(|s| run_hash(&exp.points[s.point], s.seed))
-        .collect();
+    let hashes = run_hashes(exp, seed);
     let mut rows: Vec<Option<ReportRow>> = match (&ctl.points_dir, ctl.resume) {
         (Some(d), true) => runs
             .iter()
