@@ -7,6 +7,7 @@
 //! arrivals means a step formed at time t sees every request that arrived at t.
 
 use crate::cost::StepCost;
+use crate::error::SimError;
 use crate::gpu::{fluid_speeds, GpuWork, Job, Sharing};
 use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{GpuRow, InstanceRow, Recorder, RequestRecord, Summary};
@@ -153,7 +154,7 @@ pub fn run_with_csv(
     seed: u64,
     opts: RunOptions,
     csv: Box<dyn std::io::Write + Send>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, SimError> {
     run_inner(sc, seed, opts, Some(csv))
 }
 
@@ -236,7 +237,7 @@ struct Engine<'a> {
 }
 
 /// Runs one simulation.
-pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, String> {
+pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, SimError> {
     run_inner(sc, seed, opts, None)
 }
 
@@ -245,7 +246,7 @@ fn run_inner(
     seed: u64,
     opts: RunOptions,
     csv: Option<Box<dyn std::io::Write + Send>>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, SimError> {
     let (limit, end, warmup) = match sc.workload.stop {
         Stop::Requests(n) => (Some(n), SimTime::MAX, SimTime::ZERO),
         Stop::Timed { duration, warmup } => {
@@ -299,14 +300,17 @@ fn run_inner(
     if let Some(w) = csv {
         e.rec
             .stream_csv(w)
-            .map_err(|err| format!("writing the per-request CSV: {err}"))?;
+            .map_err(|err| SimError::RequestsCsv(err.to_string()))?;
     }
     e.start(seed);
     let mut now = SimTime::ZERO;
     let mut events = 0u64;
     while let Some((key, ev)) = e.q.pop() {
         if key.time < now {
-            return Err(format!("time went back from {now} to {}", key.time));
+            return Err(SimError::TimeWentBack {
+                from: now,
+                to: key.time,
+            });
         }
         now = key.time;
         events += 1;
@@ -314,17 +318,18 @@ fn run_inner(
             e.finalize(now);
             break;
         }
-        e.handle(now, ev)?;
+        // The event handlers fail only on a broken instance invariant.
+        e.handle(now, ev).map_err(SimError::Invariant)?;
     }
     let now = now.max(e.end_time);
     e.rec.finish_csv()?;
     if limit.is_some() {
         for i in &e.inst {
             if !i.is_empty() {
-                return Err(format!(
-                    "instance {} still holds {} requests when the run ended",
-                    i.id, i.outstanding
-                ));
+                return Err(SimError::Unfinished {
+                    instance: i.id,
+                    requests: i.outstanding,
+                });
             }
         }
     }

@@ -189,7 +189,7 @@ proptest! {
     #[test]
     fn invariants_hold_on_random_scenarios(c in case()) {
         let opts = RunOptions { keep_records: true, check_invariants: true, step_by_step: false };
-        let r = run(&c.scenario, c.seed, opts).map_err(TestCaseError::fail)?;
+        let r = run(&c.scenario, c.seed, opts).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // Every request finishes exactly once.
         let recs = r.records.clone().unwrap();
         prop_assert_eq!(recs.len() as u64, c.requests);
@@ -458,7 +458,7 @@ proptest! {
     /// up, and fast-forward equals step-by-step.
     #[test]
     fn greedy_sharing_holds_on_random_tight_pools((sc, n, seed) in greedy_case()) {
-        let r = run(&sc, seed, CHECKED).map_err(TestCaseError::fail)?;
+        let r = run(&sc, seed, CHECKED).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let recs = r.records.clone().unwrap();
         prop_assert_eq!(recs.len() as u64, n);
         prop_assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0));

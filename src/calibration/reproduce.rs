@@ -277,11 +277,12 @@ impl Report {
 }
 
 /// Replays every point of `studies` with its shipped profile.
-pub fn reproduce(studies: &[Study], seed: u64) -> Result<Report, String> {
+pub fn reproduce(studies: &[Study], seed: u64) -> IResult<Report> {
     let mut rows = Vec::new();
     for s in studies {
         for sp in &s.points {
-            let res = crate::calibrate::residuals(std::slice::from_ref(sp), None, seed)?;
+            let res = crate::calibrate::residuals(std::slice::from_ref(sp), None, seed)
+                .map_err(Error::Sim)?;
             for r in res {
                 let target = if sp.calibrate {
                     target(&s.file.name, &r.metric)

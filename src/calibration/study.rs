@@ -2,7 +2,7 @@
 //! and how to replay it in the simulator. See `calibration/measurements/SCHEMA.md`.
 
 use crate::config::{load_experiment, Experiment, Point};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ReplayError};
 use crate::metrics::Summary;
 use crate::profile::Profile;
 use crate::sim::{run, RunOptions};
@@ -204,10 +204,14 @@ pub fn load_studies(only: &[String]) -> Result<Vec<Study>, Vec<ConfigError>> {
 
 /// Replays a study point with `profile` (or its experiment's own profile when
 /// `None`) and returns the simulated summary.
-pub fn replay(sp: &StudyPoint, profile: Option<&Profile>, seed: u64) -> Result<Summary, String> {
+pub fn replay(
+    sp: &StudyPoint,
+    profile: Option<&Profile>,
+    seed: u64,
+) -> Result<Summary, ReplayError> {
     let sc = match profile {
         Some(p) => sp.point.with_profile(p)?,
         None => sp.point.scenario.clone(),
     };
-    run(&sc, seed, RunOptions::default()).map(|r| r.summary)
+    Ok(run(&sc, seed, RunOptions::default())?.summary)
 }

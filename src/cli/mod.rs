@@ -435,7 +435,7 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     } else {
         crate::cost::GpuPath::Auto
     };
-    let cm = CostModel::with_path(&model, &gpu, &profile, path).map_err(Error::Sim)?;
+    let cm = CostModel::with_path(&model, &gpu, &profile, path)?;
     let b = cm.explain(&shape);
     if a.json {
         let mut v = serde_json::to_value(&b).expect("serialises");
@@ -826,7 +826,7 @@ fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("output/reproduce"));
-    let report = crate::reproduce::reproduce(&studies, a.seed).map_err(Error::Sim)?;
+    let report = crate::reproduce::reproduce(&studies, a.seed)?;
     crate::reproduce::write_report(&report, &studies, &dir, a.seed)?;
     if a.json {
         println!(

@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod profile;
 
 use self::kernels::{AttnGrid, Curves};
+use crate::error::CostError;
 use crate::profile::Profile;
 use crate::specs::{GpuSpec, ModelSpec};
 use crate::time::Dur;
@@ -303,7 +304,11 @@ impl CostModel {
     /// Precomputes the constants for pricing steps of `model` on `gpu` with `profile`:
     /// tables where the GPU has them, curves elsewhere; a flat roofline when the
     /// profile sets `eta_compute` and `eta_bandwidth` itself.
-    pub fn new(model: &ModelSpec, gpu: &GpuSpec, profile: &Profile) -> Result<CostModel, String> {
+    pub fn new(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        profile: &Profile,
+    ) -> Result<CostModel, CostError> {
         CostModel::with_path(model, gpu, profile, GpuPath::Auto)
     }
 
@@ -313,7 +318,7 @@ impl CostModel {
         gpu: &GpuSpec,
         profile: &Profile,
         path: GpuPath,
-    ) -> Result<CostModel, String> {
+    ) -> Result<CostModel, CostError> {
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
         let v = model.vocab_size as f64;
@@ -584,7 +589,7 @@ impl CostModel {
 }
 
 impl KernelPart {
-    fn new(model: &ModelSpec, gpu: &GpuSpec, path: GpuPath) -> Result<KernelPart, String> {
+    fn new(model: &ModelSpec, gpu: &GpuSpec, path: GpuPath) -> Result<KernelPart, CostError> {
         if let GpuPath::Curves(shape, anchor) = path {
             return Ok(KernelPart::on_curves(model, gpu, shape, anchor));
         }

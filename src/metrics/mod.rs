@@ -181,7 +181,7 @@ impl Recorder {
     }
 
     /// Flushes the per-request CSV; the first write error, if any.
-    pub fn finish_csv(&mut self) -> Result<(), String> {
+    pub fn finish_csv(&mut self) -> Result<(), crate::error::SimError> {
         if let Some(w) = &mut self.csv {
             if let Err(e) = w.flush() {
                 self.csv_error.get_or_insert(e.to_string());
@@ -189,7 +189,7 @@ impl Recorder {
         }
         self.csv = None;
         match self.csv_error.take() {
-            Some(e) => Err(format!("writing the per-request CSV: {e}")),
+            Some(e) => Err(crate::error::SimError::RequestsCsv(e)),
             None => Ok(()),
         }
     }

@@ -84,7 +84,7 @@ pub fn run_row_csv(
     opts: RunOptions,
 ) -> Result<ReportRow> {
     let res = match requests_dir {
-        None => run(&p.scenario, spec.seed, opts).map_err(Error::Sim)?,
+        None => run(&p.scenario, spec.seed, opts)?,
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let path = dir.join(format!("{}-{}.csv", p.index, spec.replication));
@@ -96,8 +96,7 @@ pub fn run_row_csv(
             ));
             let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             let w = Box::new(std::io::BufWriter::with_capacity(1 << 16, f));
-            let res =
-                crate::sim::run_with_csv(&p.scenario, spec.seed, opts, w).map_err(Error::Sim)?;
+            let res = crate::sim::run_with_csv(&p.scenario, spec.seed, opts, w)?;
             std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
             res
         }
