@@ -278,6 +278,23 @@ impl Summary {
     }
 }
 
+/// The names of every metric a summary can hold (the numeric keys it serialises,
+/// offline batch latency included), in serialisation order.
+pub fn metric_names() -> Vec<String> {
+    let s = Summary {
+        latency: Latency {
+            batch: Some(Stats::default()),
+            ..Latency::default()
+        },
+        ..Summary::default()
+    };
+    s.to_json()
+        .into_iter()
+        .filter(|(_, v)| v.is_number())
+        .map(|(k, _)| k)
+        .collect()
+}
+
 /// Summaries are equal when they serialise equally (so a `null`, a non-finite
 /// value, equals another, as the JSON does).
 impl PartialEq for Summary {
