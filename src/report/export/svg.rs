@@ -150,7 +150,7 @@ pub fn plots(exp: &Experiment, rows: &[ReportRow]) -> Result<Vec<(String, String
             y,
             &series(lines),
         )
-        .map_err(Error::Sim)?;
+        .map_err(|e| Error::Sim(e.to_string()))?;
         out.push((file.to_string(), svg));
     }
     Ok(out)
