@@ -2,9 +2,93 @@
 //!
 //! Every error a user can cause names the file, the field and what is allowed, so a
 //! person can act on it. The binary maps [`Error::Config`] to exit code 2 and
-//! everything else to exit code 1.
+//! everything else to exit code 1. The library's parts return their own error
+//! enums ([`SimError`] from a simulation, [`CostError`] from building a cost model,
+//! [`ConfigError`] from reading input), which convert into [`Error`]; callers match
+//! variants, never message text.
 
+use crate::time::SimTime;
 use std::path::PathBuf;
+
+/// Why a simulation could not complete.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    /// An event was scheduled before the current time (a bug).
+    #[error("time went back from {from} to {to}")]
+    TimeWentBack {
+        /// Time reached.
+        from: SimTime,
+        /// The earlier event's time.
+        to: SimTime,
+    },
+    /// A run that stops after its requests ended with some still held (a bug).
+    #[error("instance {instance} still holds {requests} requests when the run ended")]
+    Unfinished {
+        /// The instance.
+        instance: usize,
+        /// Requests it still held.
+        requests: u64,
+    },
+    /// The per-request CSV could not be written.
+    #[error("writing the per-request CSV: {0}")]
+    RequestsCsv(String),
+    /// An instance invariant failed (checked only with
+    /// [`crate::sim::RunOptions::check_invariants`]): a bug, described.
+    #[error("{0}")]
+    Invariant(String),
+    /// A scenario names a scheduler that is not registered.
+    #[error("{0}")]
+    UnknownScheduler(String),
+    /// A scheduler made an invalid plan (an operation on a request in the wrong
+    /// state, or a step over the instance's limits): a bug in the policy.
+    #[error("instance {instance}: scheduler {scheduler:?} made an invalid plan: {what}")]
+    InvalidPlan {
+        /// The instance.
+        instance: usize,
+        /// The scheduler's name.
+        scheduler: String,
+        /// The first invalid operation.
+        what: String,
+    },
+}
+
+/// Why a cost model could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CostError {
+    /// A kernel table or the kernel curves file is unreadable or malformed; the
+    /// message names the file.
+    #[error("{0}")]
+    KernelData(String),
+}
+
+impl From<CostError> for String {
+    fn from(e: CostError) -> String {
+        e.to_string()
+    }
+}
+
+impl From<SimError> for String {
+    fn from(e: SimError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why replaying a point with another profile failed: its cost model or its run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplayError {
+    /// The cost model could not be built.
+    #[error("{0}")]
+    Cost(#[from] CostError),
+    /// The simulation failed.
+    #[error("{0}")]
+    Sim(#[from] SimError),
+}
+
+impl From<ReplayError> for String {
+    fn from(e: ReplayError) -> String {
+        e.to_string()
+    }
+}
 
 /// Errors returned by the library.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +104,14 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// The simulation could not complete (for example a request that can never fit
-    /// in the KV cache). Exit code 1.
+    /// A simulation could not complete. Exit code 1.
+    #[error("simulation failed: {0}")]
+    Run(#[from] SimError),
+    /// A cost model could not be built (kernel data unreadable). Exit code 1.
+    #[error("simulation failed: {0}")]
+    Cost(#[from] CostError),
+    /// Something else a command needed failed (a worker pool, a child process, a
+    /// plot). Exit code 1.
     #[error("simulation failed: {0}")]
     Sim(String),
     /// A check on the results failed (for example a reproduction target missed).
@@ -133,7 +223,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::ConfigList(_) => 2,
             Error::Io { .. } => 2,
-            Error::Sim(_) | Error::Check(_) => 1,
+            Error::Run(_) | Error::Cost(_) | Error::Sim(_) | Error::Check(_) => 1,
             Error::Interrupted(_) => 130,
         }
     }

@@ -35,12 +35,12 @@
 //! "#;
 //! let exp = parse_experiment(text, "doc.toml".as_ref()).expect("a valid experiment");
 //! let result = run(&exp.points[0].scenario, 1, RunOptions::default()).unwrap();
-//! assert_eq!(result.summary["completed"], 200);
+//! assert_eq!(result.summary.completed, 200);
 //! // Far below saturation, requests complete at the offered rate (within noise).
-//! let rps = result.summary["request_throughput"].as_f64().unwrap();
+//! let rps = result.summary.request_throughput;
 //! assert!((rps - 2.0).abs() < 0.3, "{rps}");
 //! // A decode step of a 1.2B model on an L4 reads its 2.5 GB of weights: ≥ 8 ms.
-//! assert!(result.summary["median_tpot_ms"].as_f64().unwrap() > 8.0);
+//! assert!(result.summary.latency.tpot.median > 8.0);
 //! ```
 //!
 //! Modules, in the order a request meets them: [`workload`], [`router`], [`instance`]

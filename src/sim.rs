@@ -16,9 +16,10 @@ mod queue;
 pub use queue::{EventKey, EventQueue, Phase};
 
 use crate::cost::StepCost;
+use crate::error::SimError;
 use crate::gpu::{self, GpuWork, Job, SharedGpu, Sharing, Wake};
 use crate::instance::{Finished, Instance, InstanceStats};
-use crate::metrics::{num, Recorder, RequestRecord};
+use crate::metrics::{GpuRow, InstanceRow, Recorder, RequestRecord, Summary};
 use crate::router::{InstanceLoad, Router, RouterKind};
 use crate::time::{Dur, SimTime};
 use crate::workload::{
@@ -30,7 +31,6 @@ use crate::{
     policy::{Policy, SchedulerChoice},
 };
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value};
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,15 +100,15 @@ pub fn run_with_csv(
     seed: u64,
     opts: RunOptions,
     csv: Box<dyn std::io::Write + Send>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, SimError> {
     run_inner(sc, seed, opts, Some(csv))
 }
 
 /// What one run produced.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// `benchmark_serving` keys plus ours, in a stable order.
-    pub summary: Map<String, Value>,
+    /// `benchmark_serving`'s metrics plus ours (serialised in a stable order).
+    pub summary: Summary,
     /// Per-request records, if asked for.
     pub records: Option<Vec<RequestRecord>>,
     /// Per-instance counters.
@@ -181,7 +181,7 @@ struct Engine<'a> {
 }
 
 /// Runs one simulation.
-pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, String> {
+pub fn run(sc: &Scenario, seed: u64, opts: RunOptions) -> Result<RunResult, SimError> {
     run_inner(sc, seed, opts, None)
 }
 
@@ -190,7 +190,7 @@ fn run_inner(
     seed: u64,
     opts: RunOptions,
     csv: Option<Box<dyn std::io::Write + Send>>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, SimError> {
     let (limit, end, warmup) = match sc.workload.stop {
         Stop::Requests(n) => (Some(n), SimTime::MAX, SimTime::ZERO),
         Stop::Timed { duration, warmup } => {
@@ -201,7 +201,7 @@ fn run_inner(
         .instances
         .iter()
         .enumerate()
-        .map(|(i, s)| -> Result<Instance, String> {
+        .map(|(i, s)| -> Result<Instance, SimError> {
             let mut inst = Instance::new(
                 i,
                 s.policy.clone(),
@@ -211,10 +211,14 @@ fn run_inner(
                 sc.workload.max_context,
             );
             inst.set_identical_outputs(sc.workload.identical_outputs);
-            inst.set_scheduler(s.scheduler.build(seed)?);
+            inst.set_scheduler(
+                s.scheduler
+                    .build(seed)
+                    .map_err(SimError::UnknownScheduler)?,
+            );
             Ok(inst)
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, SimError>>()?;
     let n = inst.len();
     let mut e = Engine {
         sc,
@@ -255,14 +259,17 @@ fn run_inner(
     if let Some(w) = csv {
         e.rec
             .stream_csv(w)
-            .map_err(|err| format!("writing the per-request CSV: {err}"))?;
+            .map_err(|err| SimError::RequestsCsv(err.to_string()))?;
     }
     e.start(seed);
     let mut now = SimTime::ZERO;
     let mut events = 0u64;
     while let Some((key, ev)) = e.q.pop() {
         if key.time < now {
-            return Err(format!("time went back from {now} to {}", key.time));
+            return Err(SimError::TimeWentBack {
+                from: now,
+                to: key.time,
+            });
         }
         now = key.time;
         events += 1;
@@ -270,27 +277,28 @@ fn run_inner(
             e.finalize(now);
             break;
         }
-        e.handle(now, ev)?;
+        // The event handlers fail only on a broken instance invariant.
+        e.handle(now, ev).map_err(SimError::Invariant)?;
     }
     let now = now.max(e.end_time);
     e.settle_gpus();
     e.rec.finish_csv()?;
     for i in &e.inst {
         if let Some(err) = i.policy_error() {
-            return Err(format!(
-                "instance {}: scheduler {:?} made an invalid plan: {err}",
-                i.id,
-                i.scheduler_name()
-            ));
+            return Err(SimError::InvalidPlan {
+                instance: i.id,
+                scheduler: i.scheduler_name().to_string(),
+                what: err.to_string(),
+            });
         }
     }
     if limit.is_some() {
         for i in &e.inst {
             if !i.is_empty() {
-                return Err(format!(
-                    "instance {} still holds {} requests when the run ended",
-                    i.id, i.outstanding
-                ));
+                return Err(SimError::Unfinished {
+                    instance: i.id,
+                    requests: i.outstanding,
+                });
             }
         }
     }
@@ -299,74 +307,58 @@ fn run_inner(
         Stop::Timed { duration, warmup } => duration.as_secs_f64() - warmup.as_secs_f64(),
     };
     let elapsed = now.as_secs_f64();
-    let mut summary = Map::new();
-    e.rec.summarize(duration_s, &mut summary);
+    let mut summary = e.rec.summarize(duration_s);
     let busy: f64 = e.gpus.iter().map(|g| g.busy.as_secs_f64()).sum();
     let frac = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
-    summary.insert(
-        "gpu_busy_fraction".into(),
-        num(frac(busy / e.gpus.len().max(1) as f64)),
-    );
-    let kv_peak = e
-        .inst
-        .iter()
-        .map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64)
-        .fold(0.0, f64::max);
-    summary.insert("kv_cache_peak_fraction".into(), num(kv_peak));
-    let pre: u64 = e.inst.iter().map(|i| i.stats.preemptions).sum();
-    summary.insert("preemptions".into(), pre.into());
-    let mq: u64 = e.inst.iter().map(|i| i.stats.max_queue).max().unwrap_or(0);
-    summary.insert("max_queue_len".into(), mq.into());
+    let kv_frac = |i: &Instance| i.kv.peak as f64 / i.kv.capacity.max(1) as f64;
+    summary.gpu_busy_fraction = frac(busy / e.gpus.len().max(1) as f64);
+    summary.kv_cache_peak_fraction = e.inst.iter().map(kv_frac).fold(0.0, f64::max);
+    summary.preemptions = e.inst.iter().map(|i| i.stats.preemptions).sum();
+    summary.max_queue_len = e.inst.iter().map(|i| i.stats.max_queue).max().unwrap_or(0);
     let steps: u64 = e.inst.iter().map(|i| i.stats.steps).sum();
     let dec: u64 = e.inst.iter().map(|i| i.stats.decode_seqs).sum();
-    let pre_tok: u64 = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
-    summary.insert("steps".into(), steps.into());
-    summary.insert(
-        "mean_decode_batch".into(),
-        num(if steps > 0 {
-            dec as f64 / steps as f64
-        } else {
-            0.0
-        }),
-    );
-    summary.insert("prefill_tokens_computed".into(), pre_tok.into());
-    let hits: u64 = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
-    summary.insert("prefix_cache_hit_tokens".into(), hits.into());
+    summary.steps = steps;
+    summary.mean_decode_batch = if steps > 0 {
+        dec as f64 / steps as f64
+    } else {
+        0.0
+    };
+    summary.prefill_tokens_computed = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
+    summary.prefix_cache_hit_tokens = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
     if e.inst.len() > 1 || e.gpus.len() > 1 {
-        let per_inst: Vec<Value> = e
+        summary.per_instance = e
             .inst
             .iter()
-            .map(|i| {
-                serde_json::json!({
-                    "instance": i.id,
-                    "gpu": sc.instances[i.id].gpu,
-                    "model": sc.instances[i.id].cost.model_name(),
-                    "policy": sc.instances[i.id].policy.name(),
-                    "requests_served": i.stats.served,
-                    "busy_fraction": num(frac(i.stats.busy_s)),
-                    "kv_cache_peak_fraction": num(i.kv.peak as f64 / i.kv.capacity.max(1) as f64),
-                    "preemptions": i.stats.preemptions,
-                })
+            .map(|i| InstanceRow {
+                instance: i.id as u64,
+                gpu: sc.instances[i.id].gpu as u64,
+                model: sc.instances[i.id].cost.model_name().to_string(),
+                policy: sc.instances[i.id].policy.name().to_string(),
+                requests_served: i.stats.served,
+                busy_fraction: frac(i.stats.busy_s),
+                kv_cache_peak_fraction: kv_frac(i),
+                preemptions: i.stats.preemptions,
             })
             .collect();
-        let per_gpu: Vec<Value> = e
+        summary.per_gpu = e
             .gpus
             .iter()
             .enumerate()
             .map(|(g, st)| {
-                let on: Vec<&Instance> =
-                    e.inst.iter().filter(|i| sc.instances[i.id].gpu == g).collect();
-                serde_json::json!({
-                    "gpu": g,
-                    "instances": on.len(),
-                    "requests_served": on.iter().map(|i| i.stats.served).sum::<u64>(),
-                    "busy_fraction": num(frac(st.busy.as_secs_f64())),
-                    "kv_cache_peak_fraction": num(on.iter().map(|i| i.kv.peak as f64 / i.kv.capacity.max(1) as f64).fold(0.0, f64::max)),
-                })
+                let on: Vec<&Instance> = e
+                    .inst
+                    .iter()
+                    .filter(|i| sc.instances[i.id].gpu == g)
+                    .collect();
+                GpuRow {
+                    gpu: g as u64,
+                    instances: on.len() as u64,
+                    requests_served: on.iter().map(|i| i.stats.served).sum(),
+                    busy_fraction: frac(st.busy.as_secs_f64()),
+                    kv_cache_peak_fraction: on.iter().map(|i| kv_frac(i)).fold(0.0, f64::max),
+                }
             })
             .collect();
-        summary.insert("per_instance".into(), Value::Array(per_inst));
-        summary.insert("per_gpu".into(), Value::Array(per_gpu));
     }
     Ok(RunResult {
         summary,

@@ -76,7 +76,7 @@ workload = { input_tokens = { dist = "fixed", value = 2000 }, output_tokens = { 
             };
             let sim = replay(&sp, Some(truth), 1).unwrap();
             sp.measured
-                .push((metric.to_string(), sim[metric].as_f64().unwrap()));
+                .push((metric.to_string(), sim.metric(metric).unwrap()));
             sp
         })
         .collect()
@@ -158,38 +158,11 @@ fn the_fit_is_deterministic() {
     assert_eq!(text(), text());
 }
 
-/// Calibration-set targets that the shipped stack profile misses, with the diagnosis
-/// (README, "Calibration"). With the GPU part fixed by measured kernels and one vLLM
-/// stack profile for every GPU, inside the plausibility bands:
-/// - the L4 study (gemma-3-1b, a March 2025 Vertex AI vLLM image of unknown version)
-///   runs 29–33 % slower per request than the shared stack predicts: its engine spends
-///   more per sequence per step than V1's bands and process split allow, as the V0
-///   engine of that time did (API server and engine in one process). Fitting it would
-///   need a stack profile of its own engine version.
-/// - the T4 study's step time grows 0.45 ms per extra sequence from batch 1 to 8 (the
-///   model: 0.09 ms); nothing on the GPU of a memory-bound 3B decode explains it, so it
-///   is host CPU work on the T4's slow host, which one stack profile for every host
-///   cannot carry: batch 8 and the API run, both at 8 sequences, come out 5.4–5.8 %
-///   fast (±5 % allowed); batches 1–4 are met.
-const KNOWN_MISSES: &[(&str, &str, &str)] = &[
-    ("l4-gemma-3-1b-vllm", "single pod", "request_throughput"),
-    ("l4-gemma-3-1b-vllm", "single pod", "median_e2el_ms"),
-    (
-        "t4-llama-3.2-3b-vllm",
-        "offline batch 8",
-        "mean_batch_latency_ms",
-    ),
-    (
-        "t4-llama-3.2-3b-vllm",
-        "offline batch 8",
-        "output_throughput",
-    ),
-    ("t4-llama-3.2-3b-vllm", "api v2", "duration"),
-    ("t4-llama-3.2-3b-vllm", "api v2", "median_e2el_ms"),
-];
-
 /// `infersim reproduce` on the shipped profiles meets every calibration-set target
-/// but the known misses above (a new miss fails the test, with the whole table).
+/// but the known misses each study's `study.toml` lists with its diagnosis (the L4
+/// study's older engine; the T4 host's CPU work at 8 sequences): a new miss fails
+/// the test, with the whole table, and so does a known miss that is now met (its
+/// entry should go).
 #[test]
 fn reproduce_meets_the_calibration_targets() {
     let studies = load_studies(&[]).unwrap();
@@ -209,25 +182,29 @@ fn reproduce_meets_the_calibration_targets() {
             )
         })
         .collect();
-    let unknown: Vec<_> = missed
+    let unknown: Vec<_> = report
+        .rows
         .iter()
-        .filter(|(s, p, m)| {
-            !KNOWN_MISSES
-                .iter()
-                .any(|(ks, kp, km)| s == ks && p.contains(kp) && m == km)
-        })
+        .filter(|r| r.pass() == Some(false) && r.known_miss.is_none())
+        .map(|r| (&r.res.study, &r.res.point, &r.res.metric))
         .collect();
     assert!(
         unknown.is_empty(),
         "new misses {unknown:?}\n{}",
         report.table()
     );
+    let stale: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.known_miss.is_some() && r.pass() != Some(false))
+        .map(|r| (&r.res.study, &r.res.point, &r.res.metric))
+        .collect();
     assert!(
-        missed.len() <= 8,
-        "{} misses\n{}",
-        missed.len(),
+        stale.is_empty(),
+        "known misses now met {stale:?}\n{}",
         report.table()
     );
+    assert_eq!(missed.len(), 6, "{missed:?}\n{}", report.table());
     // The one stack profile is calibrated and used for every study of the set.
     for r in report.rows.iter().filter(|r| r.calibrate) {
         assert!(
@@ -236,4 +213,65 @@ fn reproduce_meets_the_calibration_targets() {
             r.res.study, r.profile
         );
     }
+}
+
+/// A study's targets, known misses and plots are data, checked when it loads: each
+/// bad value is an error naming the file and the field, and the shipped L4 study's
+/// targets come back as its `study.toml` states them.
+#[test]
+fn study_targets_and_plots_are_checked_data() {
+    use infersim::study::load_study;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/measurements");
+    let l4 = load_study(&root.join("l4-gemma-3-1b-vllm")).unwrap();
+    let t: Vec<(&str, f64)> = l4
+        .file
+        .target
+        .iter()
+        .map(|t| (t.metric.as_str(), t.rel))
+        .collect();
+    assert_eq!(t, [("request_throughput", 0.05), ("median_e2el_ms", 0.05)]);
+    assert!(l4
+        .file
+        .known_miss("single pod (1 server, whole GPU)", "request_throughput")
+        .is_some());
+    assert_eq!(l4.file.known_miss("single pod", "request_throughput"), None);
+    // A copy with one mistake of each kind.
+    let dir = tempfile::tempdir().unwrap();
+    let src = root.join("l4-gemma-3-1b-vllm");
+    std::fs::copy(
+        src.join("experiment.toml"),
+        dir.path().join("experiment.toml"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(src.join("study.toml"))
+        .unwrap()
+        .replace(
+            "metric = \"median_e2el_ms\"\nrel = 0.05",
+            "metric = \"median_e2e_ms\"\nrel = 0.05\nabove = 1.0",
+        )
+        .replace(
+            "point = \"single pod (1 server, whole GPU)\"\nmetric = \"median_e2el_ms\"",
+            "point = \"single pod\"\nmetric = \"median_e2el_ms\"",
+        )
+        .replacen(
+            "vary = \"workload.users\"\nvalues = [10.0",
+            "vary = \"workload.rate\"\nvalues = [-10.0",
+            1,
+        );
+    std::fs::write(dir.path().join("study.toml"), text).unwrap();
+    let errs = load_study(dir.path()).unwrap_err();
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "target[1].metric",
+            "target[1]",
+            "known_miss[1].point",
+            "known_miss[1].metric",
+            "plot[0].vary",
+            "plot[0].values",
+        ],
+        "{errs:?}"
+    );
+    assert!(errs.iter().all(|e| e.file.ends_with("study.toml")));
 }

@@ -52,7 +52,7 @@ fn one_request_timeline_by_hand() {
     let rec = r.records.unwrap()[0];
     assert_eq!(Dur::from_secs_f64(rec.first_token_s).0, 6_556_000);
     assert_eq!(Dur::from_secs_f64(rec.finish_s).0, 13_300_000);
-    let tpot = r.summary["mean_tpot_ms"].as_f64().unwrap();
+    let tpot = r.summary.latency.tpot.mean;
     assert!((tpot - 3.372).abs() < 1e-9, "{tpot}");
     // Full overlap of CPU and GPU: each step takes its GPU time only.
     let cm = tiny_cost(&profile(1000.0, 500.0, 1.0));
@@ -137,15 +137,15 @@ fn preemption_happens_exactly_when_blocks_run_out() {
         OPTS,
     )
     .unwrap();
-    assert_eq!(enough.summary["preemptions"], 0);
-    assert_eq!(enough.summary["kv_cache_peak_fraction"].as_f64(), Some(1.0));
+    assert_eq!(enough.summary.preemptions, 0);
+    assert_eq!(enough.summary.kv_cache_peak_fraction, 1.0);
     let short = run(
         &single(continuous(), cm, 4, 5, trace_workload(&rows)),
         1,
         OPTS,
     )
     .unwrap();
-    assert_eq!(short.summary["preemptions"], 1);
+    assert_eq!(short.summary.preemptions, 1);
     let recs = short.records.unwrap();
     let (a, b) = (
         recs.iter().find(|r| r.id == 0).unwrap(),

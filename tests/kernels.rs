@@ -227,7 +227,9 @@ fn plausibility_bands_are_enforced() {
             .join("\n");
         let path = dir.path().join(format!("{field}.toml"));
         std::fs::write(&path, text).unwrap();
-        let e = read_profile(&path).unwrap_err().to_string();
-        assert!(e.contains(field) && e.contains("plausibility band"), "{e}");
+        let e = read_profile(&path).unwrap_err();
+        // The error names the parameter as its field and says the band it must be in.
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains("plausibility band"), "{e}");
     }
 }

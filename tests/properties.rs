@@ -193,7 +193,7 @@ proptest! {
     #[test]
     fn invariants_hold_on_random_scenarios(c in case()) {
         let opts = RunOptions { keep_records: true, check_invariants: true, step_by_step: false };
-        let r = run(&c.scenario, c.seed, opts).map_err(TestCaseError::fail)?;
+        let r = run(&c.scenario, c.seed, opts).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // Every request finishes exactly once.
         let recs = r.records.clone().unwrap();
         prop_assert_eq!(recs.len() as u64, c.requests);
@@ -205,7 +205,7 @@ proptest! {
         // Output tokens conserved: every emitted token belongs to a finished request.
         let out: u64 = recs.iter().map(|x| x.output_tokens as u64).sum();
         prop_assert_eq!(r.tokens_emitted, out);
-        prop_assert_eq!(r.summary["total_output_tokens"].as_u64(), Some(out));
+        prop_assert_eq!(r.summary.total_output_tokens, out);
         // Served once, by exactly one instance.
         prop_assert_eq!(r.instances.iter().map(|s| s.served).sum::<u64>(), c.requests);
         // KV returns to zero.
@@ -238,7 +238,7 @@ fn itl_adds_up(r: &infersim::sim::RunResult) -> Result<(), TestCaseError> {
         .map(|x| x.output_tokens.saturating_sub(1) as u64)
         .sum();
     if itls > 0 {
-        let mean = r.summary["mean_itl_ms"].as_f64().unwrap();
+        let mean = r.summary.latency.itl.mean;
         let expect = gaps * 1e3 / itls as f64;
         prop_assert!(
             (mean - expect).abs() <= 1e-6 * expect.max(1.0),
@@ -332,7 +332,7 @@ fn decode_stretches_are_fast_forwarded_exactly() {
                 same_as_reference(&scenario, 7, &format!("policy {p}, {kv_blocks} blocks"));
             // With a tight pool requests wait for blocks, and a step may admit one,
             // so fewer steps are pure decodes.
-            let steps = fast.summary["steps"].as_u64().unwrap();
+            let steps = fast.summary.steps;
             let share = if kv_blocks == 60 { 4 } else { 7 };
             assert!(
                 fast.fast_forwarded_steps * 10 >= steps * share,
@@ -340,7 +340,7 @@ fn decode_stretches_are_fast_forwarded_exactly() {
                 fast.fast_forwarded_steps
             );
             assert_eq!(reference.fast_forwarded_steps, 0);
-            preempted += fast.summary["preemptions"].as_u64().unwrap();
+            preempted += fast.summary.preemptions;
         }
     }
     assert!(preempted > 0, "the tight pools should have preempted");
@@ -385,12 +385,12 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
         assert!(greedy.kv_in_use_at_end.iter().all(|&u| u == 0));
         let sampled = run(&scenario(false, kv_blocks), 3, CHECKED).unwrap();
         let hits = greedy.instances[0].sibling_hits;
-        assert!(greedy.summary["preemptions"].as_u64().unwrap() > 0);
+        assert!(greedy.summary.preemptions > 0);
         assert!(hits > 0, "{kv_blocks} blocks: no resumed request borrowed");
         assert_eq!(sampled.instances[0].sibling_hits, 0);
         // Every resume from a sibling finds at least one whole block beyond the
         // prompt's: it reports more cache hits than the resumes themselves.
-        assert!(greedy.summary["prefix_cache_hit_tokens"].as_u64().unwrap() >= hits * bs);
+        assert!(greedy.summary.prefix_cache_hit_tokens >= hits * bs);
         loans += hits;
     }
     assert!(loans > 0);
@@ -398,7 +398,7 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
     // outputs change nothing.
     let greedy = run(&scenario(true, 400), 3, CHECKED).unwrap();
     let sampled = run(&scenario(false, 400), 3, CHECKED).unwrap();
-    assert_eq!(greedy.summary["preemptions"], 0);
+    assert_eq!(greedy.summary.preemptions, 0);
     assert_eq!(greedy.summary, sampled.summary);
 }
 
@@ -465,7 +465,7 @@ proptest! {
     /// up, and fast-forward equals step-by-step.
     #[test]
     fn greedy_sharing_holds_on_random_tight_pools((sc, n, seed) in greedy_case()) {
-        let r = run(&sc, seed, CHECKED).map_err(TestCaseError::fail)?;
+        let r = run(&sc, seed, CHECKED).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let recs = r.records.clone().unwrap();
         prop_assert_eq!(recs.len() as u64, n);
         prop_assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0));

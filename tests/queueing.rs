@@ -28,7 +28,7 @@ fn md1_relative_error(rho: f64, n: u64, seed: u64) -> f64 {
     };
     let sc = single(Policy::Sequential, cm, 16, 100, w);
     let r = run(&sc, seed, RunOptions::default()).unwrap();
-    let wait = r.summary["mean_ttft_ms"].as_f64().unwrap() / 1e3 - d;
+    let wait = r.summary.latency.ttft.mean / 1e3 - d;
     let theory = rho / (2.0 * mu * (1.0 - rho));
     (wait - theory) / theory
 }
@@ -92,8 +92,8 @@ fn littles_law_closed_loop() {
         };
         let sc = single(policy, cm, 16, 10_000, w);
         let r = run(&sc, 3, RunOptions::default()).unwrap();
-        let x = r.summary["request_throughput"].as_f64().unwrap();
-        let e2e = r.summary["mean_e2el_ms"].as_f64().unwrap() / 1e3;
+        let x = r.summary.request_throughput;
+        let e2e = r.summary.latency.e2el.mean / 1e3;
         let l = x * e2e;
         eprintln!("{users} users: X·R = {l:.4}");
         assert!(

@@ -277,3 +277,77 @@ fn shipped_experiments_pass_the_guard() {
     }
     assert!(n >= 10, "{n}");
 }
+
+/// The run hash follows what decides the results and nothing else: the resolved
+/// settings, the seed and the content of the data files (here a profile given by path
+/// and a trace), not the free-text description or where the data lives.
+#[test]
+fn run_hash_follows_settings_seed_and_data_file_content() {
+    use infersim::config::load_experiment;
+    use infersim::experiment::{experiment_hash, run_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let profile = std::fs::read_to_string(root.join("calibration/profiles/vllm.toml")).unwrap();
+    std::fs::write(dir.path().join("mine.toml"), &profile).unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,200,30\n",
+    )
+    .unwrap();
+    let text = r#"
+name = "hash"
+seed = 3
+replications = 2
+[hardware]
+gpu = "l4"
+[engine]
+model = "llama-3.2-1b"
+policy = "sequential"
+profile = "mine.toml"
+max_model_len = 4096
+[workload]
+arrival = "trace"
+trace = "t.csv"
+[sweep]
+"engine.policy" = ["sequential", "continuous"]
+"#
+    .to_string();
+    let file = dir.path().join("h.toml");
+    let hash = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let exp = load_experiment(&file).unwrap_or_else(|e| panic!("{e:?}"));
+        experiment_hash(&exp, exp.seed)
+    };
+    let h0 = hash(&text);
+    // Stable: loading again gives the same hash; a description changes nothing.
+    assert_eq!(hash(&text), h0);
+    assert_eq!(
+        hash(&text.replace("seed = 3", "seed = 3\ndescription = \"notes\"")),
+        h0
+    );
+    // A setting, the seed, the profile's content and the trace's content each change it.
+    assert_ne!(
+        hash(&text.replace("max_model_len = 4096", "max_model_len = 2048")),
+        h0
+    );
+    assert_ne!(hash(&text.replace("seed = 3", "seed = 4")), h0);
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        format!("{profile}\n# edited\n"),
+    )
+    .unwrap();
+    let h1 = hash(&text);
+    assert_ne!(h1, h0);
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,200,31\n",
+    )
+    .unwrap();
+    assert_ne!(hash(&text), h1);
+    // Each run of a point has its own hash (the seed differs per replication).
+    std::fs::write(&file, &text).unwrap();
+    let exp = load_experiment(&file).unwrap();
+    let p = &exp.points[0];
+    assert_ne!(run_hash(&exp, p, 3), run_hash(&exp, p, 4));
+    assert_eq!(run_hash(&exp, p, 3), run_hash(&exp, p, 3));
+}

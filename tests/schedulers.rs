@@ -265,10 +265,7 @@ fn chunked_prefill_lowers_p99_itl_against_prefill_first() {
         let mut sc = sc;
         sc.workload.classes = vec![class("long-prompt", 3.0, 3000, 128, 0, 0)];
         let r = run(&sc, 4, RunOptions::default()).unwrap();
-        (
-            r.summary["p99_itl_ms"].as_f64().unwrap(),
-            r.summary["mean_e2el_ms"].as_f64().unwrap(),
-        )
+        (r.summary.latency.itl.p99, r.summary.latency.e2el.mean)
     };
     let ((c_itl, c_e2e), (f_itl, f_e2e)) = (p99(chunked), p99(first));
     println!("p99 ITL ms: chunked {c_itl:.1} prefill-first {f_itl:.1}; mean E2E ms {c_e2e:.0} {f_e2e:.0}");

@@ -262,11 +262,9 @@ fn data_parallel_replicas_scale_saturated_throughput() {
         .unwrap();
         eprintln!(
             "{n}: {} req/s, {} preemptions, kv {}",
-            r.summary["request_throughput"],
-            r.summary["preemptions"],
-            r.summary["kv_cache_peak_fraction"]
+            r.summary.request_throughput, r.summary.preemptions, r.summary.kv_cache_peak_fraction
         );
-        r.summary["request_throughput"].as_f64().unwrap()
+        r.summary.request_throughput
     };
     let one = sat(1);
     for n in [2, 4] {
@@ -331,7 +329,7 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
             RunOptions::default(),
         )
         .unwrap();
-        r.summary["p99_ttft_ms"].as_f64().unwrap()
+        r.summary.latency.ttft.p99
     };
     let (p2c, random) = (p99(RouterKind::PowerOfTwo), p99(RouterKind::Random));
     assert!(p2c < 0.5 * random, "p2c {p2c} ms vs random {random} ms");
@@ -381,7 +379,7 @@ fn mixed_instances_are_placed_one_by_one() {
     assert_eq!(gpus, vec![0, 0, 1]);
     assert!(p.scenario.instances[2].kv_blocks > 2 * p.scenario.instances[0].kv_blocks);
     let r = run(&p.scenario, 1, OPTS).unwrap();
-    assert_eq!(r.summary["completed"], 400);
+    assert_eq!(r.summary.completed, 400);
     let served: Vec<u64> = r.instances.iter().map(|s| s.served).collect();
     assert_eq!(served.iter().sum::<u64>(), 400);
     assert!(
@@ -389,16 +387,10 @@ fn mixed_instances_are_placed_one_by_one() {
         "{served:?}"
     );
     // The summary names each instance's GPU, model and policy.
-    let rows = r.summary["per_instance"].as_array().unwrap();
+    let rows = &r.summary.per_instance;
     let named: Vec<(u64, &str, &str)> = rows
         .iter()
-        .map(|x| {
-            (
-                x["gpu"].as_u64().unwrap(),
-                x["model"].as_str().unwrap(),
-                x["policy"].as_str().unwrap(),
-            )
-        })
+        .map(|x| (x.gpu, x.model.as_str(), x.policy.as_str()))
         .collect();
     assert_eq!(
         named,
@@ -484,15 +476,15 @@ fn mig_instances_are_smaller_independent_gpus() {
     assert_eq!(one_g.scenario.instances.len(), 7);
     assert!(one_g.meta.kv_cache_tokens * 8 < whole.meta.kv_cache_tokens);
     let r = run(&one_g.scenario, 1, OPTS).unwrap();
-    assert_eq!(r.summary["completed"], 600);
+    assert_eq!(r.summary.completed, 600);
     // Each instance streams its weights at an eighth of the bandwidth: a decode step
     // takes at least 2.47 GB / (2,039 GB/s / 8) = 9.7 ms.
     let floor = 2.47e9 / (2039e9 / 8.0) * 1e3;
-    let tpot = r.summary["median_tpot_ms"].as_f64().unwrap();
+    let tpot = r.summary.latency.tpot.median;
     assert!(tpot > floor, "{tpot} ms <= {floor} ms");
     let one_3g = mig_point("mig = \"3g.40gb\"\nmig_instances = 1");
     assert_eq!(one_3g.scenario.gpus.len(), 1);
-    let per_gpu = r.summary["per_gpu"].as_array().unwrap();
+    let per_gpu = &r.summary.per_gpu;
     assert_eq!(per_gpu.len(), 7);
 }
 
@@ -568,9 +560,11 @@ fn prefix_aware_routing_misses_each_prompt_once() {
             OPTS,
         )
         .unwrap();
-        assert_eq!(r.summary["preemptions"], 0, "{name}");
-        let f = |k: &str| r.summary[k].as_u64().unwrap();
-        (f("prefix_cache_hit_tokens"), f("prefill_tokens_computed"))
+        assert_eq!(r.summary.preemptions, 0, "{name}");
+        (
+            r.summary.prefix_cache_hit_tokens,
+            r.summary.prefill_tokens_computed,
+        )
     };
     assert_eq!(go("prefix-aware"), (95040, 7360));
     assert_eq!(go("round-robin"), (92160, 10240));
@@ -594,7 +588,7 @@ fn new_routers_are_configured_by_name() {
         let sc = &exp.points[0].scenario;
         assert_eq!(sc.router.name(), name);
         let r = run(sc, 1, OPTS).unwrap();
-        assert_eq!(r.summary["completed"], 400, "{name}");
+        assert_eq!(r.summary.completed, 400, "{name}");
     }
     let text = MIXED.replace("router = \"round-robin\"", "router = \"fastest\"");
     let errs = infersim::config::parse_experiment(&text, path).unwrap_err();

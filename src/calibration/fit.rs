@@ -179,7 +179,7 @@ pub fn residuals(
     for sp in points {
         let sim = replay(sp, profile, seed)?;
         for (metric, measured) in &sp.measured {
-            let predicted = sim.get(metric).and_then(Value::as_f64).ok_or_else(|| {
+            let predicted = sim.metric(metric).ok_or_else(|| {
                 format!(
                     "{}: {}: the simulator has no metric {metric:?}",
                     sp.study, sp.label
@@ -289,7 +289,7 @@ fn objective(spec: &FitSpec, points: &[StudyPoint], x: &[f64]) -> f64 {
             if !spec.metrics.is_empty() && !spec.metrics.contains(metric) {
                 continue;
             }
-            let Some(pred) = sim.get(metric).and_then(Value::as_f64) else {
+            let Some(pred) = sim.metric(metric) else {
                 return f64::INFINITY;
             };
             if pred <= 0.0 || *measured <= 0.0 {

@@ -54,60 +54,32 @@ impl Rule {
     }
 }
 
-/// Accuracy targets of the calibration set: (study, metric, rule). They apply to the
-/// study's calibration points.
-pub const TARGETS: &[(&str, &str, Rule)] = &[
-    (
-        "a100-40gb-qwen3-14b-vllm",
-        "request_throughput",
-        Rule::Rel(0.05),
-    ),
-    (
-        "a100-40gb-qwen3-14b-vllm",
-        "median_tpot_ms",
-        Rule::Rel(0.10),
-    ),
-    (
-        "a100-40gb-qwen3-14b-vllm",
-        "median_ttft_ms",
-        Rule::RelAboveElseAbs {
-            threshold: 1000.0,
-            rel: 0.25,
-            abs: 30.0,
-        },
-    ),
-    (
-        "a100-40gb-qwen3-14b-vllm",
-        "mean_ttft_ms",
-        Rule::RelAboveElseAbs {
-            threshold: 1000.0,
-            rel: 0.25,
-            abs: 30.0,
-        },
-    ),
-    (
-        "t4-llama-3.2-3b-vllm",
-        "mean_batch_latency_ms",
-        Rule::Rel(0.05),
-    ),
-    ("t4-llama-3.2-3b-vllm", "output_throughput", Rule::Rel(0.05)),
-    ("t4-llama-3.2-3b-vllm", "duration", Rule::Rel(0.05)),
-    ("t4-llama-3.2-3b-vllm", "median_e2el_ms", Rule::Rel(0.05)),
-    ("l4-gemma-3-1b-vllm", "request_throughput", Rule::Rel(0.05)),
-    ("l4-gemma-3-1b-vllm", "median_e2el_ms", Rule::Rel(0.05)),
-];
-
-/// The target for a metric of a study, if any.
-pub fn target(study: &str, metric: &str) -> Option<Rule> {
-    TARGETS
-        .iter()
-        .find(|(s, m, _)| *s == study && *m == metric)
-        .map(|t| t.2)
+impl Rule {
+    /// The rule a study's `[[target]]` states (checked when the study loads).
+    pub fn from_target(t: &TargetFile) -> Rule {
+        match (t.above, t.abs) {
+            (Some(threshold), Some(abs)) => Rule::RelAboveElseAbs {
+                threshold,
+                rel: t.rel,
+                abs,
+            },
+            _ => Rule::Rel(t.rel),
+        }
+    }
 }
 
-/// Metrics that some target covers.
+/// The target for a metric of a study, if its `study.toml` states one.
+pub fn target(study: &Study, metric: &str) -> Option<Rule> {
+    study.file.target_for(metric).map(Rule::from_target)
+}
+
+/// Metrics that some study's target covers (every study under the measurements
+/// folder), sorted: the metrics a calibration fits.
 pub fn target_metrics() -> Vec<String> {
-    let mut v: Vec<String> = TARGETS.iter().map(|t| t.1.to_string()).collect();
+    let mut v: Vec<String> = crate::study::study_files()
+        .iter()
+        .flat_map(|f| f.target.iter().map(|t| t.metric.clone()))
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -115,9 +87,10 @@ pub fn target_metrics() -> Vec<String> {
 
 use crate::calibrate::residual_json;
 use crate::error::{Error, Result as IResult};
+use crate::metrics::Summary;
 use crate::plot::{line_chart, Series};
 use crate::sim::{run, RunOptions, Scenario};
-use crate::study::Study;
+use crate::study::{PlotFile, Study, StudyPoint, TargetFile};
 use crate::workload::Arrival;
 use serde_json::Value;
 use std::path::Path;
@@ -135,6 +108,8 @@ pub struct Row {
     pub profile: String,
     /// Whether that profile is calibrated.
     pub calibrated: bool,
+    /// Why the target is known to be missed, when the study says it is.
+    pub known_miss: Option<String>,
 }
 
 impl Row {
@@ -277,23 +252,26 @@ impl Report {
 }
 
 /// Replays every point of `studies` with its shipped profile.
-pub fn reproduce(studies: &[Study], seed: u64) -> Result<Report, String> {
+pub fn reproduce(studies: &[Study], seed: u64) -> IResult<Report> {
     let mut rows = Vec::new();
     for s in studies {
         for sp in &s.points {
-            let res = crate::calibrate::residuals(std::slice::from_ref(sp), None, seed)?;
+            let res = crate::calibrate::residuals(std::slice::from_ref(sp), None, seed)
+                .map_err(Error::Sim)?;
             for r in res {
                 let target = if sp.calibrate {
-                    target(&s.file.name, &r.metric)
+                    target(s, &r.metric)
                 } else {
                     None
                 };
+                let known_miss = s.file.known_miss(&sp.label, &r.metric).map(String::from);
                 rows.push(Row {
                     res: r,
                     calibrate: sp.calibrate,
                     target,
                     profile: sp.point.meta.profile.clone(),
                     calibrated: sp.point.meta.calibrated,
+                    known_miss,
                 });
             }
         }
@@ -301,52 +279,34 @@ pub fn reproduce(studies: &[Study], seed: u64) -> Result<Report, String> {
     Ok(Report { rows })
 }
 
-fn sweep_curve(
-    base: &Scenario,
-    xs: &[f64],
-    seed: u64,
-    set: &dyn Fn(&mut Scenario, f64),
-    keys: &[&str],
-) -> Vec<Vec<(f64, f64)>> {
-    let mut out = vec![Vec::new(); keys.len()];
-    for &x in xs {
-        let mut sc = base.clone();
-        set(&mut sc, x);
-        if let Ok(r) = run(&sc, seed, RunOptions::default()) {
-            for (k, key) in keys.iter().enumerate() {
-                if let Some(v) = r.summary.get(*key).and_then(Value::as_f64) {
-                    out[k].push((x, v));
-                }
+/// The first point of `study` whose arrival process has the knob `vary`, and the
+/// scenario with the knob set to `x` (see [`PlotFile`]).
+fn knob_base<'a>(study: &'a Study, vary: &str) -> Option<&'a StudyPoint> {
+    study.points.iter().find(|p| {
+        let a = &p.point.scenario.workload.arrival;
+        match vary {
+            "workload.rate_per_s" => matches!(a, Arrival::Poisson { .. }),
+            "workload.batch_size" => matches!(a, Arrival::Offline { .. }),
+            "workload.users" => matches!(a, Arrival::ClosedLoop { .. }),
+            _ => false,
+        }
+    })
+}
+
+fn set_knob(sc: &mut Scenario, vary: &str, x: f64) {
+    match (vary, &mut sc.workload.arrival) {
+        ("workload.rate_per_s", a) => *a = Arrival::Poisson { rate: x },
+        ("workload.batch_size", a) => {
+            *a = Arrival::Offline {
+                batch_size: x as u32,
             }
         }
-    }
-    out
-}
-
-fn measured_series(
-    study: &Study,
-    label: &str,
-    x_of: &dyn Fn(&crate::study::StudyPoint) -> Option<f64>,
-    metric: &str,
-    filter: &dyn Fn(&str) -> bool,
-) -> Series {
-    Series {
-        label: label.into(),
-        points: study
-            .points
-            .iter()
-            .filter(|p| filter(&p.label))
-            .filter_map(|p| {
-                let x = x_of(p)?;
-                let y = p.measured.iter().find(|(m, _)| m == metric)?.1;
-                Some((x, y))
-            })
-            .collect(),
-        markers_only: true,
+        ("workload.users", Arrival::ClosedLoop { users, .. }) => *users = x as u32,
+        _ => {}
     }
 }
 
-fn param_f64(p: &crate::study::StudyPoint, key: &str) -> Option<f64> {
+fn param_f64(p: &StudyPoint, key: &str) -> Option<f64> {
     p.point
         .params
         .iter()
@@ -354,142 +314,79 @@ fn param_f64(p: &crate::study::StudyPoint, key: &str) -> Option<f64> {
         .and_then(|(_, v)| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
 }
 
-/// SVG plots of the simulated curves with the measured points drawn over them.
+/// The simulated and measured series of one `[[plot]]`; `runs` caches the
+/// simulated summaries by (knob, value), shared by the plots of a study.
+fn plot_series(
+    study: &Study,
+    plot: &PlotFile,
+    seed: u64,
+    runs: &mut Vec<((String, u64), Option<Summary>)>,
+) -> Option<Vec<Series>> {
+    let base = knob_base(study, &plot.vary)?;
+    let mut sim = Vec::new();
+    for &x in &plot.values {
+        let key = (plot.vary.clone(), x.to_bits());
+        let i = match runs.iter().position(|r| r.0 == key) {
+            Some(i) => i,
+            None => {
+                let mut sc = base.point.scenario.clone();
+                set_knob(&mut sc, &plot.vary, x);
+                let r = run(&sc, seed, RunOptions::default())
+                    .ok()
+                    .map(|r| r.summary);
+                runs.push((key, r));
+                runs.len() - 1
+            }
+        };
+        if let Some(v) = runs[i].1.as_ref().and_then(|s| s.metric(&plot.metric)) {
+            sim.push((x, v));
+        }
+    }
+    let mut series = vec![Series {
+        label: "simulated".into(),
+        points: sim,
+        markers_only: false,
+    }];
+    for m in &plot.measured {
+        let points = study
+            .points
+            .iter()
+            .filter(|p| {
+                m.label_contains
+                    .as_ref()
+                    .is_none_or(|c| p.label.contains(c.as_str()))
+            })
+            .filter_map(|p| {
+                let x = match (&m.x_param, m.x) {
+                    (Some(k), _) => param_f64(p, k)?,
+                    (None, x) => x?,
+                };
+                let y = p.measured.iter().find(|(k, _)| *k == plot.metric)?.1;
+                Some((x, y))
+            })
+            .collect();
+        series.push(Series {
+            label: m.label.clone(),
+            points,
+            markers_only: true,
+        });
+    }
+    Some(series)
+}
+
+/// SVG plots of the simulated curves with the measured points drawn over them, as
+/// each study's `[[plot]]` tables ask.
 pub fn plots(studies: &[Study], seed: u64) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut chart = |file: &str, title: &str, x: &str, y: &str, series: Vec<Series>| {
-        if let Ok(svg) = line_chart(title, x, y, &series) {
-            out.push((file.to_string(), svg));
-        }
-    };
     for s in studies {
-        let Some(first) = s.points.first() else {
-            continue;
-        };
-        let base = &first.point.scenario;
-        match s.file.name.as_str() {
-            "a100-40gb-qwen3-14b-vllm" => {
-                let xs: Vec<f64> = (1..=14).map(|i| i as f64 * 5.0).collect();
-                let set =
-                    |sc: &mut Scenario, x: f64| sc.workload.arrival = Arrival::Poisson { rate: x };
-                let keys = ["request_throughput", "median_ttft_ms", "median_tpot_ms"];
-                let c = sweep_curve(base, &xs, seed, &set, &keys);
-                let xr = |p: &crate::study::StudyPoint| param_f64(p, "workload.rate_per_s");
-                for (k, (file, title, y)) in [
-                    (
-                        "a100-saturation-throughput.svg",
-                        "A100-40GB, Qwen3-14B: request throughput",
-                        "completed requests / s",
-                    ),
-                    (
-                        "a100-saturation-ttft.svg",
-                        "A100-40GB, Qwen3-14B: median TTFT",
-                        "ms",
-                    ),
-                    (
-                        "a100-saturation-tpot.svg",
-                        "A100-40GB, Qwen3-14B: median TPOT",
-                        "ms",
-                    ),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    let sim = Series {
-                        label: "simulated".into(),
-                        points: c[k].clone(),
-                        markers_only: false,
-                    };
-                    let sat =
-                        measured_series(s, "measured (SAT)", &xr, keys[k], &|l| l.contains("SAT"));
-                    let scale = measured_series(s, "measured (SCALE)", &xr, keys[k], &|l| {
-                        l.contains("SCALE")
-                    });
-                    chart(
-                        file,
-                        title,
-                        "offered rate (req/s)",
-                        y,
-                        vec![sim, sat, scale],
-                    );
-                }
+        let mut runs = Vec::new();
+        for plot in &s.file.plot {
+            let Some(series) = plot_series(s, plot, seed, &mut runs) else {
+                continue;
+            };
+            if let Ok(svg) = line_chart(&plot.title, &plot.x_label, &plot.y_label, &series) {
+                out.push((plot.file.clone(), svg));
             }
-            "t4-llama-3.2-3b-vllm" => {
-                let Some(off) = s
-                    .points
-                    .iter()
-                    .find(|p| matches!(p.point.scenario.workload.arrival, Arrival::Offline { .. }))
-                else {
-                    continue;
-                };
-                let xs: Vec<f64> = (1..=16).map(|b| b as f64).collect();
-                let set = |sc: &mut Scenario, x: f64| {
-                    sc.workload.arrival = Arrival::Offline {
-                        batch_size: x as u32,
-                    }
-                };
-                let keys = ["mean_batch_latency_ms", "output_throughput"];
-                let c = sweep_curve(&off.point.scenario, &xs, seed, &set, &keys);
-                let xb = |p: &crate::study::StudyPoint| param_f64(p, "workload.batch_size");
-                for (k, (file, title, y)) in [
-                    (
-                        "t4-batch-latency.svg",
-                        "T4, Llama-3.2-3B: latency of a batch (100 tokens)",
-                        "ms",
-                    ),
-                    (
-                        "t4-batch-throughput.svg",
-                        "T4, Llama-3.2-3B: output tokens / s",
-                        "tokens / s",
-                    ),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    let sim = Series {
-                        label: "simulated".into(),
-                        points: c[k].clone(),
-                        markers_only: false,
-                    };
-                    let m = measured_series(s, "measured", &xb, keys[k], &|_| true);
-                    chart(file, title, "batch size", y, vec![sim, m]);
-                }
-            }
-            "l4-gemma-3-1b-vllm" => {
-                let xs: Vec<f64> = (1..=10).map(|u| u as f64 * 10.0).collect();
-                let set = |sc: &mut Scenario, x: f64| {
-                    if let Arrival::ClosedLoop { users, .. } = &mut sc.workload.arrival {
-                        *users = x as u32;
-                    }
-                };
-                let keys = ["request_throughput", "median_e2el_ms"];
-                let c = sweep_curve(base, &xs, seed, &set, &keys);
-                let x50 = |_: &crate::study::StudyPoint| Some(50.0);
-                for (k, (file, title, y)) in [
-                    (
-                        "l4-single-throughput.svg",
-                        "L4, gemma-3-1b-it, one server: requests / s",
-                        "requests / s",
-                    ),
-                    (
-                        "l4-single-latency.svg",
-                        "L4, gemma-3-1b-it, one server: median latency",
-                        "ms",
-                    ),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    let sim = Series {
-                        label: "simulated".into(),
-                        points: c[k].clone(),
-                        markers_only: false,
-                    };
-                    let m = measured_series(s, "measured (50 users)", &x50, keys[k], &|_| true);
-                    chart(file, title, "closed-loop users", y, vec![sim, m]);
-                }
-            }
-            _ => {}
         }
     }
     out

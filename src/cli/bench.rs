@@ -99,7 +99,7 @@ pub fn capacity() -> f64 {
         "arrival = \"offline\"\nbatch_size = 20000\nnum_requests = 20000",
     ));
     let r = run(&p.scenario, 1, RunOptions::default()).expect("capacity run");
-    r.summary["request_throughput"].as_f64().unwrap_or(0.0)
+    r.summary.request_throughput
 }
 
 /// Names of the standard scenarios.
@@ -197,7 +197,7 @@ pub fn time_run(name: &str, step_by_step: bool, p: &Point) -> BenchRow {
         events_per_s: r.events as f64 / wall,
         peak_rss_mb: peak_rss_mb(),
         summary_hash: format!("{:016x}", fnv1a(text.as_bytes())),
-        steps: r.summary["steps"].as_u64().unwrap_or(0),
+        steps: r.summary.steps,
         fast_forwarded_steps: r.fast_forwarded_steps,
     }
 }

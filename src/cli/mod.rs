@@ -9,7 +9,7 @@ use crate::cost::{CostModel, StepShape};
 use crate::error::{ConfigError, Error};
 use crate::experiment::{
     claim_output, estimate, experiment_hash, guard_problem, human_seconds,
-    install_interrupt_handler, run_all_with, table, write_outputs, RunConfig, RunControl,
+    install_interrupt_handler, run_all_with, stdout_report, write_outputs, RunConfig, RunControl,
 };
 use crate::profile::{list_profiles, profiles_dir, resolve_profile};
 use crate::specs::{load_gpu, load_model, SHIPPED_GPUS, SHIPPED_MODELS};
@@ -329,7 +329,7 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
     let manifest = manifest(rows.len(), true);
     write_outputs(&exp, &rows, &dir, &manifest)?;
     if !a.quiet {
-        print!("{}", table(&exp, &rows));
+        print!("{}", stdout_report(&exp, &rows)?);
         let uncal: Vec<String> = exp
             .points
             .iter()
@@ -435,7 +435,7 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     } else {
         crate::cost::GpuPath::Auto
     };
-    let cm = CostModel::with_path(&model, &gpu, &profile, path).map_err(Error::Sim)?;
+    let cm = CostModel::with_path(&model, &gpu, &profile, path)?;
     let b = cm.explain(&shape);
     if a.json {
         let mut v = serde_json::to_value(&b).expect("serialises");
@@ -826,7 +826,7 @@ fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("output/reproduce"));
-    let report = crate::reproduce::reproduce(&studies, a.seed).map_err(Error::Sim)?;
+    let report = crate::reproduce::reproduce(&studies, a.seed)?;
     crate::reproduce::write_report(&report, &studies, &dir, a.seed)?;
     if a.json {
         println!(

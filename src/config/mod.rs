@@ -252,7 +252,7 @@ impl Point {
     /// This point's scenario with every instance priced by `profile` instead, for
     /// the point's model (calibration replays studies of one model; a deployment of
     /// mixed `[[instance]]`s would be re-priced as if all served that model).
-    pub fn with_profile(&self, profile: &Profile) -> Result<Scenario, String> {
+    pub fn with_profile(&self, profile: &Profile) -> Result<Scenario, crate::error::CostError> {
         let mut sc = self.scenario.clone();
         let mut cost = CostModel::new(&self.model, &self.gpu, profile)?;
         cost.set_front_end(has_front_end(&sc.workload));

@@ -46,7 +46,7 @@ impl KernelPart {
         model: &ModelSpec,
         gpu: &GpuSpec,
         path: GpuPath,
-    ) -> Result<KernelPart, String> {
+    ) -> Result<KernelPart, CostError> {
         if let GpuPath::Curves(shape, anchor) = path {
             return Ok(KernelPart::on_curves(model, gpu, shape, anchor));
         }

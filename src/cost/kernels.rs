@@ -16,6 +16,7 @@
 //! largest grid value a table is extended in proportion (work ∝ size), below the
 //! smallest it stays at the smallest (a kernel is never faster than its floor).
 
+use crate::error::CostError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -377,7 +378,11 @@ fn read_attn(path: &Path, len_col: &str) -> Result<AttnTables, String> {
 
 impl KernelTables {
     /// Reads the tables of one GPU from `dir`.
-    pub fn read(gpu: &str, dir: &Path) -> Result<KernelTables, String> {
+    pub fn read(gpu: &str, dir: &Path) -> Result<KernelTables, CostError> {
+        Self::read_inner(gpu, dir).map_err(CostError::KernelData)
+    }
+
+    fn read_inner(gpu: &str, dir: &Path) -> Result<KernelTables, String> {
         let mut gemm = read_gemm(&dir.join("gemm.csv"))?;
         let gemm_bf16 = gemm
             .remove("bf16")
@@ -405,7 +410,7 @@ impl KernelTables {
 
 /// The measured tables of `gpu`, if `calibration/kernels/<gpu>/` has them; read once
 /// per process. An unreadable table is an error (never silently the roofline).
-pub fn tables_for(gpu: &str) -> Result<Option<Arc<KernelTables>>, String> {
+pub fn tables_for(gpu: &str) -> Result<Option<Arc<KernelTables>>, CostError> {
     type Cache = Mutex<HashMap<(PathBuf, String), Option<Arc<KernelTables>>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let root = kernels_dir();
@@ -532,7 +537,7 @@ pub struct CurvesFile {
 }
 
 /// The shipped curves, read once per process.
-pub fn curves_file() -> Result<Arc<CurvesFile>, String> {
+pub fn curves_file() -> Result<Arc<CurvesFile>, CostError> {
     type Cache = Mutex<HashMap<PathBuf, Arc<CurvesFile>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let path = kernels_dir().join("curves.toml");
@@ -541,9 +546,9 @@ pub fn curves_file() -> Result<Arc<CurvesFile>, String> {
         return Ok(c.clone());
     }
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let c: CurvesFile =
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        .map_err(|e| CostError::KernelData(format!("{}: cannot read: {e}", path.display())))?;
+    let c: CurvesFile = toml::from_str(&text)
+        .map_err(|e| CostError::KernelData(format!("{}: {}", path.display(), e.message())))?;
     let c = Arc::new(c);
     cache.lock().expect("curves cache").insert(path, c.clone());
     Ok(c)

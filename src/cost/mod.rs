@@ -14,6 +14,7 @@ pub mod profile;
 pub use breakdown::{GroupBreakdown, StepBreakdown};
 use kernel_part::KernelPart;
 
+use crate::error::CostError;
 use crate::profile::Profile;
 use crate::specs::{GpuSpec, ModelSpec};
 use crate::time::Dur;
@@ -271,7 +272,11 @@ impl CostModel {
     /// Precomputes the constants for pricing steps of `model` on `gpu` with `profile`:
     /// tables where the GPU has them, curves elsewhere; a flat roofline when the
     /// profile sets `eta_compute` and `eta_bandwidth` itself.
-    pub fn new(model: &ModelSpec, gpu: &GpuSpec, profile: &Profile) -> Result<CostModel, String> {
+    pub fn new(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        profile: &Profile,
+    ) -> Result<CostModel, CostError> {
         CostModel::with_path(model, gpu, profile, GpuPath::Auto)
     }
 
@@ -281,7 +286,7 @@ impl CostModel {
         gpu: &GpuSpec,
         profile: &Profile,
         path: GpuPath,
-    ) -> Result<CostModel, String> {
+    ) -> Result<CostModel, CostError> {
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
         let v = model.vocab_size as f64;

@@ -10,10 +10,13 @@
 //! Percentiles interpolate linearly between order statistics (numpy's default) and
 //! the standard deviation is the population one (`np.std`).
 
+pub mod summary;
+
+pub use summary::{GpuRow, InstanceRow, Latency, Stats, Summary};
+
 use crate::time::{Dur, SimTime};
 use crate::workload::Request;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 /// One completed request (kept only when per-request output is asked for).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -187,7 +190,7 @@ impl Recorder {
     }
 
     /// Flushes the per-request CSV; the first write error, if any.
-    pub fn finish_csv(&mut self) -> Result<(), String> {
+    pub fn finish_csv(&mut self) -> Result<(), crate::error::SimError> {
         if let Some(w) = &mut self.csv {
             if let Err(e) = w.flush() {
                 self.csv_error.get_or_insert(e.to_string());
@@ -195,7 +198,7 @@ impl Recorder {
         }
         self.csv = None;
         match self.csv_error.take() {
-            Some(e) => Err(format!("writing the per-request CSV: {e}")),
+            Some(e) => Err(crate::error::SimError::RequestsCsv(e)),
             None => Ok(()),
         }
     }
@@ -205,16 +208,10 @@ impl Recorder {
         self.batch_latency.add(latency.as_millis_f64(), 1);
     }
 
-    /// Writes the summary keys into `out`; `duration_s` is the denominator of the
-    /// throughputs.
-    pub fn summarize(&mut self, duration_s: f64, out: &mut Map<String, Value>) {
-        let put = |out: &mut Map<String, Value>, k: &str, v: f64| {
-            out.insert(k.to_string(), num(v));
-        };
-        out.insert("completed".into(), self.completed.into());
-        put(out, "duration", duration_s);
-        out.insert("total_input_tokens".into(), self.input_tokens.into());
-        out.insert("total_output_tokens".into(), self.output_tokens.into());
+    /// The request-side summary (counts, throughputs, latency statistics);
+    /// `duration_s` is the denominator of the throughputs. The engine counters are
+    /// left at zero for the simulator to fill in.
+    pub fn summarize(&mut self, duration_s: f64) -> Summary {
         let per_s = |x: f64| {
             if duration_s > 0.0 {
                 x / duration_s
@@ -222,28 +219,31 @@ impl Recorder {
                 0.0
             }
         };
-        put(out, "request_throughput", per_s(self.completed as f64));
-        put(out, "output_throughput", per_s(self.output_tokens as f64));
-        put(
-            out,
-            "total_token_throughput",
-            per_s((self.input_tokens + self.output_tokens) as f64),
-        );
-        self.ttft.write("ttft_ms", out);
-        self.tpot.write("tpot_ms", out);
-        self.e2el.write("e2el_ms", out);
-        self.itl.write("itl_ms", out);
-        if self.batch_latency.count() > 0 {
-            self.batch_latency.write("batch_latency_ms", out);
+        Summary {
+            completed: self.completed,
+            duration: duration_s,
+            total_input_tokens: self.input_tokens,
+            total_output_tokens: self.output_tokens,
+            request_throughput: per_s(self.completed as f64),
+            output_throughput: per_s(self.output_tokens as f64),
+            total_token_throughput: per_s((self.input_tokens + self.output_tokens) as f64),
+            latency: Latency {
+                ttft: self.ttft.stats(),
+                tpot: self.tpot.stats(),
+                e2el: self.e2el.stats(),
+                itl: self.itl.stats(),
+                batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.stats()),
+            },
+            ..Summary::default()
         }
     }
 }
 
-/// A JSON number (non-finite values become null).
-pub fn num(v: f64) -> Value {
+/// A JSON number (non-finite values become null, as serde_json writes them).
+pub fn num(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// Samples kept exactly while they are few: up to this many distinct entries.
@@ -340,20 +340,21 @@ impl Sketch {
         self.n
     }
 
-    /// Writes `mean_`, `median_`, `std_`, `p50_`, `p90_`, `p95_`, `p99_` of `name`.
-    pub fn write(&mut self, name: &str, out: &mut Map<String, Value>) {
+    /// Mean, median, standard deviation and percentiles of the samples.
+    pub fn stats(&mut self) -> Stats {
         if !self.bucketed {
-            stats_into(name, &mut self.exact, out);
-            return;
+            return exact_stats(&mut self.exact);
         }
         let n = self.n as f64;
         let mean = self.sum / n;
-        let std = (self.sum_sq / n - mean * mean).max(0.0).sqrt();
-        out.insert(format!("mean_{name}"), num(mean));
-        out.insert(format!("median_{name}"), num(self.quantile(50.0)));
-        out.insert(format!("std_{name}"), num(std));
-        for p in [50.0, 90.0, 95.0, 99.0] {
-            out.insert(format!("p{}_{name}", p as u32), num(self.quantile(p)));
+        Stats {
+            mean,
+            median: self.quantile(50.0),
+            std: (self.sum_sq / n - mean * mean).max(0.0).sqrt(),
+            p50: self.quantile(50.0),
+            p90: self.quantile(90.0),
+            p95: self.quantile(95.0),
+            p99: self.quantile(99.0),
         }
     }
 
@@ -381,8 +382,8 @@ impl Sketch {
     }
 }
 
-/// Weighted samples: (value, count). Sorts in place.
-fn stats_into(name: &str, w: &mut [(f64, u64)], out: &mut Map<String, Value>) {
+/// Statistics of weighted samples: (value, count). Sorts in place.
+fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
     w.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n: u64 = w.iter().map(|x| x.1).sum();
     let (mean, std) = if n == 0 {
@@ -396,11 +397,14 @@ fn stats_into(name: &str, w: &mut [(f64, u64)], out: &mut Map<String, Value>) {
             / n as f64;
         (mean, var.sqrt())
     };
-    out.insert(format!("mean_{name}"), num(mean));
-    out.insert(format!("median_{name}"), num(percentile(w, n, 50.0)));
-    out.insert(format!("std_{name}"), num(std));
-    for p in [50.0, 90.0, 95.0, 99.0] {
-        out.insert(format!("p{}_{name}", p as u32), num(percentile(w, n, p)));
+    Stats {
+        mean,
+        median: percentile(w, n, 50.0),
+        std,
+        p50: percentile(w, n, 50.0),
+        p90: percentile(w, n, 90.0),
+        p95: percentile(w, n, 95.0),
+        p99: percentile(w, n, 99.0),
     }
 }
 
@@ -463,19 +467,21 @@ mod tests {
         }
         assert!(big.bucketed && !exact.bucketed);
         vals.sort_by(f64::total_cmp);
-        let mut m = Map::new();
-        big.write("x", &mut m);
-        for (p, key) in [(50.0, "median_x"), (90.0, "p90_x"), (99.0, "p99_x")] {
+        let st = big.stats();
+        for (p, key, got) in [
+            (50.0, "median", st.median),
+            (90.0, "p90", st.p90),
+            (99.0, "p99", st.p99),
+        ] {
             let w: Vec<(f64, u64)> = vals.iter().map(|&v| (v, 1)).collect();
             let truth = percentile(&w, w.len() as u64, p);
-            let got = m[key].as_f64().unwrap();
             assert!(
                 ((got - truth) / truth).abs() <= 1.5 * BUCKET_ACCURACY,
                 "{key}: {got} vs {truth}"
             );
         }
         let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-        assert!((m["mean_x"].as_f64().unwrap() - mean).abs() / mean < 1e-9);
+        assert!((st.mean - mean).abs() / mean < 1e-9);
         // Memory: a few thousand buckets, however many samples.
         assert!(big.buckets.len() < 20_000 && big.exact.is_empty());
     }
@@ -503,12 +509,12 @@ mod tests {
             SimTime::from_secs_f64(1.5),
             SimTime::from_secs_f64(2.5),
         );
-        let mut m = Map::new();
-        r.summarize(4.0, &mut m);
-        assert_eq!(m["mean_ttft_ms"], num(500.0));
-        assert_eq!(m["mean_tpot_ms"], num(100.0));
-        assert_eq!(m["mean_e2el_ms"], num(1500.0));
-        assert_eq!(m["request_throughput"], num(0.25));
-        assert_eq!(m["total_token_throughput"], num(21.0 / 4.0));
+        let s = r.summarize(4.0);
+        assert_eq!(s.latency.ttft.mean, 500.0);
+        assert_eq!(s.latency.tpot.mean, 100.0);
+        assert_eq!(s.latency.e2el.mean, 1500.0);
+        assert_eq!(s.request_throughput, 0.25);
+        assert_eq!(s.total_token_throughput, 21.0 / 4.0);
+        assert!(s.latency.batch.is_none());
     }
 }

@@ -1,19 +1,35 @@
 //! Running experiments: every sweep point × replication in parallel (rayon), results
-//! collected in a stable order, then the report: a table on stdout and, in the output
-//! folder, `summary.json`, `summary.csv`, `config.resolved.toml`, `manifest.json` and
-//! SVG plots. Files are written whole (temporary file, then rename).
+//! collected in a stable order as typed rows ([`row`]), saved per run and reused on
+//! `--resume` by run hash ([`inputs`]), then the report: every output format of
+//! [`export`] (a table on stdout and, in the output folder, `summary.json`,
+//! `summary.csv` and SVG plots), `config.resolved.toml` and `manifest.json`. Files
+//! are written whole (temporary file, then rename). The pre-run estimate and guard
+//! are in [`guard`].
 
+pub mod export;
+pub mod guard;
+pub mod inputs;
 pub mod plot;
+pub mod row;
+
+pub use export::csv::{csv_field, summary_csv};
+pub use export::json::summary_json;
+pub use export::svg::plots;
+pub use export::table::table;
+pub use export::{exporters, Artifact, Destination, Exporter};
+pub use guard::{
+    estimate, guard_problem, human_seconds, Estimate, GUARD_BYTES_PER_REQUEST, GUARD_MAX_RUNS,
+    GUARD_MAX_SECONDS, GUARD_TOKENS_PER_S,
+};
+pub use inputs::{run_hash_with, InputDigests, StableHasher};
+pub use row::{toml_to_json, Params, ReportRow};
 
 use crate::config::{Experiment, Point};
-use crate::cost::StepShape;
 use crate::error::{Error, Result};
-use crate::metrics::num;
-use crate::plot::{line_chart, Series};
+use crate::metrics::Summary;
 use crate::sim::{run, RunOptions};
-use crate::workload::{Arrival, Stop};
 use rayon::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -59,25 +75,8 @@ pub fn plan_runs(exp: &Experiment, seed: u64) -> Vec<RunSpec> {
     v
 }
 
-/// A JSON value for a TOML value (sweep parameters).
-pub fn toml_to_json(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => num(*f),
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
-    }
-}
-
 /// Runs one point with one seed and returns its summary row.
-pub fn run_row(exp_name: &str, p: &Point, spec: RunSpec) -> Result<Value> {
+pub fn run_row(exp_name: &str, p: &Point, spec: RunSpec) -> Result<ReportRow> {
     run_row_csv(exp_name, p, spec, None, RunOptions::default())
 }
 
@@ -89,9 +88,9 @@ pub fn run_row_csv(
     spec: RunSpec,
     requests_dir: Option<&Path>,
     opts: RunOptions,
-) -> Result<Value> {
+) -> Result<ReportRow> {
     let res = match requests_dir {
-        None => run(&p.scenario, spec.seed, opts).map_err(Error::Sim)?,
+        None => run(&p.scenario, spec.seed, opts)?,
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let path = dir.join(format!("{}-{}.csv", p.index, spec.replication));
@@ -103,29 +102,22 @@ pub fn run_row_csv(
             ));
             let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             let w = Box::new(std::io::BufWriter::with_capacity(1 << 16, f));
-            let res =
-                crate::sim::run_with_csv(&p.scenario, spec.seed, opts, w).map_err(Error::Sim)?;
+            let res = crate::sim::run_with_csv(&p.scenario, spec.seed, opts, w)?;
             std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
             res
         }
     };
-    let mut row = Map::new();
-    row.insert("experiment".into(), exp_name.into());
-    row.insert("point".into(), (p.index as u64).into());
-    for (k, v) in &p.params {
-        row.insert(k.clone(), toml_to_json(v));
-    }
-    row.insert("seed".into(), spec.seed.into());
-    row.insert("replication".into(), spec.replication.into());
-    if let Value::Object(m) = serde_json::to_value(&p.meta).expect("meta serialises") {
-        row.extend(m);
-    }
-    row.extend(res.summary);
-    Ok(Value::Object(row))
+    Ok(ReportRow::new(
+        exp_name,
+        p,
+        spec.seed,
+        spec.replication,
+        res.summary,
+    ))
 }
 
 /// Runs every point and replication; rows come back in [`plan_runs`] order.
-pub fn run_all(exp: &Experiment, cfg: &RunConfig) -> Result<Vec<Value>> {
+pub fn run_all(exp: &Experiment, cfg: &RunConfig) -> Result<Vec<ReportRow>> {
     run_all_with(exp, cfg, &RunControl::default())
 }
 
@@ -162,49 +154,26 @@ pub struct RunControl {
     pub requests_dir: Option<PathBuf>,
 }
 
-/// FNV-1a, 64 bits: a small hash that is the same on every platform and version.
-#[derive(Debug, Clone, Copy)]
-pub struct StableHasher(u64);
-
-impl Default for StableHasher {
-    fn default() -> Self {
-        StableHasher(0xcbf2_9ce4_8422_2325)
-    }
+/// The config hash of one run of `p`, a point of `exp`, with `seed` (see
+/// [`inputs`]): equal hashes mean equal results.
+pub fn run_hash(exp: &Experiment, p: &Point, seed: u64) -> String {
+    run_hash_with(&mut InputDigests::default(), exp, p, seed)
 }
 
-impl StableHasher {
-    /// Feeds bytes, then a separator so that ("ab", "c") and ("a", "bc") differ.
-    pub fn feed(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes.iter().chain(&[0xff]) {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self
-    }
-
-    /// The hash as 16 hex digits.
-    pub fn hex(&self) -> String {
-        format!("{:016x}", self.0)
-    }
-}
-
-/// The config hash of one run: the program version, the point's resolved settings,
-/// everything the simulation is given (model, GPU and profile numbers, trace rows) and
-/// the seed. Equal hashes mean equal results.
-pub fn run_hash(p: &Point, seed: u64) -> String {
-    let mut h = StableHasher::default();
-    h.feed(env!("CARGO_PKG_VERSION").as_bytes())
-        .feed(serde_json::to_string(&p.raw).unwrap_or_default().as_bytes())
-        .feed(format!("{:?}", p.scenario).as_bytes())
-        .feed(&seed.to_le_bytes());
-    h.hex()
+/// Every run's hash, in [`plan_runs`] order (each data file read once).
+pub fn run_hashes(exp: &Experiment, seed: u64) -> Vec<String> {
+    let mut d = InputDigests::default();
+    plan_runs(exp, seed)
+        .into_iter()
+        .map(|s| run_hash_with(&mut d, exp, &exp.points[s.point], s.seed))
+        .collect()
 }
 
 /// The hash of a whole experiment run with `seed`: every run's hash, in order.
 pub fn experiment_hash(exp: &Experiment, seed: u64) -> String {
     let mut h = StableHasher::default();
-    for spec in plan_runs(exp, seed) {
-        h.feed(run_hash(&exp.points[spec.point], spec.seed).as_bytes());
+    for r in run_hashes(exp, seed) {
+        h.feed(r.as_bytes());
     }
     h.hex()
 }
@@ -214,14 +183,20 @@ pub fn point_file(dir: &Path, spec: RunSpec) -> PathBuf {
     dir.join(format!("{}-{}.json", spec.point, spec.replication))
 }
 
-/// The saved row of a run, if its file exists and holds `hash`.
-fn saved_row(dir: &Path, spec: RunSpec, hash: &str) -> Option<Value> {
+/// A run's saved file under the points folder.
+#[derive(serde::Deserialize)]
+struct SavedRun {
+    hash: String,
+    row: Summary,
+}
+
+/// The saved summary of a run, if its file exists and holds `hash`. Equal hashes
+/// mean an identical point and seed, so the rest of the row is rebuilt from the
+/// point itself.
+fn saved_summary(dir: &Path, spec: RunSpec, hash: &str) -> Option<Summary> {
     let text = std::fs::read_to_string(point_file(dir, spec)).ok()?;
-    let mut v: Value = serde_json::from_str(&text).ok()?;
-    if v.get("hash")?.as_str()? != hash {
-        return None;
-    }
-    v.get_mut("row").map(Value::take)
+    let saved: SavedRun = serde_json::from_str(&text).ok()?;
+    (saved.hash == hash).then_some(saved.row)
 }
 
 /// Runs every point and replication; rows come back in [`plan_runs`] order. With a
@@ -229,21 +204,27 @@ fn saved_row(dir: &Path, spec: RunSpec, hash: &str) -> Option<Value> {
 /// `resume` the rows already there for the same config hash are reused. Ctrl-C (or
 /// `stop_after`) stops scheduling new runs: the finished ones stay saved and the
 /// result is [`Error::Interrupted`] with a message saying how to resume.
-pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Result<Vec<Value>> {
+pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Result<Vec<ReportRow>> {
     let seed = cfg.seed.unwrap_or(exp.seed);
     let runs = plan_runs(exp, seed);
     if let Some(d) = &ctl.points_dir {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    let hashes: Vec<String> = runs
-        .iter()
-        .map(|s| run_hash(&exp.points[s.point], s.seed))
-        .collect();
-    let mut rows: Vec<Option<Value>> = match (&ctl.points_dir, ctl.resume) {
+    let hashes = run_hashes(exp, seed);
+    let mut rows: Vec<Option<ReportRow>> = match (&ctl.points_dir, ctl.resume) {
         (Some(d), true) => runs
             .iter()
             .zip(&hashes)
-            .map(|(&s, h)| saved_row(d, s, h))
+            .map(|(&s, h)| {
+                let summary = saved_summary(d, s, h)?;
+                Some(ReportRow::new(
+                    &exp.name,
+                    &exp.points[s.point],
+                    s.seed,
+                    s.replication,
+                    summary,
+                ))
+            })
             .collect(),
         _ => vec![None; runs.len()],
     };
@@ -302,7 +283,7 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
                 bar.inc(1);
                 Ok(Some((i, row)))
             })
-            .collect::<Vec<Result<Option<(usize, Value)>>>>()
+            .collect::<Vec<Result<Option<(usize, ReportRow)>>>>()
     };
     let results = if cfg.jobs > 0 {
         rayon::ThreadPoolBuilder::new()
@@ -358,248 +339,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// `summary.json` text: a pretty array of rows, newline-terminated.
-pub fn summary_json(rows: &[Value]) -> String {
-    let mut s = serde_json::to_string_pretty(rows).expect("rows serialise");
-    s.push('\n');
-    s
-}
-
-fn csv_field(v: &Value) -> String {
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-/// `summary.csv` text: one column per key of the first row (nested values as JSON).
-pub fn summary_csv(rows: &[Value]) -> String {
-    let mut keys: Vec<String> = Vec::new();
-    for r in rows {
-        if let Value::Object(m) = r {
-            for k in m.keys() {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-        }
-    }
-    let mut out = keys
-        .iter()
-        .map(|k| csv_field(&Value::String(k.clone())))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
-    for r in rows {
-        let line: Vec<String> = keys
-            .iter()
-            .map(|k| csv_field(r.get(k).unwrap_or(&Value::Null)))
-            .collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// The columns of the printed table: (header, key, scale, decimals).
-const TABLE: &[(&str, &str, f64, usize)] = &[
-    ("done", "completed", 1.0, 0),
-    ("req/s", "request_throughput", 1.0, 2),
-    ("out tok/s", "output_throughput", 1.0, 0),
-    ("TTFT p50 ms", "median_ttft_ms", 1.0, 1),
-    ("TTFT p99 ms", "p99_ttft_ms", 1.0, 1),
-    ("TPOT p50 ms", "median_tpot_ms", 1.0, 2),
-    ("ITL p99 ms", "p99_itl_ms", 1.0, 1),
-    ("E2E p50 s", "median_e2el_ms", 1e-3, 2),
-    ("GPU busy", "gpu_busy_fraction", 1.0, 2),
-    ("KV peak", "kv_cache_peak_fraction", 1.0, 2),
-    ("preempt", "preemptions", 1.0, 0),
-];
-
-/// A readable fixed-width table of the rows.
-pub fn table(exp: &Experiment, rows: &[Value]) -> String {
-    let mut header: Vec<String> = exp.axes.iter().map(|(k, _)| k.clone()).collect();
-    if exp.replications > 1 {
-        header.push("seed".into());
-    }
-    header.extend(TABLE.iter().map(|c| c.0.to_string()));
-    let mut cells: Vec<Vec<String>> = vec![header];
-    for r in rows {
-        let mut line: Vec<String> = exp
-            .axes
-            .iter()
-            .map(|(k, _)| match r.get(k) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            })
-            .collect();
-        if exp.replications > 1 {
-            line.push(r["seed"].to_string());
-        }
-        for &(_, key, scale, dec) in TABLE {
-            let v = r.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN) * scale;
-            line.push(format!("{v:.dec$}"));
-        }
-        cells.push(line);
-    }
-    let ncol = cells[0].len();
-    let widths: Vec<usize> = (0..ncol)
-        .map(|c| cells.iter().map(|l| l[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (i, l) in cells.iter().enumerate() {
-        let s: Vec<String> = l
-            .iter()
-            .enumerate()
-            .map(|(c, x)| {
-                if c < exp.axes.len() {
-                    format!("{x:<w$}", w = widths[c])
-                } else {
-                    format!("{x:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        out.push_str(s.join("  ").trim_end());
-        out.push('\n');
-        if i == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (ncol - 1)));
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// The x axis for plots: the first swept axis whose values are all numbers.
-fn plot_axis(exp: &Experiment) -> Option<usize> {
-    exp.axes.iter().position(|(_, vals)| {
-        vals.iter()
-            .all(|v| v.as_float().is_some() || v.as_integer().is_some())
-    })
-}
-
-/// SVG plots of the swept metrics: (file name, SVG text).
-pub fn plots(exp: &Experiment, rows: &[Value]) -> Result<Vec<(String, String)>> {
-    let Some(ax) = plot_axis(exp) else {
-        return Ok(Vec::new());
-    };
-    let x_key = &exp.axes[ax].0;
-    // Series: one per combination of the other axes' values; replications averaged.
-    type Group<'a> = (String, Vec<(f64, Vec<&'a Value>)>);
-    let mut groups: Vec<Group> = Vec::new();
-    for r in rows {
-        let label: Vec<String> = exp
-            .axes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != ax)
-            .map(|(_, (k, _))| {
-                format!(
-                    "{}={}",
-                    k.rsplit('.').next().unwrap_or(k),
-                    csv_field(r.get(k).unwrap_or(&Value::Null))
-                )
-            })
-            .collect();
-        let label = if label.is_empty() {
-            exp.name.clone()
-        } else {
-            label.join(" ")
-        };
-        let x = r.get(x_key).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        let g = match groups.iter().position(|g| g.0 == label) {
-            Some(i) => &mut groups[i],
-            None => {
-                groups.push((label, Vec::new()));
-                groups.last_mut().expect("just pushed")
-            }
-        };
-        match g.1.iter().position(|p| p.0 == x) {
-            Some(i) => g.1[i].1.push(r),
-            None => g.1.push((x, vec![r])),
-        }
-    }
-    let mean = |rs: &[&Value], key: &str| {
-        rs.iter()
-            .filter_map(|r| r.get(key).and_then(Value::as_f64))
-            .sum::<f64>()
-            / rs.len().max(1) as f64
-    };
-    let series = |keys: &[(&str, &str)]| -> Vec<Series> {
-        let mut v = Vec::new();
-        for (label, pts) in &groups {
-            for (key, suffix) in keys {
-                v.push(Series {
-                    label: if suffix.is_empty() {
-                        label.clone()
-                    } else {
-                        format!("{label} {suffix}")
-                    },
-                    points: pts.iter().map(|(x, rs)| (*x, mean(rs, key))).collect(),
-                    markers_only: false,
-                });
-            }
-        }
-        v
-    };
-    let x_label = x_key.rsplit('.').next().unwrap_or(x_key);
-    type Chart<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
-    let charts: [Chart; 5] = [
-        (
-            "throughput.svg",
-            "Request throughput",
-            "completed requests / s",
-            vec![("request_throughput", "")],
-        ),
-        (
-            "output_throughput.svg",
-            "Output token throughput",
-            "output tokens / s",
-            vec![("output_throughput", "")],
-        ),
-        (
-            "ttft.svg",
-            "Time to first token",
-            "TTFT (ms)",
-            vec![("median_ttft_ms", "p50"), ("p99_ttft_ms", "p99")],
-        ),
-        (
-            "tpot.svg",
-            "Time per output token",
-            "TPOT (ms)",
-            vec![("median_tpot_ms", "p50"), ("p99_tpot_ms", "p99")],
-        ),
-        (
-            "e2el.svg",
-            "End-to-end latency",
-            "E2E (ms)",
-            vec![("median_e2el_ms", "p50"), ("p99_e2el_ms", "p99")],
-        ),
-    ];
-    let mut out = Vec::new();
-    for (file, title, y, keys) in charts {
-        let svg = line_chart(
-            &format!("{}: {title}", exp.name),
-            x_label,
-            y,
-            &series(&keys),
-        )
-        .map_err(Error::Sim)?;
-        out.push((file.to_string(), svg));
-    }
-    Ok(out)
-}
-
 /// Writes every output file into `dir`.
 pub fn write_outputs(
     exp: &Experiment,
-    rows: &[Value],
+    rows: &[ReportRow],
     dir: &Path,
     manifest: &Value,
 ) -> Result<Vec<PathBuf>> {
@@ -611,16 +354,32 @@ pub fn write_outputs(
         written.push(p);
         Ok(())
     };
-    put("summary.json", summary_json(rows).as_bytes())?;
-    put("summary.csv", summary_csv(rows).as_bytes())?;
+    for ex in exporters() {
+        for a in ex.export(exp, rows)? {
+            if let Destination::File(name) = &a.to {
+                put(name, a.text.as_bytes())?;
+            }
+        }
+    }
     put("config.resolved.toml", resolved_config(exp).as_bytes())?;
+    // The manifest last: it says the results are complete.
     let mut m = serde_json::to_string_pretty(manifest).expect("manifest serialises");
     m.push('\n');
     put("manifest.json", m.as_bytes())?;
-    for (name, svg) in plots(exp, rows)? {
-        put(&name, svg.as_bytes())?;
-    }
     Ok(written)
+}
+
+/// What the exporters print on standard output (the table), concatenated.
+pub fn stdout_report(exp: &Experiment, rows: &[ReportRow]) -> Result<String> {
+    let mut out = String::new();
+    for ex in exporters() {
+        for a in ex.export(exp, rows)? {
+            if a.to == Destination::Stdout {
+                out.push_str(&a.text);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Every point's fully resolved configuration, as TOML (`[[point]]` tables).
@@ -639,226 +398,13 @@ pub fn resolved_config(exp: &Experiment) -> String {
     )
 }
 
-/// Simulated tokens per second and thread assumed by the guard: a conservative
-/// figure (one token per step, the slowest case, runs at 10 to 15 million per second
-/// on a laptop core).
-pub const GUARD_TOKENS_PER_S: f64 = 5e6;
-/// Longest estimated run the guard lets through without `--no-guard`, seconds.
-pub const GUARD_MAX_SECONDS: f64 = 3600.0;
-/// Most runs (points × replications) the guard lets through.
-pub const GUARD_MAX_RUNS: u64 = 100_000;
-/// Memory assumed per request that may be in the system at once, bytes (request,
-/// queue entry, sequence state, metrics).
-pub const GUARD_BYTES_PER_REQUEST: f64 = 512.0;
-
-/// What running an experiment would take, estimated before it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Estimate {
-    /// Runs (points × replications).
-    pub runs: u64,
-    /// Requests simulated, all runs.
-    pub requests: f64,
-    /// Tokens generated, all runs (the work: one step per token at worst).
-    pub tokens: f64,
-    /// Tokens of the largest run.
-    pub largest_run_tokens: f64,
-    /// Worker threads.
-    pub threads: usize,
-    /// Estimated wall time at [`GUARD_TOKENS_PER_S`] per thread, seconds.
-    pub seconds: f64,
-    /// Peak memory of the runs in flight at once, bytes.
-    pub peak_bytes: f64,
-    /// Memory available, bytes (`MemAvailable` on Linux, else 8 GiB assumed).
-    pub available_bytes: f64,
-}
-
-/// Requests, tokens and requests in the system at once of one run of `p`.
-fn point_work(p: &Point) -> (f64, f64, f64) {
-    let w = &p.scenario.workload;
-    let ctx = w.max_context.max(2) as f64;
-    let trace_rows = |limit: Option<crate::time::Dur>| match &w.arrival {
-        Arrival::Trace(t) => t
-            .rows
-            .iter()
-            .filter(|r| limit.is_none_or(|d| r.0 < d))
-            .count() as f64,
-        _ => 0.0,
-    };
-    let out_mean = match &w.arrival {
-        Arrival::Trace(t) if !t.rows.is_empty() => {
-            t.rows.iter().map(|r| (r.2 as f64).min(ctx)).sum::<f64>() / t.rows.len() as f64
-        }
-        _ => w.output.mean().clamp(1.0, ctx - 1.0),
-    };
-    // No request completes faster than its output tokens at one batch-1 decode step
-    // each: bounds how many requests a closed loop or offline batches can issue.
-    let step_s = p
-        .scenario
-        .instances
-        .first()
-        .map(|i| {
-            i.cost
-                .price(&StepShape::decode_only(1, 1, p.model.sliding_window))
-                .wall_s()
-        })
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(1e-3);
-    let cycle_s = (out_mean * step_s).max(1e-6);
-    let (requests, in_flight) = match w.stop {
-        Stop::Requests(n) => {
-            let n = match &w.arrival {
-                Arrival::Trace(_) => trace_rows(None).min(n as f64),
-                _ => n as f64,
-            };
-            let inflight = match w.arrival {
-                Arrival::ClosedLoop { users, .. } => n.min(users as f64),
-                Arrival::Offline { batch_size } => n.min(batch_size as f64),
-                _ => n,
-            };
-            (n, inflight)
-        }
-        Stop::Timed { duration, .. } => {
-            let d = duration.as_secs_f64();
-            match &w.arrival {
-                Arrival::Poisson { rate }
-                | Arrival::Constant { rate }
-                | Arrival::Gamma { rate, .. } => (rate * d + 1.0, rate * d + 1.0),
-                Arrival::Trace(_) => {
-                    let n = trace_rows(Some(duration));
-                    (n, n)
-                }
-                Arrival::ClosedLoop { users, think, .. } => {
-                    let think_s = match *think {
-                        crate::workload::Think::Constant(t)
-                        | crate::workload::Think::Exponential(t) => t.as_secs_f64(),
-                        crate::workload::Think::Between(a, b) => {
-                            (a.as_secs_f64() + b.as_secs_f64()) / 2.0
-                        }
-                    };
-                    let u = *users as f64;
-                    (u * (d / (think_s + cycle_s) + 1.0), u)
-                }
-                Arrival::Offline { batch_size } => {
-                    let b = *batch_size as f64;
-                    (b * (d / cycle_s + 1.0), b)
-                }
-            }
-        }
-    };
-    (requests, requests * out_mean, in_flight)
-}
-
-/// Memory available to this process, bytes.
-fn available_memory() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<f64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024.0)
-        .unwrap_or(8.0 * crate::specs::GIB)
-}
-
-/// Estimates the work and memory of running `exp` on `threads` threads.
-pub fn estimate(exp: &Experiment, threads: usize) -> Estimate {
-    let threads = threads.max(1);
-    let reps = exp.replications as f64;
-    let mut requests = 0.0;
-    let mut tokens = 0.0;
-    let mut largest: f64 = 0.0;
-    let mut peaks: Vec<f64> = Vec::new();
-    for p in &exp.points {
-        let (r, t, inflight) = point_work(p);
-        requests += r * reps;
-        tokens += t * reps;
-        largest = largest.max(t);
-        peaks.extend(std::iter::repeat_n(
-            inflight * GUARD_BYTES_PER_REQUEST,
-            exp.replications.min(threads as u32) as usize,
-        ));
-    }
-    peaks.sort_by(|a, b| b.total_cmp(a));
-    let peak_bytes = peaks.iter().take(threads).sum();
-    Estimate {
-        runs: exp.points.len() as u64 * exp.replications as u64,
-        requests,
-        tokens,
-        largest_run_tokens: largest,
-        threads,
-        seconds: (tokens / threads as f64).max(largest) / GUARD_TOKENS_PER_S,
-        peak_bytes,
-        available_bytes: available_memory(),
-    }
-}
-
-/// A duration in words: "40 s", "12 minutes", "3.5 hours".
-pub fn human_seconds(s: f64) -> String {
-    if !s.is_finite() {
-        "forever".into()
-    } else if s < 1.0 {
-        "under a second".into()
-    } else if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.0} minutes", s / 60.0)
-    } else if s < 86400.0 * 3.0 {
-        format!("{:.1} hours", s / 3600.0)
-    } else {
-        format!("{:.0} days", s / 86400.0)
-    }
-}
-
-/// Why `run` would refuse this estimate (without `--no-guard`), if it would.
-pub fn guard_problem(est: &Estimate) -> Option<String> {
-    let fix = "lower num_requests or duration_s, sweep fewer points or replications";
-    if est.runs > GUARD_MAX_RUNS {
-        return Some(format!(
-            "{} runs (points × replications) are more than the limit of {GUARD_MAX_RUNS}; {fix}, or pass --no-guard to run it anyway",
-            est.runs
-        ));
-    }
-    if est.seconds.is_nan() || est.seconds > GUARD_MAX_SECONDS {
-        return Some(format!(
-            "this would simulate about {:.2e} requests and {:.2e} tokens in {} run{}, estimated at {} on {} thread{} (at {:.0} million tokens per second per thread), more than the limit of {}; {fix}, or pass --no-guard to run it anyway",
-            est.requests,
-            est.tokens,
-            est.runs,
-            if est.runs == 1 { "" } else { "s" },
-            human_seconds(est.seconds),
-            est.threads,
-            if est.threads == 1 { "" } else { "s" },
-            GUARD_TOKENS_PER_S / 1e6,
-            human_seconds(GUARD_MAX_SECONDS)
-        ));
-    }
-    if est.peak_bytes.is_nan() || est.peak_bytes > 0.8 * est.available_bytes {
-        return Some(format!(
-            "the runs in flight at once could hold up to {:.1} GiB ({:.0} bytes per request that may be waiting at once), more than 80 % of the {:.1} GiB of memory available; {fix}, use fewer --jobs, or pass --no-guard to run it anyway",
-            est.peak_bytes / crate::specs::GIB,
-            GUARD_BYTES_PER_REQUEST,
-            est.available_bytes / crate::specs::GIB
-        ));
-    }
-    None
-}
-
 /// Output files this program writes into an experiment's folder (besides
-/// `manifest.json` and `points/`).
-pub const OUTPUT_FILES: &[&str] = &[
-    "summary.json",
-    "summary.csv",
-    "config.resolved.toml",
-    "throughput.svg",
-    "output_throughput.svg",
-    "ttft.svg",
-    "tpot.svg",
-    "e2el.svg",
-];
+/// `manifest.json` and `points/`): `config.resolved.toml` and every exporter's.
+pub fn output_files() -> Vec<&'static str> {
+    let mut v = vec!["config.resolved.toml"];
+    v.extend(export::exported_files());
+    v
+}
 
 /// Removes the files `<point>-<replication>.<ext>` that runs wrote in `dir` (if it
 /// exists), and nothing else.
@@ -929,7 +475,7 @@ pub fn claim_output(dir: &Path, hash: &str, resume: bool, force: bool) -> Result
                 )
                 .into());
             }
-            for f in OUTPUT_FILES {
+            for f in output_files() {
                 let p = dir.join(f);
                 if p.exists() {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;

@@ -2,6 +2,15 @@
 
 use plotters::prelude::*;
 
+/// Why a chart could not be drawn (what the plotting backend said).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlotError(pub String);
+
+fn plot_err(e: impl std::fmt::Display) -> PlotError {
+    PlotError(e.to_string())
+}
+
 /// One line on a chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -30,11 +39,11 @@ pub fn line_chart(
     x_label: &str,
     y_label: &str,
     series: &[Series],
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(plot_err)?;
         let pts = series.iter().flat_map(|s| s.points.iter());
         let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
         for &(x, y) in pts {
@@ -59,13 +68,13 @@ pub fn line_chart(
             .x_label_area_size(45)
             .y_label_area_size(70)
             .build_cartesian_2d((x0 - pad)..(x1 + pad), 0.0..y1)
-            .map_err(|e| e.to_string())?;
+            .map_err(plot_err)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(plot_err)?;
         for (i, s) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let mut p = s.points.clone();
@@ -77,13 +86,13 @@ pub fn line_chart(
                         p.iter()
                             .map(|&(x, y)| Cross::new((x, y), 6, color.stroke_width(2))),
                     )
-                    .map_err(|e| e.to_string())?
+                    .map_err(plot_err)?
                     .label(s.label.clone())
                     .legend(move |(x, y)| Cross::new((x + 10, y), 5, color.stroke_width(2)));
             } else {
                 chart
                     .draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
+                    .map_err(plot_err)?
                     .label(s.label.clone())
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -93,7 +102,7 @@ pub fn line_chart(
                         p.iter()
                             .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
                     )
-                    .map_err(|e| e.to_string())?;
+                    .map_err(plot_err)?;
             }
         }
         chart
@@ -102,8 +111,8 @@ pub fn line_chart(
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
     }
     Ok(svg)
 }
