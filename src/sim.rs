@@ -238,7 +238,11 @@ fn run_inner(
         finished_gpu: Vec::new(),
         router: sc.router.build(workload::rng(seed, streams::ROUTER)),
         loads: Vec::with_capacity(n),
-        rec: Recorder::new(warmup, opts.keep_records),
+        rec: {
+            let mut r = Recorder::new(warmup, opts.keep_records);
+            r.set_classes(&sc.workload.classes);
+            r
+        },
         lengths: LengthSampler::new(&sc.workload, seed),
         open: None,
         mix: None,

@@ -281,3 +281,48 @@ fn chunked_prefill_lowers_p99_itl_against_prefill_first() {
         "at a mean E2E no worse than 20 % above"
     );
 }
+
+#[test]
+fn every_class_gets_its_row_in_the_summary() {
+    let mut sc = base(8, "", "num_requests = 300");
+    sc.workload.classes = vec![
+        class("chat", 1.0, 128, 32, 0, 0),
+        class("batch", 0.5, 512, 256, 1, 7),
+    ];
+    let sc = with_scheduler(sc, "priority", Predictor::Oracle);
+    let opts = RunOptions {
+        keep_records: true,
+        ..RunOptions::default()
+    };
+    let r = run(&sc, 6, opts).unwrap();
+    let recs = r.records.as_ref().unwrap();
+    assert_eq!(r.summary.per_class.len(), 2);
+    let mut total = 0;
+    for (c, row) in r.summary.per_class.iter().enumerate() {
+        let mine: Vec<&RequestRecord> = recs.iter().filter(|x| x.class == c as u16).collect();
+        assert_eq!(row.completed, mine.len() as u64);
+        assert_eq!(row.name, ["chat", "batch"][c]);
+        assert_eq!((row.priority, row.tenant), [(0, 0), (1, 7)][c]);
+        let ttft_ms = mean(mine.iter().map(|x| (x.first_token_s - x.arrival_s) * 1e3));
+        assert!((row.ttft.mean - ttft_ms).abs() < 1e-6 * ttft_ms.max(1.0));
+        assert!(mine.iter().all(|x| x.output_tokens == [32, 256][c]));
+        total += row.completed;
+    }
+    assert_eq!(total, r.summary.completed);
+    // Classes draw from streams of their own: the chat class's arrivals do not move
+    // when the batch class's rate changes.
+    let mut faster = sc.clone();
+    faster.workload.classes[1].arrival = Arrival::Poisson { rate: 2.0 };
+    let r2 = run(&faster, 6, opts).unwrap();
+    let chat = |rs: &[RequestRecord]| -> Vec<u64> {
+        let mut v: Vec<u64> = rs
+            .iter()
+            .filter(|x| x.class == 0)
+            .map(|x| (x.arrival_s * 1e9).round() as u64)
+            .collect();
+        v.sort();
+        v.truncate(100);
+        v
+    };
+    assert_eq!(chat(recs), chat(r2.records.as_ref().unwrap()));
+}

@@ -12,7 +12,7 @@
 
 pub mod summary;
 
-pub use summary::{GpuRow, InstanceRow, Latency, Stats, Summary};
+pub use summary::{ClassRow, GpuRow, InstanceRow, Latency, Stats, Summary};
 
 use crate::time::{Dur, SimTime};
 use crate::workload::Request;
@@ -69,6 +69,21 @@ pub struct Recorder {
     pub records: Option<Vec<RequestRecord>>,
     csv: Option<Box<dyn std::io::Write + Send>>,
     csv_error: Option<String>,
+    /// Per workload class, when the workload has several.
+    classes: Vec<ClassRecorder>,
+}
+
+/// What [`Recorder`] keeps per workload class.
+#[derive(Debug, Clone, Default)]
+struct ClassRecorder {
+    name: String,
+    priority: i32,
+    tenant: u32,
+    ttft: Sketch,
+    tpot: Sketch,
+    e2el: Sketch,
+    completed: u64,
+    output_tokens: u64,
 }
 
 /// Header of the per-request CSV (`--requests-csv`): times in seconds.
@@ -101,6 +116,7 @@ impl Recorder {
             records: keep_records.then(Vec::new),
             csv: None,
             csv_error: None,
+            classes: Vec::new(),
         }
     }
 
@@ -109,6 +125,24 @@ impl Recorder {
         if now >= self.window_start && weight > 0 {
             self.itl.add(gap.as_millis_f64(), weight);
         }
+    }
+
+    /// Keeps per-class statistics for a workload made of these classes (none for
+    /// fewer than two).
+    pub fn set_classes(&mut self, classes: &[crate::workload::WorkloadClass]) {
+        self.classes = if classes.len() < 2 {
+            Vec::new()
+        } else {
+            classes
+                .iter()
+                .map(|c| ClassRecorder {
+                    name: c.name.clone(),
+                    priority: c.priority,
+                    tenant: c.tenant,
+                    ..ClassRecorder::default()
+                })
+                .collect()
+        };
     }
 
     /// `n` tokens were emitted.
@@ -135,6 +169,16 @@ impl Recorder {
         if req.output_tokens > 1 {
             self.tpot
                 .add((e2el - ttft) / (req.output_tokens - 1) as f64, 1);
+        }
+        if let Some(c) = self.classes.get_mut(req.class as usize) {
+            c.ttft.add(ttft, 1);
+            c.e2el.add(e2el, 1);
+            if req.output_tokens > 1 {
+                c.tpot
+                    .add((e2el - ttft) / (req.output_tokens - 1) as f64, 1);
+            }
+            c.completed += 1;
+            c.output_tokens += req.output_tokens as u64;
         }
         self.completed += 1;
         self.input_tokens += req.input_tokens as u64;
@@ -234,6 +278,24 @@ impl Recorder {
                 itl: self.itl.stats(),
                 batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.stats()),
             },
+            per_class: self
+                .classes
+                .iter_mut()
+                .enumerate()
+                .map(|(i, c)| ClassRow {
+                    class: i as u64,
+                    name: c.name.clone(),
+                    priority: c.priority as i64,
+                    tenant: c.tenant as u64,
+                    completed: c.completed,
+                    total_output_tokens: c.output_tokens,
+                    request_throughput: per_s(c.completed as f64),
+                    output_throughput: per_s(c.output_tokens as f64),
+                    ttft: c.ttft.stats(),
+                    tpot: c.tpot.stats(),
+                    e2el: c.e2el.stats(),
+                })
+                .collect(),
             ..Summary::default()
         }
     }

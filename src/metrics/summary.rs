@@ -164,6 +164,86 @@ impl<'de> Deserialize<'de> for Latency {
     }
 }
 
+/// One class of a workload made of several: its requests' throughput and latency
+/// (the inter-token latency is measured over all classes only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassRow {
+    /// Class index (order in the workload).
+    pub class: u64,
+    /// Class name.
+    pub name: String,
+    /// Scheduling priority of its requests.
+    pub priority: i64,
+    /// Tenant of its requests.
+    pub tenant: u64,
+    /// Its requests completed in the measurement window.
+    pub completed: u64,
+    /// Their output tokens.
+    pub total_output_tokens: u64,
+    /// Completed requests per second.
+    pub request_throughput: f64,
+    /// Output tokens per second.
+    pub output_throughput: f64,
+    /// Time to first token, ms.
+    pub ttft: Stats,
+    /// Time per output token, ms.
+    pub tpot: Stats,
+    /// End-to-end latency, ms.
+    pub e2el: Stats,
+}
+
+impl Serialize for ClassRow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("class", &self.class)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("priority", &self.priority)?;
+        m.serialize_entry("tenant", &self.tenant)?;
+        m.serialize_entry("completed", &self.completed)?;
+        m.serialize_entry("total_output_tokens", &self.total_output_tokens)?;
+        m.serialize_entry("request_throughput", &self.request_throughput)?;
+        m.serialize_entry("output_throughput", &self.output_throughput)?;
+        self.ttft.write("ttft_ms", &mut m)?;
+        self.tpot.write("tpot_ms", &mut m)?;
+        self.e2el.write("e2el_ms", &mut m)?;
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ClassRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = Map::<String, Value>::deserialize(d)?;
+        let stats = |name: &str| -> Result<Stats, D::Error> {
+            Stats::read(name, &m)
+                .map_err(D::Error::custom)?
+                .ok_or_else(|| D::Error::custom(format!("missing {name} statistics")))
+        };
+        let int = |k: &str| -> Result<i64, D::Error> {
+            m.get(k)
+                .and_then(Value::as_i64)
+                .ok_or_else(|| D::Error::custom(format!("per_class: {k} is not an integer")))
+        };
+        let float = |k: &str| -> f64 { m.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN) };
+        Ok(ClassRow {
+            class: int("class")? as u64,
+            name: m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            priority: int("priority")?,
+            tenant: int("tenant")? as u64,
+            completed: int("completed")? as u64,
+            total_output_tokens: int("total_output_tokens")? as u64,
+            request_throughput: float("request_throughput"),
+            output_throughput: float("output_throughput"),
+            ttft: stats("ttft_ms")?,
+            tpot: stats("tpot_ms")?,
+            e2el: stats("e2el_ms")?,
+        })
+    }
+}
+
 /// One instance of a deployment with more than one instance or GPU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRow {
@@ -258,8 +338,9 @@ pub struct Summary {
     /// One row per GPU, written only with more than one instance or GPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_gpu: Vec<GpuRow>,
-    // Per-class latency goes here: a `per_class: Vec<ClassRow>` (a class id and a
-    // `#[serde(flatten)] latency: Latency`), `skip_serializing_if` one class.
+    /// One row per workload class, written only when the workload has several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_class: Vec<ClassRow>,
 }
 
 impl Summary {
