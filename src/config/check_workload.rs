@@ -1,0 +1,216 @@
+//! Checking `[workload]`: what each arrival process needs (a rate, users, a trace
+//! file, a group size), the length distributions, and when the run stops.
+
+use super::check::Checker;
+use super::raw::RawWorkload;
+use super::schema::{quoted_list, ARRIVALS, THINKS};
+use crate::error::ConfigError;
+use crate::time::Dur;
+use crate::workload::{parse_trace, Arrival, LengthDist, Stop, Think, Trace, Workload};
+use std::sync::Arc;
+
+impl Checker<'_> {
+    /// A trace, read once per experiment.
+    fn trace(&mut self, p: &str, scale: f64) -> Option<Arc<Trace>> {
+        let path = self.base.map(|b| b.join(p)).unwrap_or_else(|| p.into());
+        let key = (path.clone(), scale.to_bits());
+        if !self.traces.contains_key(&key) {
+            let read = match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    parse_trace(&text, scale, &path.display().to_string(), "workload.trace")
+                        .map(Arc::new)
+                }
+                Err(e) => Err(ConfigError::new(
+                    self.file,
+                    "workload.trace",
+                    format!("cannot read trace file {}: {e}", path.display()),
+                )),
+            };
+            self.traces.insert(key.clone(), read);
+        }
+        match &self.traces[&key] {
+            Ok(t) => Some(t.clone()),
+            Err(e) => {
+                self.errs.push(e.clone());
+                None
+            }
+        }
+    }
+
+    /// `[workload]`: the arrival process with what it needs, the lengths and when the
+    /// run stops.
+    pub(super) fn workload(&mut self, w: &RawWorkload, max_model_len: u64) -> Option<Workload> {
+        let n0 = self.errs.len();
+        let f = |name: &str| format!("workload.{name}");
+        let kind = w.arrival.as_str();
+        let rate = |c: &mut Self| match w.rate_per_s {
+            None => {
+                c.err(
+                    &f("rate_per_s"),
+                    format!("is missing; arrival = {kind:?} needs a rate in requests per second"),
+                );
+                None
+            }
+            Some(r) => Some(r),
+        };
+        let arrival = match kind {
+            "poisson" => rate(self).map(|rate| Arrival::Poisson { rate }),
+            "constant" => rate(self).map(|rate| Arrival::Constant { rate }),
+            "gamma" => rate(self).map(|rate| Arrival::Gamma {
+                rate,
+                burstiness: w.burstiness.unwrap_or(1.0),
+            }),
+            "trace" => match &w.trace {
+                None => {
+                    self.err(
+                        &f("trace"),
+                        "is missing; arrival = \"trace\" needs trace = \"path/to/trace.csv\"",
+                    );
+                    None
+                }
+                Some(p) => self
+                    .trace(p, w.time_scale.unwrap_or(1.0))
+                    .map(Arrival::Trace),
+            },
+            "closed-loop" => self.closed_loop(w),
+            "offline" => match w.batch_size {
+                None => {
+                    self.err(
+                        &f("batch_size"),
+                        "is missing; arrival = \"offline\" needs batch_size (requests per group)",
+                    );
+                    None
+                }
+                Some(b) => Some(Arrival::Offline { batch_size: b }),
+            },
+            other => {
+                self.err(
+                    &f("arrival"),
+                    format!("got {other:?}, allowed: {}", quoted_list(ARRIVALS)),
+                );
+                None
+            }
+        };
+        let is_trace = kind == "trace";
+        let lengths = |c: &mut Self, name: &str, d: &Option<LengthDist>| match d {
+            Some(d) => match d.check(c.file, &f(name)) {
+                Ok(()) => Some(d.clone()),
+                Err(e) => {
+                    c.errs.push(e);
+                    None
+                }
+            },
+            None if is_trace => Some(LengthDist::Fixed { value: 1 }),
+            None => {
+                c.err(
+                    &f(name),
+                    "is missing; give a length distribution, for example { dist = \"fixed\", value = 128 }",
+                );
+                None
+            }
+        };
+        let input = lengths(self, "input_tokens", &w.input_tokens);
+        let output = lengths(self, "output_tokens", &w.output_tokens);
+        let identical_outputs = w.sampling.as_deref() == Some("greedy");
+        let stop = match (w.num_requests, w.duration_s) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    &f("duration_s"),
+                    "give either num_requests (a finite run) or duration_s (a timed run), not both",
+                );
+                None
+            }
+            (Some(n), None) => {
+                if w.warmup_s.is_some() {
+                    self.err(
+                        &f("warmup_s"),
+                        "does not apply to finite runs (num_requests); warm-up applies to timed runs; remove it",
+                    );
+                }
+                Some(Stop::Requests(n))
+            }
+            (None, Some(d)) => {
+                let wu = w.warmup_s.unwrap_or(0.0);
+                if wu >= d {
+                    self.err(
+                        &f("warmup_s"),
+                        format!("got {wu}, which is not shorter than duration_s = {d}"),
+                    );
+                    None
+                } else {
+                    Some(Stop::Timed {
+                        duration: Dur::from_secs_f64(d),
+                        warmup: Dur::from_secs_f64(wu),
+                    })
+                }
+            }
+            (None, None) if is_trace => Some(Stop::Requests(u64::MAX)),
+            // A bad one of them is the schema's error; nothing is missing.
+            (None, None)
+                if self.is_faulted("workload.num_requests")
+                    || self.is_faulted("workload.duration_s") =>
+            {
+                None
+            }
+            (None, None) => {
+                self.err(
+                    &f("num_requests"),
+                    "is missing; give num_requests (a finite run) or duration_s (a timed run)",
+                );
+                None
+            }
+        };
+        if self.errs.len() > n0 {
+            return None;
+        }
+        Some(Workload {
+            arrival: arrival?,
+            input: input?,
+            output: output?,
+            stop: stop?,
+            max_context: max_model_len,
+            prompt_pool: w.prompt_pool,
+            identical_outputs,
+        })
+    }
+
+    fn closed_loop(&mut self, w: &RawWorkload) -> Option<Arrival> {
+        let f = |name: &str| format!("workload.{name}");
+        let Some(users) = w.users else {
+            self.err(
+                &f("users"),
+                "is missing; arrival = \"closed-loop\" needs users (an integer >= 1)",
+            );
+            return None;
+        };
+        let spawn_rate = w.spawn_rate_per_s.unwrap_or(f64::INFINITY);
+        let think_kind = w.think.as_deref().unwrap_or("constant");
+        let think = match think_kind {
+            "constant" => Think::Constant(Dur::from_secs_f64(w.think_time_s.unwrap_or(0.0))),
+            "exponential" => Think::Exponential(Dur::from_secs_f64(w.think_time_s.unwrap_or(0.0))),
+            "between" => {
+                let (a, b) = (w.think_min_s.unwrap_or(0.0), w.think_max_s.unwrap_or(0.0));
+                if b < a {
+                    self.err(
+                        &f("think_max_s"),
+                        format!("got {b}, which is below think_min_s = {a}"),
+                    );
+                    return None;
+                }
+                Think::Between(Dur::from_secs_f64(a), Dur::from_secs_f64(b))
+            }
+            other => {
+                self.err(
+                    &f("think"),
+                    format!("got {other:?}, allowed: {}", quoted_list(THINKS)),
+                );
+                return None;
+            }
+        };
+        Some(Arrival::ClosedLoop {
+            users,
+            spawn_rate,
+            think,
+        })
+    }
+}
