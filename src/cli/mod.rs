@@ -36,6 +36,13 @@ enum Command {
     /// List shipped models, GPUs (with where their step costs come from) and stack
     /// profiles.
     List,
+    /// Print the configuration reference: every experiment key with its type, range,
+    /// unit, default and when it applies, as a Markdown table.
+    Schema {
+        /// Rewrite the table between the markers in this file (README.md) instead.
+        #[arg(long)]
+        readme: Option<PathBuf>,
+    },
     /// Price one step of a model on a GPU and show where the time goes.
     StepTime(StepTimeArgs),
     /// Fit calibration profiles to the measured studies and write them.
@@ -196,6 +203,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Run(a) => cmd_run(a, &args),
         Command::Validate { file } => cmd_validate(file),
         Command::List => cmd_list(),
+        Command::Schema { readme } => cmd_schema(readme),
         Command::StepTime(a) => cmd_step_time(a),
         Command::Bench {
             json,
@@ -344,6 +352,23 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         println!("results: {}", dir.display());
     }
     Ok(())
+}
+
+fn cmd_schema(readme: Option<PathBuf>) -> Result<(), Error> {
+    use crate::config::schema::{reference_table, with_reference_table, README_BEGIN};
+    let Some(path) = readme else {
+        print!("{}", reference_table());
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let new = with_reference_table(&text).ok_or_else(|| {
+        Error::Config(ConfigError::new(
+            path.display().to_string(),
+            "(file)",
+            format!("has no generated-table markers; add {README_BEGIN} and its END line"),
+        ))
+    })?;
+    std::fs::write(&path, new).map_err(|e| Error::io(&path, e))
 }
 
 fn cmd_list() -> Result<(), Error> {

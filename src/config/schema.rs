@@ -758,6 +758,19 @@ pub const README_BEGIN: &str =
 /// End of the generated table in README.md.
 pub const README_END: &str = "<!-- END GENERATED: config reference -->";
 
+/// `text` (README.md) with the part between [`README_BEGIN`] and [`README_END`]
+/// replaced by [`reference_table`]; `None` when the markers are missing.
+pub fn with_reference_table(text: &str) -> Option<String> {
+    let start = text.find(README_BEGIN)? + README_BEGIN.len();
+    let end = start + text[start..].find(README_END)?;
+    Some(format!(
+        "{}\n{}{}",
+        &text[..start],
+        reference_table(),
+        &text[end..]
+    ))
+}
+
 /// The configuration reference as a Markdown table: one row per key, tables before
 /// their keys, the length-distribution keys last.
 pub fn reference_table() -> String {
@@ -778,6 +791,8 @@ pub fn reference_table() -> String {
         let allowed = match k.kind {
             Kind::Table(_) => "table".to_string(),
             Kind::Tables(_) => "array of tables".to_string(),
+            // The unit has its own column.
+            Kind::Float(r) if !r.lo_open && !r.hi_open => float_range(r, ""),
             kind => allowed(kind, k.unit),
         };
         let unit = match k.kind {
@@ -829,4 +844,111 @@ pub fn reference_table() -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw::RawExperiment;
+    use serde::Deserialize;
+
+    /// The field names serde's `deny_unknown_fields` lists for the table at `path`
+    /// (from its "expected one of" message for a key no table has).
+    fn serde_fields(path: &str) -> Vec<String> {
+        let mut doc: toml::Table = MINIMAL.parse().unwrap();
+        let mut t = &mut doc;
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            t = t
+                .entry(part)
+                .or_insert(toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert("zz_no_such_key".into(), toml::Value::Integer(1));
+        let err = RawExperiment::deserialize(toml::Value::Table(doc))
+            .unwrap_err()
+            .to_string();
+        let list = err
+            .split_once("expected one of ")
+            .or_else(|| err.split_once("expected "))
+            .unwrap_or_else(|| panic!("{path}: {err}"))
+            .1;
+        let mut names: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().trim_matches(|c| c == '`' || c == '\n').to_string())
+            .map(|s| s.split('`').next().unwrap_or("").to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        names.sort();
+        names
+    }
+
+    const MINIMAL: &str = r#"name = "t"
+[hardware]
+gpu = "a100-80gb"
+[engine]
+model = "llama-3.1-8b"
+policy = "continuous"
+[workload]
+arrival = "poisson"
+"#;
+
+    #[test]
+    fn every_declared_key_is_a_serde_field_and_back() {
+        for (path, keys) in [
+            ("", TOP),
+            ("hardware", HARDWARE),
+            ("engine", ENGINE),
+            ("engine.continuous", CONTINUOUS),
+            ("engine.static", STATIC),
+            ("workload", WORKLOAD),
+        ] {
+            let mut declared: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
+            declared.sort();
+            assert_eq!(serde_fields(path), declared, "keys of [{path}]");
+        }
+    }
+
+    #[test]
+    fn every_example_passes_its_own_check() {
+        for path in key_paths() {
+            let k = lookup(&path).unwrap_or_else(|| panic!("{path} not found"));
+            if matches!(k.kind, Kind::Table(_) | Kind::Tables(_)) {
+                continue;
+            }
+            assert!(!k.example.is_empty(), "{path}: no example");
+            assert!(!k.doc.is_empty(), "{path}: no doc");
+            let v: toml::Table = format!("x = {}", k.example).parse().unwrap();
+            let errs = crate::validate::check_key("f", &path, k, &v["x"]);
+            assert!(errs.is_empty(), "{path}: example {}: {errs:?}", k.example);
+        }
+    }
+
+    #[test]
+    fn float_ranges_say_their_ends_and_units() {
+        assert_eq!(float_range(FloatRange { lo: 0.1, hi: 1000.0, lo_open: false, hi_open: false }, "ms"), "0.1 to 1000 ms");
+        assert_eq!(
+            allowed(lookup("engine.gpu_memory_utilization").unwrap().kind, "fraction"),
+            "a fraction in (0, 1]"
+        );
+        let r = match lookup("hardware.active_thread_percentage").unwrap().kind {
+            Kind::Float(r) => r,
+            _ => unreachable!(),
+        };
+        assert!(!r.contains(0.0) && r.contains(1e-9) && r.contains(100.0) && !r.contains(100.5));
+        assert!(!r.contains(f64::NAN));
+    }
+
+    #[test]
+    fn key_paths_reach_every_leaf() {
+        let paths = key_paths();
+        assert!(paths.contains(&"workload.rate_per_s".to_string()));
+        assert!(paths.contains(&"engine.continuous.max_num_seqs".to_string()));
+        assert!(paths.contains(&"instance.gpu".to_string()));
+        assert!(!paths.contains(&"engine".to_string()));
+        let mut unique = paths.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), paths.len());
+    }
 }

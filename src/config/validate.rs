@@ -152,7 +152,11 @@ fn check_value(cx: &Ctx, path: &str, v: &toml::Value, kind: Kind, unit: &str, ou
             if !r.contains(x) {
                 out.push(cx.err(
                     path,
-                    format!("got {}, allowed: {}", fmt_num(x), float_range(r, unit)),
+                    format!(
+                        "got {}, allowed: {}",
+                        if x.is_finite() { fmt_num(x) } else { show(v) },
+                        float_range(r, unit)
+                    ),
                 ));
             }
         }
@@ -297,6 +301,15 @@ pub fn check_schema(file: &str, doc: &toml::Table, varied: &[String]) -> Vec<Con
     };
     let mut out = Vec::new();
     check_table(&cx, "", doc, TOP, "the top level", &mut out);
+    out
+}
+
+/// Checks one value `v` of the declared key `key` at dotted `path` (its type and
+/// range, and the keys of a table it holds), not the conditions on other keys.
+pub fn check_key(file: &str, path: &str, key: &Key, v: &toml::Value) -> Vec<ConfigError> {
+    let cx = Ctx { file, varied: &[] };
+    let mut out = Vec::new();
+    check_value(&cx, path, v, key.kind, key.unit, &mut out);
     out
 }
 
