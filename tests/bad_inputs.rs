@@ -246,6 +246,44 @@ fn cases() -> Vec<Case> {
             "sticky-router-open-loop",
             edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nrouter = \"sticky\""),
         ),
+        // Lengths that do not fit max_model_len (never cut silently).
+        case(
+            "prompt-longer-than-max-model-len",
+            edit("value = 256", "value = 5000"),
+        ),
+        case(
+            "prompt-plus-output-longer-than-max-model-len",
+            edit("value = 256", "value = 4000").replace("value = 64", "value = 200"),
+        ),
+        case(
+            "some-uniform-lengths-do-not-fit",
+            edit(
+                "input_tokens = { dist = \"fixed\", value = 256 }",
+                "input_tokens = { dist = \"uniform\", mean = 3500, range_ratio = 0.2 }",
+            ),
+        ),
+        trace_case(
+            "trace-rows-longer-than-max-model-len",
+            b"arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,4000,200\n1.0,5000,1\n",
+        ),
+        // Settings of what is not selected.
+        case(
+            "static-settings-with-continuous-policy",
+            format!("{BASE}[engine.static]\nbatch_size = 8\n"),
+        ),
+        case(
+            "think-bounds-with-constant-think",
+            edit("arrival = \"poisson\"", "arrival = \"closed-loop\"\nusers = 4\nthink_min_s = 1.0")
+                .replace("rate_per_s = 5.0\n", ""),
+        ),
+        // Schema and meaning errors of one file in one round.
+        case(
+            "schema-and-meaning-errors-together",
+            edit("num_requests = 100", "num_requests = 100\nwarmup_s = 1.0")
+                .replace("rate_per_s = 5.0", "rate_per_s = 1e9")
+                .replace("policy =", "gpu_memory_utilization = \"most\"\npolicy =")
+                .replace("value = 256", "value = 5000"),
+        ),
         // Sweeps and variants.
         case(
             "empty-sweep",
@@ -475,4 +513,27 @@ fn every_bad_input_exits_2_with_its_recorded_message() {
             path.display()
         );
     }
+}
+
+/// With `workload.truncate = true`, lengths that do not fit are cut, and `validate`
+/// says how many requests that changes (exit 0).
+#[test]
+fn truncate_warns_with_the_count_of_requests_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("exp.toml");
+    let text = edit("value = 256", "value = 4000")
+        .replace("value = 64", "value = 200")
+        .replace("num_requests = 100", "num_requests = 100\ntruncate = true");
+    std::fs::write(&f, text).unwrap();
+    let (code, out, err) = common::infersim_bin(&["validate", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok"), "{out}");
+    // Every one of the 100 requests has 4000 + 200 > 4096 tokens.
+    assert!(
+        err.contains("warning: ")
+            && err.contains("workload.input_tokens: 100 of 100 requests drawn with seed 0 do not fit max_model_len = 4096")
+            && err.contains("the longest is 4200 tokens")
+            && err.contains("cut to fit"),
+        "{err}"
+    );
 }

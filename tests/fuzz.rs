@@ -8,7 +8,7 @@
 //! RNG seeded here), a few seconds in release. Set `INFERSIM_FUZZ_CASES` to run more
 //! cases of each target (for example 20000 in a soak run).
 
-use infersim::config::{parse_experiment, Experiment};
+use infersim::config::{parse_experiment, schema, Experiment};
 use infersim::experiment::estimate;
 use infersim::sim::{run, RunOptions};
 use infersim::specs::{SHIPPED_GPUS, SHIPPED_MODELS};
@@ -179,9 +179,12 @@ const WEIRD: &[&str] = &[
     "4294967296",
 ];
 
+/// One key's strategy, with the key's name.
+type KeyGen = (&'static str, BoxedStrategy<Option<(String, String)>>);
+
 /// A key present with probability `p`: a good value, or now and then a bad one (of
 /// the key's own bad values, after `|` in `values`, or a weird one).
-fn key(name: &'static str, p: f64, values: Vec<String>) -> BoxedStrategy<Option<(String, String)>> {
+fn key(name: &'static str, p: f64, values: Vec<String>) -> KeyGen {
     let split = values.iter().position(|v| v == "|").unwrap_or(values.len());
     let good = values[..split].to_vec();
     let mut bad: Vec<String> = WEIRD.iter().map(|s| s.to_string()).collect();
@@ -190,17 +193,39 @@ fn key(name: &'static str, p: f64, values: Vec<String>) -> BoxedStrategy<Option<
         40 => prop::sample::select(good),
         1 => prop::sample::select(bad),
     ];
-    prop::option::weighted(p, v.prop_map(move |v| (name.to_string(), v))).boxed()
+    (
+        name,
+        prop::option::weighted(p, v.prop_map(move |v| (name.to_string(), v))).boxed(),
+    )
 }
 
 fn quoted(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| format!("\"{n}\"")).collect()
 }
 
-/// A section from its keys' strategies.
-fn section(
-    keys: Vec<BoxedStrategy<Option<(String, String)>>>,
-) -> BoxedStrategy<Vec<(String, String)>> {
+/// The section at `path` (`""`: the top level) from its keys' strategies: every key
+/// the library declares there (`infersim::config::schema`), with the values given
+/// here or, for a key this file has no values for, the declaration's example now and
+/// then. A key given here that the library does not declare must be a deliberate
+/// unknown one (`bogus_*`).
+fn section(path: &str, given: Vec<KeyGen>) -> BoxedStrategy<Vec<(String, String)>> {
+    let declared = schema::section(path).unwrap_or_else(|| panic!("no section {path:?}"));
+    for (name, _) in &given {
+        assert!(
+            name.starts_with("bogus") || declared.iter().any(|k| k.name == *name),
+            "fuzz values for {path}.{name}, which the library does not declare"
+        );
+    }
+    let mut keys: Vec<BoxedStrategy<Option<(String, String)>>> = Vec::new();
+    let mut given = given;
+    for k in declared {
+        match given.iter().position(|(n, _)| *n == k.name) {
+            Some(i) => keys.push(given.remove(i).1),
+            None if k.example.is_empty() => {}
+            None => keys.push(key(k.name, 0.05, vec![k.example.to_string()]).1),
+        }
+    }
+    keys.extend(given.into_iter().map(|(_, s)| s));
     keys.prop_map(|v| v.into_iter().flatten().collect()).boxed()
 }
 
@@ -277,14 +302,14 @@ fn config_text() -> impl Strategy<Value = String> {
             "\"llama-3.2-1b\"", "\"opt-125m\"", "\"gemma-3-1b-it\"", "\"llama-3.2-1b\"",
             "\"opt-125m\"", "\"gemma-3-1b-it\"", "\"llama-3.1-8b\"", "\"qwen2.5-7b\"", "|", "\"gpt-5\"", "\"missing.toml\"",
         ]));
-        let top = section(vec![
+        let top = section("", vec![
             key("name", 0.97, list(&["\"fuzz\"", "|", "\"a/b\"", "\" \"", "\"..\""])),
             key("seed", 0.3, list(&["0", "1", "42"])),
             key("replications", 0.2, list(&["1", "2", "|", "1001"])),
             key("bogus_top", 0.02, list(&["1"])),
         ]);
         let shared = sharing != "exclusive";
-        let hardware = section(vec![
+        let hardware = section("hardware", vec![
             key("gpu", 0.97, gpus),
             key("num_gpus", 0.3, list(&["1", "2", "3", "|", "5000"])),
             key("instances_per_gpu", on(shared), list(&["1", "2", "3", "|", "48", "49", "300"])),
@@ -307,7 +332,7 @@ fn config_text() -> impl Strategy<Value = String> {
                 list(&["1.0", "50.0", "100.0", "|", "150.0", "1e-9"]),
             ),
         ]);
-        let engine = section(vec![
+        let engine = section("engine", vec![
             key("model", 0.97, models),
             key(
                 "policy",
@@ -355,7 +380,7 @@ fn config_text() -> impl Strategy<Value = String> {
                 ]),
             ),
         ]);
-        let workload = section(vec![
+        let workload = section("workload", vec![
             key("arrival", 0.97, vec![format!("\"{arrival}\"")]),
             key("rate_per_s", on(open), list(&["0.1", "1.0", "5.0", "50.0", "1000.0", "|", "1e-300", "1e7"])),
             key("burstiness", on(arrival == "gamma"), list(&["0.1", "1.0", "4.0", "|", "1e-300"])),

@@ -235,6 +235,9 @@ fn config_errors(mut errs: Vec<ConfigError>) -> Error {
 
 fn cmd_validate(file: PathBuf) -> Result<(), Error> {
     let exp = load_experiment(&file).map_err(config_errors)?;
+    for w in &exp.warnings {
+        eprintln!("warning: {w}");
+    }
     let est = estimate(&exp, rayon::current_num_threads());
     println!(
         "{}: ok ({} sweep point{} × {} replication{}; about {:.2e} simulated tokens, {})",
@@ -270,6 +273,9 @@ fn resume_command(argv: &[String]) -> String {
 
 fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
     let exp = load_experiment(&a.file).map_err(config_errors)?;
+    for w in &exp.warnings {
+        eprintln!("warning: {w}");
+    }
     let cfg = RunConfig {
         seed: a.seed,
         jobs: a.jobs,

@@ -42,8 +42,12 @@ pub(crate) fn check_point(
     file: &str,
     varied: &[String],
     traces: &mut TraceCache,
-) -> Result<(RawExperiment, Built), Vec<ConfigError>> {
+) -> Result<(RawExperiment, Built, Vec<String>), Vec<ConfigError>> {
     let schema = check_schema(file, &d, varied);
+    let seed = d
+        .get("seed")
+        .and_then(toml::Value::as_integer)
+        .map_or(0, |s| s.max(0) as u64);
     let faulted: Vec<String> = schema.iter().map(|e| faulted_key(&e.field)).collect();
     let mut c = Checker {
         file,
@@ -51,6 +55,8 @@ pub(crate) fn check_point(
         traces,
         errs: Vec::new(),
         faulted: &faulted,
+        seed,
+        warnings: Vec::new(),
     };
     if schema.is_empty() {
         let raw = RawExperiment::deserialize(toml::Value::Table(d)).map_err(|e| {
@@ -71,7 +77,7 @@ pub(crate) fn check_point(
             other => other,
         };
         return match built {
-            Some(b) if c.errs.is_empty() => Ok((raw, b)),
+            Some(b) if c.errs.is_empty() => Ok((raw, b, c.warnings)),
             _ => Err(c.errs),
         };
     }
@@ -135,7 +141,7 @@ pub fn build_point(
         Err(e) => return Err(vec![ConfigError::new(file, "(experiment)", e.to_string())]),
     };
     let mut traces = TraceCache::default();
-    check_point(table, base, file, &[], &mut traces).map(|(_, built)| built)
+    check_point(table, base, file, &[], &mut traces).map(|(_, built, _)| built)
 }
 
 /// The checked `[hardware]`.
@@ -170,6 +176,11 @@ pub(super) struct Checker<'a> {
     pub(super) errs: Vec<ConfigError>,
     /// Keys the schema faulted and left out (their errors are the schema's).
     pub(super) faulted: &'a [String],
+    /// The experiment's base seed (lengths are drawn with it to count the requests
+    /// that do not fit).
+    pub(super) seed: u64,
+    /// What the point changes in the user's workload on request (`truncate`).
+    pub(super) warnings: Vec<String>,
 }
 
 impl Checker<'_> {

@@ -6,7 +6,12 @@ use super::raw::RawWorkload;
 use super::schema::{quoted_list, ARRIVALS, THINKS};
 use crate::error::ConfigError;
 use crate::time::Dur;
-use crate::workload::{parse_trace, Arrival, LengthDist, Stop, Think, Trace, Workload};
+use crate::workload::{
+    parse_trace, Arrival, LengthDist, LengthSampler, Stop, Think, Trace, Workload,
+};
+
+/// How many requests' lengths are drawn to count those that do not fit.
+pub const FIT_DRAWS: u64 = 100_000;
 use std::sync::Arc;
 
 impl Checker<'_> {
@@ -163,7 +168,7 @@ impl Checker<'_> {
         if self.errs.len() > n0 {
             return None;
         }
-        Some(Workload {
+        let workload = Workload {
             arrival: arrival?,
             input: input?,
             output: output?,
@@ -171,7 +176,83 @@ impl Checker<'_> {
             max_context: max_model_len,
             prompt_pool: w.prompt_pool,
             identical_outputs,
-        })
+        };
+        self.lengths_fit(&workload, w.truncate.unwrap_or(false))?;
+        Some(workload)
+    }
+
+    /// Requests whose prompt + output would not fit `max_model_len` are an error,
+    /// or with `truncate = true` a warning that counts them: the simulator then cuts
+    /// the prompt to `max_model_len - 1` and the output to what is left. A trace's
+    /// rows are counted exactly; lengths from a distribution are drawn with the
+    /// experiment's seed (the first [`FIT_DRAWS`] requests, or all of a shorter
+    /// finite run), and a bounded distribution (fixed, uniform) whose longest lengths
+    /// do not fit is an error even if no draw hit them.
+    fn lengths_fit(&mut self, w: &Workload, truncate: bool) -> Option<()> {
+        let max = w.max_context;
+        let cut = |i: u64, o: u64| i >= max || i.saturating_add(o) > max;
+        let (count, of, how, longest) = match &w.arrival {
+            Arrival::Trace(t) => {
+                let rows = t.rows.iter().map(|r| (r.1 as u64, r.2 as u64));
+                let count = rows.clone().filter(|&(i, o)| cut(i, o)).count() as u64;
+                let longest = rows.map(|(i, o)| i + o).max().unwrap_or(0);
+                (count, t.rows.len() as u64, "rows of the trace".to_string(), longest)
+            }
+            _ => {
+                let n = match w.stop {
+                    Stop::Requests(n) => n.min(FIT_DRAWS),
+                    Stop::Timed { .. } => FIT_DRAWS,
+                };
+                let mut sampler = LengthSampler::new(w, self.seed);
+                let (mut count, mut longest) = (0, 0u64);
+                for _ in 0..n {
+                    let (i, o, _) = sampler.draw_unclamped();
+                    count += u64::from(cut(i, o));
+                    longest = longest.max(i.saturating_add(o));
+                }
+                let bound = |d: &LengthDist| match *d {
+                    LengthDist::Fixed { value } => Some(value),
+                    LengthDist::Uniform { mean, range_ratio } => {
+                        Some((mean as f64 * (1.0 + range_ratio)) as u64)
+                    }
+                    _ => None,
+                };
+                if count == 0 {
+                    if let (Some(i), Some(o)) = (bound(&w.input), bound(&w.output)) {
+                        if cut(i, o) {
+                            count = 1;
+                            longest = i + o;
+                        }
+                    }
+                }
+                let how = format!("requests drawn with seed {}", self.seed);
+                (count, n, how, longest)
+            }
+        };
+        if count == 0 {
+            return Some(());
+        }
+        let field = if matches!(w.arrival, Arrival::Trace(_)) {
+            "workload.trace"
+        } else {
+            "workload.input_tokens"
+        };
+        let what = format!(
+            "{count} of {of} {how} do not fit max_model_len = {max} (the longest is {longest} tokens of prompt + output); allowed: a prompt shorter than max_model_len and prompt + output at most max_model_len"
+        );
+        if truncate {
+            self.warnings.push(format!(
+                "{}: {field}: {what}; cut to fit (workload.truncate = true)",
+                self.file
+            ));
+            Some(())
+        } else {
+            self.err(
+                field,
+                format!("{what}; shorten them, raise engine.max_model_len, or set workload.truncate = true to cut them to fit"),
+            );
+            None
+        }
     }
 
     fn closed_loop(&mut self, w: &RawWorkload) -> Option<Arrival> {

@@ -159,6 +159,9 @@ pub struct Experiment {
     pub axes: Vec<(String, Vec<toml::Value>)>,
     /// Every point, checked.
     pub points: Vec<Point>,
+    /// What the checks changed on request (`workload.truncate`), each once, to be
+    /// shown to the user.
+    pub warnings: Vec<String>,
 }
 /// Reads, expands and checks an experiment file. Collects every error it can find,
 /// each located (`file:line:column`) where the file allows.
@@ -232,6 +235,7 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
     let base = path.parent().map(Path::to_path_buf);
     let mut traces = TraceCache::default();
     let mut points = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let mut found: Vec<(ConfigError, Origin, usize)> = Vec::new();
     let picks_of = |index: usize| {
         // The last axis varies fastest.
@@ -268,7 +272,13 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
         }
         if point_errors.is_empty() {
             match check_point(d, base.as_deref(), &file, &varied, &mut traces) {
-                Ok((raw, (scenario, meta, model, gpu))) => points.push(Point {
+                Ok((raw, (scenario, meta, model, gpu), point_warnings)) => {
+                    for w in point_warnings {
+                        if !warnings.contains(&w) {
+                            warnings.push(w);
+                        }
+                    }
+                    points.push(Point {
                     index,
                     params: params_of(index),
                     raw,
@@ -276,7 +286,8 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
                     meta,
                     model,
                     gpu,
-                }),
+                    })
+                }
                 Err(es) => point_errors = es,
             }
         }
@@ -303,6 +314,7 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
         replications: first.replications,
         axes,
         points,
+        warnings,
     })
 }
 

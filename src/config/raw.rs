@@ -191,4 +191,7 @@ pub struct RawWorkload {
     /// `greedy` (temperature 0, as `benchmark_serving`: they produce the same tokens,
     /// so the prefix cache also holds a request's generated tokens for its siblings).
     pub sampling: Option<String>,
+    /// Whether lengths that do not fit `max_model_len` are cut to fit (with a warning
+    /// counting them) instead of being an error (default false).
+    pub truncate: Option<bool>,
 }

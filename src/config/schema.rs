@@ -562,6 +562,10 @@ const WORKLOAD: &[Key] = &[
         .example("4")
         .doc("Distinct prompts the requests draw from (shared prefixes the engine can cache).")
         .only(&[arrival(NOT_TRACE, "traces name no prompts")]),
+    key("truncate", Kind::Bool)
+        .default_is("false")
+        .example("true")
+        .doc("Cut prompts and outputs that do not fit max_model_len (a warning counts them) instead of refusing the file."),
     key("sampling", Kind::Str(SAMPLINGS))
         .default_is("\"random\"")
         .example("\"greedy\"")
