@@ -76,6 +76,22 @@ fn trace_case_with(name: &'static str, extra: &str, trace: &[u8]) -> Case {
     }
 }
 
+/// The shipped A100-80GB spec with `from` replaced by `to`.
+fn gpu_spec(from: &str, to: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("models/gpu/a100-80gb.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+/// The shipped Llama-3.1-8B spec with `from` replaced by `to`.
+fn model_spec(from: &str, to: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("models/llm/llama-3.1-8b.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
 fn cases() -> Vec<Case> {
     let mut v = vec![
         // Broken TOML.
@@ -266,6 +282,39 @@ fn cases() -> Vec<Case> {
             "trace-rows-longer-than-max-model-len",
             b"arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,4000,200\n1.0,5000,1\n",
         ),
+        // Spec files and sizes no hardware has.
+        case(
+            "block-size-not-a-power-of-two",
+            edit("max_model_len = 4096", "max_model_len = 4096\nblock_size = 24"),
+        ),
+        case(
+            "kv-cache-larger-than-memory",
+            edit("max_model_len = 4096", "max_model_len = 4096\nkv_cache_tokens = 100000000"),
+        ),
+        Case {
+            name: "gpu-spec-absurd-tflops",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![("mine.toml", gpu_spec("tensor_tflops = 312.0", "tensor_tflops = 1e-300"))],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "gpu-spec-zero-sms",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![("mine.toml", gpu_spec("sm_count = 108", "sm_count = 0"))],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "gpu-spec-negative-price",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![("mine.toml", gpu_spec("price_per_gpu_hour_usd = 5.1207", "price_per_gpu_hour_usd = -1.0"))],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "model-spec-hidden-size-overflows",
+            text: edit("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![("mine.toml", model_spec("hidden_size = 4096", "hidden_size = 4611686018427387904"))],
+            args: vec!["validate", "{f}"],
+        },
         // Settings of what is not selected.
         case(
             "static-settings-with-continuous-policy",

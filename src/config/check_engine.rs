@@ -9,7 +9,7 @@ use super::schema::{quoted_list, POLICIES, STACKS};
 use crate::kv::KvGeometry;
 use crate::policy::Policy;
 use crate::profile::resolve_profile;
-use crate::specs::{load_model, GpuSpec};
+use crate::specs::{load_model, GpuSpec, GIB};
 use crate::time::Dur;
 
 impl Checker<'_> {
@@ -55,6 +55,13 @@ impl Checker<'_> {
             }
         }
         let block_size = e.block_size.unwrap_or(16);
+        // The schema holds its range; a block is a power of two in every engine.
+        if !block_size.is_power_of_two() {
+            self.err(
+                "engine.block_size",
+                format!("got {block_size}, allowed: a power of two from 1 to 1024 (tokens)"),
+            );
+        }
         let max_len = match &model {
             Some(m) => {
                 let v = e.max_model_len.unwrap_or(m.max_context);
@@ -99,6 +106,21 @@ impl Checker<'_> {
                 self.err(
                     "engine.kv_cache_tokens",
                     format!("got {t}, allowed: at least one block ({block_size} tokens)"),
+                );
+                return (None, hint);
+            }
+            // More tokens than the memory left after the weights can hold is not a
+            // cache any GPU has.
+            Some(t) if t as f64 * model.kv_bytes_per_token() as f64 > mem.budget - mem.weights => {
+                self.err(
+                    "engine.kv_cache_tokens",
+                    format!(
+                        "got {t}, allowed: at most {} tokens ({:.2} GiB left after {:.2} GiB of weights at {} KiB per token)",
+                        ((mem.budget - mem.weights) / model.kv_bytes_per_token() as f64) as u64,
+                        (mem.budget - mem.weights) / GIB,
+                        mem.weights / GIB,
+                        model.kv_bytes_per_token() / 1024
+                    ),
                 );
                 return (None, hint);
             }

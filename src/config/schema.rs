@@ -388,7 +388,7 @@ const ENGINE_SETTINGS: &[Key] = &[
         .unit("tokens")
         .default_is("16")
         .example("16")
-        .doc("Tokens per KV-cache block (a power of two)."),
+        .doc("Tokens per KV-cache block; a power of two."),
     key("max_model_len", Kind::Int(2, U32))
         .unit("tokens")
         .default_is("the model's context")
