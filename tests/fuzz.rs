@@ -353,9 +353,10 @@ fn config_text() -> impl Strategy<Value = String> {
                 list(&["2", "3", "16", "64", "512", "2048", "4096", "4096", "4096", "131072", "|", "1000000"]),
             ),
             key("kv_cache_tokens", 0.1, list(&["16", "100", "1000", "100000", "1000000000000", "|", "15"])),
+            // A policy's table for another policy does not apply: rarely.
             key(
                 "continuous",
-                0.3,
+                0.1,
                 list(&[
                     "{ max_num_seqs = 1 }",
                     "{ max_num_seqs = 8, max_num_batched_tokens = 64 }",
@@ -368,9 +369,10 @@ fn config_text() -> impl Strategy<Value = String> {
                     "{ bogus = 1 }",
                 ]),
             ),
+            // A policy's table for another policy does not apply: rarely.
             key(
                 "static",
-                0.3,
+                0.1,
                 list(&[
                     "{ batch_size = 1 }",
                     "{ batch_size = 64, max_wait_ms = 50.0 }",
@@ -412,6 +414,8 @@ fn config_text() -> impl Strategy<Value = String> {
             key("output_tokens", on(!trace), dist()),
             key("prompt_pool", 0.1, list(&["1", "2", "10"])),
             key("sampling", 0.1, list(&["\"greedy\"", "\"random\"", "|", "\"beam\""])),
+            // Lengths that do not fit max_model_len are an error unless cut on request.
+            key("truncate", 0.6, list(&["true", "true", "false"])),
         ]);
         let sweep = prop::option::weighted(
             0.3,
@@ -693,7 +697,7 @@ fn random_valid_traces_replay() {
             }
             std::fs::write(dir.path().join("r.csv"), csv).unwrap();
             let text = format!(
-                "name = \"r\"\n[hardware]\ngpu = \"l4\"\n[engine]\nmodel = \"llama-3.2-1b\"\npolicy = \"continuous\"\nmax_model_len = 8192\n[workload]\narrival = \"trace\"\ntrace = \"r.csv\"\ntime_scale = {scale:?}\n"
+                "name = \"r\"\n[hardware]\ngpu = \"l4\"\n[engine]\nmodel = \"llama-3.2-1b\"\npolicy = \"continuous\"\nmax_model_len = 8192\n[workload]\narrival = \"trace\"\ntrace = \"r.csv\"\ntime_scale = {scale:?}\ntruncate = true\n"
             );
             exercise(&text, &dir.path().join("r.toml"), &mut tally.borrow_mut())
         })
