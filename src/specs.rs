@@ -166,19 +166,28 @@ impl ModelSpec {
             ("vocab_size", self.vocab_size, 1, 10_000_000),
             ("max_context", self.max_context, 2, 100_000_000),
             ("dtype_bytes", self.dtype_bytes, 1, 8),
-            ("learned_position_embeddings", self.learned_position_embeddings, 0, 100_000_000),
+            (
+                "learned_position_embeddings",
+                self.learned_position_embeddings,
+                0,
+                100_000_000,
+            ),
             ("sliding_window", self.sliding_window, 0, 100_000_000),
         ] {
             if !(lo..=hi).contains(&v) {
-                return err(field, format!("got {v}, allowed: an integer from {lo} to {hi}"));
+                return err(
+                    field,
+                    format!("got {v}, allowed: an integer from {lo} to {hi}"),
+                );
             }
         }
         // Weights in 128-bit arithmetic: within the ranges above they fit, but say so
         // rather than trust it.
         let d = self.hidden_size as u128;
-        let layer = d * (self.num_heads as u128 + 2 * self.num_kv_heads as u128) * self.head_dim as u128
-            + self.num_heads as u128 * self.head_dim as u128 * d
-            + 3 * d * self.intermediate_size as u128;
+        let layer =
+            d * (self.num_heads as u128 + 2 * self.num_kv_heads as u128) * self.head_dim as u128
+                + self.num_heads as u128 * self.head_dim as u128 * d
+                + 3 * d * self.intermediate_size as u128;
         let total = (layer * self.num_layers as u128
             + 2 * d * (self.vocab_size + self.learned_position_embeddings) as u128)
             * self.dtype_bytes as u128;
@@ -317,9 +326,19 @@ impl GpuSpec {
         for (field, v, lo, hi) in [
             ("tensor_tflops", self.tensor_tflops, 0.01, 1e5),
             ("memory_gib", self.memory_gib, 0.01, 1e5),
-            ("memory_bandwidth_gbps", self.memory_bandwidth_gbps, 0.1, 1e6),
+            (
+                "memory_bandwidth_gbps",
+                self.memory_bandwidth_gbps,
+                0.1,
+                1e6,
+            ),
             ("interconnect_gbps", self.interconnect_gbps, 0.0, 1e6),
-            ("price_per_gpu_hour_usd", self.price_per_gpu_hour_usd, 0.0, 1e4),
+            (
+                "price_per_gpu_hour_usd",
+                self.price_per_gpu_hour_usd,
+                0.0,
+                1e4,
+            ),
         ] {
             if !(v.is_finite() && (lo..=hi).contains(&v)) {
                 return Err(ConfigError::new(

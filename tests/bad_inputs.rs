@@ -363,6 +363,10 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "sweep-duplicate-value",
+            format!("{BASE}[sweep]\n\"workload.rate_per_s\" = [1.0, 2.0, 1.0]\n"),
+        ),
+        case(
             "sweep-seed",
             format!("{BASE}[sweep]\nseed = [1, 2]\n"),
         ),
@@ -437,6 +441,12 @@ fn cases() -> Vec<Case> {
             text: String::new(),
             files: vec![("bin.toml", b"name = \"\xff\xfe\"\n".to_vec())],
             args: vec!["validate", "{d}/bin.toml"],
+        },
+        Case {
+            name: "seed-above-the-file-range",
+            text: BASE.to_string(),
+            files: Vec::new(),
+            args: vec!["run", "{f}", "--out", "{d}/out", "--seed", "9223372036854775808"],
         },
         // Runs the guards refuse.
         Case {
@@ -585,4 +595,45 @@ fn truncate_warns_with_the_count_of_requests_cut() {
             && err.contains("cut to fit"),
         "{err}"
     );
+}
+
+/// A trace out of order is replayed sorted by arrival time, as the reference says.
+#[test]
+fn trace_out_of_order_is_replayed_sorted() {
+    let t = infersim::workload::parse_trace(
+        "arrival_s,input_tokens,output_tokens\n5.0,30,3\n1.0,10,1\n3.0,20,2\n",
+        1.0,
+        "t.csv",
+        "workload.trace",
+    )
+    .unwrap();
+    let rows: Vec<(u64, u32, u32)> = t.rows.iter().map(|r| (r.0 .0, r.1, r.2)).collect();
+    // Sorted, the first at t = 0, the gaps kept (2 s each).
+    assert_eq!(
+        rows,
+        vec![(0, 10, 1), (2_000_000_000, 20, 2), (4_000_000_000, 30, 3)]
+    );
+    let doc = infersim::config::schema::lookup("workload.trace")
+        .unwrap()
+        .doc;
+    assert!(doc.contains("sorted by arrival time"), "{doc}");
+}
+
+/// What `run` refuses, `validate` refuses too, with exit 2 and the way to run it
+/// anyway (its estimate depends on the machine's threads, so it is not in the
+/// snapshot).
+#[test]
+fn validate_refuses_what_run_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("exp.toml");
+    std::fs::write(&f, edit("num_requests = 100", "num_requests = 2000000000")).unwrap();
+    let (code, out, err) = common::infersim_bin(&["validate", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("exp.toml: (estimate): ")
+            && err.contains("--no-guard"),
+        "{err}"
+    );
+    assert!(!out.contains(": ok"), "{out}");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use infersim::config::schema::{reference_table, with_reference_table, key_paths};
+use infersim::config::schema::{key_paths, reference_table, with_reference_table};
 use std::path::Path;
 
 #[test]

@@ -239,6 +239,10 @@ fn cmd_validate(file: PathBuf) -> Result<(), Error> {
         eprintln!("warning: {w}");
     }
     let est = estimate(&exp, rayon::current_num_threads());
+    // What `run` would refuse, `validate` refuses too (with how to run it anyway).
+    if let Some(why) = guard_problem(&est) {
+        return Err(ConfigError::new(file.display().to_string(), "(estimate)", why).into());
+    }
     println!(
         "{}: ok ({} sweep point{} × {} replication{}; about {:.2e} simulated tokens, {})",
         file.display(),
@@ -249,9 +253,6 @@ fn cmd_validate(file: PathBuf) -> Result<(), Error> {
         est.tokens,
         human_seconds(est.seconds)
     );
-    if let Some(why) = guard_problem(&est) {
-        println!("note: `infersim run` will refuse it: {why}");
-    }
     Ok(())
 }
 
@@ -289,6 +290,19 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
             format!("got {}, allowed: 0 (all cores) to 1024", a.jobs),
         )
         .into());
+    }
+    if let Some(s) = a.seed {
+        if s > crate::validate::MAX_SEED as u64 {
+            return Err(ConfigError::new(
+                "<command line>",
+                "--seed",
+                format!(
+                    "got {s}, allowed: an integer from 0 to {} (the range of the file's seed)",
+                    crate::validate::MAX_SEED
+                ),
+            )
+            .into());
+        }
     }
     let seed = cfg.seed.unwrap_or(exp.seed);
     let threads = if a.jobs > 0 {

@@ -7,6 +7,7 @@
 
 use super::expand::{deep_merge, remove_path};
 use super::raw::{RawEngine, RawExperiment, RawHardware, RawWorkload};
+use super::schema::{Kind, MAX_INSTANCES_PER_GPU, TOP};
 use super::{api_latency, has_front_end, Meta};
 use crate::cost::CostModel;
 use crate::error::ConfigError;
@@ -15,7 +16,6 @@ use crate::kv::KvGeometry;
 use crate::policy::Policy;
 use crate::profile::Profile;
 use crate::router::RouterKind;
-use super::schema::{Kind, MAX_INSTANCES_PER_GPU, TOP};
 use crate::sim::{InstanceSetup, Scenario};
 use crate::specs::{GpuSpec, ModelSpec};
 use crate::validate::check_schema;
@@ -115,7 +115,10 @@ fn faulted_key(field: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for part in field.split('.') {
         out.push(part);
-        match keys.and_then(|ks| ks.iter().find(|k| k.name == part)).map(|k| k.kind) {
+        match keys
+            .and_then(|ks| ks.iter().find(|k| k.name == part))
+            .map(|k| k.kind)
+        {
             Some(Kind::Table(t)) => keys = Some(t),
             _ => break,
         }

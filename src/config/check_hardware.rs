@@ -61,8 +61,7 @@ impl Checker<'_> {
             }
         };
         let atp = h.active_thread_percentage.unwrap_or(100.0);
-        let (Some(g), Some(sharing), true) = (gpu.clone(), sharing, self.errs.len() == n0)
-        else {
+        let (Some(g), Some(sharing), true) = (gpu.clone(), sharing, self.errs.len() == n0) else {
             return (gpu, None);
         };
         let num_gpus = h.num_gpus * mig.as_ref().map_or(1, |m| m.1);
@@ -110,7 +109,11 @@ impl Checker<'_> {
             let names: Vec<&str> = g.mig_profiles.iter().map(|p| p.name.as_str()).collect();
             self.err(
                 "hardware.mig",
-                format!("got {name:?}, allowed on {}: {}", g.name, quoted_list(&names)),
+                format!(
+                    "got {name:?}, allowed on {}: {}",
+                    g.name,
+                    quoted_list(&names)
+                ),
             );
             return (Some(g), None);
         };

@@ -196,7 +196,12 @@ impl Checker<'_> {
                 let rows = t.rows.iter().map(|r| (r.1 as u64, r.2 as u64));
                 let count = rows.clone().filter(|&(i, o)| cut(i, o)).count() as u64;
                 let longest = rows.map(|(i, o)| i + o).max().unwrap_or(0);
-                (count, t.rows.len() as u64, "rows of the trace".to_string(), longest)
+                (
+                    count,
+                    t.rows.len() as u64,
+                    "rows of the trace".to_string(),
+                    longest,
+                )
             }
             _ => {
                 let n = match w.stop {

@@ -34,7 +34,25 @@ pub(crate) fn take_sweep(
                     continue;
                 }
                 match v {
-                    toml::Value::Array(a) if !a.is_empty() => axes.push((k, a)),
+                    toml::Value::Array(a) if !a.is_empty() => {
+                        // The same value twice would run the same point twice.
+                        let dup = (1..a.len()).find_map(|j| {
+                            a[..j].iter().position(|x| x == &a[j]).map(|i| (i, j))
+                        });
+                        match dup {
+                            Some((i, j)) => errors.push(ConfigError::new(
+                                file,
+                                field,
+                                format!(
+                                    "{} is given twice (values {} and {} of the list); allowed: distinct values",
+                                    show(&a[j]),
+                                    i + 1,
+                                    j + 1
+                                ),
+                            )),
+                            None => axes.push((k, a)),
+                        }
+                    }
                     toml::Value::Array(_) => errors.push(ConfigError::new(
                         file,
                         field,
@@ -227,4 +245,3 @@ pub(crate) fn remove_path(v: &mut toml::Value, path: &str) {
         t.remove(parts[parts.len() - 1]);
     }
 }
-

@@ -279,13 +279,13 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, Vec<Confi
                         }
                     }
                     points.push(Point {
-                    index,
-                    params: params_of(index),
-                    raw,
-                    scenario,
-                    meta,
-                    model,
-                    gpu,
+                        index,
+                        params: params_of(index),
+                        raw,
+                        scenario,
+                        meta,
+                        model,
+                        gpu,
                     })
                 }
                 Err(es) => point_errors = es,

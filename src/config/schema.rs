@@ -70,8 +70,16 @@ impl FloatRange {
     /// Whether `v` lies in the range (and is finite).
     pub fn contains(&self, v: f64) -> bool {
         v.is_finite()
-            && (if self.lo_open { v > self.lo } else { v >= self.lo })
-            && (if self.hi_open { v < self.hi } else { v <= self.hi })
+            && (if self.lo_open {
+                v > self.lo
+            } else {
+                v >= self.lo
+            })
+            && (if self.hi_open {
+                v < self.hi
+            } else {
+                v <= self.hi
+            })
     }
 }
 
@@ -537,7 +545,7 @@ const WORKLOAD: &[Key] = &[
     key("trace", ANY)
         .default_is("required")
         .example("\"traces/conv.csv\"")
-        .doc("Trace: CSV path, relative to the experiment file.")
+        .doc("Trace: CSV path, relative to the experiment file; its rows are replayed sorted by arrival time, the first at t = 0.")
         .only(&[arrival(&["trace"], "only trace")]),
     key("time_scale", float(1e-6, 1e6))
         .default_is("1")
@@ -930,9 +938,23 @@ arrival = "poisson"
 
     #[test]
     fn float_ranges_say_their_ends_and_units() {
-        assert_eq!(float_range(FloatRange { lo: 0.1, hi: 1000.0, lo_open: false, hi_open: false }, "ms"), "0.1 to 1000 ms");
         assert_eq!(
-            allowed(lookup("engine.gpu_memory_utilization").unwrap().kind, "fraction"),
+            float_range(
+                FloatRange {
+                    lo: 0.1,
+                    hi: 1000.0,
+                    lo_open: false,
+                    hi_open: false
+                },
+                "ms"
+            ),
+            "0.1 to 1000 ms"
+        );
+        assert_eq!(
+            allowed(
+                lookup("engine.gpu_memory_utilization").unwrap().kind,
+                "fraction"
+            ),
             "a fraction in (0, 1]"
         );
         let r = match lookup("hardware.active_thread_percentage").unwrap().kind {

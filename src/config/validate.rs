@@ -12,13 +12,13 @@
 //! `[sweep]` entry or `[[variant]]` table that set the value when one did, else to the
 //! key or value in the body of the file, else to the table that lacks a required key.
 
-use crate::error::ConfigError;
 pub use super::schema::{
     allowed, fmt_num, int_range, quoted_list, Cond, Key, Kind, ARRIVALS, DISTS,
     MAX_INSTANCES_PER_GPU, MAX_POINTS, MAX_REPLICATIONS, MAX_SEED, POLICIES, ROUTERS, SAMPLINGS,
     SHARING, STACKS, THINKS, TOP,
 };
 use super::schema::{dist_keys, float_range};
+use crate::error::ConfigError;
 use toml_edit::{ImDocument, Item, TableLike};
 
 /// The old name of a declared key.
@@ -113,7 +113,14 @@ impl Ctx<'_> {
 }
 
 /// Checks `v` at `path` against `kind` (`unit` names float ranges); appends errors.
-fn check_value(cx: &Ctx, path: &str, v: &toml::Value, kind: Kind, unit: &str, out: &mut Vec<ConfigError>) {
+fn check_value(
+    cx: &Ctx,
+    path: &str,
+    v: &toml::Value,
+    kind: Kind,
+    unit: &str,
+    out: &mut Vec<ConfigError>,
+) {
     let wrong = |out: &mut Vec<ConfigError>| {
         out.push(cx.err(
             path,
