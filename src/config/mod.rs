@@ -28,8 +28,10 @@ mod check_engine;
 mod check_hardware;
 mod check_workload;
 pub mod expand;
+pub mod key;
 pub mod memory;
 pub mod raw;
+pub mod reference;
 pub mod schema;
 pub mod validate;
 
