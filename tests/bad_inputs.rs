@@ -1,6 +1,7 @@
 //! A table of bad inputs: broken TOML, unknown keys, wrong types, out-of-range values,
-//! impossible deployments, empty or corrupt trace files, unreadable paths, runs the
-//! guards refuse. Each runs the `infersim` binary and must exit with code 2, without a
+//! settings that do not apply, lengths that do not fit `max_model_len`, absurd spec
+//! files, impossible deployments, empty or corrupt trace files, unreadable paths, runs
+//! the guards refuse. Each runs the `infersim` binary and must exit with code 2, without a
 //! panic, printing exactly the message recorded in `tests/snapshots/bad_inputs.snap`
 //! (the whole message is compared, with the temporary folder written as `<dir>`).
 //!

@@ -220,7 +220,13 @@ fn check_dist(cx: &Ctx, path: &str, t: &toml::Table, out: &mut Vec<ConfigError>)
 
 /// The first condition of `key` that the table `t` (at `path`) does not meet, with
 /// the selecting key's value.
-fn unmet<'k>(cx: &Ctx, path: &str, t: &toml::Table, key: &'k Key) -> Option<(&'k Cond, String)> {
+fn unmet<'k>(
+    cx: &Ctx,
+    path: &str,
+    t: &toml::Table,
+    keys: &[Key],
+    key: &'k Key,
+) -> Option<(&'k Cond, String)> {
     key.applies.iter().find_map(|c| {
         let value = match t.get(c.key) {
             Some(toml::Value::String(s)) => s.as_str(),
@@ -229,7 +235,12 @@ fn unmet<'k>(cx: &Ctx, path: &str, t: &toml::Table, key: &'k Key) -> Option<(&'k
             None if c.default.is_empty() => return None,
             None => c.default,
         };
-        let known = TOP_SELECTORS.iter().any(|list| list.contains(&value));
+        // A value the selecting key does not allow is reported by that key itself,
+        // so what depends on it is not judged.
+        let known = match keys.iter().find(|k| k.name == c.key).map(|k| k.kind) {
+            Some(Kind::Str(list)) => list.contains(&value),
+            _ => false,
+        };
         if !known || c.values.contains(&value) {
             return None;
         }
@@ -239,10 +250,6 @@ fn unmet<'k>(cx: &Ctx, path: &str, t: &toml::Table, key: &'k Key) -> Option<(&'k
         Some((c, value.to_string()))
     })
 }
-
-/// Every value a selecting key may take (a value outside these is reported by the
-/// selecting key itself, so what depends on it is not judged).
-const TOP_SELECTORS: &[&[&str]] = &[ARRIVALS, SHARING, POLICIES, THINKS];
 
 /// Checks the keys of table `t` at `path` (`what` names it in messages).
 fn check_table(
@@ -256,7 +263,7 @@ fn check_table(
     for (k, v) in t {
         let p = join(path, k);
         match keys.iter().find(|f| f.name == k) {
-            Some(f) => match unmet(cx, path, t, f) {
+            Some(f) => match unmet(cx, path, t, keys, f) {
                 Some((c, value)) => out.push(cx.err(
                     &p,
                     format!(
@@ -536,6 +543,54 @@ mod tests {
         );
         assert_eq!(suggest("polcy", ["policy", "model"]), Some("policy"));
         assert_eq!(suggest("zzz", ["policy", "model"]), None);
+    }
+
+    #[test]
+    fn a_policy_table_applies_to_its_policy_or_when_the_policy_varies() {
+        let doc: toml::Table = r#"name = "t"
+[hardware]
+gpu = "l4"
+[engine]
+model = "m"
+policy = "continuous"
+static = { batch_size = 4 }
+[workload]
+arrival = "closed-loop"
+users = 2
+rate_per_s = 1.0
+"#
+        .parse()
+        .unwrap();
+        let errs = check_schema("f", &doc, &[]);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["engine.static", "workload.rate_per_s"], "{errs:?}");
+        assert_eq!(
+            errs[0].message,
+            "does not apply to policy = \"continuous\" (only \"static\"); remove it"
+        );
+        assert_eq!(
+            errs[1].message,
+            "does not apply to arrival = \"closed-loop\" (only poisson, gamma, constant); remove it"
+        );
+        // A sweep over engine.policy carries both policies' tables; the arrival rule
+        // holds whatever varies.
+        let varied = ["engine.policy".to_string(), "workload.arrival".to_string()];
+        let errs = check_schema("f", &doc, &varied);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["workload.rate_per_s"], "{errs:?}");
+    }
+
+    #[test]
+    fn float_ranges_come_from_the_declaration() {
+        let doc: toml::Table = "[hardware]\ntimeslice_ms = 0.05\nsharing = \"time-slice\"\n"
+            .parse()
+            .unwrap();
+        let errs = check_schema("f", &doc, &[]);
+        let e = errs
+            .iter()
+            .find(|e| e.field == "hardware.timeslice_ms")
+            .expect("range error");
+        assert_eq!(e.message, "got 0.05, allowed: 0.1 to 1000 ms");
     }
 
     #[test]
