@@ -279,6 +279,14 @@ fn cases() -> Vec<Case> {
                 "input_tokens = { dist = \"uniform\", mean = 3500, range_ratio = 0.2 }",
             ),
         ),
+        case(
+            "uniform-lengths-that-can-exceed-though-no-draw-did",
+            edit(
+                "input_tokens = { dist = \"fixed\", value = 256 }",
+                "input_tokens = { dist = \"uniform\", mean = 2100, range_ratio = 0.95 }",
+            )
+            .replace("num_requests = 100", "num_requests = 1"),
+        ),
         trace_case(
             "trace-rows-longer-than-max-model-len",
             b"arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,4000,200\n1.0,5000,1\n",
@@ -591,8 +599,9 @@ fn truncate_warns_with_the_count_of_requests_cut() {
     // Every one of the 100 requests has 4000 + 200 > 4096 tokens.
     assert!(
         err.contains("warning: ")
-            && err.contains("workload.input_tokens: 100 of 100 requests drawn with seed 0 do not fit max_model_len = 4096")
+            && err.contains("workload.input_tokens: 100 of 100 requests drawn with seed 0 do not fit")
             && err.contains("the longest is 4200 tokens")
+            && err.contains("max_model_len = 4096")
             && err.contains("cut to fit"),
         "{err}"
     );

@@ -11,7 +11,7 @@ use crate::workload::{
 };
 
 /// How many requests' lengths are drawn to count those that do not fit.
-pub const FIT_DRAWS: u64 = 100_000;
+pub const FIT_DRAWS: u64 = 20_000;
 use std::sync::Arc;
 
 impl Checker<'_> {
@@ -191,30 +191,23 @@ impl Checker<'_> {
     fn lengths_fit(&mut self, w: &Workload, truncate: bool) -> Option<()> {
         let max = w.max_context;
         let cut = |i: u64, o: u64| i >= max || i.saturating_add(o) > max;
-        let (count, of, how, longest) = match &w.arrival {
+        let fit_rule = format!(
+            "allowed: a prompt shorter than max_model_len = {max} and prompt + output at most max_model_len"
+        );
+        let what = match &w.arrival {
             Arrival::Trace(t) => {
                 let rows = t.rows.iter().map(|r| (r.1 as u64, r.2 as u64));
-                let count = rows.clone().filter(|&(i, o)| cut(i, o)).count() as u64;
+                let count = rows.clone().filter(|&(i, o)| cut(i, o)).count();
                 let longest = rows.map(|(i, o)| i + o).max().unwrap_or(0);
-                (
-                    count,
-                    t.rows.len() as u64,
-                    "rows of the trace".to_string(),
-                    longest,
+                if count == 0 {
+                    return Some(());
+                }
+                format!(
+                    "{count} of {} rows of the trace do not fit (the longest is {longest} tokens of prompt + output); {fit_rule}",
+                    t.rows.len()
                 )
             }
             _ => {
-                let n = match w.stop {
-                    Stop::Requests(n) => n.min(FIT_DRAWS),
-                    Stop::Timed { .. } => FIT_DRAWS,
-                };
-                let mut sampler = LengthSampler::new(w, self.seed);
-                let (mut count, mut longest) = (0, 0u64);
-                for _ in 0..n {
-                    let (i, o, _) = sampler.draw_unclamped();
-                    count += u64::from(cut(i, o));
-                    longest = longest.max(i.saturating_add(o));
-                }
                 let bound = |d: &LengthDist| match *d {
                     LengthDist::Fixed { value } => Some(value),
                     LengthDist::Uniform { mean, range_ratio } => {
@@ -222,29 +215,43 @@ impl Checker<'_> {
                     }
                     _ => None,
                 };
-                if count == 0 {
-                    if let (Some(i), Some(o)) = (bound(&w.input), bound(&w.output)) {
-                        if cut(i, o) {
-                            count = 1;
-                            longest = i + o;
-                        }
+                let bounds = bound(&w.input).zip(bound(&w.output));
+                if let Some((i, o)) = bounds {
+                    if !cut(i, o) {
+                        // Nothing these distributions draw can be too long.
+                        return Some(());
                     }
                 }
-                let how = format!("requests drawn with seed {}", self.seed);
-                (count, n, how, longest)
+                let n = match w.stop {
+                    Stop::Requests(n) => n.min(FIT_DRAWS),
+                    Stop::Timed { .. } => FIT_DRAWS,
+                };
+                let mut sampler = LengthSampler::new(w, self.seed);
+                let (mut count, mut longest) = (0u64, 0u64);
+                for _ in 0..n {
+                    let (i, o, _) = sampler.draw_unclamped();
+                    count += u64::from(cut(i, o));
+                    longest = longest.max(i.saturating_add(o));
+                }
+                match bounds {
+                    _ if count > 0 => format!(
+                        "{count} of {n} requests drawn with seed {} do not fit (the longest is {longest} tokens of prompt + output); {fit_rule}",
+                        self.seed
+                    ),
+                    // Unbounded lengths none of whose draws is too long.
+                    None => return Some(()),
+                    Some((i, o)) => format!(
+                        "prompts of up to {i} and outputs of up to {o} tokens may not fit (none of the {n} requests drawn with seed {} did; other seeds' may); {fit_rule}",
+                        self.seed
+                    ),
+                }
             }
         };
-        if count == 0 {
-            return Some(());
-        }
         let field = if matches!(w.arrival, Arrival::Trace(_)) {
             "workload.trace"
         } else {
             "workload.input_tokens"
         };
-        let what = format!(
-            "{count} of {of} {how} do not fit max_model_len = {max} (the longest is {longest} tokens of prompt + output); allowed: a prompt shorter than max_model_len and prompt + output at most max_model_len"
-        );
         if truncate {
             self.warnings.push(format!(
                 "{}: {field}: {what}; cut to fit (workload.truncate = true)",
