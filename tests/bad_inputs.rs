@@ -599,7 +599,9 @@ fn truncate_warns_with_the_count_of_requests_cut() {
     // Every one of the 100 requests has 4000 + 200 > 4096 tokens.
     assert!(
         err.contains("warning: ")
-            && err.contains("workload.input_tokens: 100 of 100 requests drawn with seed 0 do not fit")
+            && err.contains(
+                "workload.input_tokens: 100 of 100 requests drawn with seed 0 do not fit"
+            )
             && err.contains("the longest is 4200 tokens")
             && err.contains("max_model_len = 4096")
             && err.contains("cut to fit"),
