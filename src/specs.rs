@@ -152,23 +152,50 @@ impl ModelSpec {
         self.kv_bytes_per_token_layer() * self.num_layers as u64
     }
 
-    /// Checks the spec's internal consistency.
+    /// Checks the spec's values (each within a range no real model leaves, so the
+    /// arithmetic on them cannot overflow) and its internal consistency.
     pub fn check(&self, file: &str) -> Result<(), ConfigError> {
         let err = |field: &str, msg: String| Err(ConfigError::new(file, field, msg));
-        for (field, v) in [
-            ("num_layers", self.num_layers as u64),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_heads", self.num_heads as u64),
-            ("num_kv_heads", self.num_kv_heads as u64),
-            ("head_dim", self.head_dim),
-            ("vocab_size", self.vocab_size),
-            ("max_context", self.max_context),
-            ("dtype_bytes", self.dtype_bytes),
+        for (field, v, lo, hi) in [
+            ("num_layers", self.num_layers as u64, 1, 1000),
+            ("hidden_size", self.hidden_size, 1, 1_000_000),
+            ("intermediate_size", self.intermediate_size, 1, 10_000_000),
+            ("num_heads", self.num_heads as u64, 1, 10_000),
+            ("num_kv_heads", self.num_kv_heads as u64, 1, 10_000),
+            ("head_dim", self.head_dim, 1, 100_000),
+            ("vocab_size", self.vocab_size, 1, 10_000_000),
+            ("max_context", self.max_context, 2, 100_000_000),
+            ("dtype_bytes", self.dtype_bytes, 1, 8),
+            (
+                "learned_position_embeddings",
+                self.learned_position_embeddings,
+                0,
+                100_000_000,
+            ),
+            ("sliding_window", self.sliding_window, 0, 100_000_000),
         ] {
-            if v == 0 {
-                return err(field, "must be at least 1, got 0".into());
+            if !(lo..=hi).contains(&v) {
+                return err(
+                    field,
+                    format!("got {v}, allowed: an integer from {lo} to {hi}"),
+                );
             }
+        }
+        // Weights in 128-bit arithmetic: within the ranges above they fit, but say so
+        // rather than trust it.
+        let d = self.hidden_size as u128;
+        let layer =
+            d * (self.num_heads as u128 + 2 * self.num_kv_heads as u128) * self.head_dim as u128
+                + self.num_heads as u128 * self.head_dim as u128 * d
+                + 3 * d * self.intermediate_size as u128;
+        let total = (layer * self.num_layers as u128
+            + 2 * d * (self.vocab_size + self.learned_position_embeddings) as u128)
+            * self.dtype_bytes as u128;
+        if total > 1u128 << 60 {
+            return err(
+                "hidden_size",
+                format!("these sizes make {total} bytes of weights; allowed: at most 2^60 (an exbibyte)"),
+            );
         }
         if self.num_heads % self.num_kv_heads != 0 {
             return err(
@@ -296,16 +323,46 @@ impl GpuSpec {
 
     /// Checks the spec's values.
     pub fn check(&self, file: &str) -> Result<(), ConfigError> {
-        for (field, v) in [
-            ("tensor_tflops", self.tensor_tflops),
-            ("memory_gib", self.memory_gib),
-            ("memory_bandwidth_gbps", self.memory_bandwidth_gbps),
+        for (field, v, lo, hi) in [
+            ("tensor_tflops", self.tensor_tflops, 0.01, 1e5),
+            ("memory_gib", self.memory_gib, 0.01, 1e5),
+            (
+                "memory_bandwidth_gbps",
+                self.memory_bandwidth_gbps,
+                0.1,
+                1e6,
+            ),
+            ("interconnect_gbps", self.interconnect_gbps, 0.0, 1e6),
+            (
+                "price_per_gpu_hour_usd",
+                self.price_per_gpu_hour_usd,
+                0.0,
+                1e4,
+            ),
         ] {
-            if !(v.is_finite() && v > 0.0) {
+            if !(v.is_finite() && (lo..=hi).contains(&v)) {
                 return Err(ConfigError::new(
                     file,
                     field,
-                    format!("must be a positive finite number, got {v}"),
+                    format!(
+                        "got {}, allowed: {} to {}",
+                        crate::validate::fmt_num(v),
+                        crate::validate::fmt_num(lo),
+                        crate::validate::fmt_num(hi)
+                    ),
+                ));
+            }
+        }
+        for (field, v, lo, hi) in [
+            ("sm_count", self.sm_count, 1, 100_000),
+            ("mps_max_clients", self.mps_max_clients, 1, 1024),
+            ("mig_max_instances", self.mig_max_instances, 0, 7),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::new(
+                    file,
+                    field,
+                    format!("got {v}, allowed: an integer from {lo} to {hi}"),
                 ));
             }
         }
@@ -385,6 +442,7 @@ struct Shipped {
 /// Looks a spec up by shipped name, or loads it from a `.toml` path (relative to
 /// `base`, the directory of the file that named it).
 fn load_spec<T: for<'de> Deserialize<'de>>(
+    check: fn(&T, &str) -> Result<(), ConfigError>,
     shipped: &Shipped,
     name: &str,
     base: Option<&Path>,
@@ -394,7 +452,15 @@ fn load_spec<T: for<'de> Deserialize<'de>>(
     if name.ends_with(".toml") {
         let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
         let text = read_spec_file(&path)?;
-        return parse_spec(&text, &path.display().to_string());
+        let file = path.display().to_string();
+        let spec: T = parse_spec(&text, &file)?;
+        // A spec file's value errors are located in it, as an experiment's are.
+        return match check(&spec, &file) {
+            Ok(()) => Ok(spec),
+            Err(e) => Err(crate::validate::Spans::new(&text)
+                .locate(e, &file, &crate::validate::PointSources::default())
+                .0),
+        };
     }
     let (_, text) = shipped
         .list
@@ -412,7 +478,9 @@ fn load_spec<T: for<'de> Deserialize<'de>>(
                 ),
             )
         })?;
-    parse_spec(text, &format!("{}/{name}.toml", shipped.dir))
+    let spec: T = parse_spec(text, &format!("{}/{name}.toml", shipped.dir))?;
+    check(&spec, &format!("{}/{name}.toml", shipped.dir))?;
+    Ok(spec)
 }
 
 /// Looks up a model by shipped name, or loads it from a `.toml` path (relative paths
@@ -428,9 +496,7 @@ pub fn load_model(
         kind: "model",
         dir: "models/llm",
     };
-    let spec: ModelSpec = load_spec(&shipped, name, base, file, field)?;
-    spec.check(&format!("model {}", spec.name))?;
-    Ok(spec)
+    load_spec(ModelSpec::check, &shipped, name, base, file, field)
 }
 
 /// Looks up a GPU by shipped name, or loads it from a `.toml` path.
@@ -445,9 +511,7 @@ pub fn load_gpu(
         kind: "GPU",
         dir: "models/gpu",
     };
-    let spec: GpuSpec = load_spec(&shipped, name, base, file, field)?;
-    spec.check(&format!("gpu {}", spec.name))?;
-    Ok(spec)
+    load_spec(GpuSpec::check, &shipped, name, base, file, field)
 }
 
 /// Comma-separated names of a shipped list.

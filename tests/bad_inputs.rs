@@ -1,6 +1,7 @@
 //! A table of bad inputs: broken TOML, unknown keys, wrong types, out-of-range values,
-//! impossible deployments, empty or corrupt trace files, unreadable paths, runs the
-//! guards refuse. Each runs the `infersim` binary and must exit with code 2, without a
+//! settings that do not apply, lengths that do not fit `max_model_len`, absurd spec
+//! files, impossible deployments, empty or corrupt trace files, unreadable paths, runs
+//! the guards refuse. Each runs the `infersim` binary and must exit with code 2, without a
 //! panic, printing exactly the message recorded in `tests/snapshots/bad_inputs.snap`
 //! (the whole message is compared, with the temporary folder written as `<dir>`).
 //!
@@ -74,6 +75,22 @@ fn trace_case_with(name: &'static str, extra: &str, trace: &[u8]) -> Case {
         files: vec![("trace.csv", trace.to_vec())],
         args: vec!["validate", "{f}"],
     }
+}
+
+/// The shipped A100-80GB spec with `from` replaced by `to`.
+fn gpu_spec(from: &str, to: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("models/gpu/a100-80gb.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+/// The shipped Llama-3.1-8B spec with `from` replaced by `to`.
+fn model_spec(from: &str, to: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("models/llm/llama-3.1-8b.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
 }
 
 fn cases() -> Vec<Case> {
@@ -246,6 +263,85 @@ fn cases() -> Vec<Case> {
             "sticky-router-open-loop",
             edit("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nrouter = \"sticky\""),
         ),
+        // Lengths that do not fit max_model_len (never cut silently).
+        case(
+            "prompt-longer-than-max-model-len",
+            edit("value = 256", "value = 5000"),
+        ),
+        case(
+            "prompt-plus-output-longer-than-max-model-len",
+            edit("value = 256", "value = 4000").replace("value = 64", "value = 200"),
+        ),
+        case(
+            "some-uniform-lengths-do-not-fit",
+            edit(
+                "input_tokens = { dist = \"fixed\", value = 256 }",
+                "input_tokens = { dist = \"uniform\", mean = 3500, range_ratio = 0.2 }",
+            ),
+        ),
+        case(
+            "uniform-lengths-that-can-exceed-though-no-draw-did",
+            edit(
+                "input_tokens = { dist = \"fixed\", value = 256 }",
+                "input_tokens = { dist = \"uniform\", mean = 2100, range_ratio = 0.95 }",
+            )
+            .replace("num_requests = 100", "num_requests = 1"),
+        ),
+        trace_case(
+            "trace-rows-longer-than-max-model-len",
+            b"arrival_s,input_tokens,output_tokens\n0.0,100,20\n0.5,4000,200\n1.0,5000,1\n",
+        ),
+        // Spec files and sizes no hardware has.
+        case(
+            "block-size-not-a-power-of-two",
+            edit("max_model_len = 4096", "max_model_len = 4096\nblock_size = 24"),
+        ),
+        case(
+            "kv-cache-larger-than-memory",
+            edit("max_model_len = 4096", "max_model_len = 4096\nkv_cache_tokens = 100000000"),
+        ),
+        Case {
+            name: "gpu-spec-absurd-tflops",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![("mine.toml", gpu_spec("tensor_tflops = 312.0", "tensor_tflops = 1e-300"))],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "gpu-spec-zero-sms",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![("mine.toml", gpu_spec("sm_count = 108", "sm_count = 0"))],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "gpu-spec-negative-price",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![("mine.toml", gpu_spec("price_per_gpu_hour_usd = 5.1207", "price_per_gpu_hour_usd = -1.0"))],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "model-spec-hidden-size-overflows",
+            text: edit("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![("mine.toml", model_spec("hidden_size = 4096", "hidden_size = 4611686018427387904"))],
+            args: vec!["validate", "{f}"],
+        },
+        // Settings of what is not selected.
+        case(
+            "static-settings-with-continuous-policy",
+            format!("{BASE}[engine.static]\nbatch_size = 8\n"),
+        ),
+        case(
+            "think-bounds-with-constant-think",
+            edit("arrival = \"poisson\"", "arrival = \"closed-loop\"\nusers = 4\nthink_min_s = 1.0")
+                .replace("rate_per_s = 5.0\n", ""),
+        ),
+        // Schema and meaning errors of one file in one round.
+        case(
+            "schema-and-meaning-errors-together",
+            edit("num_requests = 100", "num_requests = 100\nwarmup_s = 1.0")
+                .replace("rate_per_s = 5.0", "rate_per_s = 1e9")
+                .replace("policy =", "gpu_memory_utilization = \"most\"\npolicy =")
+                .replace("value = 256", "value = 5000"),
+        ),
         // Sweeps and variants.
         case(
             "empty-sweep",
@@ -274,6 +370,10 @@ fn cases() -> Vec<Case> {
                 (1..=200).map(|i| format!("{i}.0")).collect::<Vec<_>>().join(", "),
                 (1..=60).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
             ),
+        ),
+        case(
+            "sweep-duplicate-value",
+            format!("{BASE}[sweep]\n\"workload.rate_per_s\" = [1.0, 2.0, 1.0]\n"),
         ),
         case(
             "sweep-seed",
@@ -350,6 +450,12 @@ fn cases() -> Vec<Case> {
             text: String::new(),
             files: vec![("bin.toml", b"name = \"\xff\xfe\"\n".to_vec())],
             args: vec!["validate", "{d}/bin.toml"],
+        },
+        Case {
+            name: "seed-above-the-file-range",
+            text: BASE.to_string(),
+            files: Vec::new(),
+            args: vec!["run", "{f}", "--out", "{d}/out", "--seed", "9223372036854775808"],
         },
         // Runs the guards refuse.
         Case {
@@ -475,4 +581,71 @@ fn every_bad_input_exits_2_with_its_recorded_message() {
             path.display()
         );
     }
+}
+
+/// With `workload.truncate = true`, lengths that do not fit are cut, and `validate`
+/// says how many requests that changes (exit 0).
+#[test]
+fn truncate_warns_with_the_count_of_requests_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("exp.toml");
+    let text = edit("value = 256", "value = 4000")
+        .replace("value = 64", "value = 200")
+        .replace("num_requests = 100", "num_requests = 100\ntruncate = true");
+    std::fs::write(&f, text).unwrap();
+    let (code, out, err) = common::infersim_bin(&["validate", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok"), "{out}");
+    // Every one of the 100 requests has 4000 + 200 > 4096 tokens.
+    assert!(
+        err.contains("warning: ")
+            && err.contains(
+                "workload.input_tokens: 100 of 100 requests drawn with seed 0 do not fit"
+            )
+            && err.contains("the longest is 4200 tokens")
+            && err.contains("max_model_len = 4096")
+            && err.contains("cut to fit"),
+        "{err}"
+    );
+}
+
+/// A trace out of order is replayed sorted by arrival time, as the reference says.
+#[test]
+fn trace_out_of_order_is_replayed_sorted() {
+    let t = infersim::workload::parse_trace(
+        "arrival_s,input_tokens,output_tokens\n5.0,30,3\n1.0,10,1\n3.0,20,2\n",
+        1.0,
+        "t.csv",
+        "workload.trace",
+    )
+    .unwrap();
+    let rows: Vec<(u64, u32, u32)> = t.rows.iter().map(|r| (r.0 .0, r.1, r.2)).collect();
+    // Sorted, the first at t = 0, the gaps kept (2 s each).
+    assert_eq!(
+        rows,
+        vec![(0, 10, 1), (2_000_000_000, 20, 2), (4_000_000_000, 30, 3)]
+    );
+    let doc = infersim::config::schema::lookup("workload.trace")
+        .unwrap()
+        .doc;
+    assert!(doc.contains("sorted by arrival time"), "{doc}");
+}
+
+/// What `run` refuses, `validate` refuses too, with exit 2 and the way to run it
+/// anyway (its estimate depends on the machine's threads, so it is not in the
+/// snapshot).
+#[test]
+fn validate_refuses_what_run_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("exp.toml");
+    std::fs::write(&f, edit("num_requests = 100", "num_requests = 2000000000")).unwrap();
+    let (code, out, err) = common::infersim_bin(&["validate", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("exp.toml: (estimate): ")
+            && err.contains("--no-guard"),
+        "{err}"
+    );
+    assert!(!out.contains(": ok"), "{out}");
 }

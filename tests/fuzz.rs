@@ -8,7 +8,7 @@
 //! RNG seeded here), a few seconds in release. Set `INFERSIM_FUZZ_CASES` to run more
 //! cases of each target (for example 20000 in a soak run).
 
-use infersim::config::{parse_experiment, Experiment};
+use infersim::config::{parse_experiment, schema, Experiment};
 use infersim::experiment::estimate;
 use infersim::sim::{run, RunOptions};
 use infersim::specs::{SHIPPED_GPUS, SHIPPED_MODELS};
@@ -185,9 +185,12 @@ const WEIRD: &[&str] = &[
     "4294967296",
 ];
 
+/// One key's strategy, with the key's name.
+type KeyGen = (&'static str, BoxedStrategy<Option<(String, String)>>);
+
 /// A key present with probability `p`: a good value, or now and then a bad one (of
 /// the key's own bad values, after `|` in `values`, or a weird one).
-fn key(name: &'static str, p: f64, values: Vec<String>) -> BoxedStrategy<Option<(String, String)>> {
+fn key(name: &'static str, p: f64, values: Vec<String>) -> KeyGen {
     let split = values.iter().position(|v| v == "|").unwrap_or(values.len());
     let good = values[..split].to_vec();
     let mut bad: Vec<String> = WEIRD.iter().map(|s| s.to_string()).collect();
@@ -196,17 +199,39 @@ fn key(name: &'static str, p: f64, values: Vec<String>) -> BoxedStrategy<Option<
         40 => prop::sample::select(good),
         1 => prop::sample::select(bad),
     ];
-    prop::option::weighted(p, v.prop_map(move |v| (name.to_string(), v))).boxed()
+    (
+        name,
+        prop::option::weighted(p, v.prop_map(move |v| (name.to_string(), v))).boxed(),
+    )
 }
 
 fn quoted(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| format!("\"{n}\"")).collect()
 }
 
-/// A section from its keys' strategies.
-fn section(
-    keys: Vec<BoxedStrategy<Option<(String, String)>>>,
-) -> BoxedStrategy<Vec<(String, String)>> {
+/// The section at `path` (`""`: the top level) from its keys' strategies: every key
+/// the library declares there (`infersim::config::schema`), with the values given
+/// here or, for a key this file has no values for, the declaration's example now and
+/// then. A key given here that the library does not declare must be a deliberate
+/// unknown one (`bogus_*`).
+fn section(path: &str, given: Vec<KeyGen>) -> BoxedStrategy<Vec<(String, String)>> {
+    let declared = schema::section(path).unwrap_or_else(|| panic!("no section {path:?}"));
+    for (name, _) in &given {
+        assert!(
+            name.starts_with("bogus") || declared.iter().any(|k| k.name == *name),
+            "fuzz values for {path}.{name}, which the library does not declare"
+        );
+    }
+    let mut keys: Vec<BoxedStrategy<Option<(String, String)>>> = Vec::new();
+    let mut given = given;
+    for k in declared {
+        match given.iter().position(|(n, _)| *n == k.name) {
+            Some(i) => keys.push(given.remove(i).1),
+            None if k.example.is_empty() => {}
+            None => keys.push(key(k.name, 0.05, vec![k.example.to_string()]).1),
+        }
+    }
+    keys.extend(given.into_iter().map(|(_, s)| s));
     keys.prop_map(|v| v.into_iter().flatten().collect()).boxed()
 }
 
@@ -283,14 +308,14 @@ fn config_text() -> impl Strategy<Value = String> {
             "\"llama-3.2-1b\"", "\"opt-125m\"", "\"gemma-3-1b-it\"", "\"llama-3.2-1b\"",
             "\"opt-125m\"", "\"gemma-3-1b-it\"", "\"llama-3.1-8b\"", "\"qwen2.5-7b\"", "|", "\"gpt-5\"", "\"missing.toml\"",
         ]));
-        let top = section(vec![
+        let top = section("", vec![
             key("name", 0.97, list(&["\"fuzz\"", "|", "\"a/b\"", "\" \"", "\"..\""])),
             key("seed", 0.3, list(&["0", "1", "42"])),
             key("replications", 0.2, list(&["1", "2", "|", "1001"])),
             key("bogus_top", 0.02, list(&["1"])),
         ]);
         let shared = sharing != "exclusive";
-        let hardware = section(vec![
+        let hardware = section("hardware", vec![
             key("gpu", 0.97, gpus),
             key("num_gpus", 0.3, list(&["1", "2", "3", "|", "5000"])),
             key("instances_per_gpu", on(shared), list(&["1", "2", "3", "|", "48", "49", "300"])),
@@ -313,7 +338,7 @@ fn config_text() -> impl Strategy<Value = String> {
                 list(&["1.0", "50.0", "100.0", "|", "150.0", "1e-9"]),
             ),
         ]);
-        let engine = section(vec![
+        let engine = section("engine", vec![
             key("model", 0.97, models),
             key(
                 "policy",
@@ -334,9 +359,10 @@ fn config_text() -> impl Strategy<Value = String> {
                 list(&["2", "3", "16", "64", "512", "2048", "4096", "4096", "4096", "131072", "|", "1000000"]),
             ),
             key("kv_cache_tokens", 0.1, list(&["16", "100", "1000", "100000", "1000000000000", "|", "15"])),
+            // A policy's table for another policy does not apply: rarely.
             key(
                 "continuous",
-                0.3,
+                0.1,
                 list(&[
                     "{ max_num_seqs = 1 }",
                     "{ max_num_seqs = 8, max_num_batched_tokens = 64 }",
@@ -349,9 +375,10 @@ fn config_text() -> impl Strategy<Value = String> {
                     "{ bogus = 1 }",
                 ]),
             ),
+            // A policy's table for another policy does not apply: rarely.
             key(
                 "static",
-                0.3,
+                0.1,
                 list(&[
                     "{ batch_size = 1 }",
                     "{ batch_size = 64, max_wait_ms = 50.0 }",
@@ -361,7 +388,7 @@ fn config_text() -> impl Strategy<Value = String> {
                 ]),
             ),
         ]);
-        let workload = section(vec![
+        let workload = section("workload", vec![
             key("arrival", 0.97, vec![format!("\"{arrival}\"")]),
             key("rate_per_s", on(open), list(&["0.1", "1.0", "5.0", "50.0", "1000.0", "|", "1e-300", "1e7"])),
             key("burstiness", on(arrival == "gamma"), list(&["0.1", "1.0", "4.0", "|", "1e-300"])),
@@ -393,6 +420,8 @@ fn config_text() -> impl Strategy<Value = String> {
             key("output_tokens", on(!trace), dist()),
             key("prompt_pool", 0.1, list(&["1", "2", "10"])),
             key("sampling", 0.1, list(&["\"greedy\"", "\"random\"", "|", "\"beam\""])),
+            // Lengths that do not fit max_model_len are an error unless cut on request.
+            key("truncate", 0.6, list(&["true", "true", "false"])),
         ]);
         let sweep = prop::option::weighted(
             0.3,
@@ -674,7 +703,7 @@ fn random_valid_traces_replay() {
             }
             std::fs::write(dir.path().join("r.csv"), csv).unwrap();
             let text = format!(
-                "name = \"r\"\n[hardware]\ngpu = \"l4\"\n[engine]\nmodel = \"llama-3.2-1b\"\npolicy = \"continuous\"\nmax_model_len = 8192\n[workload]\narrival = \"trace\"\ntrace = \"r.csv\"\ntime_scale = {scale:?}\n"
+                "name = \"r\"\n[hardware]\ngpu = \"l4\"\n[engine]\nmodel = \"llama-3.2-1b\"\npolicy = \"continuous\"\nmax_model_len = 8192\n[workload]\narrival = \"trace\"\ntrace = \"r.csv\"\ntime_scale = {scale:?}\ntruncate = true\n"
             );
             exercise(&text, &dir.path().join("r.toml"), &mut tally.borrow_mut())
         })

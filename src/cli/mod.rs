@@ -36,6 +36,13 @@ enum Command {
     /// List shipped models, GPUs (with where their step costs come from) and stack
     /// profiles.
     List,
+    /// Print the configuration reference: every experiment key with its type, range,
+    /// unit, default and when it applies, as a Markdown table.
+    Schema {
+        /// Rewrite the table between the markers in this file (README.md) instead.
+        #[arg(long)]
+        readme: Option<PathBuf>,
+    },
     /// Price one step of a model on a GPU and show where the time goes.
     StepTime(StepTimeArgs),
     /// Fit calibration profiles to the measured studies and write them.
@@ -196,6 +203,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Run(a) => cmd_run(a, &args),
         Command::Validate { file } => cmd_validate(file),
         Command::List => cmd_list(),
+        Command::Schema { readme } => cmd_schema(readme),
         Command::StepTime(a) => cmd_step_time(a),
         Command::Bench {
             json,
@@ -227,7 +235,14 @@ fn config_errors(mut errs: Vec<ConfigError>) -> Error {
 
 fn cmd_validate(file: PathBuf) -> Result<(), Error> {
     let exp = load_experiment(&file).map_err(config_errors)?;
+    for w in &exp.warnings {
+        eprintln!("warning: {w}");
+    }
     let est = estimate(&exp, rayon::current_num_threads());
+    // What `run` would refuse, `validate` refuses too (with how to run it anyway).
+    if let Some(why) = guard_problem(&est) {
+        return Err(ConfigError::new(file.display().to_string(), "(estimate)", why).into());
+    }
     println!(
         "{}: ok ({} sweep point{} × {} replication{}; about {:.2e} simulated tokens, {})",
         file.display(),
@@ -238,9 +253,6 @@ fn cmd_validate(file: PathBuf) -> Result<(), Error> {
         est.tokens,
         human_seconds(est.seconds)
     );
-    if let Some(why) = guard_problem(&est) {
-        println!("note: `infersim run` will refuse it: {why}");
-    }
     Ok(())
 }
 
@@ -262,6 +274,9 @@ fn resume_command(argv: &[String]) -> String {
 
 fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
     let exp = load_experiment(&a.file).map_err(config_errors)?;
+    for w in &exp.warnings {
+        eprintln!("warning: {w}");
+    }
     let cfg = RunConfig {
         seed: a.seed,
         jobs: a.jobs,
@@ -275,6 +290,19 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
             format!("got {}, allowed: 0 (all cores) to 1024", a.jobs),
         )
         .into());
+    }
+    if let Some(s) = a.seed {
+        if s > crate::validate::MAX_SEED as u64 {
+            return Err(ConfigError::new(
+                "<command line>",
+                "--seed",
+                format!(
+                    "got {s}, allowed: an integer from 0 to {} (the range of the file's seed)",
+                    crate::validate::MAX_SEED
+                ),
+            )
+            .into());
+        }
     }
     let seed = cfg.seed.unwrap_or(exp.seed);
     let threads = if a.jobs > 0 {
@@ -344,6 +372,23 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         println!("results: {}", dir.display());
     }
     Ok(())
+}
+
+fn cmd_schema(readme: Option<PathBuf>) -> Result<(), Error> {
+    use crate::config::schema::{reference_table, with_reference_table, README_BEGIN};
+    let Some(path) = readme else {
+        print!("{}", reference_table());
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let new = with_reference_table(&text).ok_or_else(|| {
+        Error::Config(ConfigError::new(
+            path.display().to_string(),
+            "(file)",
+            format!("has no generated-table markers; add {README_BEGIN} and its END line"),
+        ))
+    })?;
+    std::fs::write(&path, new).map_err(|e| Error::io(&path, e))
 }
 
 fn cmd_list() -> Result<(), Error> {

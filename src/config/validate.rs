@@ -1,259 +1,28 @@
-//! Checking experiment files before anything runs: the schema of every key (types,
-//! integer ranges, allowed strings, unknown and missing keys) and where in the file a
-//! value came from, so that every message reads `file:line:column: field: message`.
+//! Checking experiment files before anything runs, against the declaration of every
+//! key in [`crate::config::schema`]: types, integer and float ranges, allowed strings,
+//! unknown keys (with suggestions), missing keys and settings that do not apply to the
+//! selected arrival, sharing mode or policy; and where in the file a value came from,
+//! so that every message reads `file:line:column: field: message`.
 //!
 //! [`check_schema`] walks one resolved sweep point (a plain TOML table) and reports
-//! every key that is unknown, missing, of the wrong type or outside its range, each
-//! with its dotted path, the value given and what is allowed. [`Spans`] keeps the
-//! file's text parsed with `toml_edit`, which records where each key and value
-//! starts, and maps a dotted path back to a line and column: to the `[sweep]` entry
-//! or `[[variant]]` table that set the value when one did, else to the key or value
-//! in the body of the file, else to the table that lacks a required key.
+//! every key that is unknown, missing, of the wrong type, outside its range or not
+//! applicable, each with its dotted path, the value given and what is allowed.
+//! [`Spans`] keeps the file's text parsed with `toml_edit`, which records where each
+//! key and value starts, and maps a dotted path back to a line and column: to the
+//! `[sweep]` entry or `[[variant]]` table that set the value when one did, else to the
+//! key or value in the body of the file, else to the table that lacks a required key.
 
+pub use super::schema::{
+    allowed, fmt_num, int_range, quoted_list, Cond, Key, Kind, ARRIVALS, DISTS,
+    MAX_INSTANCES_PER_GPU, MAX_POINTS, MAX_REPLICATIONS, MAX_SEED, POLICIES, ROUTERS, SAMPLINGS,
+    SHARING, STACKS, THINKS, TOP,
+};
+use super::schema::{dist_keys, float_range};
 use crate::error::ConfigError;
 use toml_edit::{ImDocument, Item, TableLike};
 
-/// What a key may hold.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    /// A string; when the list is not empty, one of these.
-    Str(&'static [&'static str]),
-    /// `true` or `false`.
-    Bool,
-    /// An integer in this inclusive range.
-    Int(i64, i64),
-    /// A finite number (integer or float); ranges are checked with the meaning.
-    Float,
-    /// A length distribution: `{ dist = "...", ... }`.
-    Dist,
-    /// A table with these keys.
-    Table(&'static [Field]),
-    /// An array of tables (`[[name]]`) with these keys.
-    Tables(&'static [Field]),
-}
-
-/// One key of a table.
-#[derive(Debug, Clone, Copy)]
-pub struct Field {
-    /// Key.
-    pub name: &'static str,
-    /// What it may hold.
-    pub kind: Kind,
-    /// `Some(hint)` when the key is required: what to give.
-    pub required: Option<&'static str>,
-}
-
-const fn opt(name: &'static str, kind: Kind) -> Field {
-    Field {
-        name,
-        kind,
-        required: None,
-    }
-}
-
-const fn req(name: &'static str, kind: Kind, hint: &'static str) -> Field {
-    Field {
-        name,
-        kind,
-        required: Some(hint),
-    }
-}
-
-const U32: i64 = u32::MAX as i64;
-const ANY: Kind = Kind::Str(&[]);
-
-/// The most `[[variant]]`s × sweep values (sweep points) of one experiment.
-pub const MAX_POINTS: usize = 10_000;
-/// The most replications of one experiment.
-pub const MAX_REPLICATIONS: i64 = 1000;
-/// The most instances on one GPU (MPS has a lower, per-GPU limit).
-pub const MAX_INSTANCES_PER_GPU: i64 = 256;
-
-/// Allowed values of `hardware.sharing`.
-pub const SHARING: &[&str] = &["exclusive", "mps", "time-slice"];
-/// Allowed values of `hardware.router`: the router registry's names.
-pub const ROUTERS: &[&str] = &crate::router::NAMES;
-/// Allowed values of `engine.policy`.
-pub const POLICIES: &[&str] = &["sequential", "static", "continuous"];
-/// Allowed values of `engine.stack`.
-pub const STACKS: &[&str] = &["vllm", "transformers"];
-/// Allowed values of `workload.arrival`.
-pub const ARRIVALS: &[&str] = &[
-    "poisson",
-    "gamma",
-    "constant",
-    "trace",
-    "closed-loop",
-    "offline",
-];
-/// Allowed values of `workload.think`.
-pub const THINKS: &[&str] = &["constant", "exponential", "between"];
-/// Allowed values of `workload.sampling`.
-pub const SAMPLINGS: &[&str] = &["random", "greedy"];
-/// Allowed values of `dist` in a length distribution.
-pub const DISTS: &[&str] = &["fixed", "uniform", "normal", "lognormal"];
-
-const HARDWARE: &[Field] = &[
-    req(
-        "gpu",
-        ANY,
-        "give a shipped GPU (see `infersim list`) or a path to a GPU spec .toml",
-    ),
-    opt("num_gpus", Kind::Int(1, 4096)),
-    opt("instances_per_gpu", Kind::Int(1, MAX_INSTANCES_PER_GPU)),
-    opt("sharing", Kind::Str(SHARING)),
-    opt("router", Kind::Str(ROUTERS)),
-    opt("timeslice_ms", Kind::Float),
-    opt("switch_cost_ms", Kind::Float),
-    opt("active_thread_percentage", Kind::Float),
-    opt("mig", ANY),
-    opt("mig_instances", Kind::Int(1, 7)),
-];
-
-const CONTINUOUS: &[Field] = &[
-    opt("max_num_seqs", Kind::Int(1, 1_000_000)),
-    opt("max_num_batched_tokens", Kind::Int(1, U32)),
-    opt("enable_chunked_prefill", Kind::Bool),
-    opt("enable_prefix_caching", Kind::Bool),
-];
-
-const STATIC: &[Field] = &[
-    opt("batch_size", Kind::Int(1, 65536)),
-    opt("max_wait_ms", Kind::Float),
-    opt("pad_finished", Kind::Bool),
-];
-
-/// The `[engine]` settings an `[[instance]]` may override too.
-const ENGINE_SETTINGS: &[Field] = &[
-    opt("stack", Kind::Str(STACKS)),
-    opt("profile", ANY),
-    opt("gpu_memory_utilization", Kind::Float),
-    opt("block_size", Kind::Int(1, 1024)),
-    opt("max_model_len", Kind::Int(2, U32)),
-    opt("kv_cache_tokens", Kind::Int(1, 1_000_000_000_000)),
-    opt("continuous", Kind::Table(CONTINUOUS)),
-    opt("static", Kind::Table(STATIC)),
-];
-
-/// `a` followed by `b` (`N` = their total length), at compile time.
-const fn concat<const N: usize>(a: &[Field], b: &[Field]) -> [Field; N] {
-    assert!(a.len() + b.len() == N);
-    let mut out = [a[0]; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
-        i += 1;
-    }
-    out
-}
-
-const ENGINE: &[Field] = &concat::<{ 2 + ENGINE_SETTINGS.len() }>(
-    &[
-        req(
-            "model",
-            ANY,
-            "give a shipped model (see `infersim list`) or a path to a model spec .toml",
-        ),
-        req(
-            "policy",
-            Kind::Str(POLICIES),
-            "give \"sequential\", \"static\" or \"continuous\"",
-        ),
-    ],
-    ENGINE_SETTINGS,
-);
-
-/// One `[[instance]]`: the GPU it runs on and settings that override `[engine]`.
-const INSTANCE: &[Field] = &concat::<{ 3 + ENGINE_SETTINGS.len() }>(
-    &[
-        req(
-            "gpu",
-            Kind::Int(0, 4095),
-            "give the index of the GPU it runs on, from 0",
-        ),
-        opt("model", ANY),
-        opt("policy", Kind::Str(POLICIES)),
-    ],
-    ENGINE_SETTINGS,
-);
-
-const WORKLOAD: &[Field] = &[
-    req(
-        "arrival",
-        Kind::Str(ARRIVALS),
-        "give \"poisson\", \"gamma\", \"constant\", \"trace\", \"closed-loop\" or \"offline\"",
-    ),
-    opt("rate_per_s", Kind::Float),
-    opt("burstiness", Kind::Float),
-    opt("num_requests", Kind::Int(1, i64::MAX)),
-    opt("duration_s", Kind::Float),
-    opt("warmup_s", Kind::Float),
-    opt("users", Kind::Int(1, 10_000_000)),
-    opt("spawn_rate_per_s", Kind::Float),
-    opt("think", Kind::Str(THINKS)),
-    opt("think_time_s", Kind::Float),
-    opt("think_min_s", Kind::Float),
-    opt("think_max_s", Kind::Float),
-    opt("batch_size", Kind::Int(1, 1_000_000)),
-    opt("trace", ANY),
-    opt("time_scale", Kind::Float),
-    opt("input_tokens", Kind::Dist),
-    opt("output_tokens", Kind::Dist),
-    opt("prompt_pool", Kind::Int(1, 10_000_000)),
-    opt("sampling", Kind::Str(SAMPLINGS)),
-];
-
-/// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).
-pub const TOP: &[Field] = &[
-    req(
-        "name",
-        ANY,
-        "give a name for the output folder, for example name = \"my-test\"",
-    ),
-    opt("description", ANY),
-    opt("seed", Kind::Int(0, i64::MAX)),
-    opt("replications", Kind::Int(1, MAX_REPLICATIONS)),
-    req(
-        "hardware",
-        Kind::Table(HARDWARE),
-        "add a [hardware] table with at least gpu = \"...\"",
-    ),
-    req(
-        "engine",
-        Kind::Table(ENGINE),
-        "add an [engine] table with at least model and policy",
-    ),
-    opt("instance", Kind::Tables(INSTANCE)),
-    req(
-        "workload",
-        Kind::Table(WORKLOAD),
-        "add a [workload] table: arrival, input_tokens, output_tokens, and num_requests or duration_s",
-    ),
-];
-
-const DIST_FIXED: &[Field] = &[req("value", Kind::Int(1, i64::MAX), "give value = N")];
-const DIST_UNIFORM: &[Field] = &[
-    req("mean", Kind::Int(1, i64::MAX), "give mean = N (tokens)"),
-    req(
-        "range_ratio",
-        Kind::Float,
-        "give range_ratio in [0, 1), for example 0.5",
-    ),
-];
-const DIST_NORMAL: &[Field] = &[
-    req("mean", Kind::Float, "give mean (tokens)"),
-    req("std", Kind::Float, "give std (tokens)"),
-];
-
-/// A number as a person writes it: `0.5`, `2048`, `1e-6`, `1e300`, `nan`.
-pub fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if v.is_finite() && a != 0.0 && !(1e-4..1e6).contains(&a) {
-        format!("{v:e}")
-    } else {
-        format!("{v}")
-    }
-}
+/// The old name of a declared key.
+pub type Field = Key;
 
 /// "a string", "an integer", ...: the TOML type of `v`.
 pub fn type_name(v: &toml::Value) -> &'static str {
@@ -285,35 +54,6 @@ pub fn show(v: &toml::Value) -> String {
         s
     } else {
         format!("{}...", s.chars().take(57).collect::<String>())
-    }
-}
-
-fn quoted_list(list: &[&str]) -> String {
-    list.iter()
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn int_range(lo: i64, hi: i64) -> String {
-    if hi == i64::MAX {
-        format!("an integer >= {lo}")
-    } else {
-        format!("an integer from {lo} to {hi}")
-    }
-}
-
-/// What `kind` allows, in words.
-pub fn allowed(kind: Kind) -> String {
-    match kind {
-        Kind::Str([]) => "a string".into(),
-        Kind::Str(list) => quoted_list(list),
-        Kind::Bool => "true or false".into(),
-        Kind::Int(lo, hi) => int_range(lo, hi),
-        Kind::Float => "a finite number".into(),
-        Kind::Dist => "a table such as { dist = \"fixed\", value = 128 }".into(),
-        Kind::Table(_) => "a table".into(),
-        Kind::Tables(_) => "an array of tables ([[...]])".into(),
     }
 }
 
@@ -352,17 +92,43 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// Checks `v` at `path` against `kind`; appends errors (with `file`).
-fn check_value(file: &str, path: &str, v: &toml::Value, kind: Kind, out: &mut Vec<ConfigError>) {
+/// What one check of a file knows besides the table: the file's name, and which
+/// paths differ between its sweep points.
+struct Ctx<'a> {
+    file: &'a str,
+    varied: &'a [String],
+}
+
+impl Ctx<'_> {
+    fn err(&self, path: &str, msg: String) -> ConfigError {
+        ConfigError::new(self.file, path, msg)
+    }
+
+    /// Whether `path` (or a table above it) differs between sweep points.
+    fn is_varied(&self, path: &str) -> bool {
+        self.varied.iter().any(|v| {
+            path == v || (path.starts_with(v.as_str()) && path[v.len()..].starts_with('.'))
+        })
+    }
+}
+
+/// Checks `v` at `path` against `kind` (`unit` names float ranges); appends errors.
+fn check_value(
+    cx: &Ctx,
+    path: &str,
+    v: &toml::Value,
+    kind: Kind,
+    unit: &str,
+    out: &mut Vec<ConfigError>,
+) {
     let wrong = |out: &mut Vec<ConfigError>| {
-        out.push(ConfigError::new(
-            file,
+        out.push(cx.err(
             path,
             format!(
                 "got {} ({}), allowed: {}",
                 show(v),
                 type_name(v),
-                allowed(kind)
+                allowed(kind, unit)
             ),
         ))
     };
@@ -372,8 +138,7 @@ fn check_value(file: &str, path: &str, v: &toml::Value, kind: Kind, out: &mut Ve
                 let hint = suggest(s, list.iter().copied())
                     .map(|n| format!(" (did you mean {n:?}?)"))
                     .unwrap_or_default();
-                out.push(ConfigError::new(
-                    file,
+                out.push(cx.err(
                     path,
                     format!("got {s:?}, allowed: {}{hint}", quoted_list(list)),
                 ));
@@ -382,36 +147,39 @@ fn check_value(file: &str, path: &str, v: &toml::Value, kind: Kind, out: &mut Ve
         (Kind::Bool, toml::Value::Boolean(_)) => {}
         (Kind::Int(lo, hi), toml::Value::Integer(i)) => {
             if *i < lo || *i > hi {
-                out.push(ConfigError::new(
-                    file,
+                out.push(cx.err(path, format!("got {i}, allowed: {}", int_range(lo, hi))));
+            }
+        }
+        (Kind::Float(r), toml::Value::Integer(_) | toml::Value::Float(_)) => {
+            let x = match v {
+                toml::Value::Integer(i) => *i as f64,
+                toml::Value::Float(f) => *f,
+                _ => unreachable!("matched above"),
+            };
+            if !r.contains(x) {
+                out.push(cx.err(
                     path,
-                    format!("got {i}, allowed: {}", int_range(lo, hi)),
+                    format!(
+                        "got {}, allowed: {}",
+                        if x.is_finite() { fmt_num(x) } else { show(v) },
+                        float_range(r, unit)
+                    ),
                 ));
             }
         }
-        (Kind::Float, toml::Value::Integer(_)) => {}
-        (Kind::Float, toml::Value::Float(f)) => {
-            if !f.is_finite() {
-                out.push(ConfigError::new(
-                    file,
-                    path,
-                    format!("got {}, allowed: a finite number", show(v)),
-                ));
-            }
-        }
-        (Kind::Table(fields), toml::Value::Table(t)) => {
+        (Kind::Table(keys), toml::Value::Table(t)) => {
             let what = format!("[{path}]");
-            check_table(file, path, t, fields, &what, out)
+            check_table(cx, path, t, keys, &what, out)
         }
-        (Kind::Dist, toml::Value::Table(t)) => check_dist(file, path, t, out),
-        (Kind::Tables(fields), toml::Value::Array(items)) => {
+        (Kind::Dist, toml::Value::Table(t)) => check_dist(cx, path, t, out),
+        (Kind::Tables(keys), toml::Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let p = format!("{path}[{i}]");
                 match item {
                     toml::Value::Table(t) => {
-                        check_table(file, &p, t, fields, &format!("[[{path}]]"), out)
+                        check_table(cx, &p, t, keys, &format!("[[{path}]]"), out)
                     }
-                    other => check_value(file, &p, other, Kind::Table(fields), out),
+                    other => check_value(cx, &p, other, Kind::Table(keys), "", out),
                 }
             }
         }
@@ -419,13 +187,12 @@ fn check_value(file: &str, path: &str, v: &toml::Value, kind: Kind, out: &mut Ve
     }
 }
 
-fn check_dist(file: &str, path: &str, t: &toml::Table, out: &mut Vec<ConfigError>) {
+fn check_dist(cx: &Ctx, path: &str, t: &toml::Table, out: &mut Vec<ConfigError>) {
     let dist_path = join(path, "dist");
-    let fields = match t.get("dist") {
+    let keys = match t.get("dist") {
         None => {
-            out.push(ConfigError::new(
-                file,
-                dist_path,
+            out.push(cx.err(
+                &dist_path,
                 format!(
                     "is required: one of {}, for example {{ dist = \"fixed\", value = 128 }}",
                     quoted_list(DISTS)
@@ -433,69 +200,130 @@ fn check_dist(file: &str, path: &str, t: &toml::Table, out: &mut Vec<ConfigError
             ));
             return;
         }
-        Some(toml::Value::String(s)) => match s.as_str() {
-            "fixed" => DIST_FIXED,
-            "uniform" => DIST_UNIFORM,
-            "normal" | "lognormal" => DIST_NORMAL,
-            _ => {
-                check_value(file, &dist_path, &t["dist"], Kind::Str(DISTS), out);
+        Some(toml::Value::String(s)) => match dist_keys(s) {
+            Some(keys) => keys,
+            None => {
+                check_value(cx, &dist_path, &t["dist"], Kind::Str(DISTS), "", out);
                 return;
             }
         },
         Some(other) => {
-            check_value(file, &dist_path, other, Kind::Str(DISTS), out);
+            check_value(cx, &dist_path, other, Kind::Str(DISTS), "", out);
             return;
         }
     };
     let mut rest = t.clone();
     rest.remove("dist");
     let what = format!("{path} with dist = {}", t["dist"]);
-    check_table(file, path, &rest, fields, &what, out);
+    check_table(cx, path, &rest, keys, &what, out);
+}
+
+/// The first condition of `key` that the table `t` (at `path`) does not meet, with
+/// the selecting key's value.
+fn unmet<'k>(
+    cx: &Ctx,
+    path: &str,
+    t: &toml::Table,
+    keys: &[Key],
+    key: &'k Key,
+) -> Option<(&'k Cond, String)> {
+    key.applies.iter().find_map(|c| {
+        let value = match t.get(c.key) {
+            Some(toml::Value::String(s)) => s.as_str(),
+            // A selecting key of the wrong type is reported by itself.
+            Some(_) => return None,
+            None if c.default.is_empty() => return None,
+            None => c.default,
+        };
+        // A value the selecting key does not allow is reported by that key itself,
+        // so what depends on it is not judged.
+        let known = match keys.iter().find(|k| k.name == c.key).map(|k| k.kind) {
+            Some(Kind::Str(list)) => list.contains(&value),
+            _ => false,
+        };
+        if !known || c.values.contains(&value) {
+            return None;
+        }
+        if c.varied_ok && cx.is_varied(&join(path, c.key)) {
+            return None;
+        }
+        Some((c, value.to_string()))
+    })
 }
 
 /// Checks the keys of table `t` at `path` (`what` names it in messages).
 fn check_table(
-    file: &str,
+    cx: &Ctx,
     path: &str,
     t: &toml::Table,
-    fields: &[Field],
+    keys: &[Key],
     what: &str,
     out: &mut Vec<ConfigError>,
 ) {
     for (k, v) in t {
-        match fields.iter().find(|f| f.name == k) {
-            Some(f) => check_value(file, &join(path, k), v, f.kind, out),
+        let p = join(path, k);
+        match keys.iter().find(|f| f.name == k) {
+            Some(f) => match unmet(cx, path, t, keys, f) {
+                Some((c, value)) => out.push(cx.err(
+                    &p,
+                    format!(
+                        "does not apply to {} = {value:?} ({}); remove it",
+                        c.key, c.note
+                    ),
+                )),
+                None => check_value(cx, &p, v, f.kind, f.unit, out),
+            },
             None => {
-                let hint = suggest(k, fields.iter().map(|f| f.name))
+                let hint = suggest(k, keys.iter().map(|f| f.name))
                     .map(|n| format!("did you mean {n:?}? "))
                     .unwrap_or_default();
-                out.push(ConfigError::new(
-                    file,
-                    join(path, k),
+                out.push(cx.err(
+                    &p,
                     format!(
                         "unknown key; {hint}allowed in {what}: {}",
-                        fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                        keys.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
         }
     }
-    for f in fields {
+    for f in keys {
         if let (Some(hint), None) = (f.required, t.get(f.name)) {
-            out.push(ConfigError::new(
-                file,
-                join(path, f.name),
-                format!("is missing; {hint}"),
-            ));
+            out.push(cx.err(&join(path, f.name), format!("is missing; {hint}")));
         }
     }
 }
 
 /// Checks a resolved experiment table against the schema: every unknown or missing
-/// key, wrong type, integer out of range and non-finite number, with its path.
-pub fn check_schema(file: &str, doc: &toml::Table) -> Vec<ConfigError> {
+/// key, wrong type, number out of range and setting that does not apply, with its
+/// path. `varied` lists the dotted paths that differ between the file's sweep points
+/// (sweep axes, keys set by `[[variant]]`s): a policy's settings table may be given
+/// for a policy that is not selected in this point when `engine.policy` is one of
+/// them (or when an `[[instance]]` selects that policy).
+pub fn check_schema(file: &str, doc: &toml::Table, varied: &[String]) -> Vec<ConfigError> {
+    let mut varied = varied.to_vec();
+    let instance_policy = doc
+        .get("instance")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|a| a.iter().any(|i| i.get("policy").is_some()));
+    if instance_policy {
+        varied.push("engine.policy".into());
+    }
+    let cx = Ctx {
+        file,
+        varied: &varied,
+    };
     let mut out = Vec::new();
-    check_table(file, "", doc, TOP, "the top level", &mut out);
+    check_table(&cx, "", doc, TOP, "the top level", &mut out);
+    out
+}
+
+/// Checks one value `v` of the declared key `key` at dotted `path` (its type and
+/// range, and the keys of a table it holds), not the conditions on other keys.
+pub fn check_key(file: &str, path: &str, key: &Key, v: &toml::Value) -> Vec<ConfigError> {
+    let cx = Ctx { file, varied: &[] };
+    let mut out = Vec::new();
+    check_value(&cx, path, v, key.kind, key.unit, &mut out);
     out
 }
 
@@ -715,6 +543,54 @@ mod tests {
         );
         assert_eq!(suggest("polcy", ["policy", "model"]), Some("policy"));
         assert_eq!(suggest("zzz", ["policy", "model"]), None);
+    }
+
+    #[test]
+    fn a_policy_table_applies_to_its_policy_or_when_the_policy_varies() {
+        let doc: toml::Table = r#"name = "t"
+[hardware]
+gpu = "l4"
+[engine]
+model = "m"
+policy = "continuous"
+static = { batch_size = 4 }
+[workload]
+arrival = "closed-loop"
+users = 2
+rate_per_s = 1.0
+"#
+        .parse()
+        .unwrap();
+        let errs = check_schema("f", &doc, &[]);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["engine.static", "workload.rate_per_s"], "{errs:?}");
+        assert_eq!(
+            errs[0].message,
+            "does not apply to policy = \"continuous\" (only \"static\"); remove it"
+        );
+        assert_eq!(
+            errs[1].message,
+            "does not apply to arrival = \"closed-loop\" (only poisson, gamma, constant); remove it"
+        );
+        // A sweep over engine.policy carries both policies' tables; the arrival rule
+        // holds whatever varies.
+        let varied = ["engine.policy".to_string(), "workload.arrival".to_string()];
+        let errs = check_schema("f", &doc, &varied);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["workload.rate_per_s"], "{errs:?}");
+    }
+
+    #[test]
+    fn float_ranges_come_from_the_declaration() {
+        let doc: toml::Table = "[hardware]\ntimeslice_ms = 0.05\nsharing = \"time-slice\"\n"
+            .parse()
+            .unwrap();
+        let errs = check_schema("f", &doc, &[]);
+        let e = errs
+            .iter()
+            .find(|e| e.field == "hardware.timeslice_ms")
+            .expect("range error");
+        assert_eq!(e.message, "got 0.05, allowed: 0.1 to 1000 ms");
     }
 
     #[test]

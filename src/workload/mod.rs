@@ -362,8 +362,17 @@ impl LengthSampler {
         (i.min(u32::MAX as u64) as u32, o.min(u32::MAX as u64) as u32)
     }
 
-    /// Draws the next (input, output, prompt of the pool).
+    /// Draws the next (input, output, prompt of the pool), clamped to the context.
     pub fn draw(&mut self) -> (u32, u32, Option<u32>) {
+        let (i, o, prefix) = self.draw_unclamped();
+        let (i, o) = self.clamp(i, o);
+        (i, o, prefix)
+    }
+
+    /// Draws the next (input, output, prompt of the pool) as the distributions give
+    /// them, before [`LengthSampler::clamp`] (the experiment check counts the requests
+    /// that would not fit).
+    pub fn draw_unclamped(&mut self) -> (u64, u64, Option<u32>) {
         let (i, prefix) = if self.pool.is_empty() {
             (self.input.sample(&mut self.in_rng), None)
         } else {
@@ -371,7 +380,6 @@ impl LengthSampler {
             (self.pool[k], Some(k as u32))
         };
         let o = self.output.sample(&mut self.out_rng);
-        let (i, o) = self.clamp(i, o);
         (i, o, prefix)
     }
 }

@@ -1,0 +1,659 @@
+//! The declaration of every experiment key: one entry per key, from which everything
+//! else about the key is derived.
+//!
+//! Each [`Key`] states the key's name, what it may hold ([`Kind`]: type, integer or
+//! float range, allowed strings), its unit, its default in words, whether it is
+//! required (with a hint of what to give), an example value, a one-line doc, and the
+//! settings it applies to ([`Cond`]: for example `rate_per_s` only with an open-loop
+//! `workload.arrival`). From these tables come:
+//!
+//! - the schema check ([`crate::validate::check_schema`]): types, ranges, unknown keys
+//!   with suggestions, missing keys, and "does not apply" for a setting of an arrival,
+//!   sharing mode or policy that is not selected;
+//! - the key lists of the fuzz test (`tests/fuzz.rs` reads [`key_paths`] and
+//!   [`section`]);
+//! - the configuration reference in README.md ([`reference_table`], printed by
+//!   `infersim schema`; a test keeps the README's copy equal to it).
+//!
+//! The serde `Raw*` structs in [`crate::config::raw`] carry the checked values to the
+//! code that builds a scenario; a test (`every_declared_key_is_a_serde_field_and_back`
+//! below) holds their fields and these tables to the same set of names. What cannot be
+//! said of one key alone (a warm-up shorter than the duration, memory that must fit,
+//! MIG profiles of the chosen GPU) is checked by the `Checker` in
+//! [`crate::config`], after this schema.
+//!
+//! # Adding a key
+//!
+//! 1. Add one entry to its section's table below, for example
+//!    `key("max_queue", Kind::Int(1, 1_000_000)).unit("requests").default_is("no limit")
+//!    .example("64").doc("Longest waiting queue.")`, with `.only(&[...])` when it
+//!    applies only to some arrival, sharing mode or policy.
+//! 2. Add the field to the matching `Raw*` struct (`Option<T>`, `T` the Rust type the
+//!    kind allows) and use it where the scenario is built.
+//! 3. Regenerate the README table: `cargo run --release -- schema --readme README.md`.
+//!
+//! The schema test, the fuzz key lists and the README test then follow by themselves.
+//!
+//! This file is over 600 lines because it is the whole declaration, one entry per
+//! key, meant to be read in one place; the shape of a key is in `key.rs` and the words
+//! and reference table in `reference.rs`.
+
+pub use super::key::{float, float_above, float_below, key, Cond, FloatRange, Key, Kind};
+pub use super::reference::{
+    allowed, float_range, fmt_num, int_range, quoted_list, reference_table, with_reference_table,
+    README_BEGIN, README_END,
+};
+
+const U32: i64 = u32::MAX as i64;
+const ANY: Kind = Kind::Str(&[]);
+
+/// The most `[[variant]]`s × sweep values (sweep points) of one experiment.
+pub const MAX_POINTS: usize = 10_000;
+/// The most replications of one experiment.
+pub const MAX_REPLICATIONS: i64 = 1000;
+/// The most instances on one GPU (MPS has a lower, per-GPU limit).
+pub const MAX_INSTANCES_PER_GPU: i64 = 256;
+/// The largest seed, in the TOML file and on the command line alike (TOML integers
+/// are signed 64-bit).
+pub const MAX_SEED: i64 = i64::MAX;
+
+/// Allowed values of `hardware.sharing`.
+pub const SHARING: &[&str] = &["exclusive", "mps", "time-slice"];
+/// Allowed values of `hardware.router`.
+pub const ROUTERS: &[&str] = &crate::router::NAMES;
+/// Allowed values of `engine.policy`.
+pub const POLICIES: &[&str] = &["sequential", "static", "continuous"];
+/// Allowed values of `engine.stack`.
+pub const STACKS: &[&str] = &["vllm", "transformers"];
+/// Allowed values of `workload.arrival`.
+pub const ARRIVALS: &[&str] = &[
+    "poisson",
+    "gamma",
+    "constant",
+    "trace",
+    "closed-loop",
+    "offline",
+];
+/// Allowed values of `workload.think`.
+pub const THINKS: &[&str] = &["constant", "exponential", "between"];
+/// Allowed values of `workload.sampling`.
+pub const SAMPLINGS: &[&str] = &["random", "greedy"];
+/// Allowed values of `dist` in a length distribution.
+pub const DISTS: &[&str] = &["fixed", "uniform", "normal", "lognormal"];
+
+const fn arrival(values: &'static [&'static str], note: &'static str) -> Cond {
+    Cond {
+        key: "arrival",
+        values,
+        default: "",
+        note,
+        varied_ok: false,
+    }
+}
+
+const fn sharing(values: &'static [&'static str], note: &'static str) -> Cond {
+    Cond {
+        key: "sharing",
+        values,
+        default: "exclusive",
+        note,
+        varied_ok: false,
+    }
+}
+
+const fn policy(values: &'static [&'static str], note: &'static str) -> Cond {
+    Cond {
+        key: "policy",
+        values,
+        default: "",
+        note,
+        varied_ok: true,
+    }
+}
+
+const fn think(values: &'static [&'static str], note: &'static str) -> Cond {
+    Cond {
+        key: "think",
+        values,
+        default: "constant",
+        note,
+        varied_ok: false,
+    }
+}
+
+const OPEN: &[Cond] = &[arrival(
+    &["poisson", "gamma", "constant"],
+    "only poisson, gamma, constant",
+)];
+const CLOSED: Cond = arrival(&["closed-loop"], "only closed-loop");
+const NOT_TRACE: &[&str] = &["poisson", "gamma", "constant", "closed-loop", "offline"];
+const TIME_SLICE: &[Cond] = &[sharing(&["time-slice"], "only \"time-slice\"")];
+
+const HARDWARE: &[Key] = &[
+    key("gpu", ANY)
+        .req("give a shipped GPU (see `infersim list`) or a path to a GPU spec .toml")
+        .example("\"a100-80gb\"")
+        .doc("GPU type: a shipped name or a path to a GPU spec file."),
+    key("num_gpus", Kind::Int(1, 4096))
+        .default_is("1")
+        .example("2")
+        .doc("GPUs of that type."),
+    key("instances_per_gpu", Kind::Int(1, MAX_INSTANCES_PER_GPU))
+        .default_is("1")
+        .example("2")
+        .doc("Copies of `[engine]` on each GPU (more than 1 needs mps or time-slice)."),
+    key("sharing", Kind::Str(SHARING))
+        .default_is("\"exclusive\"")
+        .example("\"mps\"")
+        .doc("How instances on one GPU share it."),
+    key("router", Kind::Str(ROUTERS))
+        .default_is("\"round-robin\"")
+        .example("\"least-requests\"")
+        .doc("Router in front of the instances."),
+    key("timeslice_ms", float(0.1, 1000.0))
+        .unit("ms")
+        .default_is("2")
+        .example("2.0")
+        .doc("Time-slice quantum (NVIDIA does not publish it; about 2 ms is reported).")
+        .only(TIME_SLICE),
+    key("switch_cost_ms", float(0.0, 1000.0))
+        .unit("ms")
+        .default_is("0.1")
+        .example("0.1")
+        .doc("Cost of one context switch between time-sliced instances.")
+        .only(TIME_SLICE),
+    key("active_thread_percentage", float_above(0.0, 100.0))
+        .unit("percentage")
+        .default_is("100")
+        .example("50.0")
+        .doc("MPS active-thread percentage of each instance.")
+        .only(&[sharing(&["mps"], "only \"mps\"")]),
+    key("mig", ANY)
+        .default_is("no MIG")
+        .example("\"3g.40gb\"")
+        .doc("MIG profile: each GPU is split into instances of it, each a GPU of its own."),
+    key("mig_instances", Kind::Int(1, 7))
+        .default_is("as many as fit")
+        .example("2")
+        .doc("MIG instances per GPU (with `mig`)."),
+];
+
+const CONTINUOUS: &[Key] = &[
+    key("max_num_seqs", Kind::Int(1, 1_000_000))
+        .unit("sequences")
+        .default_is("256")
+        .example("256")
+        .doc("Most sequences in one step."),
+    key("max_num_batched_tokens", Kind::Int(1, U32))
+        .unit("tokens")
+        .default_is("2048 with chunked prefill, else max_model_len")
+        .example("2048")
+        .doc("Most tokens in one step."),
+    key("enable_chunked_prefill", Kind::Bool)
+        .default_is("true")
+        .example("true")
+        .doc("Split long prompts over steps."),
+    key("enable_prefix_caching", Kind::Bool)
+        .default_is("true")
+        .example("true")
+        .doc("Automatic prefix caching (as vLLM V1)."),
+];
+
+const STATIC: &[Key] = &[
+    key("batch_size", Kind::Int(1, 65536))
+        .unit("requests")
+        .default_is("8")
+        .example("32")
+        .doc("Largest batch."),
+    key("max_wait_ms", float(0.0, 1e7))
+        .unit("ms")
+        .default_is("0")
+        .example("50.0")
+        .doc("Longest wait for a full batch."),
+    key("pad_finished", Kind::Bool)
+        .default_is("true")
+        .example("true")
+        .doc("Whether finished sequences stay in the batch until it ends."),
+];
+
+/// The `[engine]` settings an `[[instance]]` may override too.
+const ENGINE_SETTINGS: &[Key] = &[
+    key("stack", Kind::Str(STACKS))
+        .default_is("\"vllm\"")
+        .example("\"vllm\"")
+        .doc("Serving stack whose profile prices the steps."),
+    key("profile", ANY)
+        .default_is("the stack's shipped profile")
+        .example("\"vllm\"")
+        .doc("Stack profile: a shipped name or a path to a profile file."),
+    key("gpu_memory_utilization", float_above(0.0, 1.0))
+        .unit("fraction")
+        .default_is("0.9")
+        .example("0.9")
+        .doc("Fraction of GPU memory the instance may use."),
+    key("block_size", Kind::Int(1, 1024))
+        .unit("tokens")
+        .default_is("16")
+        .example("16")
+        .doc("Tokens per KV-cache block; a power of two."),
+    key("max_model_len", Kind::Int(2, U32))
+        .unit("tokens")
+        .default_is("the model's context")
+        .example("8192")
+        .doc("Longest prompt + output."),
+    key("kv_cache_tokens", Kind::Int(1, 1_000_000_000_000))
+        .unit("tokens")
+        .default_is("from the memory left")
+        .example("47840")
+        .doc("KV-cache size, overriding the memory estimate (as a server log reports it)."),
+    key("continuous", Kind::Table(CONTINUOUS))
+        .default_is("vLLM's defaults")
+        .example("{ max_num_seqs = 256 }")
+        .doc("Settings of the continuous policy.")
+        .only(&[policy(&["continuous"], "only \"continuous\"")]),
+    key("static", Kind::Table(STATIC))
+        .default_is("the defaults below")
+        .example("{ batch_size = 32 }")
+        .doc("Settings of the static policy.")
+        .only(&[policy(&["static"], "only \"static\"")]),
+];
+
+/// `a` followed by `b` (`N` = their total length), at compile time.
+const fn concat<const N: usize>(a: &[Key], b: &[Key]) -> [Key; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [a[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
+
+const ENGINE: &[Key] = &concat::<{ 2 + ENGINE_SETTINGS.len() }>(
+    &[
+        key("model", ANY)
+            .req("give a shipped model (see `infersim list`) or a path to a model spec .toml")
+            .example("\"llama-3.1-8b\"")
+            .doc("Model served: a shipped name or a path to a model spec file."),
+        key("policy", Kind::Str(POLICIES))
+            .req("give \"sequential\", \"static\" or \"continuous\"")
+            .example("\"continuous\"")
+            .doc("Batching policy."),
+    ],
+    ENGINE_SETTINGS,
+);
+
+/// One `[[instance]]`: the GPU it runs on and settings that override `[engine]`.
+const INSTANCE: &[Key] = &concat::<{ 3 + ENGINE_SETTINGS.len() }>(
+    &[
+        key("gpu", Kind::Int(0, 4095))
+            .req("give the index of the GPU it runs on, from 0")
+            .example("0")
+            .doc("Index of the GPU (or MIG instance) it runs on."),
+        key("model", ANY)
+            .default_is("`[engine]`'s")
+            .example("\"llama-3.2-1b\"")
+            .doc("Model served by this instance."),
+        key("policy", Kind::Str(POLICIES))
+            .default_is("`[engine]`'s")
+            .example("\"static\"")
+            .doc("Batching policy of this instance."),
+    ],
+    ENGINE_SETTINGS,
+);
+
+const WORKLOAD: &[Key] = &[
+    key("arrival", Kind::Str(ARRIVALS))
+        .req("give \"poisson\", \"gamma\", \"constant\", \"trace\", \"closed-loop\" or \"offline\"")
+        .example("\"poisson\"")
+        .doc("How requests arrive."),
+    key("rate_per_s", float(1e-6, 1e6))
+        .unit("requests per second")
+        .default_is("required")
+        .example("10.0")
+        .doc("Mean arrival rate.")
+        .only(OPEN),
+    key("burstiness", float(0.001, 1000.0))
+        .default_is("1 (Poisson)")
+        .example("0.5")
+        .doc("Gamma shape: below 1 burstier, above 1 smoother.")
+        .only(&[arrival(&["gamma"], "only gamma")]),
+    key("num_requests", Kind::Int(1, i64::MAX))
+        .unit("requests")
+        .default_is("(or duration_s)")
+        .example("1000")
+        .doc("Finite run: requests to issue."),
+    key("duration_s", float(1e-6, 1e9))
+        .unit("s")
+        .default_is("(or num_requests)")
+        .example("60.0")
+        .doc("Timed run: its length."),
+    key("warmup_s", float(0.0, 1e9))
+        .unit("s")
+        .default_is("0")
+        .example("10.0")
+        .doc("Timed run: warm-up left out of the statistics."),
+    key("users", Kind::Int(1, 10_000_000))
+        .unit("users")
+        .default_is("required")
+        .example("16")
+        .doc("Closed loop: users, each with one request in flight.")
+        .only(&[CLOSED]),
+    key("spawn_rate_per_s", float(1e-6, 1e9))
+        .unit("users per second")
+        .default_is("all at once")
+        .example("10.0")
+        .doc("Closed loop: users started per second.")
+        .only(&[CLOSED]),
+    key("think", Kind::Str(THINKS))
+        .default_is("\"constant\"")
+        .example("\"exponential\"")
+        .doc("Closed loop: how think times are drawn.")
+        .only(&[CLOSED]),
+    key("think_time_s", float(0.0, 1e6))
+        .unit("s")
+        .default_is("0")
+        .example("1.0")
+        .doc("Closed loop: think time (constant) or its mean (exponential).")
+        .only(&[
+            CLOSED,
+            think(
+                &["constant", "exponential"],
+                "give think_min_s and think_max_s",
+            ),
+        ]),
+    key("think_min_s", float(0.0, 1e6))
+        .unit("s")
+        .default_is("0")
+        .example("0.5")
+        .doc("Closed loop, think = \"between\": shortest think time.")
+        .only(&[CLOSED, think(&["between"], "give think_time_s")]),
+    key("think_max_s", float(0.0, 1e6))
+        .unit("s")
+        .default_is("0")
+        .example("2.0")
+        .doc("Closed loop, think = \"between\": longest think time.")
+        .only(&[CLOSED, think(&["between"], "give think_time_s")]),
+    key("batch_size", Kind::Int(1, 1_000_000))
+        .unit("requests")
+        .default_is("required")
+        .example("8")
+        .doc("Offline: requests per group handed to the engine at once.")
+        .only(&[arrival(&["offline"], "only offline")]),
+    key("trace", ANY)
+        .default_is("required")
+        .example("\"traces/conv.csv\"")
+        .doc("Trace: CSV path, relative to the experiment file; its rows are replayed sorted by arrival time, the first at t = 0.")
+        .only(&[arrival(&["trace"], "only trace")]),
+    key("time_scale", float(1e-6, 1e6))
+        .default_is("1")
+        .example("2.0")
+        .doc("Trace: gaps are divided by this.")
+        .only(&[arrival(&["trace"], "only trace")]),
+    key("input_tokens", Kind::Dist)
+        .unit("tokens")
+        .default_is("required")
+        .example("{ dist = \"fixed\", value = 512 }")
+        .doc("Prompt lengths.")
+        .only(&[arrival(NOT_TRACE, "traces carry their own lengths")]),
+    key("output_tokens", Kind::Dist)
+        .unit("tokens")
+        .default_is("required")
+        .example("{ dist = \"fixed\", value = 128 }")
+        .doc("Output lengths.")
+        .only(&[arrival(NOT_TRACE, "traces carry their own lengths")]),
+    key("prompt_pool", Kind::Int(1, 10_000_000))
+        .unit("prompts")
+        .default_is("every prompt unique")
+        .example("4")
+        .doc("Distinct prompts the requests draw from (shared prefixes the engine can cache).")
+        .only(&[arrival(NOT_TRACE, "traces name no prompts")]),
+    key("truncate", Kind::Bool)
+        .default_is("false")
+        .example("true")
+        .doc("Cut prompts and outputs that do not fit max_model_len (a warning counts them) instead of refusing the file."),
+    key("sampling", Kind::Str(SAMPLINGS))
+        .default_is("\"random\"")
+        .example("\"greedy\"")
+        .doc("\"greedy\": requests with the same prompt produce the same tokens.")
+        .only(&[arrival(NOT_TRACE, "traces name no prompts")]),
+];
+
+/// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).
+pub const TOP: &[Key] = &[
+    key("name", ANY)
+        .req("give a name for the output folder, for example name = \"my-test\"")
+        .example("\"my-test\"")
+        .doc("Experiment name; results go to `output/<name>/`."),
+    key("description", ANY)
+        .default_is("\"\"")
+        .example("\"what it is for\"")
+        .doc("What the experiment is for."),
+    key("seed", Kind::Int(0, MAX_SEED))
+        .default_is("0")
+        .example("1")
+        .doc("Base seed; replication r uses seed + r."),
+    key("replications", Kind::Int(1, MAX_REPLICATIONS))
+        .default_is("1")
+        .example("3")
+        .doc("Runs of each point with different seeds."),
+    key("hardware", Kind::Table(HARDWARE))
+        .req("add a [hardware] table with at least gpu = \"...\"")
+        .doc("GPUs and how they are shared."),
+    key("engine", Kind::Table(ENGINE))
+        .req("add an [engine] table with at least model and policy")
+        .doc("The serving engine of every instance."),
+    key("instance", Kind::Tables(INSTANCE))
+        .default_is("`instances_per_gpu` copies of `[engine]`")
+        .doc("Instances placed one by one, each overriding `[engine]` settings."),
+    key("workload", Kind::Table(WORKLOAD))
+        .req("add a [workload] table: arrival, input_tokens, output_tokens, and num_requests or duration_s")
+        .doc("The load."),
+];
+
+/// `{ dist = "fixed" }`.
+pub const DIST_FIXED: &[Key] = &[key("value", Kind::Int(1, i64::MAX))
+    .req("give value = N")
+    .unit("tokens")
+    .example("128")
+    .doc("Every request's length.")];
+/// `{ dist = "uniform" }`.
+pub const DIST_UNIFORM: &[Key] = &[
+    key("mean", Kind::Int(1, i64::MAX))
+        .req("give mean = N (tokens)")
+        .unit("tokens")
+        .example("512")
+        .doc("Mean length."),
+    key("range_ratio", float_below(0.0, 1.0))
+        .req("give range_ratio in [0, 1), for example 0.5")
+        .example("0.5")
+        .doc("Lengths are uniform in mean × (1 ± range_ratio)."),
+];
+/// `{ dist = "normal" }` and `{ dist = "lognormal" }`.
+pub const DIST_NORMAL: &[Key] = &[
+    key("mean", float(1.0, 1e9))
+        .req("give mean (tokens)")
+        .unit("tokens")
+        .example("80.0")
+        .doc("Mean length."),
+    key("std", float(0.0, 1e12))
+        .req("give std (tokens)")
+        .unit("tokens")
+        .example("40.0")
+        .doc("Standard deviation of the lengths."),
+];
+
+/// The keys of a length distribution with `dist = name`, if it is one.
+pub fn dist_keys(name: &str) -> Option<&'static [Key]> {
+    match name {
+        "fixed" => Some(DIST_FIXED),
+        "uniform" => Some(DIST_UNIFORM),
+        "normal" | "lognormal" => Some(DIST_NORMAL),
+        _ => None,
+    }
+}
+
+/// The keys of the table at dotted `path` (`""`: the top level, `"engine.static"`,
+/// `"instance"`), if it is one.
+pub fn section(path: &str) -> Option<&'static [Key]> {
+    let mut keys = TOP;
+    if path.is_empty() {
+        return Some(keys);
+    }
+    for part in path.split('.') {
+        match keys.iter().find(|k| k.name == part)?.kind {
+            Kind::Table(t) | Kind::Tables(t) => keys = t,
+            _ => return None,
+        }
+    }
+    Some(keys)
+}
+
+/// The declared key at dotted `path` (`"workload.rate_per_s"`), if there is one.
+pub fn lookup(path: &str) -> Option<&'static Key> {
+    let (table, name) = path.rsplit_once('.').unwrap_or(("", path));
+    section(table)?.iter().find(|k| k.name == name)
+}
+
+/// Every leaf key's dotted path, in declaration order (tables are walked into;
+/// `[[instance]]` keys are listed as `instance.<key>`).
+pub fn key_paths() -> Vec<String> {
+    fn walk(prefix: &str, keys: &[Key], out: &mut Vec<String>) {
+        for k in keys {
+            let p = if prefix.is_empty() {
+                k.name.to_string()
+            } else {
+                format!("{prefix}.{}", k.name)
+            };
+            match k.kind {
+                Kind::Table(t) | Kind::Tables(t) => walk(&p, t, out),
+                _ => out.push(p),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", TOP, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw::RawExperiment;
+    use serde::Deserialize;
+
+    /// The field names serde's `deny_unknown_fields` lists for the table at `path`
+    /// (from its "expected one of" message for a key no table has).
+    fn serde_fields(path: &str) -> Vec<String> {
+        let mut doc: toml::Table = MINIMAL.parse().unwrap();
+        let mut t = &mut doc;
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            t = t
+                .entry(part)
+                .or_insert(toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert("zz_no_such_key".into(), toml::Value::Integer(1));
+        let err = RawExperiment::deserialize(toml::Value::Table(doc))
+            .unwrap_err()
+            .to_string();
+        let list = err
+            .split_once("expected one of ")
+            .or_else(|| err.split_once("expected "))
+            .unwrap_or_else(|| panic!("{path}: {err}"))
+            .1;
+        let mut names: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().trim_matches(|c| c == '`' || c == '\n').to_string())
+            .map(|s| s.split('`').next().unwrap_or("").to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        names.sort();
+        names
+    }
+
+    const MINIMAL: &str = r#"name = "t"
+[hardware]
+gpu = "a100-80gb"
+[engine]
+model = "llama-3.1-8b"
+policy = "continuous"
+[workload]
+arrival = "poisson"
+"#;
+
+    #[test]
+    fn every_declared_key_is_a_serde_field_and_back() {
+        for (path, keys) in [
+            ("", TOP),
+            ("hardware", HARDWARE),
+            ("engine", ENGINE),
+            ("engine.continuous", CONTINUOUS),
+            ("engine.static", STATIC),
+            ("workload", WORKLOAD),
+        ] {
+            let mut declared: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
+            declared.sort();
+            assert_eq!(serde_fields(path), declared, "keys of [{path}]");
+        }
+    }
+
+    #[test]
+    fn every_example_passes_its_own_check() {
+        for path in key_paths() {
+            let k = lookup(&path).unwrap_or_else(|| panic!("{path} not found"));
+            if matches!(k.kind, Kind::Table(_) | Kind::Tables(_)) {
+                continue;
+            }
+            assert!(!k.example.is_empty(), "{path}: no example");
+            assert!(!k.doc.is_empty(), "{path}: no doc");
+            let v: toml::Table = format!("x = {}", k.example).parse().unwrap();
+            let errs = crate::validate::check_key("f", &path, k, &v["x"]);
+            assert!(errs.is_empty(), "{path}: example {}: {errs:?}", k.example);
+        }
+    }
+
+    #[test]
+    fn float_ranges_say_their_ends_and_units() {
+        assert_eq!(
+            float_range(
+                FloatRange {
+                    lo: 0.1,
+                    hi: 1000.0,
+                    lo_open: false,
+                    hi_open: false
+                },
+                "ms"
+            ),
+            "0.1 to 1000 ms"
+        );
+        assert_eq!(
+            allowed(
+                lookup("engine.gpu_memory_utilization").unwrap().kind,
+                "fraction"
+            ),
+            "a fraction in (0, 1]"
+        );
+        let r = match lookup("hardware.active_thread_percentage").unwrap().kind {
+            Kind::Float(r) => r,
+            _ => unreachable!(),
+        };
+        assert!(!r.contains(0.0) && r.contains(1e-9) && r.contains(100.0) && !r.contains(100.5));
+        assert!(!r.contains(f64::NAN));
+    }
+
+    #[test]
+    fn key_paths_reach_every_leaf() {
+        let paths = key_paths();
+        assert!(paths.contains(&"workload.rate_per_s".to_string()));
+        assert!(paths.contains(&"engine.continuous.max_num_seqs".to_string()));
+        assert!(paths.contains(&"instance.gpu".to_string()));
+        assert!(!paths.contains(&"engine".to_string()));
+        let mut unique = paths.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), paths.len());
+    }
+}
