@@ -137,6 +137,53 @@ fn cases() -> Vec<Case> {
             edit("policy =", "gpu_memory_utilization = 1.2\npolicy ="),
         ),
         case("zero-rate", edit("rate_per_s = 5.0", "rate_per_s = 0.0")),
+        case(
+            "unknown-scheduling-policy",
+            format!("{BASE}[engine.continuous]\nscheduling_policy = \"lifo\"\n"),
+        ),
+        case(
+            "predictor-for-fcfs-does-not-apply",
+            format!("{BASE}[engine.continuous]\nlength_predictor = \"noisy\"\n"),
+        ),
+        case(
+            "predictor-error-without-noisy",
+            format!("{BASE}[engine.continuous]\nscheduling_policy = \"sjf\"\nlength_predictor_error = 0.3\n"),
+        ),
+        case(
+            "scheduler-under-static-policy",
+            edit("policy = \"continuous\"", "policy = \"static\"")
+                + "[engine.continuous]\nscheduling_policy = \"priority\"\n",
+        ),
+        case(
+            "classes-missing",
+            edit("arrival = \"poisson\"\nrate_per_s = 5.0", "arrival = \"classes\"")
+                .replace("input_tokens = { dist = \"fixed\", value = 256 }\n", "")
+                .replace("output_tokens = { dist = \"fixed\", value = 64 }\n", ""),
+        ),
+        case(
+            "classes-duplicate-names",
+            edit("arrival = \"poisson\"\nrate_per_s = 5.0", "arrival = \"classes\"")
+                .replace("input_tokens = { dist = \"fixed\", value = 256 }\n", "")
+                .replace("output_tokens = { dist = \"fixed\", value = 64 }\n", "")
+                + "[[workload.classes]]\nname = \"a\"\narrival = \"poisson\"\nrate_per_s = 1.0\ninput_tokens = { dist = \"fixed\", value = 8 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n"
+                + "[[workload.classes]]\nname = \"a\"\narrival = \"gamma\"\nrate_per_s = 1.0\nburstiness = 0.5\ninput_tokens = { dist = \"fixed\", value = 80 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n",
+        ),
+        case(
+            "class-prompt-longer-than-max-model-len",
+            edit("arrival = \"poisson\"\nrate_per_s = 5.0", "arrival = \"classes\"")
+                .replace("input_tokens = { dist = \"fixed\", value = 256 }\n", "")
+                .replace("output_tokens = { dist = \"fixed\", value = 64 }\n", "")
+                + "[[workload.classes]]\nname = \"a\"\narrival = \"poisson\"\nrate_per_s = 1.0\ninput_tokens = { dist = \"fixed\", value = 8 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n"
+                + "[[workload.classes]]\nname = \"b\"\narrival = \"gamma\"\nrate_per_s = 1.0\nburstiness = 0.5\ninput_tokens = { dist = \"fixed\", value = 8000 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n",
+        ),
+        case(
+            "classes-with-top-level-rate-and-duplicate-names",
+            edit("arrival = \"poisson\"", "arrival = \"classes\"")
+                .replace("input_tokens = { dist = \"fixed\", value = 256 }\n", "")
+                .replace("output_tokens = { dist = \"fixed\", value = 64 }\n", "")
+                + "[[workload.classes]]\nname = \"a\"\narrival = \"poisson\"\nrate_per_s = 1.0\ninput_tokens = { dist = \"fixed\", value = 8 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n"
+                + "[[workload.classes]]\nname = \"a\"\narrival = \"burst\"\nrate_per_s = 1.0\ninput_tokens = { dist = \"fixed\", value = 8000 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n",
+        ),
         case("nan-rate", edit("rate_per_s = 5.0", "rate_per_s = nan")),
         case(
             "unknown-sampling",

@@ -166,6 +166,7 @@ pub(super) struct Eng {
     pub(super) model: ModelSpec,
     pub(super) profile: Profile,
     pub(super) policy: Policy,
+    pub(super) scheduler: crate::policy::SchedulerChoice,
     pub(super) block_size: u64,
     pub(super) blocks: u64,
     pub(super) geo: KvGeometry,
@@ -278,7 +279,7 @@ impl Checker<'_> {
                 kv_blocks: eng.blocks,
                 active_thread_fraction: hw.atp / 100.0,
                 api_latency: lat,
-                scheduler: Default::default(),
+                scheduler: eng.scheduler.clone(),
             })
             .collect();
         let meta = Meta {
@@ -426,7 +427,7 @@ impl Checker<'_> {
                 kv_blocks: eng.blocks,
                 active_thread_fraction: atp,
                 api_latency: api_latency(&eng.profile, &sc.workload),
-                scheduler: Default::default(),
+                scheduler: eng.scheduler.clone(),
             });
         }
         for (g, (&n, &u)) in per_gpu.iter().zip(&util).enumerate() {

@@ -8,6 +8,7 @@ use super::raw::RawEngine;
 use super::schema::{quoted_list, POLICIES, STACKS};
 use crate::kv::KvGeometry;
 use crate::policy::Policy;
+use crate::policy::{Predictor, SchedulerChoice, SchedulerConfig, Victim};
 use crate::profile::resolve_profile;
 use crate::specs::{load_model, GpuSpec, GIB};
 use crate::time::Dur;
@@ -137,6 +138,7 @@ impl Checker<'_> {
                 model,
                 profile,
                 policy,
+                scheduler: scheduler(e),
                 block_size,
                 blocks,
                 geo,
@@ -146,6 +148,7 @@ impl Checker<'_> {
     }
 
     /// The batching policy, with the batch it may form: (policy, tokens, sequences).
+    /// Its step scheduler comes from [`scheduler`].
     fn policy(
         &mut self,
         e: &RawEngine,
@@ -220,4 +223,27 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The step scheduler of `[engine.continuous]` (FCFS for the other policies, whose
+/// settings the schema refuses there). Names and ranges were checked by the schema.
+fn scheduler(e: &RawEngine) -> SchedulerChoice {
+    let c = match (e.policy.as_str(), &e.continuous) {
+        ("continuous", Some(c)) => c,
+        _ => return SchedulerChoice::default(),
+    };
+    let d = SchedulerConfig::default();
+    SchedulerChoice::Config(SchedulerConfig {
+        name: c.scheduling_policy.clone().unwrap_or(d.name),
+        victim: c.preemption_victim.as_deref().and_then(Victim::from_name),
+        predictor: match c.length_predictor.as_deref() {
+            Some("noisy") => Predictor::Noisy {
+                sigma: c.length_predictor_error.unwrap_or(0.5),
+            },
+            Some("bucketed") => Predictor::Bucketed,
+            _ => Predictor::Oracle,
+        },
+        input_weight: c.fair_share_input_weight.unwrap_or(d.input_weight),
+        output_weight: c.fair_share_output_weight.unwrap_or(d.output_weight),
+    })
 }

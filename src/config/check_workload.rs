@@ -3,11 +3,11 @@
 
 use super::check::Checker;
 use super::raw::RawWorkload;
-use super::schema::{quoted_list, ARRIVALS, THINKS};
+use super::schema::{quoted_list, ARRIVALS, CLASS_ARRIVALS, THINKS};
 use crate::error::ConfigError;
 use crate::time::Dur;
 use crate::workload::{
-    parse_trace, Arrival, LengthDist, LengthSampler, Stop, Think, Trace, Workload,
+    parse_trace, Arrival, LengthDist, LengthSampler, Stop, Think, Trace, Workload, WorkloadClass,
 };
 
 /// How many requests' lengths are drawn to count those that do not fit.
@@ -58,6 +58,7 @@ impl Checker<'_> {
             }
             Some(r) => Some(r),
         };
+        let mut classes: Option<Vec<WorkloadClass>> = None;
         let arrival = match kind {
             "poisson" => rate(self).map(|rate| Arrival::Poisson { rate }),
             "constant" => rate(self).map(|rate| Arrival::Constant { rate }),
@@ -78,6 +79,10 @@ impl Checker<'_> {
                     .map(Arrival::Trace),
             },
             "closed-loop" => self.closed_loop(w),
+            "classes" => {
+                classes = self.classes(w);
+                classes.as_ref().map(|c| c[0].arrival.clone())
+            }
             "offline" => match w.batch_size {
                 None => {
                     self.err(
@@ -105,7 +110,7 @@ impl Checker<'_> {
                     None
                 }
             },
-            None if is_trace => Some(LengthDist::Fixed { value: 1 }),
+            None if is_trace || kind == "classes" => Some(LengthDist::Fixed { value: 1 }),
             None => {
                 c.err(
                     &f(name),
@@ -168,6 +173,7 @@ impl Checker<'_> {
         if self.errs.len() > n0 {
             return None;
         }
+        let classes = classes.unwrap_or_default();
         let workload = Workload {
             arrival: arrival?,
             input: input?,
@@ -176,9 +182,27 @@ impl Checker<'_> {
             max_context: max_model_len,
             prompt_pool: w.prompt_pool,
             identical_outputs,
-            classes: Vec::new(),
+            classes,
         };
-        self.lengths_fit(&workload, w.truncate.unwrap_or(false))?;
+        let truncate = w.truncate.unwrap_or(false);
+        if workload.classes.is_empty() {
+            self.lengths_fit(&workload, truncate, None)?;
+        } else {
+            for (i, c) in workload.classes.iter().enumerate() {
+                let one = Workload {
+                    arrival: c.arrival.clone(),
+                    input: c.input.clone(),
+                    output: c.output.clone(),
+                    classes: Vec::new(),
+                    ..workload.clone()
+                };
+                self.lengths_fit(
+                    &one,
+                    truncate,
+                    Some(format!("workload.classes[{i}].input_tokens")),
+                )?;
+            }
+        }
         Some(workload)
     }
 
@@ -189,7 +213,7 @@ impl Checker<'_> {
     /// experiment's seed (the first [`FIT_DRAWS`] requests, or all of a shorter
     /// finite run), and a bounded distribution (fixed, uniform) whose longest lengths
     /// do not fit is an error even if no draw hit them.
-    fn lengths_fit(&mut self, w: &Workload, truncate: bool) -> Option<()> {
+    fn lengths_fit(&mut self, w: &Workload, truncate: bool, field: Option<String>) -> Option<()> {
         let max = w.max_context;
         let cut = |i: u64, o: u64| i >= max || i.saturating_add(o) > max;
         let fit_rule = format!(
@@ -248,11 +272,14 @@ impl Checker<'_> {
                 }
             }
         };
-        let field = if matches!(w.arrival, Arrival::Trace(_)) {
-            "workload.trace"
-        } else {
-            "workload.input_tokens"
-        };
+        let field = field.unwrap_or_else(|| {
+            if matches!(w.arrival, Arrival::Trace(_)) {
+                "workload.trace".into()
+            } else {
+                "workload.input_tokens".into()
+            }
+        });
+        let field = field.as_str();
         if truncate {
             self.warnings.push(format!(
                 "{}: {field}: {what}; cut to fit (workload.truncate = true)",
@@ -266,6 +293,60 @@ impl Checker<'_> {
             );
             None
         }
+    }
+
+    /// `arrival = "classes"`: the `[[workload.classes]]`, each an open-loop stream.
+    fn classes(&mut self, w: &RawWorkload) -> Option<Vec<WorkloadClass>> {
+        let Some(raw) = w.classes.as_ref().filter(|c| !c.is_empty()) else {
+            self.err(
+                "workload.classes",
+                "is missing; arrival = \"classes\" needs one or more [[workload.classes]] tables (name, arrival, rate_per_s, input_tokens, output_tokens)",
+            );
+            return None;
+        };
+        let n0 = self.errs.len();
+        let mut out = Vec::new();
+        for (i, c) in raw.iter().enumerate() {
+            let f = |k: &str| format!("workload.classes[{i}].{k}");
+            if raw[..i].iter().any(|o| o.name == c.name) {
+                self.err(
+                    &f("name"),
+                    format!("got {:?} again; class names must differ", c.name),
+                );
+            }
+            let arrival = match c.arrival.as_str() {
+                "poisson" => Arrival::Poisson { rate: c.rate_per_s },
+                "constant" => Arrival::Constant { rate: c.rate_per_s },
+                "gamma" => Arrival::Gamma {
+                    rate: c.rate_per_s,
+                    burstiness: c.burstiness.unwrap_or(1.0),
+                },
+                other => {
+                    self.err(
+                        &f("arrival"),
+                        format!("got {other:?}, allowed: {}", quoted_list(CLASS_ARRIVALS)),
+                    );
+                    continue;
+                }
+            };
+            for (k, d) in [
+                ("input_tokens", &c.input_tokens),
+                ("output_tokens", &c.output_tokens),
+            ] {
+                if let Err(e) = d.check(self.file, &f(k)) {
+                    self.errs.push(e);
+                }
+            }
+            out.push(WorkloadClass {
+                name: c.name.clone(),
+                arrival,
+                input: c.input_tokens.clone(),
+                output: c.output_tokens.clone(),
+                priority: c.priority.unwrap_or(0),
+                tenant: c.tenant.unwrap_or(0),
+            });
+        }
+        (self.errs.len() == n0).then_some(out)
     }
 
     fn closed_loop(&mut self, w: &RawWorkload) -> Option<Arrival> {

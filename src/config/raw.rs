@@ -131,6 +131,18 @@ pub struct RawContinuous {
     pub enable_chunked_prefill: Option<bool>,
     /// Automatic prefix caching (default true, as vLLM V1).
     pub enable_prefix_caching: Option<bool>,
+    /// Step scheduler (default fcfs).
+    pub scheduling_policy: Option<String>,
+    /// Preemption victim (default: the scheduler's).
+    pub preemption_victim: Option<String>,
+    /// Output-length predictor of sjf and srpt (default oracle).
+    pub length_predictor: Option<String>,
+    /// σ of the noisy predictor's log error (default 0.5).
+    pub length_predictor_error: Option<f64>,
+    /// Fair share: charge per prompt token (default 1).
+    pub fair_share_input_weight: Option<f64>,
+    /// Fair share: charge per output token (default 2).
+    pub fair_share_output_weight: Option<f64>,
 }
 
 /// `[engine.static]`.
@@ -194,4 +206,28 @@ pub struct RawWorkload {
     /// Whether lengths that do not fit `max_model_len` are cut to fit (with a warning
     /// counting them) instead of being an error (default false).
     pub truncate: Option<bool>,
+    /// `[[workload.classes]]` (with `arrival = "classes"`).
+    pub classes: Option<Vec<RawClass>>,
+}
+
+/// One `[[workload.classes]]` table.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    /// Class name.
+    pub name: String,
+    /// `poisson`, `gamma` or `constant`.
+    pub arrival: String,
+    /// Requests per second.
+    pub rate_per_s: f64,
+    /// Gamma shape.
+    pub burstiness: Option<f64>,
+    /// Prompt lengths.
+    pub input_tokens: LengthDist,
+    /// Output lengths.
+    pub output_tokens: LengthDist,
+    /// Scheduling priority (default 0).
+    pub priority: Option<i32>,
+    /// Tenant (default 0).
+    pub tenant: Option<u32>,
 }

@@ -73,6 +73,7 @@ pub const ARRIVALS: &[&str] = &[
     "trace",
     "closed-loop",
     "offline",
+    "classes",
 ];
 /// Allowed values of `workload.think`.
 pub const THINKS: &[&str] = &["constant", "exponential", "between"];
@@ -121,12 +122,32 @@ const fn think(values: &'static [&'static str], note: &'static str) -> Cond {
     }
 }
 
+const fn scheduler(values: &'static [&'static str], note: &'static str) -> Cond {
+    Cond {
+        key: "scheduling_policy",
+        values,
+        default: "fcfs",
+        note,
+        varied_ok: true,
+    }
+}
+
+/// Allowed values of `engine.continuous.scheduling_policy`: the registered schedulers.
+pub const SCHEDULING_POLICIES: &[&str] = &crate::policy::SCHEDULER_NAMES;
+/// Allowed values of `engine.continuous.preemption_victim`.
+pub const VICTIMS: &[&str] = crate::policy::Victim::NAMES;
+/// Allowed values of `engine.continuous.length_predictor`.
+pub const PREDICTORS: &[&str] = crate::policy::Predictor::NAMES;
+/// Allowed values of a workload class's `arrival`.
+pub const CLASS_ARRIVALS: &[&str] = &["poisson", "gamma", "constant"];
+
 const OPEN: &[Cond] = &[arrival(
     &["poisson", "gamma", "constant"],
     "only poisson, gamma, constant",
 )];
 const CLOSED: Cond = arrival(&["closed-loop"], "only closed-loop");
 const NOT_TRACE: &[&str] = &["poisson", "gamma", "constant", "closed-loop", "offline"];
+const CLASSES: Cond = arrival(&["classes"], "only arrival = \"classes\"");
 const TIME_SLICE: &[Cond] = &[sharing(&["time-slice"], "only \"time-slice\"")];
 
 const HARDWARE: &[Key] = &[
@@ -197,6 +218,83 @@ const CONTINUOUS: &[Key] = &[
         .default_is("true")
         .example("true")
         .doc("Automatic prefix caching (as vLLM V1)."),
+    key("scheduling_policy", Kind::Str(SCHEDULING_POLICIES))
+        .default_is("\"fcfs\"")
+        .example("\"priority\"")
+        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants)."),
+    key("preemption_victim", Kind::Str(VICTIMS))
+        .default_is("the scheduler's: newest; lowest-priority for priority; longest remaining for srpt")
+        .example("\"oldest\"")
+        .doc("Which running request gives its KV back when the pool runs short."),
+    key("length_predictor", Kind::Str(PREDICTORS))
+        .default_is("\"oracle\"")
+        .example("\"noisy\"")
+        .doc("Output-length prediction for sjf and srpt: the true length, with a log-normal error, or its power-of-two bucket.")
+        .only(&[scheduler(&["sjf", "srpt"], "only sjf, srpt")]),
+    key("length_predictor_error", float_above(0.0, 5.0))
+        .default_is("0.5")
+        .example("1.0")
+        .doc("Noisy predictor: standard deviation of ln(predicted / true).")
+        .only(&[
+            scheduler(&["sjf", "srpt"], "only sjf, srpt"),
+            Cond {
+                key: "length_predictor",
+                values: &["noisy"],
+                default: "oracle",
+                note: "only length_predictor = \"noisy\"",
+                varied_ok: true,
+            },
+        ]),
+    key("fair_share_input_weight", float(0.0, 1e6))
+        .default_is("1")
+        .example("1.0")
+        .doc("Fair share: counter charge per prompt token (VTC's w_p).")
+        .only(&[scheduler(&["fair-share"], "only fair-share")]),
+    key("fair_share_output_weight", float(0.0, 1e6))
+        .default_is("2")
+        .example("2.0")
+        .doc("Fair share: counter charge per output token (VTC's w_q).")
+        .only(&[scheduler(&["fair-share"], "only fair-share")]),
+];
+
+/// One `[[workload.classes]]` table.
+const CLASS: &[Key] = &[
+    key("name", ANY)
+        .req("give the class a name, for example name = \"chat\"")
+        .example("\"chat\"")
+        .doc("Class name, for the per-class results."),
+    key("arrival", Kind::Str(CLASS_ARRIVALS))
+        .req("give \"poisson\", \"gamma\" or \"constant\"")
+        .example("\"poisson\"")
+        .doc("How the class's requests arrive (open loop)."),
+    key("rate_per_s", float(1e-6, 1e6))
+        .req("give rate_per_s = R")
+        .unit("requests per second")
+        .example("2.0")
+        .doc("The class's mean arrival rate."),
+    key("burstiness", float(0.001, 1000.0))
+        .default_is("1 (Poisson)")
+        .example("0.5")
+        .doc("Gamma shape.")
+        .only(&[arrival(&["gamma"], "only gamma")]),
+    key("input_tokens", Kind::Dist)
+        .req("give input_tokens = { dist = ... }")
+        .unit("tokens")
+        .example("{ dist = \"fixed\", value = 512 }")
+        .doc("The class's prompt lengths."),
+    key("output_tokens", Kind::Dist)
+        .req("give output_tokens = { dist = ... }")
+        .unit("tokens")
+        .example("{ dist = \"fixed\", value = 128 }")
+        .doc("The class's output lengths."),
+    key("priority", Kind::Int(-1_000_000, 1_000_000))
+        .default_is("0")
+        .example("1")
+        .doc("Scheduling priority of its requests (lower first, as vLLM)."),
+    key("tenant", Kind::Int(0, 1_000_000))
+        .default_is("0")
+        .example("2")
+        .doc("Tenant its requests are served for (fair-share scheduling)."),
 ];
 
 const STATIC: &[Key] = &[
@@ -314,6 +412,11 @@ const WORKLOAD: &[Key] = &[
         .example("10.0")
         .doc("Mean arrival rate.")
         .only(OPEN),
+    key("classes", Kind::Tables(CLASS))
+        .default_is("required")
+        .example("[{ name = \"chat\", arrival = \"poisson\", rate_per_s = 2.0, input_tokens = { dist = \"fixed\", value = 256 }, output_tokens = { dist = \"fixed\", value = 64 } }]")
+        .doc("Classes superposed, each with its own arrivals, lengths, priority and tenant (`[[workload.classes]]`).")
+        .only(&[CLASSES]),
     key("burstiness", float(0.001, 1000.0))
         .default_is("1 (Poisson)")
         .example("0.5")
@@ -396,19 +499,19 @@ const WORKLOAD: &[Key] = &[
         .default_is("required")
         .example("{ dist = \"fixed\", value = 512 }")
         .doc("Prompt lengths.")
-        .only(&[arrival(NOT_TRACE, "traces carry their own lengths")]),
+        .only(&[arrival(NOT_TRACE, "traces and classes carry their own lengths")]),
     key("output_tokens", Kind::Dist)
         .unit("tokens")
         .default_is("required")
         .example("{ dist = \"fixed\", value = 128 }")
         .doc("Output lengths.")
-        .only(&[arrival(NOT_TRACE, "traces carry their own lengths")]),
+        .only(&[arrival(NOT_TRACE, "traces and classes carry their own lengths")]),
     key("prompt_pool", Kind::Int(1, 10_000_000))
         .unit("prompts")
         .default_is("every prompt unique")
         .example("4")
         .doc("Distinct prompts the requests draw from (shared prefixes the engine can cache).")
-        .only(&[arrival(NOT_TRACE, "traces name no prompts")]),
+        .only(&[arrival(NOT_TRACE, "traces and classes name no prompts")]),
     key("truncate", Kind::Bool)
         .default_is("false")
         .example("true")
@@ -417,7 +520,7 @@ const WORKLOAD: &[Key] = &[
         .default_is("\"random\"")
         .example("\"greedy\"")
         .doc("\"greedy\": requests with the same prompt produce the same tokens.")
-        .only(&[arrival(NOT_TRACE, "traces name no prompts")]),
+        .only(&[arrival(NOT_TRACE, "traces and classes name no prompts")]),
 ];
 
 /// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).

@@ -277,6 +277,18 @@ pub const SCHEDULERS: &[Registration] = &[
     fair_share::REGISTRATION,
 ];
 
+/// The names in [`SCHEDULERS`], in its order (the allowed values of
+/// `engine.continuous.scheduling_policy`).
+pub const SCHEDULER_NAMES: [&str; SCHEDULERS.len()] = {
+    let mut names = [""; SCHEDULERS.len()];
+    let mut i = 0;
+    while i < SCHEDULERS.len() {
+        names[i] = SCHEDULERS[i].name;
+        i += 1;
+    }
+    names
+};
+
 /// The registration of `name`.
 pub fn registration(name: &str) -> Option<&'static Registration> {
     SCHEDULERS.iter().find(|r| r.name == name)
