@@ -96,7 +96,8 @@ pub enum Error {
     /// The user's input is wrong: a file, field or value. Exit code 2.
     #[error("{0}")]
     Config(#[from] ConfigError),
-    /// Reading or writing a file failed.
+    /// Reading or writing a file the command needed failed (an unwritable output
+    /// folder, a full disk). Exit code 1.
     #[error("{path}: {source}")]
     Io {
         /// The file involved.
@@ -218,11 +219,12 @@ impl Error {
         }
     }
 
-    /// The process exit code this error maps to (2: bad input, 1: run failure).
+    /// The process exit code this error maps to (2: bad input, 1: a run that failed,
+    /// an output that could not be written).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::ConfigList(_) => 2,
-            Error::Io { .. } => 2,
+            Error::Io { .. } => 1,
             Error::Run(_) | Error::Cost(_) | Error::Sim(_) | Error::Check(_) => 1,
             Error::Interrupted(_) => 130,
         }

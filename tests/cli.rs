@@ -299,3 +299,56 @@ fn calibrate_one_study_writes_one_stack_profile() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An output folder that cannot be created is a failure of the run (exit 1) naming
+/// the path, not bad input.
+#[test]
+fn unwritable_output_folder_exits_1_with_the_path() {
+    let dir = std::env::temp_dir().join(format!("infersim-unwritable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file where a folder should be: no one, not even root, can create a folder in it.
+    let blocker = dir.join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let out = blocker.join("results");
+    let (code, _, err) = infersim(&[
+        "run",
+        "experiments/quickstart.toml",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&*blocker.to_string_lossy()), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `calibrate` writes into `output/calibration/profiles/` of the working folder by
+/// default; the shipped profiles change only with `--replace-shipped`.
+#[test]
+fn calibrate_leaves_the_shipped_profiles_alone_by_default() {
+    let cwd = std::env::temp_dir().join(format!("infersim-cal-default-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cwd);
+    std::fs::create_dir_all(&cwd).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/profiles/vllm.toml");
+    let before = std::fs::read(&shipped).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args([
+            "calibrate",
+            "--study",
+            "l4-gemma-3-1b-vllm",
+            "--max-evals",
+            "10",
+        ])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cwd.join("output/calibration/profiles/vllm.toml").is_file());
+    assert_eq!(std::fs::read(&shipped).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&cwd);
+}

@@ -133,9 +133,13 @@ struct CalibrateArgs {
     /// Date recorded in the profiles (default: today, UTC).
     #[arg(long)]
     date: Option<String>,
-    /// Where to write profiles (default: the shipped profiles folder).
-    #[arg(long)]
+    /// Where to write profiles (default: `output/calibration/profiles/`; the shipped
+    /// profiles change only with `--replace-shipped`).
+    #[arg(long, conflicts_with = "replace_shipped")]
     out: Option<PathBuf>,
+    /// Write the fitted profiles over the shipped ones in `calibration/profiles/`.
+    #[arg(long)]
+    replace_shipped: bool,
     /// Also search from the calibrated profile already in the output folder (the
     /// objective has several minima; the profile records where the search started)
     #[arg(long)]
@@ -777,7 +781,11 @@ fn today() -> String {
 fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     use crate::calibrate::{band_edge, calibrate_all, fit_record, profile_text, STACK_PARAMS};
     let studies = crate::study::load_studies(&a.studies).map_err(config_errors)?;
-    let dir = a.out.clone().unwrap_or_else(profiles_dir);
+    let dir = match (&a.out, a.replace_shipped) {
+        (Some(d), _) => d.clone(),
+        (None, true) => profiles_dir(),
+        (None, false) => PathBuf::from("output/calibration/profiles"),
+    };
     let date = a.date.clone().unwrap_or_else(today);
     // The prior: the shipped stack profile (its fitted parameters restart at their
     // bands' priors).
