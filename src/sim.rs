@@ -442,17 +442,11 @@ impl Engine<'_> {
             None => self.lengths.draw(),
         };
         let r = Request {
-            id: self.next_id,
-            arrival: now,
-            input_tokens: i,
-            output_tokens: o,
             user,
             group,
             prefix,
-            class: 0,
-            priority: 0,
-            tenant: 0,
             session: user,
+            ..Request::new(self.next_id, now, i, o)
         };
         self.next_id += 1;
         self.issued += 1;

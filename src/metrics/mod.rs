@@ -551,19 +551,7 @@ mod tests {
     #[test]
     fn tpot_and_throughput_as_benchmark_serving() {
         let mut r = Recorder::new(SimTime::ZERO, false);
-        let req = Request {
-            id: 0,
-            arrival: SimTime::from_secs_f64(1.0),
-            input_tokens: 10,
-            output_tokens: 11,
-            user: None,
-            group: None,
-            prefix: None,
-            class: 0,
-            priority: 0,
-            tenant: 0,
-            session: None,
-        };
+        let req = Request::new(0, SimTime::from_secs_f64(1.0), 10, 11);
         r.request(
             &req,
             0,

@@ -72,6 +72,26 @@ pub struct Request {
     pub session: Option<u32>,
 }
 
+impl Request {
+    /// Request `id` arriving at `arrival` with these lengths, from no user, batch,
+    /// prompt pool or session, in class 0 with priority 0 for tenant 0.
+    pub fn new(id: u64, arrival: SimTime, input_tokens: u32, output_tokens: u32) -> Self {
+        Request {
+            id,
+            arrival,
+            input_tokens,
+            output_tokens,
+            user: None,
+            group: None,
+            prefix: None,
+            class: 0,
+            priority: 0,
+            tenant: 0,
+            session: None,
+        }
+    }
+}
+
 /// A distribution of token counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]

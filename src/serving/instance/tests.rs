@@ -46,19 +46,7 @@ fn continuous(max_num_seqs: u32, max_num_batched_tokens: u32, prefix_caching: bo
 }
 
 fn req(id: u64, input: u32, output: u32) -> Request {
-    Request {
-        id,
-        arrival: SimTime::ZERO,
-        input_tokens: input,
-        output_tokens: output,
-        user: None,
-        group: None,
-        prefix: None,
-        class: 0,
-        priority: 0,
-        tenant: 0,
-        session: None,
-    }
+    Request::new(id, SimTime::ZERO, input, output)
 }
 
 /// Plans and finishes one step at `t` (µs); returns whether one ran.
