@@ -30,9 +30,9 @@ impl Instance {
     /// anything, finish a sequence, cross the sliding window, or fail to get its new
     /// KV blocks, so those steps go through [`Instance::plan_step`] as usual.
     ///
-    /// Each step is priced as [`CostModel::price`] prices it (its fixed part once,
-    /// then [`CostModel::price_decodes`] for the step's context sums), its time
-    /// rounded by [`StepCost::exclusive_durations`] as a planned step's is, and its
+    /// Each step is priced as [`CostModel::price`](crate::cost::CostModel::price) prices it (its fixed part once,
+    /// then [`CostModel::price_decodes`](crate::cost::CostModel::price_decodes) for the step's context sums), its time
+    /// rounded by [`StepCost::exclusive_durations`](crate::cost::StepCost::exclusive_durations) as a planned step's is, and its
     /// tokens recorded in the same order, so the results are identical to planning
     /// the steps one by one, to the nanosecond; only the bookkeeping of planning
     /// (heaps, admission, the event queue) is skipped.
