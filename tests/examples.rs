@@ -109,3 +109,14 @@ fn edf_keeps_the_tight_class_on_target() {
     assert!(fcfs[0] > 3.0 * edf[0], "{fcfs:?} against {edf:?}");
     assert!(edf[1] < 1.1 * fcfs[1], "{fcfs:?} against {edf:?}");
 }
+
+/// A custom kind is not a config name: experiment files reach only the registry.
+#[test]
+fn custom_routers_are_not_registered_names() {
+    assert!(RouterKind::from_name("least-kv").is_none());
+    assert_eq!(least_kv::LEAST_KV.name(), "least-kv");
+    assert_eq!(least_kv::LEAST_KV, least_kv::LEAST_KV);
+    let imposter = RouterKind::custom("round-robin", |_| Box::new(Last));
+    assert_ne!(imposter, RouterKind::RoundRobin);
+    assert_eq!(format!("{imposter:?}"), "Custom(\"round-robin\")");
+}
