@@ -56,3 +56,21 @@ fn a_prompt_inside_the_window_costs_what_full_attention_does() {
         assert!(w < f, "{path:?}: {w} against {f}");
     }
 }
+
+/// Efficiencies are fractions in (0, 1]: 1 and 0.5 pass, 0, 1.5 and NaN are refused
+/// naming the field and the range.
+#[test]
+fn profile_efficiencies_must_be_fractions() {
+    let with = |c: f64| Profile {
+        eta_compute: Some(c),
+        eta_bandwidth: Some(0.5),
+        ..profile(0.0, 0.0, 0.0)
+    };
+    assert!(with(1.0).check("p.toml").is_ok());
+    assert!(with(0.5).check("p.toml").is_ok());
+    for bad in [0.0, 1.5, f64::NAN] {
+        let e = with(bad).check("p.toml").expect_err("refused");
+        assert_eq!(e.field, "eta_compute", "{e}");
+        assert!(e.message.contains("(0, 1]"), "{e}");
+    }
+}
