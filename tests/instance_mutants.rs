@@ -80,7 +80,10 @@ fn prefill_chunks_get_the_budget_left_by_the_decodes() {
 
 /// FCFS that first notes what it sees of the running set: (id, phase, computed).
 #[derive(Debug)]
-struct Watching(Arc<Mutex<Vec<Vec<(u64, Phase, u64)>>>>);
+struct Watching(Arc<Mutex<Vec<Seen>>>);
+
+/// The running set as one step's planning saw it.
+type Seen = Vec<(u64, Phase, u64)>;
 
 impl Scheduler for Watching {
     fn name(&self) -> &str {
