@@ -9,7 +9,11 @@
 //! cases of each target (for example 20000 in a soak run).
 
 use infersim::config::{parse_experiment, schema, Experiment};
+use infersim::error::SimError;
 use infersim::experiment::estimate;
+use infersim::metrics::Summary;
+use infersim::policy::fcfs::{admit_while, schedule_running};
+use infersim::policy::{Scheduler, SchedulerChoice, StepBuilder};
 use infersim::sim::{run, RunOptions};
 use infersim::specs::{SHIPPED_GPUS, SHIPPED_MODELS};
 use infersim::workload::{parse_trace, read_trace};
@@ -18,6 +22,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Simulations estimated above this many tokens are validated but not run (keeps the
@@ -142,26 +147,29 @@ fn simulate(exp: &Experiment, text: &str, tally: &mut Tally) -> Result<(), TestC
             .map(|r| r.summary)
         });
         tally.simulated += 1;
-        match res {
-            Ok(summary) => {
-                // Nothing completes that was not issued, and the counts add up.
-                prop_assert!(
-                    summary.completed > 0 || summary.total_output_tokens == 0,
-                    "{summary:?}"
-                );
-            }
-            Err(e) => {
-                // A run may fail (exit code 1) but must say why; invariant violations
-                // are bugs.
-                prop_assert!(
-                    !matches!(e, infersim::error::SimError::Invariant(_)),
-                    "{e}\n{text}"
-                );
-                tally.sim_errors += 1;
-            }
+        if res.is_err() {
+            tally.sim_errors += 1;
         }
+        check_run(res).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
     }
     Ok(())
+}
+
+/// The check on a run of an experiment that validated: it must complete and count its
+/// requests. A run can fail only through a bug here (an invariant broken, time going
+/// back, a scheduler's invalid plan, requests left at the end): validation rejects
+/// what cannot be served, the fuzzed experiments use the shipped schedulers, and no
+/// output file is written. So any error fails the check (it once passed any error
+/// without the word "invariant", which none of them contains).
+fn check_run(res: Result<Summary, SimError>) -> Result<(), String> {
+    match res {
+        // Nothing completes that was not issued, and the counts add up.
+        Ok(summary) if summary.completed > 0 || summary.total_output_tokens == 0 => Ok(()),
+        Ok(summary) => Err(format!(
+            "output tokens without a completed request: {summary:?}"
+        )),
+        Err(e) => Err(format!("a validated experiment failed to run: {e}")),
+    }
 }
 
 const WEIRD: &[&str] = &[
@@ -711,4 +719,60 @@ fn random_valid_traces_replay() {
     let tally = tally.into_inner();
     eprintln!("replayed traces: {tally:?}");
     assert!(tally.simulated >= 100, "{tally:?}");
+}
+
+/// FCFS that, once it has planned its step, tries to preempt a request that is still
+/// waiting: an invalid operation, which the instance records and the run reports.
+#[derive(Debug)]
+struct PreemptsTheWaiting;
+
+impl Scheduler for PreemptsTheWaiting {
+    fn name(&self) -> &str {
+        "preempts-the-waiting"
+    }
+
+    fn schedule(&mut self, s: &mut StepBuilder<'_>) {
+        schedule_running(s, |s| s.newest_running());
+        admit_while(s, |s| s.waiting_front().map(|r| r.handle));
+        if let Some(r) = s.waiting_front() {
+            let _ = s.preempt(r.handle);
+        }
+    }
+}
+
+/// The run check can fail: a run whose scheduler makes an invalid plan fails it (the
+/// old check, which looked for the word "invariant", passed it), and the same
+/// experiment with the shipped FCFS passes.
+#[test]
+fn the_run_check_fails_a_broken_run() {
+    let text = "name = \"broken\"\n[hardware]\ngpu = \"l4\"\n[engine]\n\
+        model = \"llama-3.2-1b\"\npolicy = \"continuous\"\n[engine.continuous]\n\
+        max_num_seqs = 2\n[workload]\narrival = \"poisson\"\nrate_per_s = 20.0\n\
+        num_requests = 20\ninput_tokens = { dist = \"fixed\", value = 64 }\n\
+        output_tokens = { dist = \"fixed\", value = 16 }\n";
+    let exp = parse_experiment(text, "broken.toml".as_ref()).expect("valid");
+    let mut sc = exp.points[0].scenario.clone();
+    let opts = RunOptions {
+        check_invariants: true,
+        ..RunOptions::default()
+    };
+    assert_eq!(check_run(run(&sc, 1, opts).map(|r| r.summary)), Ok(()));
+    sc.instances[0].scheduler = SchedulerChoice::Custom {
+        name: "preempts-the-waiting".into(),
+        build: Arc::new(|_| Box::new(PreemptsTheWaiting)),
+    };
+    // Without the per-step invariant checks (which would report it as an invariant
+    // error), the run itself fails on the invalid plan.
+    let res = run(&sc, 1, RunOptions::default()).map(|r| r.summary);
+    let e = res.as_ref().expect_err("an invalid plan fails the run");
+    assert!(
+        matches!(e, SimError::InvalidPlan { what, .. } if what.starts_with("preempt: request")),
+        "{e}"
+    );
+    assert!(
+        !matches!(e, SimError::Invariant(_)),
+        "the old check would have caught it: {e}"
+    );
+    let verdict = check_run(res).expect_err("the check fails the run");
+    assert!(verdict.contains("failed to run"), "{verdict}");
 }

@@ -4,7 +4,8 @@
 //! instance (the load signals real routers use), it picks one. Each router is one
 //! file here, and is named in configs through [`REGISTRY`]: a new router is a new file
 //! and one registration line. [`RouterKind`] is a router's name, checked against the
-//! registry, and builds it.
+//! registry, and builds it; a router written outside the crate is handed to a
+//! scenario as [`RouterKind::custom`].
 
 mod least_requests;
 mod least_tokens;
@@ -115,27 +116,41 @@ pub const NAMES: [&str; REGISTRY.len()] = {
     names
 };
 
-/// A router by its registered name.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RouterKind(&'static str);
+/// Builds a router from the run's router random stream.
+pub type RouterBuild = fn(ChaCha8Rng) -> Box<dyn Router>;
+
+/// A router by its registered name, or one written outside the crate
+/// ([`RouterKind::custom`]).
+#[derive(Clone, Copy)]
+pub struct RouterKind(&'static str, Option<RouterBuild>);
+
+/// Same name, both registered or both custom (function pointers are not compared:
+/// their addresses are not reliable).
+impl PartialEq for RouterKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 && self.1.is_some() == other.1.is_some()
+    }
+}
+
+impl Eq for RouterKind {}
 
 /// The routers shipped before the registry, as constants for existing callers;
 /// other routers are reached by name ([`RouterKind::from_name`]).
 #[allow(non_upper_case_globals)]
 impl RouterKind {
     /// Instances in turn.
-    pub const RoundRobin: RouterKind = RouterKind("round-robin");
+    pub const RoundRobin: RouterKind = RouterKind("round-robin", None);
     /// Uniformly at random.
-    pub const Random: RouterKind = RouterKind("random");
+    pub const Random: RouterKind = RouterKind("random", None);
     /// Fewest outstanding requests (ties: lowest index).
-    pub const LeastRequests: RouterKind = RouterKind("least-requests");
+    pub const LeastRequests: RouterKind = RouterKind("least-requests", None);
     /// Fewest outstanding tokens (prompt + output of outstanding requests).
-    pub const LeastTokens: RouterKind = RouterKind("least-tokens");
+    pub const LeastTokens: RouterKind = RouterKind("least-tokens", None);
     /// Two instances at random, the one with fewer outstanding requests.
-    pub const PowerOfTwo: RouterKind = RouterKind("power-of-two");
+    pub const PowerOfTwo: RouterKind = RouterKind("power-of-two", None);
     /// A closed-loop user keeps the instance chosen at random for its first request;
     /// other requests go round-robin.
-    pub const Sticky: RouterKind = RouterKind("sticky");
+    pub const Sticky: RouterKind = RouterKind("sticky", None);
 }
 
 impl RouterKind {
@@ -144,7 +159,14 @@ impl RouterKind {
         REGISTRY
             .iter()
             .find(|e| e.name == name)
-            .map(|e| RouterKind(e.name))
+            .map(|e| RouterKind(e.name, None))
+    }
+
+    /// A router written against [`Router`] outside the crate, called `name` in
+    /// results, built by `build` for each run from the run's router random stream.
+    /// Not reachable from config files (those name [`REGISTRY`] entries).
+    pub const fn custom(name: &'static str, build: RouterBuild) -> RouterKind {
+        RouterKind(name, Some(build))
     }
 
     /// The kebab-case name used in configs and results.
@@ -154,6 +176,9 @@ impl RouterKind {
 
     /// A fresh router of this kind drawing from `rng`.
     pub fn build(&self, rng: ChaCha8Rng) -> Box<dyn Router> {
+        if let Some(build) = self.1 {
+            return build(rng);
+        }
         let e = REGISTRY
             .iter()
             .find(|e| e.name == self.0)
@@ -163,9 +188,13 @@ impl RouterKind {
 }
 
 /// As the enum it replaced printed: the name in CamelCase (`RoundRobin`), so the
-/// scenario's Debug string, which the run hash reads, does not change.
+/// scenario's Debug string, which the run hash reads, does not change. A custom
+/// router prints as `Custom("name")`.
 impl std::fmt::Debug for RouterKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1.is_some() {
+            return write!(f, "Custom({:?})", self.0);
+        }
         for part in self.0.split('-') {
             let mut c = part.chars();
             if let Some(first) = c.next() {
