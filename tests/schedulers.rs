@@ -326,3 +326,27 @@ fn every_class_gets_its_row_in_the_summary() {
     };
     assert_eq!(chat(recs), chat(r2.records.as_ref().unwrap()));
 }
+
+/// The config says `length_predictor` applies to exactly the registered schedulers that
+/// use a predictor, and `scheduling_policy` allows exactly the registered names.
+#[test]
+fn the_schema_follows_the_scheduler_registry() {
+    use infersim::config::schema::{lookup, Kind};
+    use infersim::policy::SCHEDULERS;
+    let key = lookup("engine.continuous.length_predictor").expect("declared");
+    let mut applies: Vec<&str> = key.applies[0].values.to_vec();
+    let mut uses: Vec<&str> = SCHEDULERS
+        .iter()
+        .filter(|r| r.uses_predictor)
+        .map(|r| r.name)
+        .collect();
+    applies.sort();
+    uses.sort();
+    assert_eq!(applies, uses);
+    let key = lookup("engine.continuous.scheduling_policy").expect("declared");
+    let Kind::Str(names) = key.kind else {
+        panic!("a string key")
+    };
+    let registered: Vec<&str> = SCHEDULERS.iter().map(|r| r.name).collect();
+    assert_eq!(names.to_vec(), registered);
+}

@@ -262,7 +262,8 @@ pub struct Registration {
     pub name: &'static str,
     /// One line for the reference.
     pub doc: &'static str,
-    /// Whether it uses `engine.predictor`.
+    /// Whether it uses `engine.continuous.length_predictor` (the config allows that key
+    /// with it; a test holds the two together).
     pub uses_predictor: bool,
     /// Builds one, for a run with this seed.
     pub build: fn(&SchedulerConfig, u64) -> Box<dyn Scheduler>,
