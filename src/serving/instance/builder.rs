@@ -264,6 +264,18 @@ impl<'a> StepBuilder<'a> {
         self.inst.waiting.front().map(|&s| self.view_of(s))
     }
 
+    /// The head of the waiting queue, by handle only (cheaper than
+    /// [`StepBuilder::waiting_front`] when nothing else about it is needed).
+    pub fn front_handle(&self) -> Option<Handle> {
+        self.inst.waiting.front().map(|&s| Handle(s))
+    }
+
+    /// The `i`-th running prefill not yet planned, by handle only (see
+    /// [`StepBuilder::prefilling`]).
+    pub fn prefilling_handle(&self, i: usize) -> Option<Handle> {
+        self.inst.partial.get(i).map(|&s| Handle(s))
+    }
+
     /// The running set in order of admission (oldest first).
     pub fn running(&self) -> impl DoubleEndedIterator<Item = ReqView> + '_ {
         self.inst

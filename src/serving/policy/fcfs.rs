@@ -43,14 +43,14 @@ pub fn schedule_running(
         }
     }
     let mut i = 0;
-    while let Some(r) = s.prefilling(i) {
-        match s.continue_prefill(r.handle) {
+    while let Some(h) = s.prefilling_handle(i) {
+        match s.continue_prefill(h) {
             Ok(0) => break,
             Ok(_) => i += 1,
             Err(_) => match victim(s) {
                 Some(v) => {
                     let _ = s.preempt(v.handle);
-                    if v.handle == r.handle {
+                    if v.handle == h {
                         break;
                     }
                 }
@@ -97,6 +97,6 @@ impl Scheduler for Fcfs {
     fn schedule(&mut self, s: &mut StepBuilder<'_>) {
         let v = self.victim;
         schedule_running(s, |s| v.pick(s));
-        admit_while(s, |s| s.waiting_front().map(|r| r.handle));
+        admit_while(s, |s| s.front_handle());
     }
 }
