@@ -2,6 +2,10 @@
 //! them in the simulator inside a derivative-free optimiser (Nelder–Mead) on the
 //! squared log error of the reported metrics, with the hand-set prior as a weak
 //! penalty (DESIGN §3). Deterministic: same inputs, same profile bytes.
+//!
+//! Over 600 lines: the optimiser (quasi-random search, Nelder–Mead), the band-logit
+//! parameter space and the profile writer are one fit, read together; splitting the
+//! optimiser out is the next step when the file grows.
 
 use crate::profile::Profile;
 use crate::study::{replay, StudyPoint};

@@ -15,6 +15,9 @@
 //! are), and log-bilinear in (n, k) (latency ∝ n·k for large shapes); beyond the
 //! largest grid value a table is extended in proportion (work ∝ size), below the
 //! smallest it stays at the smallest (a kernel is never faster than its floor).
+//!
+//! Over 600 lines: loading, checking and interpolating the three kinds of kernel table
+//! and the fitted curves share one grid code; it is read as one piece.
 
 use crate::error::CostError;
 use serde::{Deserialize, Serialize};
