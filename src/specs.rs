@@ -155,7 +155,14 @@ impl ModelSpec {
     /// Checks the spec's values (each within a range no real model leaves, so the
     /// arithmetic on them cannot overflow) and its internal consistency.
     pub fn check(&self, file: &str) -> Result<(), ConfigError> {
-        let err = |field: &str, msg: String| Err(ConfigError::new(file, field, msg));
+        self.check_all(file).into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every error [`ModelSpec::check`] finds, in one round (the sizes first; the
+    /// arithmetic on them only when they are all in range).
+    pub fn check_all(&self, file: &str) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let mut err = |field: &str, msg: String| errs.push(ConfigError::new(file, field, msg));
         for (field, v, lo, hi) in [
             ("num_layers", self.num_layers as u64, 1, 1000),
             ("hidden_size", self.hidden_size, 1, 1_000_000),
@@ -175,12 +182,16 @@ impl ModelSpec {
             ("sliding_window", self.sliding_window, 0, 100_000_000),
         ] {
             if !(lo..=hi).contains(&v) {
-                return err(
+                err(
                     field,
                     format!("got {v}, allowed: an integer from {lo} to {hi}"),
                 );
             }
         }
+        if !errs.is_empty() {
+            return errs;
+        }
+        let mut err = |field: &str, msg: String| errs.push(ConfigError::new(file, field, msg));
         // Weights in 128-bit arithmetic: within the ranges above they fit, but say so
         // rather than trust it.
         let d = self.hidden_size as u128;
@@ -192,36 +203,36 @@ impl ModelSpec {
             + 2 * d * (self.vocab_size + self.learned_position_embeddings) as u128)
             * self.dtype_bytes as u128;
         if total > 1u128 << 60 {
-            return err(
+            err(
                 "hidden_size",
                 format!("these sizes make {total} bytes of weights; allowed: at most 2^60 (an exbibyte)"),
-            );
+            )
         }
         if self.num_heads % self.num_kv_heads != 0 {
-            return err(
+            err(
                 "num_kv_heads",
                 format!(
                     "{} does not divide num_heads = {}",
                     self.num_kv_heads, self.num_heads
                 ),
-            );
+            )
         }
         if self.sliding_window_layers > self.num_layers {
-            return err(
+            err(
                 "sliding_window_layers",
                 format!(
                     "{} is more than num_layers = {}",
                     self.sliding_window_layers, self.num_layers
                 ),
-            );
+            )
         }
         if self.sliding_window > 0 && self.sliding_window_layers == 0 {
-            return err(
+            err(
                 "sliding_window_layers",
                 "is 0 while sliding_window is set; give how many layers use the window".into(),
-            );
+            )
         }
-        Ok(())
+        errs
     }
 }
 
@@ -323,6 +334,12 @@ impl GpuSpec {
 
     /// Checks the spec's values.
     pub fn check(&self, file: &str) -> Result<(), ConfigError> {
+        self.check_all(file).into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every error [`GpuSpec::check`] finds, in one round.
+    pub fn check_all(&self, file: &str) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
         for (field, v, lo, hi) in [
             ("tensor_tflops", self.tensor_tflops, 0.01, 1e5),
             ("memory_gib", self.memory_gib, 0.01, 1e5),
@@ -341,7 +358,7 @@ impl GpuSpec {
             ),
         ] {
             if !(v.is_finite() && (lo..=hi).contains(&v)) {
-                return Err(ConfigError::new(
+                errs.push(ConfigError::new(
                     file,
                     field,
                     format!(
@@ -359,7 +376,7 @@ impl GpuSpec {
             ("mig_max_instances", self.mig_max_instances, 0, 7),
         ] {
             if !(lo..=hi).contains(&v) {
-                return Err(ConfigError::new(
+                errs.push(ConfigError::new(
                     file,
                     field,
                     format!("got {v}, allowed: an integer from {lo} to {hi}"),
@@ -373,7 +390,7 @@ impl GpuSpec {
                 || p.max_instances * p.compute > 7
                 || p.max_instances * p.memory > 8
             {
-                return Err(ConfigError::new(
+                errs.push(ConfigError::new(
                     file,
                     format!("mig_profiles[{i}]"),
                     format!(
@@ -383,7 +400,7 @@ impl GpuSpec {
                 ));
             }
         }
-        Ok(())
+        errs
     }
 }
 
@@ -442,25 +459,30 @@ struct Shipped {
 /// Looks a spec up by shipped name, or loads it from a `.toml` path (relative to
 /// `base`, the directory of the file that named it).
 fn load_spec<T: for<'de> Deserialize<'de>>(
-    check: fn(&T, &str) -> Result<(), ConfigError>,
+    check: fn(&T, &str) -> Vec<ConfigError>,
     shipped: &Shipped,
     name: &str,
     base: Option<&Path>,
     file: &str,
     field: &str,
-) -> Result<T, ConfigError> {
+) -> Result<T, Vec<ConfigError>> {
     if name.ends_with(".toml") {
         let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
-        let text = read_spec_file(&path)?;
+        let text = read_spec_file(&path).map_err(|e| vec![e])?;
         let file = path.display().to_string();
-        let spec: T = parse_spec(&text, &file)?;
-        // A spec file's value errors are located in it, as an experiment's are.
-        return match check(&spec, &file) {
-            Ok(()) => Ok(spec),
-            Err(e) => Err(crate::validate::Spans::new(&text)
-                .locate(e, &file, &crate::validate::PointSources::default())
-                .0),
-        };
+        let spec: T = parse_spec(&text, &file).map_err(|e| vec![e])?;
+        // A spec file's value errors are located in it, as an experiment's are, and
+        // come all in one round.
+        let errs = check(&spec, &file);
+        if errs.is_empty() {
+            return Ok(spec);
+        }
+        let spans = crate::validate::Spans::new(&text);
+        let sources = crate::validate::PointSources::default();
+        return Err(errs
+            .into_iter()
+            .map(|e| spans.locate(e, &file, &sources).0)
+            .collect());
     }
     let (_, text) = shipped
         .list
@@ -477,10 +499,16 @@ fn load_spec<T: for<'de> Deserialize<'de>>(
                     names(shipped.list)
                 ),
             )
-        })?;
-    let spec: T = parse_spec(text, &format!("{}/{name}.toml", shipped.dir))?;
-    check(&spec, &format!("{}/{name}.toml", shipped.dir))?;
-    Ok(spec)
+        })
+        .map_err(|e| vec![e])?;
+    let shipped_file = format!("{}/{name}.toml", shipped.dir);
+    let spec: T = parse_spec(text, &shipped_file).map_err(|e| vec![e])?;
+    let errs = check(&spec, &shipped_file);
+    if errs.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errs)
+    }
 }
 
 /// Looks up a model by shipped name, or loads it from a `.toml` path (relative paths
@@ -491,12 +519,27 @@ pub fn load_model(
     file: &str,
     field: &str,
 ) -> Result<ModelSpec, ConfigError> {
+    load_model_all(name, base, file, field).map_err(first)
+}
+
+/// [`load_model`], with every error of a spec file in one round.
+pub fn load_model_all(
+    name: &str,
+    base: Option<&Path>,
+    file: &str,
+    field: &str,
+) -> Result<ModelSpec, Vec<ConfigError>> {
     let shipped = Shipped {
         list: SHIPPED_MODELS,
         kind: "model",
         dir: "models/llm",
     };
-    load_spec(ModelSpec::check, &shipped, name, base, file, field)
+    load_spec(ModelSpec::check_all, &shipped, name, base, file, field)
+}
+
+/// The first of a non-empty list of errors.
+fn first(mut errs: Vec<ConfigError>) -> ConfigError {
+    errs.swap_remove(0)
 }
 
 /// Looks up a GPU by shipped name, or loads it from a `.toml` path.
@@ -506,12 +549,22 @@ pub fn load_gpu(
     file: &str,
     field: &str,
 ) -> Result<GpuSpec, ConfigError> {
+    load_gpu_all(name, base, file, field).map_err(first)
+}
+
+/// [`load_gpu`], with every error of a spec file in one round.
+pub fn load_gpu_all(
+    name: &str,
+    base: Option<&Path>,
+    file: &str,
+    field: &str,
+) -> Result<GpuSpec, Vec<ConfigError>> {
     let shipped = Shipped {
         list: SHIPPED_GPUS,
         kind: "GPU",
         dir: "models/gpu",
     };
-    load_spec(GpuSpec::check, &shipped, name, base, file, field)
+    load_spec(GpuSpec::check_all, &shipped, name, base, file, field)
 }
 
 /// Comma-separated names of a shipped list.

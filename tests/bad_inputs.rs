@@ -360,6 +360,18 @@ fn cases() -> Vec<Case> {
             args: vec!["validate", "{f}"],
         },
         Case {
+            name: "gpu-spec-every-error-in-one-round",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                String::from_utf8(gpu_spec("sm_count = 108", "sm_count = 0"))
+                    .unwrap()
+                    .replacen("tensor_tflops = 312.0", "tensor_tflops = 1e-300", 1)
+                    .into_bytes(),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
             name: "gpu-spec-negative-price",
             text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
             files: vec![("mine.toml", gpu_spec("price_per_gpu_hour_usd = 5.1207", "price_per_gpu_hour_usd = -1.0"))],

@@ -10,7 +10,7 @@ use crate::kv::KvGeometry;
 use crate::policy::Policy;
 use crate::policy::{Predictor, SchedulerChoice, SchedulerConfig, Victim};
 use crate::profile::resolve_profile;
-use crate::specs::{load_model, GpuSpec, GIB};
+use crate::specs::{load_model_all, GpuSpec, GIB};
 use crate::time::Dur;
 
 impl Checker<'_> {
@@ -23,11 +23,13 @@ impl Checker<'_> {
         per_gpu: Option<u32>,
     ) -> (Option<Eng>, Option<u64>) {
         let n0 = self.errs.len();
-        let model = match load_model(&e.model, self.base, self.file, "engine.model") {
+        let model = match load_model_all(&e.model, self.base, self.file, "engine.model") {
             Ok(m) => Some(m),
-            Err(err) => {
-                let err = self.spec_error(err, "engine.model", "model");
-                self.errs.push(err);
+            Err(errs) => {
+                for err in errs {
+                    let err = self.spec_error(err, "engine.model", "model");
+                    self.errs.push(err);
+                }
                 None
             }
         };

@@ -6,18 +6,20 @@ use super::raw::{RawHardware, DEFAULT_SWITCH_COST_MS, DEFAULT_TIMESLICE_MS};
 use super::schema::{quoted_list, SHARING};
 use crate::gpu::Sharing;
 use crate::router::RouterKind;
-use crate::specs::{load_gpu, GpuSpec};
+use crate::specs::{load_gpu_all, GpuSpec};
 use crate::time::Dur;
 
 impl Checker<'_> {
     /// `[hardware]`: the GPU (when it loads) and the section (when all of it holds).
     pub(super) fn hardware(&mut self, h: &RawHardware) -> (Option<GpuSpec>, Option<Hw>) {
         let n0 = self.errs.len();
-        let gpu = match load_gpu(&h.gpu, self.base, self.file, "hardware.gpu") {
+        let gpu = match load_gpu_all(&h.gpu, self.base, self.file, "hardware.gpu") {
             Ok(g) => Some(g),
-            Err(e) => {
-                let e = self.spec_error(e, "hardware.gpu", "GPU");
-                self.errs.push(e);
+            Err(errs) => {
+                for e in errs {
+                    let e = self.spec_error(e, "hardware.gpu", "GPU");
+                    self.errs.push(e);
+                }
                 None
             }
         };
