@@ -50,9 +50,7 @@ pub struct RequestRecord {
 /// Collects what a run produces.
 pub struct Recorder {
     window_start: SimTime,
-    ttft: Sketch,
-    tpot: Sketch,
-    e2el: Sketch,
+    requests: RequestSketches,
     itl: Sketch,
     batch_latency: Sketch,
     /// Completed requests inside the measurement window.
@@ -79,11 +77,29 @@ struct ClassRecorder {
     name: String,
     priority: i32,
     tenant: u32,
+    requests: RequestSketches,
+    completed: u64,
+    output_tokens: u64,
+}
+
+/// The per-request latency sketches (TTFT, TPOT, E2E), of a run or of one class.
+#[derive(Debug, Clone, Default)]
+struct RequestSketches {
     ttft: Sketch,
     tpot: Sketch,
     e2el: Sketch,
-    completed: u64,
-    output_tokens: u64,
+}
+
+impl RequestSketches {
+    /// A completed request of `output_tokens` with these TTFT and E2E (ms); TPOT as
+    /// `benchmark_serving` defines it, for requests of more than one output token.
+    fn add(&mut self, ttft: f64, e2el: f64, output_tokens: u32) {
+        self.ttft.add(ttft, 1);
+        self.e2el.add(e2el, 1);
+        if output_tokens > 1 {
+            self.tpot.add((e2el - ttft) / (output_tokens - 1) as f64, 1);
+        }
+    }
 }
 
 /// Header of the per-request CSV (`--requests-csv`): times in seconds.
@@ -103,9 +119,7 @@ impl Recorder {
     pub fn new(window_start: SimTime, keep_records: bool) -> Self {
         Recorder {
             window_start,
-            ttft: Sketch::default(),
-            tpot: Sketch::default(),
-            e2el: Sketch::default(),
+            requests: RequestSketches::default(),
             itl: Sketch::default(),
             batch_latency: Sketch::default(),
             completed: 0,
@@ -164,19 +178,9 @@ impl Recorder {
         }
         let ttft = (first - req.arrival).as_millis_f64();
         let e2el = (finish - req.arrival).as_millis_f64();
-        self.ttft.add(ttft, 1);
-        self.e2el.add(e2el, 1);
-        if req.output_tokens > 1 {
-            self.tpot
-                .add((e2el - ttft) / (req.output_tokens - 1) as f64, 1);
-        }
+        self.requests.add(ttft, e2el, req.output_tokens);
         if let Some(c) = self.classes.get_mut(req.class as usize) {
-            c.ttft.add(ttft, 1);
-            c.e2el.add(e2el, 1);
-            if req.output_tokens > 1 {
-                c.tpot
-                    .add((e2el - ttft) / (req.output_tokens - 1) as f64, 1);
-            }
+            c.requests.add(ttft, e2el, req.output_tokens);
             c.completed += 1;
             c.output_tokens += req.output_tokens as u64;
         }
@@ -272,9 +276,9 @@ impl Recorder {
             output_throughput: per_s(self.output_tokens as f64),
             total_token_throughput: per_s((self.input_tokens + self.output_tokens) as f64),
             latency: Latency {
-                ttft: self.ttft.stats(),
-                tpot: self.tpot.stats(),
-                e2el: self.e2el.stats(),
+                ttft: self.requests.ttft.stats(),
+                tpot: self.requests.tpot.stats(),
+                e2el: self.requests.e2el.stats(),
                 itl: self.itl.stats(),
                 batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.stats()),
             },
@@ -291,9 +295,9 @@ impl Recorder {
                     total_output_tokens: c.output_tokens,
                     request_throughput: per_s(c.completed as f64),
                     output_throughput: per_s(c.output_tokens as f64),
-                    ttft: c.ttft.stats(),
-                    tpot: c.tpot.stats(),
-                    e2el: c.e2el.stats(),
+                    ttft: c.requests.ttft.stats(),
+                    tpot: c.requests.tpot.stats(),
+                    e2el: c.requests.e2el.stats(),
                 })
                 .collect(),
             ..Summary::default()
