@@ -15,19 +15,7 @@ use infersim::time::SimTime;
 use infersim::workload::Request;
 
 fn req() -> Request {
-    Request {
-        id: 0,
-        arrival: SimTime::ZERO,
-        input_tokens: 10,
-        output_tokens: 10,
-        user: None,
-        group: None,
-        prefix: None,
-        class: 0,
-        priority: 0,
-        tenant: 0,
-        session: None,
-    }
+    Request::new(0, SimTime::ZERO, 10, 10)
 }
 
 fn load(kv_used_fraction: f64, outstanding_tokens: u64) -> InstanceLoad {

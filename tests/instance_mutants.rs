@@ -18,19 +18,7 @@ use infersim::workload::Request;
 use std::sync::{Arc, Mutex};
 
 fn req(id: u64, input_tokens: u32, output_tokens: u32) -> Request {
-    Request {
-        id,
-        arrival: SimTime::ZERO,
-        input_tokens,
-        output_tokens,
-        user: None,
-        group: None,
-        prefix: None,
-        class: 0,
-        priority: 0,
-        tenant: 0,
-        session: None,
-    }
+    Request::new(id, SimTime::ZERO, input_tokens, output_tokens)
 }
 
 /// Continuous batching with a 10-token step budget and chunked prefill, on the tiny

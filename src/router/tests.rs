@@ -6,17 +6,9 @@ use rand::SeedableRng;
 
 fn req(session: Option<u32>) -> Request {
     Request {
-        id: 0,
-        arrival: SimTime::ZERO,
-        input_tokens: 10,
-        output_tokens: 10,
         user: session,
-        group: None,
-        prefix: None,
-        class: 0,
-        priority: 0,
-        tenant: 0,
         session,
+        ..Request::new(0, SimTime::ZERO, 10, 10)
     }
 }
 

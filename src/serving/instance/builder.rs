@@ -340,14 +340,13 @@ impl<'a> StepBuilder<'a> {
     /// blocks cannot be had (preempt and try again).
     pub fn continue_prefill(&mut self, h: Handle) -> Result<u64, Refusal> {
         self.close_decodes();
-        let Some(pos) = self.inst.partial.iter().position(|&p| p == h.0) else {
+        if !self.inst.partial.contains(&h.0) {
             return Err(self.violate(format!(
                 "continue_prefill: request in slot {} is not a running prefill waiting for its next chunk",
                 h.0
             )));
-        };
+        }
         if self.inst.chunks.iter().any(|c| c.0 == h.0) {
-            let _ = pos;
             return Err(self.violate(format!(
                 "continue_prefill: slot {} already has a chunk in this step",
                 h.0

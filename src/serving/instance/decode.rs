@@ -49,6 +49,7 @@ impl Instance {
 
     /// Takes `slot` out of the decode set, writing its current state back.
     pub(super) fn dec_remove(&mut self, slot: u32) {
+        self.tenant_decoding(slot, -1);
         let k = self.k;
         let r = self.residue(self.seqs[slot as usize].base);
         let shared = self.shared_lb(slot);
@@ -69,10 +70,6 @@ impl Instance {
         let d = &mut self.dec;
         d.n -= 1;
         d.sum_base -= s.base;
-        if self.track_tenants {
-            let t = s.req.tenant as usize;
-            self.tenant_dec[t] -= 1;
-        }
         if s.state == State::Padded {
             d.padded -= 1;
         }

@@ -105,13 +105,8 @@ impl Instance {
                 self.kv.used, self.kv.capacity
             ));
         }
-        let lim = self.limits();
-        if self.running_count > lim.max_seqs {
-            return Err(format!(
-                "{} sequences running, over the cap of {}",
-                self.running_count, lim.max_seqs
-            ));
-        }
+        // The step limits (running cap, token budget) are checked when each step is
+        // planned; a breach is recorded as the policy error.
         if let Some(e) = &self.policy_error {
             return Err(format!("scheduler error: {e}"));
         }

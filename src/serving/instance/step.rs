@@ -167,7 +167,7 @@ impl Instance {
         self.step_started = now;
         self.stats.steps += 1;
         self.stats.decode_seqs += self.shape.decodes;
-        self.stats.prefill_tokens += self.shape.prefills.iter().map(|p| p.new).sum::<u64>();
+        self.stats.prefill_tokens += prefill;
         Some(self.cost.price(&self.shape))
     }
 

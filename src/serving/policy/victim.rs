@@ -24,23 +24,32 @@ pub enum Victim {
 }
 
 impl Victim {
+    /// Every rule, in the order of [`Victim::NAMES`].
+    pub const ALL: [Victim; 4] = [
+        Victim::Newest,
+        Victim::Oldest,
+        Victim::FewestBlocks,
+        Victim::LowestPriority,
+    ];
+
     /// Config names, in order.
-    pub const NAMES: &'static [&'static str] =
-        &["newest", "oldest", "fewest-blocks", "lowest-priority"];
+    pub const NAMES: &'static [&'static str] = &{
+        let mut names = [""; Victim::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Victim::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
 
     /// The rule named `name` in configs.
     pub fn from_name(name: &str) -> Option<Victim> {
-        Some(match name {
-            "newest" => Victim::Newest,
-            "oldest" => Victim::Oldest,
-            "fewest-blocks" => Victim::FewestBlocks,
-            "lowest-priority" => Victim::LowestPriority,
-            _ => return None,
-        })
+        Victim::ALL.into_iter().find(|v| v.name() == name)
     }
 
     /// Config name.
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         match self {
             Victim::Newest => "newest",
             Victim::Oldest => "oldest",
