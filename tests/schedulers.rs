@@ -350,3 +350,19 @@ fn the_schema_follows_the_scheduler_registry() {
     let registered: Vec<&str> = SCHEDULERS.iter().map(|r| r.name).collect();
     assert_eq!(names.to_vec(), registered);
 }
+
+/// The run guard's estimate counts every class: the classes' rates add up and the
+/// output tokens are their rate-weighted mixture (not class 0's alone).
+#[test]
+fn the_estimate_counts_every_class() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/scheduling.toml");
+    let exp = infersim::config::load_experiment(&path).expect("valid");
+    let one = infersim::config::Experiment {
+        points: vec![exp.points[0].clone()],
+        ..exp.clone()
+    };
+    let e = infersim::experiment::estimate(&one, 1);
+    // (1 + 4) requests/s × 300 s (+1), outputs (1 × 64 + 4 × 512) / 5 = 422.4 tokens.
+    assert!((e.requests - 1501.0).abs() < 1e-9, "{}", e.requests);
+    assert!((e.tokens - 1501.0 * 422.4).abs() < 1e-6, "{}", e.tokens);
+}

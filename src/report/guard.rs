@@ -51,9 +51,25 @@ fn point_work(p: &Point) -> (f64, f64, f64) {
             .count() as f64,
         _ => 0.0,
     };
+    // A workload of classes: the classes' rates add up and its outputs are their
+    // rate-weighted mixture (its own arrival and lengths stand for class 0 only).
+    let rate_of = |a: &Arrival| match a {
+        Arrival::Poisson { rate } | Arrival::Constant { rate } | Arrival::Gamma { rate, .. } => {
+            *rate
+        }
+        _ => 0.0,
+    };
+    let class_rate: f64 = w.classes.iter().map(|c| rate_of(&c.arrival)).sum();
     let out_mean = match &w.arrival {
         Arrival::Trace(t) if !t.rows.is_empty() => {
             t.rows.iter().map(|r| (r.2 as f64).min(ctx)).sum::<f64>() / t.rows.len() as f64
+        }
+        _ if class_rate > 0.0 => {
+            w.classes
+                .iter()
+                .map(|c| rate_of(&c.arrival) * c.output.mean().clamp(1.0, ctx - 1.0))
+                .sum::<f64>()
+                / class_rate
         }
         _ => w.output.mean().clamp(1.0, ctx - 1.0),
     };
@@ -87,9 +103,15 @@ fn point_work(p: &Point) -> (f64, f64, f64) {
         Stop::Timed { duration, .. } => {
             let d = duration.as_secs_f64();
             match &w.arrival {
-                Arrival::Poisson { rate }
-                | Arrival::Constant { rate }
-                | Arrival::Gamma { rate, .. } => (rate * d + 1.0, rate * d + 1.0),
+                a
+                @ (Arrival::Poisson { .. } | Arrival::Constant { .. } | Arrival::Gamma { .. }) => {
+                    let rate = if class_rate > 0.0 {
+                        class_rate
+                    } else {
+                        rate_of(a)
+                    };
+                    (rate * d + 1.0, rate * d + 1.0)
+                }
                 Arrival::Trace(_) => {
                     let n = trace_rows(Some(duration));
                     (n, n)
