@@ -11,12 +11,14 @@
 //! Over 600 lines because the engine is one state machine over one struct (arrivals,
 //! routing, steps, the fast-forward, completions) plus the run's summary.
 
+mod client;
 mod queue;
 
 pub use queue::{EventKey, EventQueue, Phase};
 
 use crate::cost::StepCost;
 use crate::error::SimError;
+use crate::frontend::{ClientSetup, FrontEndSetup};
 use crate::gpu::{self, GpuWork, Job, SharedGpu, Sharing, Wake};
 use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{GpuRow, InstanceRow, Recorder, RequestRecord, Summary};
@@ -44,6 +46,12 @@ enum Ev {
     GpuCheck(u32, u64),
     Timer(u32),
     Schedule(u32),
+    /// The front end has tokenised a request (index into the client's ingress).
+    FrontIn(u32),
+    /// A client's timeout for a request (its id).
+    Timeout(u64),
+    /// The client saw a request complete: a slot of its semaphore frees.
+    Release,
     End,
 }
 
@@ -79,6 +87,10 @@ pub struct Scenario {
     pub instances: Vec<InstanceSetup>,
     /// Router.
     pub router: RouterKind,
+    /// The API front end (default: a fixed delay, as fitted).
+    pub front_end: FrontEndSetup,
+    /// The benchmark client's behaviour (default: sends every request on arrival).
+    pub client: ClientSetup,
 }
 
 /// Options of one run.
@@ -178,6 +190,8 @@ struct Engine<'a> {
     stretch_steps: u64,
     /// Latest time reached (fast-forwarded steps can end after the last event).
     end_time: SimTime,
+    /// The client and the front end, when modelled.
+    client: client::ClientState,
 }
 
 /// Runs one simulation.
@@ -255,11 +269,15 @@ fn run_inner(
         offline_started: SimTime::ZERO,
         done: Vec::new(),
         check: opts.check_invariants,
-        fast: !opts.step_by_step,
+        // A queueing front end takes each step's chunks at the step's end.
+        fast: !opts.step_by_step && !sc.front_end.is_queue(),
         inline_steps: 0,
         stretch_steps: 0,
         end_time: SimTime::ZERO,
+        client: client::ClientState::new(&sc.front_end, &sc.client, n),
     };
+    let (defer_requests, queue) = (e.client.defers_requests(), e.client.is_queue());
+    e.rec.defer(defer_requests, queue);
     if let Some(w) = csv {
         e.rec
             .stream_csv(w)
@@ -329,6 +347,7 @@ fn run_inner(
     };
     summary.prefill_tokens_computed = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
     summary.prefix_cache_hit_tokens = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
+    e.client.summarize(&mut summary, now - SimTime::ZERO);
     if e.inst.len() > 1 || e.gpus.len() > 1 {
         summary.per_instance = e
             .inst
@@ -466,6 +485,9 @@ impl Engine<'_> {
             self.router.pick(&r, &self.loads)
         };
         self.inst[i].note_routed(&r);
+        if self.client.on {
+            self.routed(r.id, i);
+        }
         let lat = self.sc.instances[i].api_latency;
         if lat.0 == 0 {
             self.deliver(now, i, r);
@@ -478,6 +500,9 @@ impl Engine<'_> {
 
     fn deliver(&mut self, now: SimTime, i: usize, r: Request) {
         self.inst[i].enqueue(r, now);
+        if self.client.on && !self.inst[i].busy() {
+            self.apply_aborts(now, i);
+        }
         self.want_schedule(now, i);
     }
 
@@ -499,7 +524,7 @@ impl Engine<'_> {
                     r.class = c as u16;
                     r.priority = priority;
                     r.tenant = tenant;
-                    self.route(now, r);
+                    self.send(now, r);
                 }
                 if let Some(t) = self.mix.as_ref().and_then(|m| m.peek_time()) {
                     self.q.push(t, Phase::Arrive, Ev::OpenArrival);
@@ -509,7 +534,7 @@ impl Engine<'_> {
                 let g = self.open.as_mut().expect("open-loop generator");
                 if let Some((_, _, lengths)) = g.next_arrival() {
                     let r = self.new_request(now, None, None, lengths);
-                    self.route(now, r);
+                    self.send(now, r);
                 }
                 let g = self.open.as_ref().expect("open-loop generator");
                 if let Some(t) = g.peek_time() {
@@ -519,7 +544,7 @@ impl Engine<'_> {
             Ev::UserSend(u) => {
                 if self.may_issue() && now < self.end {
                     let r = self.new_request(now, Some(u), None, None);
-                    self.route(now, r);
+                    self.send(now, r);
                 }
             }
             Ev::OfflineGroup => {
@@ -562,6 +587,9 @@ impl Engine<'_> {
                     .expect("a request in transit");
                 self.deliver(now, i as usize, r);
             }
+            Ev::FrontIn(idx) => self.front_in(now, idx),
+            Ev::Timeout(id) => self.timeout(now, id),
+            Ev::Release => self.release(now),
             Ev::CpuDone(i) => self.submit_gpu(now, i as usize),
             Ev::GpuCheck(g, v) => self.gpu_check(now, g as usize, v),
             Ev::StepDone(i) => self.step_done(now, i as usize)?,
@@ -698,14 +726,18 @@ impl Engine<'_> {
         self.gpus[g].model.step_ended(i);
         let mut done = std::mem::take(&mut self.done);
         done.clear();
+        self.client.tokens_before = self.rec.tokens_emitted;
         self.inst[i].finish_step(now, &mut self.rec, &mut done);
+        self.after_step(now, i);
         if self.check {
             self.inst[i]
                 .check_invariants()
                 .map_err(|e| format!("after a step ended at {now}: {e}"))?;
         }
         for f in &done {
-            self.on_finished(now, f);
+            if let Some(seen) = self.client_finished(now, f) {
+                self.on_finished(seen, f);
+            }
         }
         self.done = done;
         Ok(())

@@ -176,6 +176,8 @@ fn case() -> impl Strategy<Value = Case> {
                         gpus: vec![sharing],
                         instances,
                         router,
+                        front_end: Default::default(),
+                        client: Default::default(),
                     },
                     requests: n,
                     seed,

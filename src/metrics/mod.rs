@@ -12,7 +12,9 @@
 
 pub mod summary;
 
-pub use summary::{ClassRow, GpuRow, InstanceRow, Latency, Stats, Summary};
+pub use summary::{
+    ClassRow, ClientSummary, FrontEndSummary, GpuRow, InstanceRow, Latency, Stats, Summary,
+};
 
 use crate::time::{Dur, SimTime};
 use crate::workload::Request;
@@ -69,6 +71,35 @@ pub struct Recorder {
     csv_error: Option<String>,
     /// Per workload class, when the workload has several.
     classes: Vec<ClassRecorder>,
+    /// Completed requests and token gaps held until the client's view of them is
+    /// known ([`Recorder::defer`], [`Recorder::flush`]).
+    deferred: Deferred,
+}
+
+/// What the client sees of the engine's output: when tokens reach it through the
+/// front end, and whether it was still waiting for a request when it completed.
+pub trait ClientClock {
+    /// The client-side (first token, last token) times of a request the engine
+    /// completed with these engine-side times, or `None` if the client had given up
+    /// on it (it is then not counted).
+    fn request_times(
+        &self,
+        req: &Request,
+        first: SimTime,
+        finish: SimTime,
+    ) -> Option<(SimTime, SimTime)>;
+    /// Client-side gaps of `weight` tokens emitted at `now`, `gap` after their
+    /// request's previous token: `out(gap, weight)` for each share.
+    fn itl(&self, now: SimTime, gap: Dur, weight: u64, out: &mut dyn FnMut(SimTime, Dur, u64));
+}
+
+/// Records held for [`Recorder::flush`].
+#[derive(Debug, Default)]
+struct Deferred {
+    requests: bool,
+    itl: bool,
+    pending: Vec<(Request, usize, SimTime, SimTime, SimTime)>,
+    pending_itl: Vec<(SimTime, Dur, u64)>,
 }
 
 /// What [`Recorder`] keeps per workload class.
@@ -131,11 +162,46 @@ impl Recorder {
             csv: None,
             csv_error: None,
             classes: Vec::new(),
+            deferred: Deferred::default(),
         }
+    }
+
+    /// Holds completed requests (`requests`) and token gaps (`itl`) until
+    /// [`Recorder::flush`] maps them to what the client saw.
+    pub fn defer(&mut self, requests: bool, itl: bool) {
+        self.deferred.requests = requests;
+        self.deferred.itl = itl;
+    }
+
+    /// Records what was held, as `clock` says the client saw it, in the order it
+    /// came.
+    pub fn flush(&mut self, clock: &dyn ClientClock) {
+        let mut itl = std::mem::take(&mut self.deferred.pending_itl);
+        for &(now, gap, w) in &itl {
+            clock.itl(now, gap, w, &mut |t, g, w| self.add_itl(t, g, w));
+        }
+        itl.clear();
+        self.deferred.pending_itl = itl;
+        let mut reqs = std::mem::take(&mut self.deferred.pending);
+        for &(req, instance, scheduled, first, finish) in &reqs {
+            if let Some((first, finish)) = clock.request_times(&req, first, finish) {
+                self.add_request(&req, instance, scheduled, first, finish);
+            }
+        }
+        reqs.clear();
+        self.deferred.pending = reqs;
     }
 
     /// `weight` tokens each came `gap` after the previous token of their request.
     pub fn itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
+        if self.deferred.itl {
+            self.deferred.pending_itl.push((now, gap, weight));
+            return;
+        }
+        self.add_itl(now, gap, weight);
+    }
+
+    fn add_itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
         if now >= self.window_start && weight > 0 {
             self.itl.add(gap.as_millis_f64(), weight);
         }
@@ -166,6 +232,23 @@ impl Recorder {
 
     /// A request completed.
     pub fn request(
+        &mut self,
+        req: &Request,
+        instance: usize,
+        scheduled: SimTime,
+        first: SimTime,
+        finish: SimTime,
+    ) {
+        if self.deferred.requests {
+            self.deferred
+                .pending
+                .push((*req, instance, scheduled, first, finish));
+            return;
+        }
+        self.add_request(req, instance, scheduled, first, finish);
+    }
+
+    fn add_request(
         &mut self,
         req: &Request,
         instance: usize,

@@ -284,6 +284,40 @@ pub struct GpuRow {
     pub kv_cache_peak_fraction: f64,
 }
 
+/// Requests the client sent and how they ended, as Locust and `vllm bench serve`
+/// report them. The latency and throughput keys are over the successful requests
+/// only (`completed`), as `benchmark_serving` computes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientSummary {
+    /// Requests the client sent (rejected ones included).
+    pub sent: u64,
+    /// Requests that failed: timed out or rejected.
+    pub failed: u64,
+    /// Requests the client abandoned at its timeout.
+    pub timed_out: u64,
+    /// Requests the rate limiter rejected (HTTP 429).
+    pub rejected: u64,
+    /// Completed / sent.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub success_rate: f64,
+    /// Output tokens the engines computed for requests their client had abandoned
+    /// (the server's wasted work).
+    pub wasted_output_tokens: u64,
+}
+
+/// The API servers of a front end modelled as a queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrontEndSummary {
+    /// API-server processes.
+    pub api_server_count: u64,
+    /// Fraction of the run each API server was busy (ingress and streaming).
+    pub api_server_busy_fraction: Vec<f64>,
+    /// Mean wait of a request in its API server's queue before its ingress work
+    /// starts, ms.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean_api_queue_wait_ms: f64,
+}
+
 /// What one run measured: `benchmark_serving`'s keys plus the engine's, in a stable
 /// order (the field order). Floats that are not finite serialise as `null`.
 ///
@@ -332,6 +366,13 @@ pub struct Summary {
     pub prefill_tokens_computed: u64,
     /// Prompt tokens served from the prefix cache.
     pub prefix_cache_hit_tokens: u64,
+    /// What the client saw fail, written only when the run has client behaviour
+    /// (`[client]`) or a rate limit.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientSummary>,
+    /// The API servers, written only when the front end is modelled as a queue.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub front_end: Option<FrontEndSummary>,
     /// One row per instance, written only with more than one instance or GPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_instance: Vec<InstanceRow>,
