@@ -539,6 +539,7 @@ fn cases() -> Vec<Case> {
             args: vec!["run", "{f}", "--out", "{d}/out", "--quiet"],
         },
     ];
+    v.extend(front_end_cases());
     v.sort_by_key(|c| c.name);
     v
 }
@@ -565,6 +566,41 @@ fn run_case(c: &Case) -> (i32, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, stderr) = common::infersim_bin(&args, &[]);
     (code, stderr.replace(d.to_str().unwrap(), "<dir>"))
+}
+
+/// `[frontend]` and `[client]`: unknown values, settings that do not apply, a
+/// client for an offline batch.
+fn front_end_cases() -> Vec<Case> {
+    let offline = edit(
+        "arrival = \"poisson\"\nrate_per_s = 5.0",
+        "arrival = \"offline\"\nbatch_size = 4",
+    );
+    vec![
+        case(
+            "frontend-unknown-mode",
+            format!("{BASE}[frontend]\nmode = \"queued\"\n"),
+        ),
+        case(
+            "frontend-servers-without-queue",
+            format!("{BASE}[frontend]\napi_server_count = 2\n"),
+        ),
+        case(
+            "frontend-burst-without-rate",
+            format!("{BASE}[frontend]\nrate_limit_burst = 3\n"),
+        ),
+        case(
+            "client-zero-timeout",
+            format!("{BASE}[client]\ntimeout_s = 0.0\n"),
+        ),
+        case(
+            "client-on-timeout-without-timeout",
+            format!("{BASE}[client]\non_timeout = \"abort\"\n"),
+        ),
+        case(
+            "client-on-offline-batch",
+            format!("{offline}[client]\nmax_concurrency = 4\n"),
+        ),
+    ]
 }
 
 /// The snapshot text of every case.

@@ -57,7 +57,13 @@ fn both(sc: &Scenario, seed: u64) -> infersim::metrics::Summary {
 /// (50 ms apiece: done at 50, 100, 150, 200 ms); the client gives up after 120 ms.
 fn timeout_case(on_timeout: OnTimeout) -> Scenario {
     let rows = [(0.0, 4, 5); 4];
-    let mut sc = single(Policy::Sequential, cpu_cost(10_000.0), 16, 1000, trace_workload(&rows));
+    let mut sc = single(
+        Policy::Sequential,
+        cpu_cost(10_000.0),
+        16,
+        1000,
+        trace_workload(&rows),
+    );
     sc.client = ClientSetup {
         max_concurrency: None,
         timeout: Some(Dur::from_millis_f64(120.0)),
@@ -126,7 +132,13 @@ fn abort_keeps_the_kv_pool_consistent_under_continuous_batching() {
 fn max_concurrency_measures_latency_from_sending() {
     // Three requests of one token (one 10 ms step each) arrive at 0.
     let rows = [(0.0, 4, 1); 3];
-    let mut sc = single(Policy::Sequential, cpu_cost(10_000.0), 16, 1000, trace_workload(&rows));
+    let mut sc = single(
+        Policy::Sequential,
+        cpu_cost(10_000.0),
+        16,
+        1000,
+        trace_workload(&rows),
+    );
     // Without a limit they queue in the engine: E2E 10, 20, 30 ms.
     assert_eq!(both(&sc, 0).latency.e2el.mean, 20.0);
     // With one in flight they queue in the client, sent at 0, 10, 20 ms: 10 ms each.
@@ -144,7 +156,13 @@ fn the_rate_limiter_rejects_what_the_bucket_cannot_cover() {
     // first two pass, eight are rejected, the last finds 1.5 tokens.
     let mut rows = vec![(0.0, 4, 1); 10];
     rows.push((1.5, 4, 1));
-    let mut sc = single(Policy::Sequential, cpu_cost(10_000.0), 16, 1000, trace_workload(&rows));
+    let mut sc = single(
+        Policy::Sequential,
+        cpu_cost(10_000.0),
+        16,
+        1000,
+        trace_workload(&rows),
+    );
     sc.front_end.rate_limit = Some(RateLimit {
         per_s: 1.0,
         burst: 2.0,

@@ -564,7 +564,7 @@ const CLIENT: &[Key] = &[
         .default_is("no limit")
         .example("5")
         .doc("Requests in flight at most (vllm bench serve --max-concurrency); an arrival beyond it waits in the client, and its latency counts from when it is sent."),
-    key("timeout_s", float_above(0.0, 1e7))
+    key("timeout_s", float(1e-3, 1e7))
         .unit("s")
         .default_is("none")
         .example("60.0")
