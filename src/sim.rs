@@ -325,7 +325,8 @@ fn run_inner(
         }
     }
     let duration_s = match sc.workload.stop {
-        Stop::Requests(_) => e.rec.last_finish.as_secs_f64(),
+        // A client that saw failures finished when it saw the last one, if later.
+        Stop::Requests(_) => e.rec.last_finish.max(e.client.last_failure).as_secs_f64(),
         Stop::Timed { duration, warmup } => duration.as_secs_f64() - warmup.as_secs_f64(),
     };
     let elapsed = now.as_secs_f64();

@@ -597,6 +597,10 @@ fn front_end_cases() -> Vec<Case> {
             format!("{BASE}[client]\non_timeout = \"abort\"\n"),
         ),
         case(
+            "frontend-drop-without-timeout",
+            format!("{BASE}[frontend]\nrate_limit_per_s = 1.0\nrate_limit_action = \"drop\"\n"),
+        ),
+        case(
             "client-on-offline-batch",
             format!("{offline}[client]\nmax_concurrency = 4\n"),
         ),

@@ -7,7 +7,9 @@ mod common;
 
 use common::{profile, single, tiny_cost, tiny_model, trace_workload};
 use infersim::cost::CostModel;
-use infersim::frontend::{ClientSetup, FrontEndMode, FrontEndSetup, OnTimeout, RateLimit};
+use infersim::frontend::{
+    ClientSetup, FrontEndMode, FrontEndSetup, OnTimeout, OverLimit, RateLimit,
+};
 use infersim::policy::Policy;
 use infersim::sim::{run, RunOptions, Scenario};
 use infersim::specs::GpuSpec;
@@ -166,11 +168,23 @@ fn the_rate_limiter_rejects_what_the_bucket_cannot_cover() {
     sc.front_end.rate_limit = Some(RateLimit {
         per_s: 1.0,
         burst: 2.0,
+        over: OverLimit::Reject,
     });
     let s = both(&sc, 0);
     let c = s.client.unwrap();
     assert_eq!((c.sent, c.rejected, c.failed, s.completed), (11, 8, 8, 3));
     assert!((c.success_rate - 3.0 / 11.0).abs() < 1e-15);
+    // Dropped instead of rejected: the eight wait for the client's 2 s timeout, and
+    // the run lasts until the client has seen them fail.
+    sc.front_end.rate_limit.as_mut().unwrap().over = OverLimit::Drop;
+    sc.client.timeout = Some(Dur::from_millis_f64(2000.0));
+    let s = both(&sc, 0);
+    let c = s.client.unwrap();
+    assert_eq!(
+        (c.rejected, c.timed_out, c.failed, s.completed),
+        (0, 8, 8, 3)
+    );
+    assert_eq!((s.duration, c.wasted_output_tokens), (2.0, 0));
 }
 
 /// A queueing front end of `servers` API servers with these costs (µs).

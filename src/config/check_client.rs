@@ -5,7 +5,7 @@
 
 use super::check::Checker;
 use super::raw::RawExperiment;
-use crate::frontend::{ClientSetup, FrontEndMode, OnTimeout, RateLimit};
+use crate::frontend::{ClientSetup, FrontEndMode, OnTimeout, OverLimit, RateLimit};
 use crate::sim::Scenario;
 use crate::time::Dur;
 use crate::workload::Arrival;
@@ -39,7 +39,25 @@ impl Checker<'_> {
             sc.front_end.rate_limit = f.rate_limit_per_s.map(|per_s| RateLimit {
                 per_s,
                 burst: f.rate_limit_burst.unwrap_or(1) as f64,
+                over: f
+                    .rate_limit_action
+                    .as_deref()
+                    .and_then(OverLimit::parse)
+                    .unwrap_or_default(),
             });
+            if f.rate_limit_action.is_some() && f.rate_limit_per_s.is_none() {
+                self.err(
+                    "frontend.rate_limit_action",
+                    "needs frontend.rate_limit_per_s (without a limit no request is over it)",
+                );
+            }
+            let timeout = raw.client.as_ref().and_then(|c| c.timeout_s);
+            if f.rate_limit_action.as_deref() == Some("drop") && timeout.is_none() {
+                self.err(
+                    "frontend.rate_limit_action",
+                    "\"drop\" leaves requests unanswered until the client gives up: it needs client.timeout_s",
+                );
+            }
             if mode == FrontEndMode::Queue {
                 // The chunks' work goes to the API servers' queues instead of
                 // bounding each step.

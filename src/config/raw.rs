@@ -53,6 +53,8 @@ pub struct RawFrontEnd {
     pub rate_limit_per_s: Option<f64>,
     /// Rate limiter's bucket (default 1).
     pub rate_limit_burst: Option<u32>,
+    /// `reject` (default) or `drop`.
+    pub rate_limit_action: Option<String>,
 }
 
 /// `[client]`.

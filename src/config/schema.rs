@@ -555,6 +555,10 @@ const FRONTEND: &[Key] = &[
         .default_is("1")
         .example("5")
         .doc("Bucket size of the rate limiter: requests admitted back to back after an idle spell."),
+    key("rate_limit_action", Kind::Str(crate::frontend::OVER_LIMIT))
+        .default_is("\"reject\"")
+        .example("\"drop\"")
+        .doc("A request over the rate limit is answered HTTP 429 at once (\"reject\") or never answered, so that the client times out (\"drop\")."),
 ];
 
 /// `[client]`: the benchmark client's behaviour (not for offline workloads).

@@ -37,7 +37,8 @@
 //! it is sent), `timeout_s` (a request not complete by then is abandoned and counted
 //! as failed; the server keeps computing it or aborts it), and a token-bucket rate
 //! limiter in front of the server ([`RateLimiter`]: requests over the limit are
-//! rejected with HTTP 429 and counted as failed). The client's event handling lives
+//! rejected with HTTP 429, or dropped unanswered until the client's timeout, and
+//! counted as failed). The client's event handling lives
 //! in `sim/client.rs`.
 
 use crate::profile::Profile;
@@ -74,6 +75,33 @@ pub struct RateLimit {
     pub per_s: f64,
     /// Bucket size: requests admitted back to back after an idle spell.
     pub burst: f64,
+    /// What happens to a request over the limit.
+    pub over: OverLimit,
+}
+
+/// What the rate limiter does with a request over the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverLimit {
+    /// Answers HTTP 429 at once: the client counts it as rejected.
+    #[default]
+    Reject,
+    /// Never answers it (a limiter that drops it, or a server whose only worker is
+    /// blocked): the client waits for its timeout and counts a timeout.
+    Drop,
+}
+
+/// Allowed values of `frontend.rate_limit_action`.
+pub const OVER_LIMIT: &[&str] = &["reject", "drop"];
+
+impl OverLimit {
+    /// From its name in the experiment file.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reject" => Some(OverLimit::Reject),
+            "drop" => Some(OverLimit::Drop),
+            _ => None,
+        }
+    }
 }
 
 /// The front end of a scenario.
@@ -316,6 +344,11 @@ impl RateLimiter {
         }
     }
 
+    /// What it does with a request over the limit.
+    pub fn over(&self) -> OverLimit {
+        self.limit.over
+    }
+
     /// Whether a request arriving at `now` is admitted (it takes a token) or
     /// rejected (HTTP 429).
     pub fn admit(&mut self, now: SimTime) -> bool {
@@ -387,6 +420,7 @@ mod tests {
         let mut rl = RateLimiter::new(RateLimit {
             per_s: 2.0,
             burst: 2.0,
+            over: OverLimit::Reject,
         });
         assert!(rl.admit(ms(0.0)));
         assert!(rl.admit(ms(0.0)));

@@ -14,7 +14,7 @@
 //! vllm/benchmarks/lib/endpoint_request_func.py).
 
 use super::{Engine, Ev, Phase};
-use crate::frontend::{ClientSetup, FrontEnd, FrontEndSetup, OnTimeout, RateLimiter};
+use crate::frontend::{ClientSetup, FrontEnd, FrontEndSetup, OnTimeout, OverLimit, RateLimiter};
 use crate::instance::Finished;
 use crate::metrics::{ClientClock, ClientSummary, FrontEndSummary, Summary};
 use crate::time::{Dur, SimTime};
@@ -61,6 +61,9 @@ pub(super) struct ClientState {
     wasted: u64,
     /// Tokens emitted before the step being finished (queue mode: the step's chunks).
     pub(super) tokens_before: u64,
+    /// When the client saw its last failure (a finite run lasts until then at least,
+    /// as `benchmark_serving`'s duration waits for every request).
+    pub(super) last_failure: SimTime,
 }
 
 impl ClientState {
@@ -81,6 +84,7 @@ impl ClientState {
             rejected: 0,
             wasted: 0,
             tokens_before: 0,
+            last_failure: SimTime::ZERO,
         }
     }
 
@@ -189,13 +193,15 @@ impl Engine<'_> {
         r.arrival = now;
         let c = &mut self.client;
         c.sent += 1;
-        if let Some(l) = &mut c.limiter {
-            if !l.admit(now) {
-                // HTTP 429: the client sees the failure at once.
-                c.rejected += 1;
-                self.gave_up(now, r, false);
-                return;
-            }
+        let over = c
+            .limiter
+            .as_mut()
+            .and_then(|l| (!l.admit(now)).then(|| l.over()));
+        if over == Some(OverLimit::Reject) {
+            // HTTP 429: the client sees the failure at once.
+            c.rejected += 1;
+            self.gave_up(now, r, false);
+            return;
         }
         c.in_flight += 1;
         let deadline = match c.setup.timeout {
@@ -213,6 +219,11 @@ impl Engine<'_> {
             abandoned: false,
             engine_done: false,
         };
+        if over == Some(OverLimit::Drop) {
+            // Never answered: its timer (the config requires one) ends it.
+            c.flights.insert(r.id, flight);
+            return;
+        }
         if let Some(fe) = &mut c.fe {
             let (server, done) = fe.ingress(now, r.input_tokens);
             flight.server = server;
@@ -309,6 +320,7 @@ impl Engine<'_> {
     /// The client is done with `req` at `now` without a success (timed out or
     /// rejected): a closed-loop user moves on, the semaphore frees a slot.
     fn gave_up(&mut self, now: SimTime, req: Request, held_slot: bool) {
+        self.client.last_failure = self.client.last_failure.max(now);
         let f = Finished { req, at: now };
         self.on_finished(now, &f);
         if held_slot {
