@@ -401,13 +401,16 @@ impl Summary {
 }
 
 /// The names of every metric a summary can hold (the numeric keys it serialises,
-/// offline batch latency included), in serialisation order.
+/// offline batch latency and the client's and front end's keys included), in
+/// serialisation order.
 pub fn metric_names() -> Vec<String> {
     let s = Summary {
         latency: Latency {
             batch: Some(Stats::default()),
             ..Latency::default()
         },
+        client: Some(ClientSummary::default()),
+        front_end: Some(FrontEndSummary::default()),
         ..Summary::default()
     };
     s.to_json()
@@ -474,6 +477,54 @@ mod tests {
         assert_eq!(keys.last().unwrap(), "prefix_cache_hit_tokens");
         assert_eq!(s.metric("p90_tpot_ms"), Some(5.0));
         assert_eq!(s.metric("mean_batch_latency_ms"), None);
+    }
+
+    #[test]
+    fn client_and_front_end_keys_come_after_the_engine_counters_and_read_back() {
+        let s = Summary {
+            client: Some(ClientSummary {
+                sent: 50,
+                failed: 28,
+                timed_out: 28,
+                rejected: 0,
+                success_rate: 0.44,
+                wasted_output_tokens: 7,
+            }),
+            front_end: Some(FrontEndSummary {
+                api_server_count: 2,
+                api_server_busy_fraction: vec![0.5, 0.25],
+                mean_api_queue_wait_ms: 1.5,
+            }),
+            ..Summary::default()
+        };
+        let keys: Vec<String> = s.to_json().keys().cloned().collect();
+        let at = keys
+            .iter()
+            .position(|k| k == "prefix_cache_hit_tokens")
+            .unwrap();
+        assert_eq!(
+            keys[at + 1..],
+            [
+                "sent",
+                "failed",
+                "timed_out",
+                "rejected",
+                "success_rate",
+                "wasted_output_tokens",
+                "api_server_count",
+                "api_server_busy_fraction",
+                "mean_api_queue_wait_ms"
+            ]
+        );
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Summary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.client, s.client);
+        assert_eq!(back.front_end, s.front_end);
+        // Without them, none of their keys.
+        let plain: Summary =
+            serde_json::from_str(&serde_json::to_string(&Summary::default()).unwrap()).unwrap();
+        assert!(plain.client.is_none() && plain.front_end.is_none());
+        assert!(metric_names().contains(&"success_rate".to_string()));
     }
 
     #[test]
