@@ -103,31 +103,90 @@ fn timeouts_with_abort_free_the_server_at_the_timeout() {
 }
 
 #[test]
-fn abort_keeps_the_kv_pool_consistent_under_continuous_batching() {
-    // Continuous batching, 40 requests sent at once, a timeout that cuts many in
-    // mid-decode: invariants are checked after every step (check_invariants), the
-    // KV pool ends empty, and fast-forward equals step by step.
-    let rows: Vec<(f64, u32, u32)> = (0..40)
-        .map(|i| (i as f64 * 0.001, 20 + i % 7, 10 + (i * 13) % 37))
-        .collect();
-    let policy = Policy::Continuous {
+fn abort_keeps_the_engine_consistent_under_every_policy() {
+    // 40 requests within 40 ms and a timeout that cuts many in mid-prefill,
+    // mid-decode or in the queue, under continuous batching (with the prefix cache, a
+    // prompt pool and greedy sampling, so that aborted sequences lend and borrow
+    // blocks) and under padded static batches: the invariants are checked after every
+    // step (check_invariants), the KV pool ends empty, every request ends once, and
+    // fast-forward equals step by step.
+    let continuous = Policy::Continuous {
         max_num_seqs: 8,
         max_num_batched_tokens: 64,
         chunked_prefill: true,
         prefix_caching: true,
     };
-    let mut sc = single(policy, cpu_cost(1_000.0), 4, 200, trace_workload(&rows));
-    sc.client = ClientSetup {
-        max_concurrency: None,
-        timeout: Some(Dur::from_millis_f64(60.0)),
-        on_timeout: OnTimeout::Abort,
+    let padded = Policy::Static {
+        batch_size: 4,
+        max_wait: Dur(0),
+        pad_finished: true,
     };
-    let r = run(&sc, 3, opts()).expect("runs");
-    assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0));
-    let c = r.summary.client.clone().unwrap();
-    assert!(c.timed_out > 0 && r.summary.completed > 0);
-    assert_eq!(r.summary.completed + c.failed, 40);
-    both(&sc, 3);
+    for (policy, greedy) in [
+        (continuous.clone(), false),
+        (continuous, true),
+        (padded, false),
+    ] {
+        let w = Workload {
+            arrival: Arrival::Poisson { rate: 1000.0 },
+            input: LengthDist::Uniform {
+                mean: 24,
+                range_ratio: 0.5,
+            },
+            output: LengthDist::Uniform {
+                mean: 24,
+                range_ratio: 0.9,
+            },
+            prompt_pool: Some(3),
+            identical_outputs: greedy,
+            ..poisson(1000.0, 40)
+        };
+        let mut sc = single(policy.clone(), cpu_cost(1_000.0), 4, 200, w);
+        sc.client = ClientSetup {
+            max_concurrency: None,
+            timeout: Some(Dur::from_millis_f64(40.0)),
+            on_timeout: OnTimeout::Abort,
+        };
+        for seed in 0..4 {
+            let r = run(&sc, seed, opts()).expect("runs");
+            assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0), "{policy:?}");
+            let c = r.summary.client.clone().unwrap();
+            assert!(c.timed_out > 0, "{policy:?} seed {seed}: no timeout");
+            assert_eq!(r.summary.completed + c.failed, 40);
+            // Aborted work is at most what the abandoned requests asked for.
+            assert!(r.tokens_emitted >= r.summary.total_output_tokens + c.wasted_output_tokens);
+            both(&sc, seed);
+        }
+    }
+}
+
+#[test]
+fn a_request_whose_stream_ends_after_the_timeout_fails() {
+    // The streaming timeline below (the engine done at 34 ms, the client seeing the
+    // last chunk at 59 ms) with a 50 ms timeout: the engine finished in time, the
+    // client did not; all 3 tokens are wasted.
+    let mut sc = single(
+        Policy::Sequential,
+        cpu_cost(10_000.0),
+        16,
+        1000,
+        trace_workload(&[(0.0, 4, 3), (0.2, 4, 3)]),
+    );
+    sc.front_end = queue(1, 4000.0, 0.0, 15_000.0);
+    sc.client.timeout = Some(Dur::from_millis_f64(50.0));
+    let s = run(&sc, 0, opts()).expect("runs").summary;
+    let c = s.client.unwrap();
+    assert_eq!(
+        (s.completed, c.timed_out, c.wasted_output_tokens),
+        (0, 2, 6)
+    );
+    // The run lasts until the second request's timeout, at 250 ms.
+    assert!((s.duration - 0.25).abs() < 1e-15);
+    // 60 ms: it succeeds; the second request, sent at 200 ms, is seen at 259 ms.
+    sc.client.timeout = Some(Dur::from_millis_f64(60.0));
+    let s = run(&sc, 0, opts()).expect("runs").summary;
+    assert_eq!((s.completed, s.client.unwrap().failed), (2, 0));
+    assert_eq!(s.latency.e2el.mean, 59.0);
+    assert!((s.duration - 0.259).abs() < 1e-15);
 }
 
 #[test]
