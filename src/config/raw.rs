@@ -65,7 +65,7 @@ pub struct RawClient {
     pub max_concurrency: Option<u32>,
     /// Client timeout, seconds.
     pub timeout_s: Option<f64>,
-    /// `continue` (default) or `abort`.
+    /// `abort` (default) or `continue`.
     pub on_timeout: Option<String>,
 }
 

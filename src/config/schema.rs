@@ -574,8 +574,8 @@ const CLIENT: &[Key] = &[
         .example("60.0")
         .doc("A request not complete this long after it was sent is abandoned and counted as failed."),
     key("on_timeout", Kind::Str(crate::frontend::ON_TIMEOUT))
-        .default_is("\"continue\"")
-        .example("\"abort\"")
+        .default_is("\"abort\"")
+        .example("\"continue\"")
         .doc("What the server does with an abandoned request: keeps computing it (\"continue\") or drops it and frees its KV cache (\"abort\")."),
 ];
 

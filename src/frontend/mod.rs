@@ -14,10 +14,14 @@
 //!   prompt tokens; the engine sees the request when it is done (plus the pure delay
 //!   `api_latency_us`, network and hand-off);
 //! - *egress*, when an engine step ends: `api_seq_overhead_us` per streamed chunk
-//!   (one per output token). AsyncLLM's output handler takes the engine's outputs
-//!   of a step as one batch and processes them in one pass before the requests'
-//!   streams are woken, so a step's tokens reach their clients together, when the
-//!   server has worked through that batch ([`ApiServer::serve`]).
+//!   (one per output token). AsyncLLM's `output_handler` pulls the engine's
+//!   outputs of a step (one `EngineCoreOutputs`) and detokenises them in slices of
+//!   `VLLM_V1_OUTPUT_PROC_CHUNK_SIZE` (128) before yielding the event loop
+//!   (`await asyncio.sleep(0)`) to the requests' SSE writers
+//!   (vllm/v1/engine/async_llm.py), so a step's tokens reach their clients
+//!   together, when the server has worked through that batch
+//!   ([`ApiServer::serve`]); slices of a step of more than 128 streams are
+//!   delivered together here, a little later than the first slice would be.
 //!
 //! Requests are assigned to API servers round-robin in the order they are sent. vLLM
 //! with several API servers shares one listening socket among them and the kernel
@@ -153,19 +157,22 @@ impl FrontEndSetup {
 /// What the server does with a request whose client timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnTimeout {
-    /// Keeps computing it to the end (the work is wasted). The default: vLLM notices
-    /// a closed connection only when it next writes to the stream or polls
-    /// `is_disconnected`, and a server behind a proxy or a blocking call (as the T4
-    /// API server) never does.
-    #[default]
+    /// Keeps computing it to the end (the work is wasted): a server that never
+    /// notices the closed connection, as one stuck in a blocking call (the T4 API
+    /// server of the t4 study) or behind a proxy that keeps the upstream connection.
     Continue,
-    /// Drops it at the next step boundary and frees its KV cache (vLLM aborts a
-    /// request whose client disconnected: `AsyncLLM.abort`).
+    /// Drops it at the next step boundary and frees its KV cache. The default, as
+    /// vLLM's OpenAI server does: a client that times out closes its connection, the
+    /// server's next write to the stream fails and cancels the request's generator,
+    /// and `AsyncLLM.generate` answers the cancellation (`asyncio.CancelledError`,
+    /// `GeneratorExit`) with `abort(request_id)` (vllm/v1/engine/async_llm.py); the
+    /// EngineCore drops the request when it next schedules.
+    #[default]
     Abort,
 }
 
 /// Allowed values of `client.on_timeout`.
-pub const ON_TIMEOUT: &[&str] = &["continue", "abort"];
+pub const ON_TIMEOUT: &[&str] = &["abort", "continue"];
 
 impl OnTimeout {
     /// From its name in the experiment file.

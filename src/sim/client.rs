@@ -8,10 +8,13 @@
 //! every request goes straight to the router, as before.
 //!
 //! Latency is measured from when a request is *sent* (after any wait for the
-//! semaphore), as `vllm bench serve` does: its `limited_request_func` takes the
-//! semaphore and then calls the request function, which starts its timer
-//! (vllm/benchmarks/serve.py, `benchmark`; `async_request_openai_completions` in
-//! vllm/benchmarks/lib/endpoint_request_func.py).
+//! semaphore), as `vllm bench serve` does: `limited_request_func` enters `async with
+//! semaphore` and only then calls the request function, which starts its timer
+//! (`st = time.perf_counter()`) and times the first token, the gaps between chunks
+//! and the last token as they arrive (vllm-project/vllm benchmarks/benchmark_serving.py
+//! `benchmark`, benchmarks/backend_request_func.py
+//! `async_request_openai_completions`). Its `benchmark_duration` ends when every
+//! request, failed ones included, has ended: so does a finite run's duration here.
 
 use super::{Engine, Ev, Phase};
 use crate::frontend::{ClientSetup, FrontEnd, FrontEndSetup, OnTimeout, OverLimit, RateLimiter};
