@@ -736,7 +736,7 @@ impl Engine<'_> {
                 .map_err(|e| format!("after a step ended at {now}: {e}"))?;
         }
         for f in &done {
-            if let Some(seen) = self.client_finished(now, f) {
+            if let Some(seen) = self.client_finished(now, i, f) {
                 self.on_finished(seen, f);
             }
         }

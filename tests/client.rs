@@ -393,4 +393,14 @@ fn saturated_throughput_is_servers_over_service_time() {
     sc.front_end.api_servers = 1;
     let s = run(&sc, 0, RunOptions::default()).expect("runs").summary;
     assert!((s.request_throughput - 500.0).abs() / 500.0 < 0.01);
+    // Two engines (data parallel, a GPU each) behind the one server share it: no
+    // more requests a second.
+    let mut second = sc.instances[0].clone();
+    second.gpu = 1;
+    sc.instances.push(second);
+    sc.gpus.push(sc.gpus[0]);
+    let s = run(&sc, 0, RunOptions::default()).expect("runs").summary;
+    assert!((s.request_throughput - 500.0).abs() / 500.0 < 0.01);
+    assert_eq!(s.per_instance.len(), 2);
+    assert!(s.per_instance.iter().all(|i| i.requests_served > 9000));
 }

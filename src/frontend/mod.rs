@@ -210,9 +210,10 @@ pub struct ApiServer {
     free_at: SimTime,
     /// Work done, in all.
     busy: Dur,
-    /// (engine step end, when that step's chunks were through this server), in
-    /// time order: the client sees a token emitted at the step end at the second time.
-    delivered: Vec<(SimTime, SimTime)>,
+    /// Per instance: (engine step end, when that step's chunks were through this
+    /// server), in time order: the client sees a token the instance emitted at the
+    /// step end at the second time.
+    delivered: Vec<Vec<(SimTime, SimTime)>>,
     /// Ingress jobs served and their summed waits before service.
     ingress_jobs: u64,
     ingress_wait: Dur,
@@ -263,9 +264,9 @@ impl FrontEnd {
         (s as u16, srv.serve(now, work))
     }
 
-    /// An engine step ended at `now` with `chunks` streamed tokens: each server takes
-    /// its share of the chunks' work.
-    pub fn egress(&mut self, now: SimTime, chunks: u64) {
+    /// A step of `instance` ended at `now` with `chunks` streamed tokens: each server
+    /// takes its share of the chunks' work.
+    pub fn egress(&mut self, now: SimTime, instance: usize, chunks: u64) {
         if chunks == 0 {
             return;
         }
@@ -273,19 +274,19 @@ impl FrontEnd {
         let work = Dur::from_secs_f64(self.setup.chunk_s * chunks as f64 / k);
         for srv in &mut self.servers {
             let done = srv.serve(now, work);
-            match srv.delivered.last_mut() {
-                // Several instances' steps ending at the same instant: the later
-                // batch is the one the tokens wait for.
-                Some(last) if last.0 == now => last.1 = done,
-                _ => srv.delivered.push((now, done)),
+            if srv.delivered.len() <= instance {
+                srv.delivered.resize(instance + 1, Vec::new());
             }
+            srv.delivered[instance].push((now, done));
         }
     }
 
-    /// When the client of a request on `server` sees a token the engine emitted at
-    /// step end `t` (`t` itself if no chunks were recorded at `t`).
-    pub fn delivered(&self, server: u16, t: SimTime) -> SimTime {
-        let d = &self.servers[server as usize].delivered;
+    /// When the client of a request on `server` sees a token `instance` emitted at
+    /// step end `t` (`t` itself if no chunks were recorded then).
+    pub fn delivered(&self, server: u16, instance: usize, t: SimTime) -> SimTime {
+        let Some(d) = self.servers[server as usize].delivered.get(instance) else {
+            return t;
+        };
         match d.binary_search_by(|e| e.0.cmp(&t)) {
             Ok(i) => d[i].1,
             Err(_) => t,
@@ -409,11 +410,12 @@ mod tests {
         assert_eq!(fe.ingress(ms(0.0), 100), (1, ms(2.0)));
         assert_eq!(fe.ingress(ms(0.0), 0), (0, ms(3.0)));
         // 3 chunks at 2 ms over 2 servers: 3 ms each.
-        fe.egress(ms(1.0), 3);
-        assert_eq!(fe.delivered(0, ms(1.0)), ms(6.0));
-        assert_eq!(fe.delivered(1, ms(1.0)), ms(5.0));
-        // No chunks recorded at that time: seen at once.
-        assert_eq!(fe.delivered(1, ms(0.5)), ms(0.5));
+        fe.egress(ms(1.0), 0, 3);
+        assert_eq!(fe.delivered(0, 0, ms(1.0)), ms(6.0));
+        assert_eq!(fe.delivered(1, 0, ms(1.0)), ms(5.0));
+        // No chunks recorded at that time, or for that instance: seen at once.
+        assert_eq!(fe.delivered(1, 0, ms(0.5)), ms(0.5));
+        assert_eq!(fe.delivered(1, 1, ms(1.0)), ms(1.0));
         assert_eq!(
             fe.busy_fractions(Dur::from_secs_f64(0.012)),
             [0.5, 5.0 / 12.0]

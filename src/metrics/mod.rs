@@ -85,12 +85,21 @@ pub trait ClientClock {
     fn request_times(
         &self,
         req: &Request,
+        instance: usize,
         first: SimTime,
         finish: SimTime,
     ) -> Option<(SimTime, SimTime)>;
-    /// Client-side gaps of `weight` tokens emitted at `now`, `gap` after their
-    /// request's previous token: `out(gap, weight)` for each share.
-    fn itl(&self, now: SimTime, gap: Dur, weight: u64, out: &mut dyn FnMut(SimTime, Dur, u64));
+    /// Client-side gaps of `weight` tokens `instance` emitted at `now`, `gap` after
+    /// their request's previous token: `out(time seen, gap seen, weight)` for each
+    /// share.
+    fn itl(
+        &self,
+        instance: usize,
+        now: SimTime,
+        gap: Dur,
+        weight: u64,
+        out: &mut dyn FnMut(SimTime, Dur, u64),
+    );
 }
 
 /// Records held for [`Recorder::flush`].
@@ -173,18 +182,18 @@ impl Recorder {
         self.deferred.itl = itl;
     }
 
-    /// Records what was held, as `clock` says the client saw it, in the order it
-    /// came.
-    pub fn flush(&mut self, clock: &dyn ClientClock) {
+    /// Records what was held since the last flush, all of it from one step of
+    /// `instance`, as `clock` says the client saw it, in the order it came.
+    pub fn flush(&mut self, clock: &dyn ClientClock, instance: usize) {
         let mut itl = std::mem::take(&mut self.deferred.pending_itl);
         for &(now, gap, w) in &itl {
-            clock.itl(now, gap, w, &mut |t, g, w| self.add_itl(t, g, w));
+            clock.itl(instance, now, gap, w, &mut |t, g, w| self.add_itl(t, g, w));
         }
         itl.clear();
         self.deferred.pending_itl = itl;
         let mut reqs = std::mem::take(&mut self.deferred.pending);
         for &(req, instance, scheduled, first, finish) in &reqs {
-            if let Some((first, finish)) = clock.request_times(&req, first, finish) {
+            if let Some((first, finish)) = clock.request_times(&req, instance, first, finish) {
                 self.add_request(&req, instance, scheduled, first, finish);
             }
         }

@@ -103,9 +103,12 @@ impl ClientState {
         self.on
     }
 
-    /// When the client sees a token the engine emitted at `t` for request `id`.
-    fn seen(&self, server: u16, t: SimTime) -> SimTime {
-        self.fe.as_ref().map_or(t, |fe| fe.delivered(server, t))
+    /// When the client of a request on `server` sees a token `instance` emitted at
+    /// `t`.
+    fn seen(&self, server: u16, instance: usize, t: SimTime) -> SimTime {
+        self.fe
+            .as_ref()
+            .map_or(t, |fe| fe.delivered(server, instance, t))
     }
 
     /// The summary keys of what was modelled.
@@ -142,15 +145,24 @@ impl ClientClock for ClientState {
     fn request_times(
         &self,
         req: &Request,
+        instance: usize,
         first: SimTime,
         finish: SimTime,
     ) -> Option<(SimTime, SimTime)> {
         let f = self.flights.get(&req.id)?;
-        let (first, finish) = (self.seen(f.server, first), self.seen(f.server, finish));
+        let first = self.seen(f.server, instance, first);
+        let finish = self.seen(f.server, instance, finish);
         (!f.abandoned && finish <= f.deadline).then_some((first, finish))
     }
 
-    fn itl(&self, now: SimTime, gap: Dur, weight: u64, out: &mut dyn FnMut(SimTime, Dur, u64)) {
+    fn itl(
+        &self,
+        instance: usize,
+        now: SimTime,
+        gap: Dur,
+        weight: u64,
+        out: &mut dyn FnMut(SimTime, Dur, u64),
+    ) {
         let Some(fe) = &self.fe else {
             out(now, gap, weight);
             return;
@@ -161,8 +173,8 @@ impl ClientClock for ClientState {
         for s in 0..k {
             let w = weight / k + u64::from(s < weight % k);
             if w > 0 {
-                let t = fe.delivered(s as u16, now);
-                out(t, t - fe.delivered(s as u16, prev), w);
+                let t = fe.delivered(s as u16, instance, now);
+                out(t, t - fe.delivered(s as u16, instance, prev), w);
             }
         }
     }
@@ -345,15 +357,20 @@ impl Engine<'_> {
             return;
         }
         if let Some(fe) = &mut self.client.fe {
-            fe.egress(now, self.rec.tokens_emitted - self.client.tokens_before);
+            fe.egress(now, i, self.rec.tokens_emitted - self.client.tokens_before);
         }
-        self.rec.flush(&self.client);
+        self.rec.flush(&self.client, i);
         self.apply_aborts(now, i);
     }
 
-    /// The engine completed `f` at `now`: when the client sees it complete, or `None`
-    /// if the client had given up on it (or will have, before it sees the end).
-    pub(super) fn client_finished(&mut self, now: SimTime, f: &Finished) -> Option<SimTime> {
+    /// Instance `i` completed `f` at `now`: when the client sees it complete, or
+    /// `None` if the client had given up on it (or will have, before it sees the end).
+    pub(super) fn client_finished(
+        &mut self,
+        now: SimTime,
+        i: usize,
+        f: &Finished,
+    ) -> Option<SimTime> {
         if !self.client.on {
             return Some(now);
         }
@@ -362,7 +379,7 @@ impl Engine<'_> {
             .flights
             .get(&f.req.id)
             .expect("a completed request in flight");
-        let seen = c.seen(fl.server, now);
+        let seen = c.seen(fl.server, i, now);
         if fl.abandoned {
             c.wasted += f.req.output_tokens as u64;
             c.flights.remove(&f.req.id);
