@@ -347,6 +347,10 @@ fn the_front_end_alone_is_an_md1_queue() {
             .front_end
             .unwrap();
         let got = fe.mean_api_queue_wait_ms;
+        eprintln!(
+            "seed {seed}: mean wait {got:.4} ms (M/D/1 {want:.4}), busy {:.4}",
+            fe.api_server_busy_fraction[0]
+        );
         assert!(
             (got - want).abs() / want < 0.06,
             "seed {seed}: mean wait {got} ms, M/D/1 {want} ms"
@@ -381,6 +385,7 @@ fn saturated_throughput_is_servers_over_service_time() {
     let mut sc = single(policy, cpu_cost(1.0), 16, 100_000, w);
     sc.front_end = queue(2, 500.0, 50.0, 250.0);
     let s = run(&sc, 0, RunOptions::default()).expect("runs").summary;
+    eprintln!("two servers: {:.2} req/s", s.request_throughput);
     assert!(
         (s.request_throughput - 1000.0).abs() / 1000.0 < 0.01,
         "{} req/s",
