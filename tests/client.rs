@@ -409,3 +409,68 @@ fn saturated_throughput_is_servers_over_service_time() {
     assert_eq!(s.per_instance.len(), 2);
     assert!(s.per_instance.iter().all(|i| i.requests_served > 9000));
 }
+
+#[test]
+fn a_slow_front_end_bounds_the_request_rate_where_the_gpu_does_not() {
+    // Qwen3-14B on an A100 at 128 prompt tokens and 4 output tokens, offered
+    // 60 requests/s. The shipped profile with an API server costing 21.7 ms per
+    // request (128 × 1 µs to tokenise, 4 chunks × its 232 µs to stream: 22.7 ms in
+    // all) in queue mode: one server saturates at 1 / 22.7 ms = 44 requests/s,
+    // whatever the GPU could do; in fixed mode (the fitted behaviour) the GPU serves
+    // the offered rate.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/profiles/vllm.toml"),
+    )
+    .unwrap();
+    let profile = dir.path().join("slow-api.toml");
+    std::fs::write(
+        &profile,
+        format!("api_request_us = 21700.0\napi_prompt_token_us = 1.0\n{shipped}"),
+    )
+    .unwrap();
+    let text = |mode: &str| {
+        format!(
+            "name = \"fe\"\n[hardware]\ngpu = \"a100-80gb\"\n[engine]\nmodel = \"qwen3-14b\"\n\
+             policy = \"continuous\"\nmax_model_len = 4096\nprofile = \"{}\"\n[workload]\n\
+             arrival = \"poisson\"\nrate_per_s = 60.0\nnum_requests = 3000\n\
+             input_tokens = {{ dist = \"fixed\", value = 128 }}\n\
+             output_tokens = {{ dist = \"fixed\", value = 4 }}\n[frontend]\nmode = \"{mode}\"\n",
+            profile.display()
+        )
+    };
+    let run_mode = |mode: &str| {
+        let exp = infersim::config::parse_experiment(&text(mode), "fe.toml".as_ref())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let sc = exp.points[0].scenario.clone();
+        run(&sc, 1, RunOptions::default()).expect("runs").summary
+    };
+    let fixed = run_mode("fixed");
+    assert!(fixed.front_end.is_none());
+    assert!(
+        (fixed.request_throughput - 60.0).abs() < 3.0,
+        "{}",
+        fixed.request_throughput
+    );
+    let queue = run_mode("queue");
+    let want = 1.0 / (21.7e-3 + 128.0 * 1e-6 + 4.0 * 232.108e-6);
+    eprintln!(
+        "fixed {:.1} req/s, queue {:.2} req/s (bound {want:.2})",
+        fixed.request_throughput, queue.request_throughput
+    );
+    assert!((queue.request_throughput - want).abs() / want < 0.01);
+    let fe = queue.front_end.unwrap();
+    assert!(fe.api_server_busy_fraction[0] > 0.99);
+    // Offered 60 against 44 a second, the server's queue grows all run long, and the
+    // client sees it: a TTFT of seconds, against a fraction of a second in fixed mode.
+    assert!(
+        fixed.latency.ttft.median < 1000.0,
+        "{}",
+        fixed.latency.ttft.median
+    );
+    assert!(
+        queue.latency.ttft.median > 5000.0,
+        "{}",
+        queue.latency.ttft.median
+    );
+}
