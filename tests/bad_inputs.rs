@@ -597,6 +597,13 @@ fn front_end_cases() -> Vec<Case> {
             format!("{BASE}[client]\non_timeout = \"abort\"\n"),
         ),
         case(
+            "frontend-rejects-a-spinning-closed-loop",
+            edit(
+                "arrival = \"poisson\"\nrate_per_s = 5.0\nnum_requests = 100",
+                "arrival = \"closed-loop\"\nusers = 2\nduration_s = 10.0",
+            ) + "[frontend]\nrate_limit_per_s = 1.0\n",
+        ),
+        case(
             "frontend-drop-without-timeout",
             format!("{BASE}[frontend]\nrate_limit_per_s = 1.0\nrate_limit_action = \"drop\"\n"),
         ),

@@ -8,7 +8,7 @@ use super::raw::RawExperiment;
 use crate::frontend::{ClientSetup, FrontEndMode, OnTimeout, OverLimit, RateLimit};
 use crate::sim::Scenario;
 use crate::time::Dur;
-use crate::workload::Arrival;
+use crate::workload::{Arrival, Stop, Think};
 
 impl Checker<'_> {
     /// Applies `[frontend]` and `[client]` to `sc` (whose front end already carries
@@ -32,6 +32,21 @@ impl Checker<'_> {
                 self.err(
                     "frontend.rate_limit_burst",
                     "needs frontend.rate_limit_per_s (the rate the bucket refills at)",
+                );
+            }
+            let spins = matches!(
+                sc.workload.arrival,
+                Arrival::ClosedLoop {
+                    think: Think::Constant(Dur(0)),
+                    ..
+                }
+            ) && matches!(sc.workload.stop, Stop::Timed { .. });
+            let rejects = f.rate_limit_action.as_deref().unwrap_or("reject") == "reject";
+            if spins && rejects && f.rate_limit_per_s.is_some() {
+                // A rejected user would send again at the same instant, forever.
+                self.err(
+                    "frontend.rate_limit_per_s",
+                    "a closed loop with no think time and no request count resends each rejected request at the same instant, without end; give workload.think_time_s, workload.num_requests or rate_limit_action = \"drop\"",
                 );
             }
             sc.front_end.mode = mode;
