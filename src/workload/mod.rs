@@ -69,8 +69,15 @@ pub struct Request {
     /// Tenant (client) it is served for, for fair-share scheduling.
     pub tenant: u32,
     /// Conversation it belongs to, for session-affinity routing: the closed-loop user
-    /// that sent it, if any.
+    /// that sent it, or the multi-turn session it is a turn of, if any.
     pub session: Option<u32>,
+    /// Tokens at the start of its prompt shared with the other requests of `prefix`
+    /// (a system prompt, or a session's conversation so far); `None`: the whole
+    /// prompt (a prompt of the workload's pool).
+    pub prefix_tokens: Option<u32>,
+    /// Whether its context (prompt and output) stays in the prefix cache as the new
+    /// shared prefix of `prefix` when it finishes: a session turn with a turn after it.
+    pub keep_context: bool,
 }
 
 impl Request {
@@ -89,7 +96,16 @@ impl Request {
             priority: 0,
             tenant: 0,
             session: None,
+            prefix_tokens: None,
+            keep_context: false,
         }
+    }
+
+    /// Tokens at the start of its prompt shared with its prefix group (all of it
+    /// unless `prefix_tokens` says fewer).
+    pub fn shared_tokens(&self) -> u32 {
+        self.prefix_tokens
+            .map_or(self.input_tokens, |p| p.min(self.input_tokens))
     }
 }
 
