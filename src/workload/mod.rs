@@ -14,9 +14,13 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub mod classes;
+pub mod sessions;
+pub mod shared_prefix;
 pub mod trace;
 pub use classes::{ClassMix, WorkloadClass};
-pub use trace::{parse_trace, read_trace, Trace};
+pub use sessions::{SessionBook, Sessions, Turn};
+pub use shared_prefix::SharedPrefix;
+pub use trace::{parse_trace, read_trace, RowPrefix, Trace};
 
 /// Named RNG streams: each purpose draws from its own stream of the run's seed, so
 /// changing the arrival rate does not change the drawn lengths.
@@ -31,8 +35,11 @@ pub mod streams {
     pub const THINK: u64 = 4;
     /// Router decisions.
     pub const ROUTER: u64 = 5;
-    /// Which prompt of a prompt pool a request uses.
+    /// Which prompt of a prompt pool a request uses (the order of a shared-prefix
+    /// workload's prompts).
     pub const PROMPT: u64 = 6;
+    /// Turns per multi-turn session.
+    pub const SESSIONS: u64 = 7;
 }
 
 /// A named, seeded random stream.
@@ -336,6 +343,21 @@ pub struct Workload {
     /// Classes superposed (open loop only), each with its own arrivals, lengths,
     /// priority and tenant; empty: one class, the fields above (priority 0, tenant 0).
     pub classes: Vec<WorkloadClass>,
+    /// Context the requests share beyond a prompt pool: groups with a shared system
+    /// prompt, or multi-turn sessions.
+    pub shared: SharedContext,
+}
+
+/// Context shared between requests, from which the prefix cache's hits come.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SharedContext {
+    /// None beyond `prompt_pool`.
+    #[default]
+    None,
+    /// Groups of prompts with a shared system prompt (`[workload.shared_prefix]`).
+    Prefix(SharedPrefix),
+    /// Multi-turn sessions (`[workload.sessions]`).
+    Sessions(Sessions),
 }
 
 /// Draws request lengths from the workload's streams.
@@ -348,6 +370,8 @@ pub struct LengthSampler {
     prompt_rng: ChaCha8Rng,
     /// Lengths of the prompts of the pool, if any.
     pool: Vec<u64>,
+    /// The prompts of a shared-prefix workload, if it is one.
+    shared: Option<shared_prefix::PrefixPrompts>,
     max_context: u64,
 }
 
@@ -373,6 +397,15 @@ impl LengthSampler {
         let pool = (0..w.prompt_pool.unwrap_or(0))
             .map(|_| w.input.sample(&mut in_rng))
             .collect();
+        let mut prompt_rng = prompt_rng;
+        let shared = match &w.shared {
+            SharedContext::Prefix(sp) => Some(shared_prefix::PrefixPrompts::new(
+                sp,
+                &mut in_rng,
+                &mut prompt_rng,
+            )),
+            _ => None,
+        };
         LengthSampler {
             input: w.input.clone(),
             output: w.output.clone(),
@@ -380,8 +413,20 @@ impl LengthSampler {
             out_rng,
             prompt_rng,
             pool,
+            shared,
             max_context: w.max_context.max(2),
         }
+    }
+
+    /// Longest prompt + output.
+    pub fn max_context(&self) -> u64 {
+        self.max_context
+    }
+
+    /// Tokens of a drawn request's prompt shared with its prefix group: a
+    /// shared-prefix workload's system prompt; `None` (the whole prompt) otherwise.
+    pub fn prefix_tokens(&self) -> Option<u32> {
+        self.shared.as_ref().map(|s| s.system_tokens())
     }
 
     /// Clamps (input, output) so that input >= 1, output >= 1 and the sum fits the
@@ -403,7 +448,10 @@ impl LengthSampler {
     /// them, before [`LengthSampler::clamp`] (the experiment check counts the requests
     /// that would not fit).
     pub fn draw_unclamped(&mut self) -> (u64, u64, Option<u32>) {
-        let (i, prefix) = if self.pool.is_empty() {
+        let (i, prefix) = if let Some(sp) = &mut self.shared {
+            let (i, g) = sp.next_prompt();
+            (i, Some(g))
+        } else if self.pool.is_empty() {
             (self.input.sample(&mut self.in_rng), None)
         } else {
             let k = self.prompt_rng.gen_range(0..self.pool.len());
@@ -433,6 +481,10 @@ impl OpenLoop {
     /// Constant or Trace).
     pub fn new(w: &Workload, seed: u64) -> Self {
         let (limit, end) = match w.stop {
+            // Sessions are started until the run has issued its requests (turns).
+            Stop::Requests(_) if matches!(w.shared, SharedContext::Sessions(_)) => {
+                (None, SimTime::MAX)
+            }
             Stop::Requests(n) => (Some(n), SimTime::MAX),
             Stop::Timed { duration, .. } => (None, SimTime::ZERO + duration),
         };
@@ -533,6 +585,7 @@ mod tests {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: SharedContext::None,
         };
         let mut g = OpenLoop::new(&w, 7);
         let mut last = SimTime::ZERO;
