@@ -334,6 +334,7 @@ fn run_inner(
     };
     summary.prefill_tokens_computed = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
     summary.prefix_cache_hit_tokens = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
+    summary.prefix_cache_hit_rate = sessions::hit_rate(&sc.workload, &summary);
     if e.inst.len() > 1 || e.gpus.len() > 1 {
         summary.per_instance = e
             .inst

@@ -6,6 +6,7 @@
 
 use super::{Engine, Ev, Phase};
 use crate::instance::Finished;
+use crate::metrics::Summary;
 use crate::time::SimTime;
 use crate::workload::{Arrival, Request, SessionBook, SharedContext, Workload};
 
@@ -15,6 +16,25 @@ pub(super) fn book(w: &Workload, seed: u64) -> Option<SessionBook> {
         SharedContext::Sessions(s) => Some(SessionBook::new(s, seed)),
         _ => None,
     }
+}
+
+/// The prefix cache's hit rate, hits / (hits + prefill tokens computed), when the
+/// workload shares prefixes of its own (not for a prompt pool, whose summaries stay
+/// as they were).
+pub(super) fn hit_rate(w: &Workload, s: &Summary) -> Option<f64> {
+    let named = match &w.arrival {
+        Arrival::Trace(t) => !t.prefixes.is_empty(),
+        _ => false,
+    };
+    if w.shared == SharedContext::None && !named {
+        return None;
+    }
+    let all = s.prefix_cache_hit_tokens + s.prefill_tokens_computed;
+    Some(if all == 0 {
+        0.0
+    } else {
+        s.prefix_cache_hit_tokens as f64 / all as f64
+    })
 }
 
 impl Engine<'_> {
