@@ -162,10 +162,10 @@ pub fn parse_trace(
                         })?,
                 ),
             };
-            if name.is_none() && tokens.is_some() {
+            if let (None, Some(k), Some(_)) = (&name, x.tokens, tokens) {
                 return Err(bad(
-                    x.name,
-                    "prefix_group is empty but prefix_tokens is given",
+                    k,
+                    "prefix_tokens needs a prefix_group on its row (empty here)",
                 ));
             }
             named.push((lineno, name, tokens));
