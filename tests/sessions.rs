@@ -350,3 +350,29 @@ proptest! {
         prop_assert_eq!(&reference.records, &r.records);
     }
 }
+
+/// The run guard counts a timed open-loop session workload's turns: 2 sessions/s ×
+/// 4 turns each = 8 requests/s, × 100 s (+1), 50 output tokens per turn.
+#[test]
+fn the_estimate_counts_every_turn() {
+    let text = r#"name = "t"
+[hardware]
+gpu = "a100-80gb"
+[engine]
+model = "llama-3.1-8b"
+policy = "continuous"
+max_model_len = 8192
+[workload]
+arrival = "poisson"
+rate_per_s = 2.0
+duration_s = 100.0
+input_tokens = { dist = "fixed", value = 100 }
+output_tokens = { dist = "fixed", value = 50 }
+[workload.sessions]
+turns = { dist = "fixed", value = 4 }
+"#;
+    let exp = infersim::config::parse_experiment(text, "t.toml".as_ref()).expect("valid");
+    let e = infersim::experiment::estimate(&exp, 1);
+    assert!((e.requests - 801.0).abs() < 1e-9, "{}", e.requests);
+    assert!((e.tokens - 801.0 * 50.0).abs() < 1e-6, "{}", e.tokens);
+}

@@ -4,6 +4,9 @@
 //! (N users with think time and a spawn rate, as Locust) and offline batches (groups of
 //! B at t = 0, the next group when the last one finishes, as `LLM.generate` in a loop).
 //! Arrivals are generated lazily, one ahead, so memory does not grow with the run.
+//! What requests share comes from the workload too: a prompt pool, groups with a
+//! shared system prompt (`shared_prefix.rs`), multi-turn sessions (`sessions.rs`), or
+//! a trace's prefix-group and session columns (`trace.rs`).
 
 use crate::error::ConfigError;
 use crate::time::{Dur, SimTime};

@@ -373,6 +373,64 @@ mod tests {
     use super::*;
 
     #[test]
+    fn session_rows_carry_the_previous_turn_as_prefix() {
+        // Out of order in the file; sorted by time: a@0, b@1, a@2, a@5.
+        let text = "arrival_s,input_tokens,output_tokens,session_id\n\
+                    2,180,30,a\n0,100,50,a\n1,40,8,b\n5,300,10,a\n";
+        let t = parse_trace(text, 1.0, "t.csv", "workload.trace").unwrap();
+        let lens: Vec<(u32, u32)> = t.rows.iter().map(|r| (r.1, r.2)).collect();
+        assert_eq!(lens, [(100, 50), (40, 8), (180, 30), (300, 10)]);
+        let p = |prefix, tokens, session, keep| RowPrefix {
+            prefix: Some(prefix),
+            prefix_tokens: tokens,
+            session: Some(session),
+            keep_context: keep,
+        };
+        assert_eq!(
+            t.prefixes,
+            [
+                p(0, None, 0, true),
+                p(1, None, 1, false),
+                p(0, Some(150), 0, true),
+                p(0, Some(210), 0, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn prefix_groups_are_numbered_by_first_arrival() {
+        let text = "arrival_s,input_tokens,output_tokens,prefix_group,prefix_tokens\n\
+                    1,60,4,sys-b,20\n0,60,4,sys-a,40\n2,60,4,,\n3,60,4,sys-b,20\n";
+        let t = parse_trace(text, 1.0, "t.csv", "workload.trace").unwrap();
+        let got: Vec<(Option<u32>, Option<u32>)> = t
+            .prefixes
+            .iter()
+            .map(|p| (p.prefix, p.prefix_tokens))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(0), Some(40)),
+                (Some(1), Some(20)),
+                (None, None),
+                (Some(1), Some(20))
+            ]
+        );
+        assert!(t
+            .prefixes
+            .iter()
+            .all(|p| p.session.is_none() && !p.keep_context));
+        // Without the optional columns nothing is recorded.
+        let plain = parse_trace(
+            "arrival_s,input_tokens,output_tokens\n0,1,1\n",
+            1.0,
+            "t",
+            "f",
+        );
+        assert!(plain.unwrap().prefixes.is_empty());
+    }
+
+    #[test]
     fn timestamps_parse_to_seconds() {
         let a = parse_timestamp("2023-11-16 18:17:03.9799600").unwrap();
         let b = parse_timestamp("2023-11-16 18:17:04.0319600").unwrap();
