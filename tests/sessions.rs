@@ -376,3 +376,20 @@ turns = { dist = "fixed", value = 4 }
     assert!((e.requests - 801.0).abs() < 1e-9, "{}", e.requests);
     assert!((e.tokens - 801.0 * 50.0).abs() < 1e-6, "{}", e.tokens);
 }
+
+/// The shipped shared-prefix and multi-turn experiments, every point: invariants
+/// after every step, blocks back to zero, fast-forward = step-by-step; and their
+/// workloads do hit the cache.
+#[test]
+fn shipped_experiments_keep_every_invariant() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["shared-prefix", "multi-turn"] {
+        let path = root.join(format!("experiments/{name}.toml"));
+        let exp = infersim::config::load_experiment(&path).expect("valid");
+        for p in &exp.points {
+            let r = checked(&p.scenario);
+            assert!(r.summary.prefix_cache_hit_rate.is_some(), "{name}");
+            assert_eq!(r.summary.completed, r.issued, "{name}");
+        }
+    }
+}

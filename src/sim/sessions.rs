@@ -46,8 +46,7 @@ impl Engine<'_> {
     /// run may still issue requests.
     pub(super) fn session_arrival(&mut self, now: SimTime) {
         let g = self.open.as_mut().expect("open-loop generator");
-        g.next_arrival();
-        if self.may_issue() && now < self.end {
+        if g.next_arrival().is_some() && self.may_issue() && now < self.end {
             let s = self.book().start(None);
             self.send_turn(now, s, None);
         }
