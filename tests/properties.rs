@@ -172,6 +172,7 @@ fn case() -> impl Strategy<Value = Case> {
                             prompt_pool: pool,
                             identical_outputs: greedy,
                             classes: Vec::new(),
+                            shared: infersim::workload::SharedContext::None,
                         },
                         gpus: vec![sharing],
                         instances,
@@ -326,6 +327,7 @@ fn decode_stretches_are_fast_forwarded_exactly() {
                 prompt_pool: Some(3),
                 identical_outputs: true,
                 classes: Vec::new(),
+                shared: infersim::workload::SharedContext::None,
             };
             let scenario = alone(workload, policy.clone(), &cost, geo, kv_blocks);
             let (fast, reference) =
@@ -375,6 +377,7 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
             prompt_pool: Some(2),
             identical_outputs,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         alone(workload, policy.clone(), &cost, geo, kv_blocks)
     };
@@ -442,6 +445,7 @@ fn greedy_case() -> impl Strategy<Value = (Scenario, u64, u64)> {
                     prompt_pool: Some(pool),
                     identical_outputs: true,
                     classes: Vec::new(),
+                    shared: infersim::workload::SharedContext::None,
                 };
                 let mut sc = alone(workload, policy, &cost, geo, MAX_CTX.div_ceil(bs) + extra);
                 if n_inst == 2 {

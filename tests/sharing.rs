@@ -70,6 +70,7 @@ fn closed(users: u32, secs: f64) -> Workload {
         prompt_pool: None,
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     }
 }
 
@@ -253,6 +254,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, RouterKind::RoundRobin, w),
@@ -322,6 +324,7 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, router, w),
@@ -549,6 +552,7 @@ fn prefix_aware_routing_misses_each_prompt_once() {
         prompt_pool: Some(4),
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     };
     let go = |name: &str| {
         let inst = (0..4)

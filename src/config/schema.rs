@@ -297,6 +297,51 @@ const CLASS: &[Key] = &[
         .doc("Tenant its requests are served for (fair-share scheduling)."),
 ];
 
+/// Allowed values of `workload.sessions.think`.
+pub const SESSION_THINKS: &[&str] = &["constant", "exponential"];
+
+/// `[workload.shared_prefix]`, named as inference-perf's `shared_prefix` data config.
+const SHARED_PREFIX: &[Key] = &[
+    key("num_groups", Kind::Int(1, 1_000_000))
+        .req("give num_groups = N (groups, each with its own system prompt)")
+        .unit("groups")
+        .example("4")
+        .doc("Groups, each with its own shared system prompt."),
+    key("num_prompts_per_group", Kind::Int(1, 1_000_000))
+        .req("give num_prompts_per_group = M")
+        .unit("prompts")
+        .example("8")
+        .doc("Prompts (users) per group, each with its own question."),
+    key("system_prompt_len", Kind::Int(1, U32))
+        .req("give system_prompt_len = S (tokens)")
+        .unit("tokens")
+        .example("512")
+        .doc("Tokens of each group's system prompt, shared by its prompts."),
+    key("question_len", Kind::Dist)
+        .req("give question_len = { dist = ... }")
+        .unit("tokens")
+        .example("{ dist = \"fixed\", value = 64 }")
+        .doc("Tokens of each prompt's question (drawn once per prompt)."),
+];
+
+/// `[workload.sessions]`.
+const SESSIONS: &[Key] = &[
+    key("turns", Kind::Dist)
+        .req("give turns = { dist = ... } (turns per session)")
+        .unit("turns")
+        .example("{ dist = \"uniform\", mean = 4, range_ratio = 0.5 }")
+        .doc("Turns per session; each turn's prompt is the conversation so far plus a new message of `input_tokens`."),
+    key("think", Kind::Str(SESSION_THINKS))
+        .default_is("\"constant\"")
+        .example("\"exponential\"")
+        .doc("How think times between turns are drawn."),
+    key("think_time_s", float(0.0, 1e6))
+        .unit("s")
+        .default_is("0")
+        .example("5.0")
+        .doc("Think time between a turn's completion and the next turn (constant), or its mean (exponential)."),
+];
+
 const STATIC: &[Key] = &[
     key("batch_size", Kind::Int(1, 65536))
         .unit("requests")
@@ -521,6 +566,19 @@ const WORKLOAD: &[Key] = &[
         .example("\"greedy\"")
         .doc("\"greedy\": requests with the same prompt produce the same tokens.")
         .only(&[arrival(NOT_TRACE, "traces and classes name no prompts")]),
+    key("shared_prefix", Kind::Table(SHARED_PREFIX))
+        .default_is("no shared prefixes")
+        .example("{ num_groups = 4, num_prompts_per_group = 8, system_prompt_len = 512, question_len = { dist = \"fixed\", value = 64 } }")
+        .doc("Groups of prompts sharing a system prompt, as inference-perf's shared_prefix (prompts = system prompt + question; no input_tokens).")
+        .only(&[arrival(NOT_TRACE, "traces and classes carry their own lengths")]),
+    key("sessions", Kind::Table(SESSIONS))
+        .default_is("single-turn requests")
+        .example("{ turns = { dist = \"fixed\", value = 3 }, think_time_s = 5.0 }")
+        .doc("Multi-turn sessions: each arrival (or closed-loop user) runs sessions whose turns carry the conversation so far.")
+        .only(&[arrival(
+            &["poisson", "gamma", "constant", "closed-loop"],
+            "only poisson, gamma, constant, closed-loop",
+        )]),
 ];
 
 /// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).
@@ -696,6 +754,8 @@ arrival = "poisson"
             ("engine.continuous", CONTINUOUS),
             ("engine.static", STATIC),
             ("workload", WORKLOAD),
+            ("workload.shared_prefix", SHARED_PREFIX),
+            ("workload.sessions", SESSIONS),
         ] {
             let mut declared: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
             declared.sort();

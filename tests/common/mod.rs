@@ -112,6 +112,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
                 .iter()
                 .map(|&(t, i, o)| (Dur::from_secs_f64(t), i, o))
                 .collect(),
+            prefixes: Vec::new(),
         })),
         input: LengthDist::Fixed { value: 1 },
         output: LengthDist::Fixed { value: 1 },
@@ -120,6 +121,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
         prompt_pool: None,
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     }
 }
 

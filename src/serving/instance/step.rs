@@ -432,14 +432,17 @@ impl Instance {
     }
 
     pub(super) fn release_slot(&mut self, slot: u32) {
-        let lent = self.settle_loans(slot);
+        if !self.keep_context(slot) {
+            let lent = self.settle_loans(slot);
+            let s = &mut self.seqs[slot as usize];
+            let held = s.held - lent;
+            s.held = 0;
+            self.kv.release(held);
+            self.detach(slot);
+        }
         let s = &mut self.seqs[slot as usize];
-        let held = s.held - lent;
-        s.held = 0;
         s.state = State::Free;
         s.cached_own = None;
-        self.kv.release(held);
-        self.detach(slot);
         self.running_count -= 1;
         self.free_slots.push(slot);
     }
