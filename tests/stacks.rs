@@ -488,3 +488,50 @@ fn a_presets_own_profile_is_used_when_it_exists() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("borrows the `vllm` profile"), "{err}");
 }
+
+/// SGLang's longest prefix match: with one free slot, a later request whose prompt
+/// prefix is cached goes before an earlier one whose prefix is not; FCFS takes the
+/// earlier one.
+#[test]
+fn lpm_admits_the_request_with_the_longest_cached_prefix_first() {
+    use infersim::policy::{SchedulerChoice, SchedulerConfig};
+    let admitted_first = |scheduler: &str| {
+        let geo = KvGeometry::new(&tiny_model(), 1);
+        let policy = Policy::Continuous {
+            max_num_seqs: 1,
+            max_num_batched_tokens: 64,
+            chunked_prefill: false,
+            prefix_caching: true,
+        };
+        let cost = tiny_cost(&profile(0.0, 0.0, 0.0));
+        let mut inst = Instance::new(0, policy, cost, geo, 4096, 4096);
+        let choice = SchedulerChoice::Config(SchedulerConfig {
+            name: scheduler.into(),
+            ..SchedulerConfig::default()
+        });
+        inst.set_scheduler(choice.build(0).unwrap());
+        let mut rec = Recorder::new(SimTime::ZERO, false);
+        let mut t = 0;
+        let with_prefix = |id: u64, prefix: u32| {
+            let mut r = Request::new(id, SimTime::ZERO, 8, 2);
+            r.prefix = Some(prefix);
+            r
+        };
+        // Request 0 (prompt 0) runs alone and leaves its prompt cached.
+        let r0 = with_prefix(0, 0);
+        inst.note_routed(&r0);
+        inst.enqueue(r0, SimTime::ZERO);
+        while step(&mut inst, &mut t, &mut rec).is_some() {}
+        assert!(inst.cached_prefix_blocks(0) > 0);
+        assert_eq!(inst.cached_prefix_blocks(1), 0);
+        // Request 1 (prompt 1) waits before request 2 (prompt 0, cached).
+        for r in [with_prefix(1, 1), with_prefix(2, 0)] {
+            inst.note_routed(&r);
+            inst.enqueue(r, SimTime(t));
+        }
+        step(&mut inst, &mut t, &mut rec).unwrap();
+        inst.last_plan().admitted.clone()
+    };
+    assert_eq!(admitted_first("lpm"), vec![2]);
+    assert_eq!(admitted_first("fcfs"), vec![1]);
+}

@@ -221,7 +221,7 @@ const CONTINUOUS: &[Key] = &[
     key("scheduling_policy", Kind::Str(SCHEDULING_POLICIES))
         .default_is("\"fcfs\"")
         .example("\"priority\"")
-        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants)."),
+        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants), lpm (SGLang's longest cached prefix first)."),
     key("preemption_victim", Kind::Str(VICTIMS))
         .default_is("the scheduler's: newest; lowest-priority for priority; longest remaining for srpt")
         .example("\"oldest\"")

@@ -40,6 +40,9 @@ pub struct StackSemantics {
     /// is computed) until the block ends, and the engine's per-step CPU part (the
     /// scheduler and input preparation) is paid once per block: the block's later
     /// steps pay only their per-sequence output processing, which overlaps the GPU.
+    /// Tokens are streamed after every step of the block (vLLM 0.6's default
+    /// `multi_step_stream_outputs = True`; with False they would come at the block's
+    /// end, not modelled).
     /// A step with prefills is a single step, as in vLLM 0.6 without chunked prefill
     /// (`vllm/sequence.py` `init_multi_step_from_lookahead_slots`: a prefill gets
     /// `num_lookahead_slots = 0`, so one step; a decode `num_lookahead_slots + 1 =
@@ -219,6 +222,7 @@ pub const PRESETS: &[StackPreset] = &[
         sources: &[
             ("num_scheduler_steps = 1 (multi-step is opt-in: --num-scheduler-steps)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.num_scheduler_steps, v0.6.x"),
             ("a prefill step is one step, a decode block num_scheduler_steps steps", "vllm-project/vllm vllm/sequence.py SequenceGroup.init_multi_step_from_lookahead_slots, v0.6.x"),
+            ("outputs stream after every step of a block (multi_step_stream_outputs = True)", "vllm-project/vllm vllm/config.py SchedulerConfig.multi_step_stream_outputs, v0.6.x"),
             ("chunked prefill off (on by default only for max_model_len > 32K, not modelled)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.create_engine_config, v0.6.x"),
             ("max_num_seqs = 256; max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill, 512 with", "vllm-project/vllm vllm/config.py SchedulerConfig.__init__, v0.6.x"),
             ("enable_prefix_caching = False", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.enable_prefix_caching, v0.6.x"),
@@ -244,7 +248,8 @@ pub const PRESETS: &[StackPreset] = &[
         sources: &[
             ("V1 always chunks prefills; prefix caching on", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs._set_default_args_v1, v0.9.x"),
             ("max_num_batched_tokens / max_num_seqs by GPU memory (>= 70 GiB and not A100) and usage context (LLM class, API server)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs._set_default_args_v1, v0.9.x (PR #17885 excludes the A100)"),
-            ("cuda_graph_sizes = [512]: [1, 2, 4] + range(8, 513, 8); piecewise graphs pad any step of at most 512 tokens", "vllm-project/vllm vllm/config.py SchedulerConfig.cuda_graph_sizes and VllmConfig._set_cudagraph_sizes, v0.9.x"),
+            ("cuda_graph_sizes = [512]: [1, 2, 4] + range(8, 513, 8)", "vllm-project/vllm vllm/config.py SchedulerConfig.cuda_graph_sizes and VllmConfig._set_cudagraph_sizes, v0.9.x"),
+            ("piecewise graphs: any step of at most 512 scheduled tokens is padded (pad_for_cudagraph); attention runs outside the graphs", "vllm-project/vllm vllm/v1/worker/gpu_model_runner.py GPUModelRunner.execute_model, v0.9.x"),
             ("multi-step scheduling removed in V1", "vllm-project/vllm vllm/engine/arg_utils.py (num_scheduler_steps unsupported by V1), v0.9.x"),
         ],
     },
