@@ -347,6 +347,16 @@ pub fn preset(name: &str) -> Option<&'static StackPreset> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
+/// The profile a stack runs with: a plain stack's own (`<stack>`), a preset's own
+/// when `exists` says its file is there, else the one it borrows.
+pub fn profile_name<'a>(stack: &'a str, exists: impl Fn(&str) -> bool) -> &'a str {
+    match preset(stack) {
+        Some(p) if exists(p.profile) => p.profile,
+        Some(p) => p.borrows,
+        None => stack,
+    }
+}
+
 /// The presets whose engine has `key` (for the error of a key used with another
 /// engine).
 pub fn owners_of(key: &str) -> Vec<&'static str> {
@@ -550,5 +560,8 @@ mod tests {
         assert!(accepts("vllm", "cuda_graph_sizes"));
         assert!(!accepts("vllm", "num_scheduler_steps"));
         assert!(!accepts("sglang@0.5", "cuda_graph_sizes"));
+        assert_eq!(profile_name("vllm@0.6", |_| false), "vllm");
+        assert_eq!(profile_name("vllm@0.6", |n| n == "vllm@0.6"), "vllm@0.6");
+        assert_eq!(profile_name("transformers", |_| false), "transformers");
     }
 }
