@@ -349,7 +349,7 @@ pub fn preset(name: &str) -> Option<&'static StackPreset> {
 
 /// The profile a stack runs with: a plain stack's own (`<stack>`), a preset's own
 /// when `exists` says its file is there, else the one it borrows.
-pub fn profile_name<'a>(stack: &'a str, exists: impl Fn(&str) -> bool) -> &'a str {
+pub fn profile_name(stack: &str, exists: impl Fn(&str) -> bool) -> &str {
     match preset(stack) {
         Some(p) if exists(p.profile) => p.profile,
         Some(p) => p.borrows,
