@@ -108,7 +108,7 @@ pub fn vllm_capture_list(max: u32) -> Vec<u32> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BatchDefaults {
     /// vLLM V0 (0.6): `max_num_seqs = 256`; `max_num_batched_tokens` 512 with
-    /// chunked prefill, else max(max_model_len, 2048) (vllm/config.py
+    /// chunked prefill (single-step), else max(max_model_len, 2048) (vllm/config.py
     /// `SchedulerConfig.__init__`, v0.6.x).
     VllmV0,
     /// vLLM V1 (0.9 onward): by the GPU's memory and the entry point
@@ -320,8 +320,8 @@ pub const PRESETS: &[StackPreset] = &[
         async_scheduling: false,
         keys: &[],
         sources: &[
-            ("in-flight batching = continuous batching; max_batch_size = 2048, max_num_tokens = 8192", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.max_batch_size / max_num_tokens (BuildConfig defaults), 1.0"),
-            ("enable_chunked_prefill = False", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.enable_chunked_prefill, 1.0"),
+            ("in-flight batching = continuous batching; max_batch_size = 2048, max_num_tokens = 8192", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.max_batch_size / max_num_tokens, None = the BuildConfig defaults (tensorrt_llm/builder.py BuildConfig); the 2048 / 8192 values were not re-read in the source for 1.0"),
+            ("enable_chunked_prefill = False", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.enable_chunked_prefill = Field(default=False)"),
             ("KV block reuse on (KvCacheConfig.enable_block_reuse = True)", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py KvCacheConfig, 1.0"),
             ("CUDA graphs without padding (CudaGraphConfig.enable_padding = False): no padding", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py CudaGraphConfig.enable_padding"),
         ],
@@ -380,18 +380,23 @@ impl StackPreset {
     /// The `[engine.continuous]` defaults on `gpu` for requests entering at `entry`,
     /// with `max_len` the longest sequence and chunked prefill `chunked` (`None`: the
     /// preset's): V0's token budget depends on both.
+    ///
+    /// `multi_step`: whether `num_scheduler_steps > 1` (vLLM 0.6 then gives chunked
+    /// prefill the whole-prompt budget max(max_model_len, 2048): multi-step chunked
+    /// prefill does not split prompts).
     pub fn defaults(
         &self,
         gpu: &GpuSpec,
         entry: EntryPoint,
         max_len: u64,
         chunked: Option<bool>,
+        multi_step: bool,
     ) -> ContinuousDefaults {
         let chunked = chunked.unwrap_or(self.chunked_prefill);
         let gib = gpu.memory_gib;
         let (max_num_seqs, max_num_batched_tokens) = match self.batch {
             BatchDefaults::VllmV0 => {
-                let tokens = if chunked {
+                let tokens = if chunked && !multi_step {
                     512
                 } else {
                     max_len.max(2048).min(u32::MAX as u64) as u32
