@@ -296,9 +296,12 @@ impl Instance {
     }
 
     /// Sets the stack's scheduler semantics (multi-step blocks, CUDA-graph padding,
-    /// async scheduling; the plain stack's by default). Set before any request.
+    /// async scheduling; the plain stack's by default). Set before any request. They
+    /// belong to continuous batching: with another policy they are ignored.
     pub fn set_stack_semantics(&mut self, stack: StackSemantics) {
-        self.stack = stack;
+        if matches!(self.policy, Policy::Continuous { .. }) {
+            self.stack = stack;
+        }
     }
 
     /// The scheduler's name.
