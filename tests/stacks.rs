@@ -578,3 +578,19 @@ fn multi_step_with_chunked_prefill_opens_the_block_at_the_prefill() {
     ));
     assert_eq!(limits(&exp), (256, 4096, true, false));
 }
+
+/// `infersim stacks` lists every preset with the profile it borrows and the source of
+/// its values.
+#[test]
+fn infersim_stacks_lists_every_preset_and_its_sources() {
+    let (code, out, err) = infersim_bin(&["stacks"], &[]);
+    assert_eq!(code, 0, "{err}");
+    for p in stacks::PRESETS {
+        assert!(out.contains(&format!("{} — ", p.name)), "{out}");
+        for (_, src) in p.sources {
+            assert!(out.contains(src), "{src}");
+        }
+    }
+    assert!(out.contains("borrows the `vllm` profile"));
+    assert!(out.contains("vllm-project/vllm vllm/sequence.py"));
+}
