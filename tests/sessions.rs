@@ -300,6 +300,7 @@ fn session_case() -> impl Strategy<Value = (Scenario, u64)> {
                     active_thread_fraction: 1.0,
                     api_latency: Dur(0),
                     scheduler: Default::default(),
+                    stack: Default::default(),
                 };
                 let sc = Scenario {
                     workload: w,

@@ -305,6 +305,7 @@ fn fast_forward_equals_step_by_step_with_every_semantics() {
                 prompt_pool: None,
                 identical_outputs: false,
                 classes: Vec::new(),
+                shared: infersim::workload::SharedContext::None,
             };
             let mut sc = single(policy, cost.clone(), 4, kv_blocks, workload);
             sc.instances[0].stack = stack.clone();
