@@ -170,7 +170,7 @@ fn reproduce_meets_the_calibration_targets() {
     assert_eq!(studies.len(), 6);
     let report = reproduce(&studies, 1).unwrap();
     let with_target = report.rows.iter().filter(|r| r.target.is_some()).count();
-    assert!(with_target >= 76, "{with_target} targets");
+    assert!(with_target >= 84, "{with_target} targets");
     let missed: Vec<(String, String, String)> = report
         .rows
         .iter()
@@ -205,8 +205,9 @@ fn reproduce_meets_the_calibration_targets() {
         "known misses now met {stale:?}\n{}",
         report.table()
     );
-    // 6 on the first five studies, 4 on the Lambda vLLM 0.6 study (its A100 throughputs).
-    assert_eq!(missed.len(), 10, "{missed:?}\n{}", report.table());
+    // 6 on the first five studies, 6 on the Lambda vLLM 0.6 study (its A100 throughputs, its
+    // 20-prompt TTFTs).
+    assert_eq!(missed.len(), 12, "{missed:?}\n{}", report.table());
     // Each study's stack profile (vllm, vllm@0.6) is calibrated and used for its points.
     for r in report.rows.iter().filter(|r| r.calibrate) {
         assert!(

@@ -14,22 +14,32 @@ const RAW: &[(&str, usize, &str)] = &[
     (
         "raw/prompt_10/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
         13012,
-        "h100-llama-3-8b.csv",
+        "h100-llama-3-8b-10.csv",
     ),
     (
         "raw/prompt_10/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
         16000,
-        "h100-mistral-7b.csv",
+        "h100-mistral-7b-10.csv",
     ),
     (
         "raw/prompt_10/1xA100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
         13426,
-        "a100-llama-3-8b.csv",
+        "a100-llama-3-8b-10.csv",
     ),
     (
         "raw/prompt_10/1xA100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
         15546,
-        "a100-mistral-7b.csv",
+        "a100-mistral-7b-10.csv",
+    ),
+    (
+        "raw/prompt_20/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        26681,
+        "h100-llama-3-8b-20.csv",
+    ),
+    (
+        "raw/prompt_20/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
+        29878,
+        "h100-mistral-7b-20.csv",
     ),
 ];
 
@@ -62,7 +72,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// The raw files are the stored copies (same character count, plain ASCII as Python's
-/// `json.dump` writes), 10 completed requests each, and their TTFT and ITL summaries
+/// `json.dump` writes), every request completed, and their TTFT and ITL summaries
 /// are the mean and median of their own per-request lists: nothing was lost or altered
 /// in the transfer.
 #[test]
@@ -71,8 +81,10 @@ fn raw_files_are_whole_and_self_consistent() {
         let (text, d) = load(rel);
         assert!(text.is_ascii(), "{rel}");
         assert_eq!(text.len(), chars, "{rel}");
-        assert_eq!(d["num_prompts"], 10, "{rel}");
-        assert_eq!(d["completed"], 10, "{rel}");
+        let n = d["input_lens"].as_array().unwrap().len();
+        assert!(n == 10 || n == 20, "{rel}");
+        assert_eq!(d["num_prompts"], n, "{rel}");
+        assert_eq!(d["completed"], n, "{rel}");
         assert_eq!(d["request_rate"], "inf", "{rel}");
         let ttfts = f64s(&d["ttfts"]);
         let itls: Vec<f64> = d["itls"]
