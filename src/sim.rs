@@ -66,6 +66,9 @@ pub struct InstanceSetup {
     pub api_latency: Dur,
     /// Step scheduler (FCFS by default).
     pub scheduler: SchedulerChoice,
+    /// The stack's scheduler semantics (multi-step, CUDA-graph padding, async
+    /// scheduling); the plain stack's by default.
+    pub stack: crate::stacks::StackSemantics,
 }
 
 /// A scenario: everything one simulation needs except the seed.
@@ -211,6 +214,7 @@ fn run_inner(
                 sc.workload.max_context,
             );
             inst.set_identical_outputs(sc.workload.identical_outputs);
+            inst.set_stack_semantics(s.stack.clone());
             inst.set_scheduler(
                 s.scheduler
                     .build(seed)

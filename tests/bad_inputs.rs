@@ -141,6 +141,25 @@ fn cases() -> Vec<Case> {
             "unknown-scheduling-policy",
             format!("{BASE}[engine.continuous]\nscheduling_policy = \"lifo\"\n"),
         ),
+        // Engine presets (src/serving/stacks.rs).
+        case(
+            "unknown-stack-preset",
+            edit("policy =", "stack = \"vllm@0.3\"\npolicy ="),
+        ),
+        case(
+            "multi-step-on-a-v1-preset",
+            edit("policy =", "stack = \"vllm@0.9\"\npolicy =")
+                + "[engine.continuous]\nnum_scheduler_steps = 8\n",
+        ),
+        case(
+            "async-scheduling-on-sglang",
+            edit("policy =", "stack = \"sglang@0.5\"\npolicy =")
+                + "[engine.continuous]\nasync_scheduling = true\n",
+        ),
+        case(
+            "cuda-graph-sizes-not-integers",
+            format!("{BASE}[engine.continuous]\ncuda_graph_sizes = [1, 2, \"four\"]\n"),
+        ),
         case(
             "predictor-for-fcfs-does-not-apply",
             format!("{BASE}[engine.continuous]\nlength_predictor = \"noisy\"\n"),

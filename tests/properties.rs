@@ -159,6 +159,7 @@ fn case() -> impl Strategy<Value = Case> {
                         active_thread_fraction: 0.7,
                         api_latency: Dur(api_lat),
                         scheduler: Default::default(),
+                        stack: Default::default(),
                     })
                     .collect();
                 Case {

@@ -29,6 +29,7 @@ fn setup(gpu: usize, policy: Policy, cost: CostModel, att: f64) -> InstanceSetup
         active_thread_fraction: att,
         api_latency: Dur(0),
         scheduler: Default::default(),
+        stack: Default::default(),
     }
 }
 

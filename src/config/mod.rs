@@ -26,6 +26,7 @@
 mod check;
 mod check_engine;
 mod check_hardware;
+mod check_stack;
 mod check_workload;
 pub mod expand;
 pub mod key;

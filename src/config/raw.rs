@@ -133,6 +133,15 @@ pub struct RawContinuous {
     pub enable_prefix_caching: Option<bool>,
     /// Step scheduler (default fcfs).
     pub scheduling_policy: Option<String>,
+    /// vLLM 0.6 multi-step scheduling (default: the preset's, 1).
+    #[serde(default)]
+    pub num_scheduler_steps: Option<u32>,
+    /// CUDA-graph capture sizes (default: the preset's; none for plain vllm).
+    #[serde(default)]
+    pub cuda_graph_sizes: Option<Vec<u32>>,
+    /// vLLM V1 async scheduling (default: the preset's).
+    #[serde(default)]
+    pub async_scheduling: Option<bool>,
     /// Preemption victim (default: the scheduler's).
     pub preemption_victim: Option<String>,
     /// Output-length predictor of sjf and srpt (default oracle).

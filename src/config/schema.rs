@@ -64,7 +64,7 @@ pub const ROUTERS: &[&str] = &crate::router::NAMES;
 /// Allowed values of `engine.policy`.
 pub const POLICIES: &[&str] = &["sequential", "static", "continuous"];
 /// Allowed values of `engine.stack`.
-pub const STACKS: &[&str] = &["vllm", "transformers"];
+pub const STACKS: &[&str] = &crate::stacks::STACK_NAMES;
 /// Allowed values of `workload.arrival`.
 pub const ARRIVALS: &[&str] = &[
     "poisson",
@@ -221,7 +221,7 @@ const CONTINUOUS: &[Key] = &[
     key("scheduling_policy", Kind::Str(SCHEDULING_POLICIES))
         .default_is("\"fcfs\"")
         .example("\"priority\"")
-        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants)."),
+        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants), lpm (SGLang's longest cached prefix first)."),
     key("preemption_victim", Kind::Str(VICTIMS))
         .default_is("the scheduler's: newest; lowest-priority for priority; longest remaining for srpt")
         .example("\"oldest\"")
@@ -255,6 +255,22 @@ const CONTINUOUS: &[Key] = &[
         .example("2.0")
         .doc("Fair share: counter charge per output token (VTC's w_q).")
         .only(&[scheduler(&["fair-share"], "only fair-share")]),
+    // Engine-specific keys (src/serving/stacks.rs: which presets have each; another
+    // stack refuses them in check_engine.rs).
+    key("num_scheduler_steps", Kind::Int(1, 1024))
+        .unit("steps")
+        .default_is("the stack preset's (1: off)")
+        .example("10")
+        .doc("vLLM 0.6 multi-step scheduling: decode steps per scheduler call; arrivals wait for the block (stack vllm@0.6 only)."),
+    key("cuda_graph_sizes", Kind::Ints(1, 65536))
+        .unit("sequences")
+        .default_is("the stack preset's ([] for plain vllm: no padding)")
+        .example("[1, 2, 4, 8, 16]")
+        .doc("CUDA-graph capture sizes: a decode step of B <= the largest is priced padded to the next size (vLLM stacks)."),
+    key("async_scheduling", Kind::Bool)
+        .default_is("the stack preset's")
+        .example("true")
+        .doc("vLLM V1 async scheduling: the engine's CPU work overlaps the GPU's (stack vllm@0.15)."),
 ];
 
 /// One `[[workload.classes]]` table.
@@ -318,8 +334,8 @@ const STATIC: &[Key] = &[
 const ENGINE_SETTINGS: &[Key] = &[
     key("stack", Kind::Str(STACKS))
         .default_is("\"vllm\"")
-        .example("\"vllm\"")
-        .doc("Serving stack whose profile prices the steps."),
+        .example("\"vllm@0.6\"")
+        .doc("Serving stack whose profile prices the steps, or an engine preset `<engine>@<version>` that also sets the engine's defaults (`infersim stacks`)."),
     key("profile", ANY)
         .default_is("the stack's shipped profile")
         .example("\"vllm\"")

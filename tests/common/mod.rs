@@ -155,6 +155,7 @@ pub fn alone(
             active_thread_fraction: 1.0,
             api_latency: Dur(0),
             scheduler: Default::default(),
+            stack: Default::default(),
         }],
         router: RouterKind::RoundRobin,
     }
