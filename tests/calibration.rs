@@ -160,8 +160,8 @@ fn the_fit_is_deterministic() {
 
 /// `infersim reproduce` on the shipped profiles meets every calibration-set target
 /// but the known misses each study's `study.toml` lists with its diagnosis (the L4
-/// study's older engine; the T4 host's CPU work at 8 sequences; the A100 kernel tables'
-/// decode price in the Lambda vLLM 0.6 study): a new miss fails
+/// study's older engine; the T4 host's CPU work at 8 sequences; vLLM 0.6's first tokens
+/// held back over two prefill steps in the Lambda study): a new miss fails
 /// the test, with the whole table, and so does a known miss that is now met (its
 /// entry should go).
 #[test]
@@ -170,7 +170,7 @@ fn reproduce_meets_the_calibration_targets() {
     assert_eq!(studies.len(), 6);
     let report = reproduce(&studies, 1).unwrap();
     let with_target = report.rows.iter().filter(|r| r.target.is_some()).count();
-    assert!(with_target >= 84, "{with_target} targets");
+    assert!(with_target >= 76, "{with_target} targets");
     let missed: Vec<(String, String, String)> = report
         .rows
         .iter()
@@ -205,9 +205,8 @@ fn reproduce_meets_the_calibration_targets() {
         "known misses now met {stale:?}\n{}",
         report.table()
     );
-    // 6 on the first five studies, 6 on the Lambda vLLM 0.6 study (its A100 throughputs, its
-    // 20-prompt TTFTs).
-    assert_eq!(missed.len(), 12, "{missed:?}\n{}", report.table());
+    // 6 on the first five studies, 2 on the Lambda vLLM 0.6 study (its 20-prompt TTFTs).
+    assert_eq!(missed.len(), 8, "{missed:?}\n{}", report.table());
     // Each study's stack profile (vllm, vllm@0.6) is calibrated and used for its points.
     for r in report.rows.iter().filter(|r| r.calibrate) {
         assert!(
