@@ -167,3 +167,54 @@ fn traces_replay_the_raw_requests() {
         }
     }
 }
+
+/// `infersim calibrate` fits a preset's own profile from the study's points alone: with
+/// no `vllm@0.6.toml` among the profiles it starts from the one the preset borrows
+/// (`vllm`), and it writes `vllm@0.6.toml` (stack `vllm@0.6`, fitted on this study only),
+/// nothing else.
+#[test]
+fn calibrate_writes_the_presets_own_profile() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/profiles");
+    let profiles = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "vllm@0.6.toml" {
+            std::fs::copy(e.path(), profiles.path().join(e.file_name())).unwrap();
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args([
+            "calibrate",
+            "--study",
+            "lambda-vllm-0.6-multistep",
+            "--max-evals",
+            "40",
+            "--date",
+            "2026-01-01",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("INFERSIM_PROFILES", profiles.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("vllm@0.6: objective"), "{stdout}");
+    let files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files, ["vllm@0.6.toml"]);
+    let path = out.path().join("vllm@0.6.toml");
+    let p = infersim::profile::read_profile(&path).unwrap();
+    assert_eq!(p.name, "vllm@0.6");
+    assert_eq!(p.stack, "vllm@0.6");
+    assert!(p.is_calibrated());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("studies = [\"lambda-vllm-0.6-multistep\"]"),
+        "{text}"
+    );
+}

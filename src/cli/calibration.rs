@@ -124,6 +124,16 @@ fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The profile a fit of `stack` starts from: `<stack>.toml` in `dir`, or, for a preset
+/// (`crate::stacks`) that has none yet, the profile it borrows meanwhile.
+fn prior_path(dir: &std::path::Path, stack: &str) -> PathBuf {
+    let own = dir.join(format!("{stack}.toml"));
+    match crate::stacks::preset(stack) {
+        Some(p) if !own.is_file() => dir.join(format!("{}.toml", p.borrows)),
+        _ => own,
+    }
+}
+
 pub(super) fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     use crate::calibrate::{band_edge, calibrate_all, fit_record, profile_text, STACK_PARAMS};
     let studies = crate::study::load_studies(&a.studies).map_err(config_errors)?;
@@ -134,10 +144,9 @@ pub(super) fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     };
     let date = a.date.clone().unwrap_or_else(today);
     // The prior: the shipped stack profile (its fitted parameters restart at their
-    // bands' priors).
+    // bands' priors); for a preset without a profile of its own yet, the one it borrows.
     let prior_for = |stack: &str| -> Result<crate::profile::Profile, String> {
-        crate::profile::read_profile(&profiles_dir().join(format!("{stack}.toml")))
-            .map_err(|e| e.to_string())
+        crate::profile::read_profile(&prior_path(&profiles_dir(), stack)).map_err(|e| e.to_string())
     };
     let warm_for = |stack: &str| {
         a.warm
