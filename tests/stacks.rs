@@ -554,3 +554,46 @@ fn lpm_admits_the_request_with_the_longest_cached_prefix_first() {
     assert_eq!(admitted_first("lpm"), vec![2]);
     assert_eq!(admitted_first("fcfs"), vec![1]);
 }
+
+/// Multi-step with chunked prefill (vLLM 0.6.3+): the prompt is computed whole in the
+/// block's first step and decodes in its other steps, so a request arriving after
+/// that first step waits n − 1 steps. vLLM 0.6 then budgets max(max_model_len, 2048)
+/// tokens per step, not 512.
+#[test]
+fn multi_step_with_chunked_prefill_opens_the_block_at_the_prefill() {
+    let cost = tiny_cost(&profile(0.0, 1000.0, 0.0));
+    let geo = KvGeometry::new(&tiny_model(), 1);
+    let chunked = Policy::Continuous {
+        max_num_seqs: 16,
+        max_num_batched_tokens: 64,
+        chunked_prefill: true,
+        prefix_caching: false,
+    };
+    let mut inst = Instance::new(0, chunked, cost, geo, 4096, 4096);
+    inst.set_stack_semantics(multi_step(4));
+    let mut rec = Recorder::new(SimTime::ZERO, false);
+    let mut t = 0;
+    let r0 = Request::new(0, SimTime::ZERO, 4, 20);
+    inst.note_routed(&r0);
+    inst.enqueue(r0, SimTime::ZERO);
+    step(&mut inst, &mut t, &mut rec).unwrap();
+    assert_eq!(inst.last_plan().admitted, vec![0]);
+    let r1 = Request::new(1, SimTime(t), 4, 20);
+    inst.note_routed(&r1);
+    inst.enqueue(r1, SimTime(t));
+    for _ in 0..3 {
+        step(&mut inst, &mut t, &mut rec).unwrap();
+        assert!(inst.last_plan().admitted.is_empty());
+        assert_eq!(inst.last_plan().decodes, 1);
+    }
+    step(&mut inst, &mut t, &mut rec).unwrap();
+    assert_eq!(inst.last_plan().admitted, vec![1]);
+
+    let exp = load(&experiment(
+        "vllm@0.6",
+        "h100-sxm",
+        "poisson",
+        "enable_chunked_prefill = true\nnum_scheduler_steps = 10",
+    ));
+    assert_eq!(limits(&exp), (256, 4096, true, false));
+}

@@ -649,8 +649,6 @@ pub fn calibrate_all(
     for (stack, points, names) in groups {
         let mut prior = prior_for(&stack)?;
         prior.name = stack.clone();
-        // A preset's first fit may start from the profile it borrows: the result is its own.
-        prior.stack = stack.clone();
         prior.status = "calibrated".into();
         for b in crate::profile::bands_for(&stack) {
             b.param.set(&mut prior, b.prior);

@@ -124,16 +124,6 @@ fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// The profile a fit of `stack` starts from: `<stack>.toml` in `dir`, or, for a preset
-/// (`crate::stacks`) that has none yet, the profile it borrows meanwhile.
-fn prior_path(dir: &std::path::Path, stack: &str) -> PathBuf {
-    let own = dir.join(format!("{stack}.toml"));
-    match crate::stacks::preset(stack) {
-        Some(p) if !own.is_file() => dir.join(format!("{}.toml", p.borrows)),
-        _ => own,
-    }
-}
-
 pub(super) fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     use crate::calibrate::{band_edge, calibrate_all, fit_record, profile_text, STACK_PARAMS};
     let studies = crate::study::load_studies(&a.studies).map_err(config_errors)?;
@@ -144,9 +134,16 @@ pub(super) fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     };
     let date = a.date.clone().unwrap_or_else(today);
     // The prior: the shipped stack profile (its fitted parameters restart at their
-    // bands' priors); for a preset without a profile of its own yet, the one it borrows.
+    // bands' priors).
+    // A preset without a profile of its own yet starts from the one it borrows.
     let prior_for = |stack: &str| -> Result<crate::profile::Profile, String> {
-        crate::profile::read_profile(&prior_path(&profiles_dir(), stack)).map_err(|e| e.to_string())
+        let name = crate::stacks::profile_name(stack, |n| {
+            profiles_dir().join(format!("{n}.toml")).exists()
+        });
+        let mut p = crate::profile::read_profile(&profiles_dir().join(format!("{name}.toml")))
+            .map_err(|e| e.to_string())?;
+        p.stack = stack.to_string();
+        Ok(p)
     };
     let warm_for = |stack: &str| {
         a.warm

@@ -427,6 +427,11 @@ fn cmd_list() -> Result<(), Error> {
             Err(e) => println!("  {p:<22} unreadable: {e}"),
         }
     }
+    let presets: Vec<&str> = crate::stacks::PRESETS.iter().map(|p| p.name).collect();
+    println!(
+        "Engine presets (engine.stack; details: infersim stacks): {}",
+        presets.join(", ")
+    );
     Ok(())
 }
 

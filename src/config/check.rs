@@ -310,6 +310,9 @@ impl Checker<'_> {
             },
             mig: hw.mig.as_ref().map(|m| m.0.clone()),
             mig_slices: hw.mig.as_ref().map(|_| hw.num_gpus),
+            stack: e
+                .and_then(|e| e.stack.clone())
+                .filter(|s| crate::stacks::preset(s).is_some()),
         };
         Some((
             Scenario {

@@ -85,6 +85,7 @@ impl Checker<'_> {
             entry,
             max_len.unwrap_or(2048),
             c.enable_chunked_prefill,
+            c.num_scheduler_steps.unwrap_or(p.num_scheduler_steps) > 1,
         ))
     }
 

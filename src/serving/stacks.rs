@@ -108,7 +108,7 @@ pub fn vllm_capture_list(max: u32) -> Vec<u32> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BatchDefaults {
     /// vLLM V0 (0.6): `max_num_seqs = 256`; `max_num_batched_tokens` 512 with
-    /// chunked prefill, else max(max_model_len, 2048) (vllm/config.py
+    /// chunked prefill (single-step), else max(max_model_len, 2048) (vllm/config.py
     /// `SchedulerConfig.__init__`, v0.6.x).
     VllmV0,
     /// vLLM V1 (0.9 onward): by the GPU's memory and the entry point
@@ -320,8 +320,8 @@ pub const PRESETS: &[StackPreset] = &[
         async_scheduling: false,
         keys: &[],
         sources: &[
-            ("in-flight batching = continuous batching; max_batch_size = 2048, max_num_tokens = 8192", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.max_batch_size / max_num_tokens (BuildConfig defaults), 1.0"),
-            ("enable_chunked_prefill = False", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.enable_chunked_prefill, 1.0"),
+            ("in-flight batching = continuous batching; max_batch_size = 2048, max_num_tokens = 8192", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.max_batch_size / max_num_tokens, None = the BuildConfig defaults (tensorrt_llm/builder.py BuildConfig); the 2048 / 8192 values were not re-read in the source for 1.0"),
+            ("enable_chunked_prefill = False", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.enable_chunked_prefill = Field(default=False)"),
             ("KV block reuse on (KvCacheConfig.enable_block_reuse = True)", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py KvCacheConfig, 1.0"),
             ("CUDA graphs without padding (CudaGraphConfig.enable_padding = False): no padding", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py CudaGraphConfig.enable_padding"),
         ],
@@ -347,6 +347,16 @@ pub fn preset(name: &str) -> Option<&'static StackPreset> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
+/// The profile a stack runs with: a plain stack's own (`<stack>`), a preset's own
+/// when `exists` says its file is there, else the one it borrows.
+pub fn profile_name(stack: &str, exists: impl Fn(&str) -> bool) -> &str {
+    match preset(stack) {
+        Some(p) if exists(p.profile) => p.profile,
+        Some(p) => p.borrows,
+        None => stack,
+    }
+}
+
 /// The presets whose engine has `key` (for the error of a key used with another
 /// engine).
 pub fn owners_of(key: &str) -> Vec<&'static str> {
@@ -370,18 +380,23 @@ impl StackPreset {
     /// The `[engine.continuous]` defaults on `gpu` for requests entering at `entry`,
     /// with `max_len` the longest sequence and chunked prefill `chunked` (`None`: the
     /// preset's): V0's token budget depends on both.
+    ///
+    /// `multi_step`: whether `num_scheduler_steps > 1` (vLLM 0.6 then gives chunked
+    /// prefill the whole-prompt budget max(max_model_len, 2048): multi-step chunked
+    /// prefill does not split prompts).
     pub fn defaults(
         &self,
         gpu: &GpuSpec,
         entry: EntryPoint,
         max_len: u64,
         chunked: Option<bool>,
+        multi_step: bool,
     ) -> ContinuousDefaults {
         let chunked = chunked.unwrap_or(self.chunked_prefill);
         let gib = gpu.memory_gib;
         let (max_num_seqs, max_num_batched_tokens) = match self.batch {
             BatchDefaults::VllmV0 => {
-                let tokens = if chunked {
+                let tokens = if chunked && !multi_step {
                     512
                 } else {
                     max_len.max(2048).min(u32::MAX as u64) as u32
@@ -550,5 +565,8 @@ mod tests {
         assert!(accepts("vllm", "cuda_graph_sizes"));
         assert!(!accepts("vllm", "num_scheduler_steps"));
         assert!(!accepts("sglang@0.5", "cuda_graph_sizes"));
+        assert_eq!(profile_name("vllm@0.6", |_| false), "vllm");
+        assert_eq!(profile_name("vllm@0.6", |n| n == "vllm@0.6"), "vllm@0.6");
+        assert_eq!(profile_name("transformers", |_| false), "transformers");
     }
 }

@@ -3,7 +3,8 @@
 //! and async scheduling, applied where a planned step is priced.
 //!
 //! A multi-step block: a decode-only step planned by the scheduler with
-//! `num_scheduler_steps = n > 1` opens a block of n steps. Its later n − 1 steps are
+//! `num_scheduler_steps = n > 1` opens a block of n steps (with chunked prefill on,
+//! so does a step whose prefills all finish their prompts: they decode in the rest). Its later n − 1 steps are
 //! planned here without the scheduler: the decodes get their KV blocks and run, and
 //! nothing is admitted, so a request that arrives during the block waits for its end.
 //! A sequence that finishes inside the block completes (its last token is out) but
@@ -33,10 +34,26 @@ impl Instance {
         false
     }
 
-    /// Opens a block after the scheduler planned a decode-only step.
+    /// Opens a block after the scheduler planned a step that may run as one: a
+    /// decode-only step; with chunked prefill on, also a step whose prefills all
+    /// complete their prompts (vLLM 0.6's multi-step chunked prefill computes the
+    /// scheduled prompts whole in the block's first step and decodes them in the
+    /// rest: `vllm/worker/multi_step_model_runner.py`
+    /// `StatefulModelInput.maybe_advance_sampling_metadata`).
     pub(super) fn maybe_open_block(&mut self) {
         let n = self.stack.num_scheduler_steps;
-        if n > 1 && self.chunks.is_empty() && self.dec.n > 0 {
+        if n <= 1 || (self.dec.n == 0 && self.chunks.is_empty()) {
+            return;
+        }
+        let opens = if self.limits().chunked_prefill {
+            self.chunks.iter().all(|&(slot, new)| {
+                let s = &self.seqs[slot as usize];
+                s.computed + new == s.target
+            })
+        } else {
+            self.chunks.is_empty()
+        };
+        if opens {
             self.block_left = n - 1;
         }
     }
