@@ -372,22 +372,30 @@ fn limits(exp: &infersim::config::Experiment) -> (u32, u32, bool, bool) {
     }
 }
 
-/// Each preset resolves on an H100 and an A100: every default present, the borrowed
-/// profile loaded, and a warning saying which profile it borrows.
+/// Each preset resolves on an H100 and an A100: every default present, its own
+/// shipped profile loaded or else the borrowed one, with a warning saying which.
 #[test]
 fn every_preset_resolves_with_its_engines_defaults() {
     for p in stacks::PRESETS {
         for gpu in ["h100-sxm", "a100-80gb", "l4"] {
             let exp = load(&experiment(p.name, gpu, "poisson", ""));
             let point = &exp.points[0];
-            assert_eq!(point.meta.profile, p.borrows, "{} on {gpu}", p.name);
-            assert!(
-                exp.warnings
-                    .iter()
-                    .any(|w| w.contains("borrows") && w.contains(p.name)),
-                "{:?}",
-                exp.warnings
-            );
+            // A preset with a shipped profile of its own (vllm@0.6, fitted on the Lambda
+            // study) uses it; the others borrow and say so.
+            let own = infersim::profile::profiles_dir()
+                .join(format!("{}.toml", p.profile))
+                .is_file();
+            let borrows = exp
+                .warnings
+                .iter()
+                .any(|w| w.contains("borrows") && w.contains(p.name));
+            if own {
+                assert_eq!(point.meta.profile, p.profile, "{} on {gpu}", p.name);
+                assert!(!borrows, "{:?}", exp.warnings);
+            } else {
+                assert_eq!(point.meta.profile, p.borrows, "{} on {gpu}", p.name);
+                assert!(borrows, "{:?}", exp.warnings);
+            }
             let (seqs, tokens, chunked, prefix) = limits(&exp);
             assert!(seqs >= 1 && tokens >= seqs, "{}", p.name);
             assert_eq!(chunked, p.chunked_prefill);
@@ -461,7 +469,8 @@ fn user_settings_override_the_preset() {
 }
 
 /// A preset's own profile is used once its file exists (here in a copy of the shipped
-/// profiles with `vllm@0.6.toml` added), and the warning about borrowing goes away.
+/// profiles with `vllm@0.6.toml` replaced), and the warning about borrowing goes away;
+/// without the file it borrows.
 #[test]
 fn a_presets_own_profile_is_used_when_it_exists() {
     let dir = tempfile::tempdir().unwrap();
@@ -485,7 +494,17 @@ fn a_presets_own_profile_is_used_when_it_exists() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("own profile vllm@0.6.toml"), "{err}");
     assert!(!err.contains("borrows"), "{err}");
-    let (code, out, err) = infersim_bin(&["validate", f.to_str().unwrap()], &[]);
+    // Without the file (profiles copied but `vllm@0.6.toml` left out) it borrows.
+    let bare = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "vllm@0.6.toml" {
+            std::fs::copy(e.path(), bare.path().join(e.file_name())).unwrap();
+        }
+    }
+    let profiles = bare.path().display().to_string();
+    let env = [("INFERSIM_PROFILES", profiles.as_str())];
+    let (code, out, err) = infersim_bin(&["validate", f.to_str().unwrap()], &env);
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("borrows the `vllm` profile"), "{err}");
 }
