@@ -71,6 +71,6 @@ pub use config::validate;
 pub use cost::{kernels, profile};
 pub use report as experiment;
 pub use report::plot;
-pub use serving::{instance, kv, policy};
+pub use serving::{instance, kv, policy, stacks};
 
 pub use error::{ConfigError, Error, Result};

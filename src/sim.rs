@@ -13,6 +13,7 @@
 
 mod client;
 mod queue;
+mod sessions;
 
 pub use queue::{EventKey, EventQueue, Phase};
 
@@ -39,6 +40,7 @@ use std::collections::VecDeque;
 enum Ev {
     OpenArrival,
     UserSend(u32),
+    SessionTurn(u32),
     OfflineGroup,
     Deliver(u32),
     CpuDone(u32),
@@ -74,6 +76,9 @@ pub struct InstanceSetup {
     pub api_latency: Dur,
     /// Step scheduler (FCFS by default).
     pub scheduler: SchedulerChoice,
+    /// The stack's scheduler semantics (multi-step, CUDA-graph padding, async
+    /// scheduling); the plain stack's by default.
+    pub stack: crate::stacks::StackSemantics,
 }
 
 /// A scenario: everything one simulation needs except the seed.
@@ -176,6 +181,8 @@ struct Engine<'a> {
     open: Option<OpenLoop>,
     /// Arrivals of a workload made of classes.
     mix: Option<ClassMix>,
+    /// The live sessions of a multi-turn workload.
+    sessions: Option<workload::SessionBook>,
     think_rng: ChaCha8Rng,
     next_id: u64,
     issued: u64,
@@ -225,6 +232,7 @@ fn run_inner(
                 sc.workload.max_context,
             );
             inst.set_identical_outputs(sc.workload.identical_outputs);
+            inst.set_stack_semantics(s.stack.clone());
             inst.set_scheduler(
                 s.scheduler
                     .build(seed)
@@ -260,6 +268,7 @@ fn run_inner(
         lengths: LengthSampler::new(&sc.workload, seed),
         open: None,
         mix: None,
+        sessions: sessions::book(&sc.workload, seed),
         think_rng: workload::rng(seed, streams::THINK),
         next_id: 0,
         issued: 0,
@@ -348,6 +357,7 @@ fn run_inner(
     };
     summary.prefill_tokens_computed = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
     summary.prefix_cache_hit_tokens = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
+    summary.prefix_cache_hit_rate = sessions::hit_rate(&sc.workload, &summary);
     e.client.summarize(&mut summary, now - SimTime::ZERO);
     if e.inst.len() > 1 || e.gpus.len() > 1 {
         summary.per_instance = e
@@ -466,6 +476,7 @@ impl Engine<'_> {
             group,
             prefix,
             session: user,
+            prefix_tokens: prefix.and(self.lengths.prefix_tokens()),
             ..Request::new(self.next_id, now, i, o)
         };
         self.next_id += 1;
@@ -531,10 +542,12 @@ impl Engine<'_> {
                     self.q.push(t, Phase::Arrive, Ev::OpenArrival);
                 }
             }
+            Ev::OpenArrival if self.sessions.is_some() => self.session_arrival(now),
             Ev::OpenArrival => {
                 let g = self.open.as_mut().expect("open-loop generator");
-                if let Some((_, _, lengths)) = g.next_arrival() {
-                    let r = self.new_request(now, None, None, lengths);
+                if let Some((_, row, lengths)) = g.next_arrival() {
+                    let mut r = self.new_request(now, None, None, lengths);
+                    self.trace_prefix(&mut r, row);
                     self.send(now, r);
                 }
                 let g = self.open.as_ref().expect("open-loop generator");
@@ -542,6 +555,8 @@ impl Engine<'_> {
                     self.q.push(t, Phase::Arrive, Ev::OpenArrival);
                 }
             }
+            Ev::UserSend(u) if self.sessions.is_some() => self.user_turn(now, u),
+            Ev::SessionTurn(s) => self.session_turn(now, s),
             Ev::UserSend(u) => {
                 if self.may_issue() && now < self.end {
                     let r = self.new_request(now, Some(u), None, None);
@@ -745,6 +760,9 @@ impl Engine<'_> {
     }
 
     fn on_finished(&mut self, now: SimTime, f: &Finished) {
+        if self.sessions.is_some() {
+            return self.session_finished(now, f);
+        }
         match &self.sc.workload.arrival {
             Arrival::ClosedLoop { think, .. } => {
                 if let Some(u) = f.req.user {

@@ -416,7 +416,8 @@ macro_rules! shipped {
 /// Shipped model specs: (name, TOML text).
 pub const SHIPPED_MODELS: &[(&str, &str)] = shipped!("llm":
     "opt-125m", "gemma-3-1b-it", "llama-3.2-1b", "llama-3.2-3b-instruct", "llama-2-7b",
-    "llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "qwen3-14b", "llama-3.1-70b");
+    "llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "qwen3-14b", "llama-3.1-70b",
+    "llama-3-8b-instruct", "mistral-7b-instruct-v0.3");
 
 /// Shipped GPU specs: (name, TOML text).
 pub const SHIPPED_GPUS: &[(&str, &str)] = shipped!("gpu":

@@ -141,6 +141,25 @@ fn cases() -> Vec<Case> {
             "unknown-scheduling-policy",
             format!("{BASE}[engine.continuous]\nscheduling_policy = \"lifo\"\n"),
         ),
+        // Engine presets (src/serving/stacks.rs).
+        case(
+            "unknown-stack-preset",
+            edit("policy =", "stack = \"vllm@0.3\"\npolicy ="),
+        ),
+        case(
+            "multi-step-on-a-v1-preset",
+            edit("policy =", "stack = \"vllm@0.9\"\npolicy =")
+                + "[engine.continuous]\nnum_scheduler_steps = 8\n",
+        ),
+        case(
+            "async-scheduling-on-sglang",
+            edit("policy =", "stack = \"sglang@0.5\"\npolicy =")
+                + "[engine.continuous]\nasync_scheduling = true\n",
+        ),
+        case(
+            "cuda-graph-sizes-not-integers",
+            format!("{BASE}[engine.continuous]\ncuda_graph_sizes = [1, 2, \"four\"]\n"),
+        ),
         case(
             "predictor-for-fcfs-does-not-apply",
             format!("{BASE}[engine.continuous]\nlength_predictor = \"noisy\"\n"),
@@ -539,9 +558,118 @@ fn cases() -> Vec<Case> {
             args: vec!["run", "{f}", "--out", "{d}/out", "--quiet"],
         },
     ];
+    v.extend(shared_context_cases());
     v.extend(front_end_cases());
     v.sort_by_key(|c| c.name);
     v
+}
+
+/// Shared prefixes, sessions and traces that name them.
+fn shared_context_cases() -> Vec<Case> {
+    const SP: &str = "[workload.shared_prefix]\nnum_groups = 2\nnum_prompts_per_group = 4\nsystem_prompt_len = 512\nquestion_len = { dist = \"fixed\", value = 64 }\n";
+    const SS: &str = "[workload.sessions]\nturns = { dist = \"fixed\", value = 3 }\n";
+    let no_input = || BASE.replace("input_tokens = { dist = \"fixed\", value = 256 }\n", "");
+    let trace = "arrival_s,input_tokens,output_tokens";
+    vec![
+        case("shared-prefix-with-input-tokens", format!("{BASE}{SP}")),
+        case(
+            "shared-prefix-and-sessions",
+            format!("{}{SP}{SS}", no_input()),
+        ),
+        case(
+            "shared-prefix-with-prompt-pool",
+            format!(
+                "{}{SP}",
+                no_input().replace("num_requests = 100", "num_requests = 100\nprompt_pool = 4")
+            ),
+        ),
+        case(
+            "shared-prefix-zero-groups",
+            format!(
+                "{}{}",
+                no_input(),
+                SP.replace("num_groups = 2", "num_groups = 0")
+            ),
+        ),
+        case(
+            "shared-prefix-missing-system-prompt",
+            format!(
+                "{}{}",
+                no_input(),
+                SP.replace("system_prompt_len = 512\n", "")
+            ),
+        ),
+        case(
+            "shared-prefix-too-many-prompts",
+            format!(
+                "{}{}",
+                no_input(),
+                SP.replace("num_groups = 2", "num_groups = 1000000")
+                    .replace("num_prompts_per_group = 4", "num_prompts_per_group = 1000")
+            ),
+        ),
+        case(
+            "shared-prefix-bad-question-len",
+            format!("{}{}", no_input(), SP.replace("value = 64", "value = 0")),
+        ),
+        case(
+            "sessions-with-greedy-sampling",
+            format!(
+                "{}{SS}",
+                edit(
+                    "num_requests = 100",
+                    "num_requests = 100\nsampling = \"greedy\""
+                )
+            ),
+        ),
+        case(
+            "sessions-unknown-think",
+            format!("{BASE}{SS}think = \"between\"\n"),
+        ),
+        case(
+            "sessions-negative-think-time",
+            format!("{BASE}{SS}think_time_s = -1.0\n"),
+        ),
+        case("sessions-unknown-key", format!("{BASE}{SS}turn = 2\n")),
+        case(
+            "sessions-with-offline",
+            format!(
+                "{}{SS}",
+                edit(
+                    "arrival = \"poisson\"\nrate_per_s = 5.0",
+                    "arrival = \"offline\"\nbatch_size = 8"
+                )
+            ),
+        ),
+        trace_case(
+            "trace-unknown-optional-column",
+            format!("{trace},user\n0,10,10,a\n").as_bytes(),
+        ),
+        trace_case(
+            "trace-prefix-group-without-tokens",
+            format!("{trace},prefix_group\n0,10,10,a\n").as_bytes(),
+        ),
+        trace_case(
+            "trace-prefix-and-session-columns",
+            format!("{trace},prefix_group,prefix_tokens,session_id\n0,10,10,a,4,s\n").as_bytes(),
+        ),
+        trace_case(
+            "trace-prefix-longer-than-prompt",
+            format!("{trace},prefix_group,prefix_tokens\n0,10,10,a,4\n1,10,10,a,11\n").as_bytes(),
+        ),
+        trace_case(
+            "trace-prefix-group-lengths-differ",
+            format!("{trace},prefix_group,prefix_tokens\n0,10,10,a,4\n1,10,10,a,5\n").as_bytes(),
+        ),
+        trace_case(
+            "trace-prefix-tokens-without-group",
+            format!("{trace},prefix_group,prefix_tokens\n0,10,10,,4\n").as_bytes(),
+        ),
+        trace_case(
+            "trace-session-column-count",
+            format!("{trace},session_id\n0,10,10\n").as_bytes(),
+        ),
+    ]
 }
 
 /// Runs one case in a fresh folder: (exit code, stderr with the folder as `<dir>`).

@@ -160,16 +160,17 @@ fn the_fit_is_deterministic() {
 
 /// `infersim reproduce` on the shipped profiles meets every calibration-set target
 /// but the known misses each study's `study.toml` lists with its diagnosis (the L4
-/// study's older engine; the T4 host's CPU work at 8 sequences): a new miss fails
+/// study's older engine; the T4 host's CPU work at 8 sequences; vLLM 0.6's first tokens
+/// held back over two prefill steps in the Lambda study): a new miss fails
 /// the test, with the whole table, and so does a known miss that is now met (its
 /// entry should go).
 #[test]
 fn reproduce_meets_the_calibration_targets() {
     let studies = load_studies(&[]).unwrap();
-    assert_eq!(studies.len(), 5);
+    assert_eq!(studies.len(), 6);
     let report = reproduce(&studies, 1).unwrap();
     let with_target = report.rows.iter().filter(|r| r.target.is_some()).count();
-    assert!(with_target >= 60, "{with_target} targets");
+    assert!(with_target >= 76, "{with_target} targets");
     let missed: Vec<(String, String, String)> = report
         .rows
         .iter()
@@ -204,8 +205,9 @@ fn reproduce_meets_the_calibration_targets() {
         "known misses now met {stale:?}\n{}",
         report.table()
     );
-    assert_eq!(missed.len(), 6, "{missed:?}\n{}", report.table());
-    // The one stack profile is calibrated and used for every study of the set.
+    // 6 on the first five studies, 2 on the Lambda vLLM 0.6 study (its 20-prompt TTFTs).
+    assert_eq!(missed.len(), 8, "{missed:?}\n{}", report.table());
+    // Each study's stack profile (vllm, vllm@0.6) is calibrated and used for its points.
     for r in report.rows.iter().filter(|r| r.calibrate) {
         assert!(
             r.calibrated,

@@ -284,7 +284,8 @@ fn calibrate_one_study_writes_one_stack_profile() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     files.sort();
-    assert_eq!(files, ["transformers.toml", "vllm.toml"]);
+    // The shipped profiles, no file added (vllm@0.6 is the Lambda study's own).
+    assert_eq!(files, ["transformers.toml", "vllm.toml", "vllm@0.6.toml"]);
     let p = std::fs::read_to_string(dir.join("vllm.toml")).unwrap();
     assert!(p.contains("date = \"2026-01-01\""), "{p}");
     assert!(p.contains("studies = [\"l4-gemma-3-1b-vllm\"]"), "{p}");

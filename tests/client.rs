@@ -320,6 +320,7 @@ fn poisson(rate: f64, n: u64) -> Workload {
         prompt_pool: None,
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     }
 }
 

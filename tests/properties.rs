@@ -90,6 +90,9 @@ fn case() -> impl Strategy<Value = Case> {
             any::<bool>(),
         ),
         any::<u64>(),
+        // Stack semantics (src/serving/stacks.rs): multi-step, CUDA-graph padding,
+        // async scheduling; the continuous policy only uses them.
+        (0usize..4, 0usize..3, any::<bool>()),
     )
         .prop_map(
             |(
@@ -102,7 +105,14 @@ fn case() -> impl Strategy<Value = Case> {
                 (arr, rate, n),
                 (li, lo, pool, greedy),
                 seed,
+                (steps, sizes, async_scheduling),
             )| {
+                let stack = infersim::stacks::StackSemantics {
+                    num_scheduler_steps: [1, 1, 2, 5][steps],
+                    cuda_graph_sizes: [vec![], vec![1, 2, 4, 8], vec![2, 3]][sizes].clone(),
+                    pad_mixed_steps: sizes == 2,
+                    async_scheduling,
+                };
                 let (cost, geo) = two_layers(window, bs);
                 let kv_blocks = MAX_CTX.div_ceil(bs) + extra_blocks;
                 let closed = arr == 2;
@@ -159,6 +169,7 @@ fn case() -> impl Strategy<Value = Case> {
                         active_thread_fraction: 0.7,
                         api_latency: Dur(api_lat),
                         scheduler: Default::default(),
+                        stack: stack.clone(),
                     })
                     .collect();
                 Case {
@@ -172,6 +183,7 @@ fn case() -> impl Strategy<Value = Case> {
                             prompt_pool: pool,
                             identical_outputs: greedy,
                             classes: Vec::new(),
+                            shared: infersim::workload::SharedContext::None,
                         },
                         gpus: vec![sharing],
                         instances,
@@ -328,6 +340,7 @@ fn decode_stretches_are_fast_forwarded_exactly() {
                 prompt_pool: Some(3),
                 identical_outputs: true,
                 classes: Vec::new(),
+                shared: infersim::workload::SharedContext::None,
             };
             let scenario = alone(workload, policy.clone(), &cost, geo, kv_blocks);
             let (fast, reference) =
@@ -377,6 +390,7 @@ fn resumed_requests_borrow_their_siblings_blocks_exactly() {
             prompt_pool: Some(2),
             identical_outputs,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         alone(workload, policy.clone(), &cost, geo, kv_blocks)
     };
@@ -444,6 +458,7 @@ fn greedy_case() -> impl Strategy<Value = (Scenario, u64, u64)> {
                     prompt_pool: Some(pool),
                     identical_outputs: true,
                     classes: Vec::new(),
+                    shared: infersim::workload::SharedContext::None,
                 };
                 let mut sc = alone(workload, policy, &cost, geo, MAX_CTX.div_ceil(bs) + extra);
                 if n_inst == 2 {

@@ -25,6 +25,7 @@ fn md1_relative_error(rho: f64, n: u64, seed: u64) -> f64 {
         prompt_pool: None,
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     };
     let sc = single(Policy::Sequential, cm, 16, 100, w);
     let r = run(&sc, seed, RunOptions::default()).unwrap();
@@ -89,6 +90,7 @@ fn littles_law_closed_loop() {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         let sc = single(policy, cm, 16, 10_000, w);
         let r = run(&sc, 3, RunOptions::default()).unwrap();

@@ -29,6 +29,7 @@ fn setup(gpu: usize, policy: Policy, cost: CostModel, att: f64) -> InstanceSetup
         active_thread_fraction: att,
         api_latency: Dur(0),
         scheduler: Default::default(),
+        stack: Default::default(),
     }
 }
 
@@ -72,6 +73,7 @@ fn closed(users: u32, secs: f64) -> Workload {
         prompt_pool: None,
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     }
 }
 
@@ -255,6 +257,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, RouterKind::RoundRobin, w),
@@ -324,6 +327,7 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: infersim::workload::SharedContext::None,
         };
         let r = run(
             &shared(Sharing::Exclusive, inst, router, w),
@@ -551,6 +555,7 @@ fn prefix_aware_routing_misses_each_prompt_once() {
         prompt_pool: Some(4),
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     };
     let go = |name: &str| {
         let inst = (0..4)

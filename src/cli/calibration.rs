@@ -135,9 +135,15 @@ pub(super) fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     let date = a.date.clone().unwrap_or_else(today);
     // The prior: the shipped stack profile (its fitted parameters restart at their
     // bands' priors).
+    // A preset without a profile of its own yet starts from the one it borrows.
     let prior_for = |stack: &str| -> Result<crate::profile::Profile, String> {
-        crate::profile::read_profile(&profiles_dir().join(format!("{stack}.toml")))
-            .map_err(|e| e.to_string())
+        let name = crate::stacks::profile_name(stack, |n| {
+            profiles_dir().join(format!("{n}.toml")).exists()
+        });
+        let mut p = crate::profile::read_profile(&profiles_dir().join(format!("{name}.toml")))
+            .map_err(|e| e.to_string())?;
+        p.stack = stack.to_string();
+        Ok(p)
     };
     let warm_for = |stack: &str| {
         a.warm

@@ -42,6 +42,9 @@ enum Command {
     /// List shipped models, GPUs (with where their step costs come from) and stack
     /// profiles.
     List,
+    /// List the engine presets (`engine.stack = "<engine>@<version>"`): what each
+    /// sets, the profile it uses or borrows, and the engine source of every value.
+    Stacks,
     /// Print the configuration reference: every experiment key with its type, range,
     /// unit, default and when it applies, as a Markdown table.
     Schema {
@@ -171,6 +174,14 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Run(a) => cmd_run(a, &args),
         Command::Validate { file } => cmd_validate(file),
         Command::List => cmd_list(),
+        Command::Stacks => {
+            let dir = crate::profile::profiles_dir();
+            print!(
+                "{}",
+                crate::stacks::listing(|name| dir.join(format!("{name}.toml")).exists())
+            );
+            Ok(())
+        }
         Command::Schema { readme } => cmd_schema(readme),
         Command::StepTime(a) => cmd_step_time(a),
         Command::Bench {
@@ -416,6 +427,11 @@ fn cmd_list() -> Result<(), Error> {
             Err(e) => println!("  {p:<22} unreadable: {e}"),
         }
     }
+    let presets: Vec<&str> = crate::stacks::PRESETS.iter().map(|p| p.name).collect();
+    println!(
+        "Engine presets (engine.stack; details: infersim stacks): {}",
+        presets.join(", ")
+    );
     Ok(())
 }
 

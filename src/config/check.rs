@@ -57,6 +57,7 @@ pub(crate) fn check_point(
         faulted: &faulted,
         seed,
         warnings: Vec::new(),
+        offline_entry: false,
     };
     if schema.is_empty() {
         let raw = RawExperiment::deserialize(toml::Value::Table(d)).map_err(|e| {
@@ -174,6 +175,7 @@ pub(super) struct Eng {
     pub(super) block_size: u64,
     pub(super) blocks: u64,
     pub(super) geo: KvGeometry,
+    pub(super) stack: crate::stacks::StackSemantics,
 }
 
 /// Collects the errors of one point.
@@ -187,6 +189,9 @@ pub(super) struct Checker<'a> {
     /// The experiment's base seed (lengths are drawn with it to count the requests
     /// that do not fit).
     pub(super) seed: u64,
+    /// Whether requests enter through the offline `LLM` class rather than an API
+    /// server (`workload.arrival = "offline"`): vLLM V1 presets pick other defaults.
+    pub(super) offline_entry: bool,
     /// What the point changes in the user's workload on request (`truncate`).
     pub(super) warnings: Vec<String>,
 }
@@ -241,6 +246,7 @@ impl Checker<'_> {
         let per_gpu = h
             .map(|h| h.instances_per_gpu)
             .filter(|n| (1..=MAX_INSTANCES_PER_GPU as u32).contains(n));
+        self.offline_entry = w.is_some_and(|w| w.arrival == "offline");
         let (eng, max_len) = match e {
             Some(e) => self.engine(e, gpu.as_ref(), per_gpu),
             None => (None, None),
@@ -284,6 +290,7 @@ impl Checker<'_> {
                 active_thread_fraction: hw.atp / 100.0,
                 api_latency: lat,
                 scheduler: eng.scheduler.clone(),
+                stack: eng.stack.clone(),
             })
             .collect();
         let meta = Meta {
@@ -307,6 +314,9 @@ impl Checker<'_> {
             },
             mig: hw.mig.as_ref().map(|m| m.0.clone()),
             mig_slices: hw.mig.as_ref().map(|_| hw.num_gpus),
+            stack: e
+                .and_then(|e| e.stack.clone())
+                .filter(|s| crate::stacks::preset(s).is_some()),
         };
         Some((
             Scenario {
@@ -439,6 +449,7 @@ impl Checker<'_> {
                 active_thread_fraction: atp,
                 api_latency: api_latency(&eng.profile, &sc.workload),
                 scheduler: eng.scheduler.clone(),
+                stack: eng.stack.clone(),
             });
         }
         for (g, (&n, &u)) in per_gpu.iter().zip(&util).enumerate() {

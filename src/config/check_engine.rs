@@ -34,11 +34,12 @@ impl Checker<'_> {
             }
         };
         let stack = e.stack.as_deref().unwrap_or("vllm");
+        let profile_stack = self.preset_profile(e, stack);
         let profile = match gpu {
             Some(g) if STACKS.contains(&stack) => match resolve_profile(
                 e.profile.as_deref(),
                 &g.name,
-                stack,
+                profile_stack,
                 self.base,
                 self.file,
                 "engine.profile",
@@ -86,7 +87,7 @@ impl Checker<'_> {
         let hint = max_len
             .or(e.max_model_len)
             .or(model.as_ref().map(|m| m.max_context));
-        let policy = self.policy(e, max_len, block_size);
+        let policy = self.policy(e, max_len, block_size, gpu, stack);
         if self.errs.len() > n0 {
             return (None, hint);
         }
@@ -137,6 +138,7 @@ impl Checker<'_> {
         }
         (
             Some(Eng {
+                stack: self.stack_semantics(e, stack, &policy),
                 model,
                 profile,
                 policy,
@@ -156,6 +158,8 @@ impl Checker<'_> {
         e: &RawEngine,
         max_len: Option<u64>,
         block_size: u64,
+        gpu: Option<&GpuSpec>,
+        stack: &str,
     ) -> Option<(Policy, u64, u64)> {
         let n0 = self.errs.len();
         match e.policy.as_str() {
@@ -179,12 +183,17 @@ impl Checker<'_> {
             }
             "continuous" => {
                 let c = e.continuous.clone().unwrap_or_default();
-                let chunked = c.enable_chunked_prefill.unwrap_or(true);
-                let seqs = c.max_num_seqs.unwrap_or(256);
-                let default_tokens = if chunked {
-                    2048.max(seqs)
-                } else {
-                    max_len.unwrap_or(2048).min(u32::MAX as u64) as u32
+                let preset = self.preset_defaults(&c, gpu, stack, max_len);
+                let chunked = c
+                    .enable_chunked_prefill
+                    .unwrap_or(preset.is_none_or(|d| d.chunked_prefill));
+                let seqs = c
+                    .max_num_seqs
+                    .unwrap_or(preset.map_or(256, |d| d.max_num_seqs));
+                let default_tokens = match preset {
+                    Some(d) => d.max_num_batched_tokens,
+                    None if chunked => 2048.max(seqs),
+                    None => max_len.unwrap_or(2048).min(u32::MAX as u64) as u32,
                 };
                 let tokens = c.max_num_batched_tokens.unwrap_or(default_tokens);
                 let f = "engine.continuous.max_num_batched_tokens";
@@ -210,7 +219,9 @@ impl Checker<'_> {
                         max_num_seqs: seqs,
                         max_num_batched_tokens: tokens,
                         chunked_prefill: chunked,
-                        prefix_caching: c.enable_prefix_caching.unwrap_or(true),
+                        prefix_caching: c
+                            .enable_prefix_caching
+                            .unwrap_or(preset.is_none_or(|d| d.prefix_caching)),
                     },
                     tokens as u64,
                     seqs as u64,

@@ -9,6 +9,7 @@ use crate::time::Dur;
 use crate::workload::{
     parse_trace, Arrival, LengthDist, LengthSampler, Stop, Think, Trace, Workload, WorkloadClass,
 };
+use crate::workload::{SharedContext, SharedPrefix};
 
 /// How many requests' lengths are drawn to count those that do not fit.
 pub const FIT_DRAWS: u64 = 20_000;
@@ -111,6 +112,10 @@ impl Checker<'_> {
                 }
             },
             None if is_trace || kind == "classes" => Some(LengthDist::Fixed { value: 1 }),
+            // A shared-prefix workload's prompts are its system prompt + question.
+            None if name == "input_tokens" && w.shared_prefix.is_some() => {
+                Some(LengthDist::Fixed { value: 1 })
+            }
             None => {
                 c.err(
                     &f(name),
@@ -170,6 +175,7 @@ impl Checker<'_> {
                 None
             }
         };
+        let shared = self.shared_context(w);
         if self.errs.len() > n0 {
             return None;
         }
@@ -183,6 +189,7 @@ impl Checker<'_> {
             prompt_pool: w.prompt_pool,
             identical_outputs,
             classes,
+            shared: shared?,
         };
         let truncate = w.truncate.unwrap_or(false);
         if workload.classes.is_empty() {
@@ -347,6 +354,80 @@ impl Checker<'_> {
             });
         }
         (self.errs.len() == n0).then_some(out)
+    }
+
+    /// `[workload.shared_prefix]` or `[workload.sessions]` (at most one of them, and
+    /// neither with a prompt pool or greedy sampling, which share whole prompts).
+    fn shared_context(&mut self, w: &RawWorkload) -> Option<SharedContext> {
+        let n0 = self.errs.len();
+        let which = match (&w.shared_prefix, &w.sessions) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    "workload.sessions",
+                    "give either [workload.shared_prefix] or [workload.sessions], not both",
+                );
+                return None;
+            }
+            (Some(_), None) => "workload.shared_prefix",
+            (None, Some(_)) => "workload.sessions",
+            (None, None) => return Some(SharedContext::None),
+        };
+        if w.prompt_pool.is_some() {
+            self.err(
+                "workload.prompt_pool",
+                format!("does not apply with [{which}], whose requests share prefixes of their own; remove one"),
+            );
+        }
+        if w.sampling.as_deref() == Some("greedy") {
+            self.err(
+                "workload.sampling",
+                format!("\"greedy\" (requests with the same whole prompt produce the same tokens) does not apply with [{which}]; remove it"),
+            );
+        }
+        if let Some(sp) = &w.shared_prefix {
+            if w.input_tokens.is_some() {
+                self.err(
+                    "workload.input_tokens",
+                    "does not apply with [workload.shared_prefix], whose prompts are system_prompt_len + question_len tokens; remove it",
+                );
+            }
+            let prompts = sp.num_groups as u64 * sp.num_prompts_per_group as u64;
+            if prompts > 10_000_000 {
+                self.err(
+                    "workload.shared_prefix.num_prompts_per_group",
+                    format!("num_groups × num_prompts_per_group = {prompts}, allowed: at most 10000000 prompts"),
+                );
+            }
+            if let Err(e) = sp
+                .question_len
+                .check(self.file, "workload.shared_prefix.question_len")
+            {
+                self.errs.push(e);
+            }
+            return (self.errs.len() == n0).then(|| {
+                SharedContext::Prefix(SharedPrefix {
+                    num_groups: sp.num_groups,
+                    num_prompts_per_group: sp.num_prompts_per_group,
+                    system_prompt_len: sp.system_prompt_len,
+                    question_len: sp.question_len.clone(),
+                })
+            });
+        }
+        let ss = w.sessions.as_ref()?;
+        if let Err(e) = ss.turns.check(self.file, "workload.sessions.turns") {
+            self.errs.push(e);
+        }
+        let t = Dur::from_secs_f64(ss.think_time_s.unwrap_or(0.0));
+        let think = match ss.think.as_deref().unwrap_or("constant") {
+            "exponential" => Think::Exponential(t),
+            _ => Think::Constant(t),
+        };
+        (self.errs.len() == n0).then(|| {
+            SharedContext::Sessions(crate::workload::Sessions {
+                turns: ss.turns.clone(),
+                think,
+            })
+        })
     }
 
     fn closed_loop(&mut self, w: &RawWorkload) -> Option<Arrival> {

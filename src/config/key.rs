@@ -11,6 +11,8 @@ pub enum Kind {
     Bool,
     /// An integer in this inclusive range.
     Int(i64, i64),
+    /// An array of integers, each in this inclusive range (`[1, 2, 4, 8]`).
+    Ints(i64, i64),
     /// A finite number (integer or float) in a range.
     Float(FloatRange),
     /// A length distribution: `{ dist = "...", ... }`.

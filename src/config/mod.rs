@@ -27,6 +27,7 @@ mod check;
 mod check_client;
 mod check_engine;
 mod check_hardware;
+mod check_stack;
 mod check_workload;
 pub mod expand;
 pub mod key;
@@ -155,6 +156,10 @@ pub struct Meta {
     /// MIG instances in all, with MIG.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mig_slices: Option<u32>,
+    /// The engine preset (`engine.stack = "<engine>@<version>"`), when one is used;
+    /// `profile` then names the profile it runs with (its own or the borrowed one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 /// A loaded experiment.

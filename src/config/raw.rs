@@ -167,6 +167,15 @@ pub struct RawContinuous {
     pub enable_prefix_caching: Option<bool>,
     /// Step scheduler (default fcfs).
     pub scheduling_policy: Option<String>,
+    /// vLLM 0.6 multi-step scheduling (default: the preset's, 1).
+    #[serde(default)]
+    pub num_scheduler_steps: Option<u32>,
+    /// CUDA-graph capture sizes (default: the preset's; none for plain vllm).
+    #[serde(default)]
+    pub cuda_graph_sizes: Option<Vec<u32>>,
+    /// vLLM V1 async scheduling (default: the preset's).
+    #[serde(default)]
+    pub async_scheduling: Option<bool>,
     /// Preemption victim (default: the scheduler's).
     pub preemption_victim: Option<String>,
     /// Output-length predictor of sjf and srpt (default oracle).
@@ -242,6 +251,36 @@ pub struct RawWorkload {
     pub truncate: Option<bool>,
     /// `[[workload.classes]]` (with `arrival = "classes"`).
     pub classes: Option<Vec<RawClass>>,
+    /// `[workload.shared_prefix]`: groups of prompts with a shared system prompt.
+    pub shared_prefix: Option<RawSharedPrefix>,
+    /// `[workload.sessions]`: multi-turn sessions.
+    pub sessions: Option<RawSessions>,
+}
+
+/// `[workload.shared_prefix]` (inference-perf's `shared_prefix` keys).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharedPrefix {
+    /// Groups, each with its own system prompt.
+    pub num_groups: u32,
+    /// Prompts per group.
+    pub num_prompts_per_group: u32,
+    /// Tokens of each group's system prompt.
+    pub system_prompt_len: u32,
+    /// Tokens of each prompt's question.
+    pub question_len: LengthDist,
+}
+
+/// `[workload.sessions]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessions {
+    /// Turns per session.
+    pub turns: LengthDist,
+    /// `constant` (default) or `exponential`.
+    pub think: Option<String>,
+    /// Think time between turns (constant) or its mean (exponential), seconds.
+    pub think_time_s: Option<f64>,
 }
 
 /// One `[[workload.classes]]` table.

@@ -64,6 +64,7 @@ pub fn allowed(kind: Kind, unit: &str) -> String {
         Kind::Str(list) => quoted_list(list),
         Kind::Bool => "true or false".into(),
         Kind::Int(lo, hi) => int_range(lo, hi),
+        Kind::Ints(lo, hi) => format!("an array of integers, each {}", int_range(lo, hi)),
         Kind::Float(r) => float_range(r, unit),
         Kind::Dist => "a table such as { dist = \"fixed\", value = 128 }".into(),
         Kind::Table(_) => "a table".into(),

@@ -64,7 +64,7 @@ pub const ROUTERS: &[&str] = &crate::router::NAMES;
 /// Allowed values of `engine.policy`.
 pub const POLICIES: &[&str] = &["sequential", "static", "continuous"];
 /// Allowed values of `engine.stack`.
-pub const STACKS: &[&str] = &["vllm", "transformers"];
+pub const STACKS: &[&str] = &crate::stacks::STACK_NAMES;
 /// Allowed values of `workload.arrival`.
 pub const ARRIVALS: &[&str] = &[
     "poisson",
@@ -221,7 +221,7 @@ const CONTINUOUS: &[Key] = &[
     key("scheduling_policy", Kind::Str(SCHEDULING_POLICIES))
         .default_is("\"fcfs\"")
         .example("\"priority\"")
-        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants)."),
+        .doc("Step scheduler: fcfs (vLLM's default), priority (vLLM's), sjf / srpt (by predicted output length), fair-share (VTC across tenants), lpm (SGLang's longest cached prefix first)."),
     key("preemption_victim", Kind::Str(VICTIMS))
         .default_is("the scheduler's: newest; lowest-priority for priority; longest remaining for srpt")
         .example("\"oldest\"")
@@ -255,6 +255,22 @@ const CONTINUOUS: &[Key] = &[
         .example("2.0")
         .doc("Fair share: counter charge per output token (VTC's w_q).")
         .only(&[scheduler(&["fair-share"], "only fair-share")]),
+    // Engine-specific keys (src/serving/stacks.rs: which presets have each; another
+    // stack refuses them in check_engine.rs).
+    key("num_scheduler_steps", Kind::Int(1, 1024))
+        .unit("steps")
+        .default_is("the stack preset's (1: off)")
+        .example("10")
+        .doc("vLLM 0.6 multi-step scheduling: decode steps per scheduler call; arrivals wait for the block (stack vllm@0.6 only)."),
+    key("cuda_graph_sizes", Kind::Ints(1, 65536))
+        .unit("sequences")
+        .default_is("the stack preset's ([] for plain vllm: no padding)")
+        .example("[1, 2, 4, 8, 16]")
+        .doc("CUDA-graph capture sizes: a decode step of B <= the largest is priced padded to the next size (vLLM stacks)."),
+    key("async_scheduling", Kind::Bool)
+        .default_is("the stack preset's")
+        .example("true")
+        .doc("vLLM V1 async scheduling: the engine's CPU work overlaps the GPU's (stack vllm@0.15)."),
 ];
 
 /// One `[[workload.classes]]` table.
@@ -297,6 +313,51 @@ const CLASS: &[Key] = &[
         .doc("Tenant its requests are served for (fair-share scheduling)."),
 ];
 
+/// Allowed values of `workload.sessions.think`.
+pub const SESSION_THINKS: &[&str] = &["constant", "exponential"];
+
+/// `[workload.shared_prefix]`, named as inference-perf's `shared_prefix` data config.
+const SHARED_PREFIX: &[Key] = &[
+    key("num_groups", Kind::Int(1, 1_000_000))
+        .req("give num_groups = N (groups, each with its own system prompt)")
+        .unit("groups")
+        .example("4")
+        .doc("Groups, each with its own shared system prompt."),
+    key("num_prompts_per_group", Kind::Int(1, 1_000_000))
+        .req("give num_prompts_per_group = M")
+        .unit("prompts")
+        .example("8")
+        .doc("Prompts (users) per group, each with its own question."),
+    key("system_prompt_len", Kind::Int(1, U32))
+        .req("give system_prompt_len = S (tokens)")
+        .unit("tokens")
+        .example("512")
+        .doc("Tokens of each group's system prompt, shared by its prompts."),
+    key("question_len", Kind::Dist)
+        .req("give question_len = { dist = ... }")
+        .unit("tokens")
+        .example("{ dist = \"fixed\", value = 64 }")
+        .doc("Tokens of each prompt's question (drawn once per prompt)."),
+];
+
+/// `[workload.sessions]`.
+const SESSIONS: &[Key] = &[
+    key("turns", Kind::Dist)
+        .req("give turns = { dist = ... } (turns per session)")
+        .unit("turns")
+        .example("{ dist = \"uniform\", mean = 4, range_ratio = 0.5 }")
+        .doc("Turns per session; each turn's prompt is the conversation so far plus a new message of `input_tokens`."),
+    key("think", Kind::Str(SESSION_THINKS))
+        .default_is("\"constant\"")
+        .example("\"exponential\"")
+        .doc("How think times between turns are drawn."),
+    key("think_time_s", float(0.0, 1e6))
+        .unit("s")
+        .default_is("0")
+        .example("5.0")
+        .doc("Think time between a turn's completion and the next turn (constant), or its mean (exponential)."),
+];
+
 const STATIC: &[Key] = &[
     key("batch_size", Kind::Int(1, 65536))
         .unit("requests")
@@ -318,8 +379,8 @@ const STATIC: &[Key] = &[
 const ENGINE_SETTINGS: &[Key] = &[
     key("stack", Kind::Str(STACKS))
         .default_is("\"vllm\"")
-        .example("\"vllm\"")
-        .doc("Serving stack whose profile prices the steps."),
+        .example("\"vllm@0.6\"")
+        .doc("Serving stack whose profile prices the steps, or an engine preset `<engine>@<version>` that also sets the engine's defaults (`infersim stacks`)."),
     key("profile", ANY)
         .default_is("the stack's shipped profile")
         .example("\"vllm\"")
@@ -521,6 +582,19 @@ const WORKLOAD: &[Key] = &[
         .example("\"greedy\"")
         .doc("\"greedy\": requests with the same prompt produce the same tokens.")
         .only(&[arrival(NOT_TRACE, "traces and classes name no prompts")]),
+    key("shared_prefix", Kind::Table(SHARED_PREFIX))
+        .default_is("no shared prefixes")
+        .example("{ num_groups = 4, num_prompts_per_group = 8, system_prompt_len = 512, question_len = { dist = \"fixed\", value = 64 } }")
+        .doc("Groups of prompts sharing a system prompt, as inference-perf's shared_prefix (prompts = system prompt + question; no input_tokens).")
+        .only(&[arrival(NOT_TRACE, "traces and classes carry their own lengths")]),
+    key("sessions", Kind::Table(SESSIONS))
+        .default_is("single-turn requests")
+        .example("{ turns = { dist = \"fixed\", value = 3 }, think_time_s = 5.0 }")
+        .doc("Multi-turn sessions: each arrival (or closed-loop user) runs sessions whose turns carry the conversation so far.")
+        .only(&[arrival(
+            &["poisson", "gamma", "constant", "closed-loop"],
+            "only poisson, gamma, constant, closed-loop",
+        )]),
 ];
 
 const fn fe_mode(values: &'static [&'static str], note: &'static str) -> Cond {
@@ -758,6 +832,8 @@ arrival = "poisson"
             ("engine.continuous", CONTINUOUS),
             ("engine.static", STATIC),
             ("workload", WORKLOAD),
+            ("workload.shared_prefix", SHARED_PREFIX),
+            ("workload.sessions", SESSIONS),
             ("frontend", FRONTEND),
             ("client", CLIENT),
         ] {

@@ -153,6 +153,12 @@ fn check_value(
                 out.push(cx.err(path, format!("got {i}, allowed: {}", int_range(lo, hi))));
             }
         }
+        (Kind::Ints(lo, hi), toml::Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                check_value(cx, &p, item, Kind::Int(lo, hi), unit, out);
+            }
+        }
         (Kind::Float(r), toml::Value::Integer(_) | toml::Value::Float(_)) => {
             let x = match v {
                 toml::Value::Integer(i) => *i as f64,

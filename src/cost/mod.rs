@@ -544,6 +544,21 @@ impl CostModel {
         }
     }
 
+    /// The engine's CPU seconds of a step of `seqs` sequences (its fixed part plus
+    /// the per-sequence part), as [`CostModel::price`] computes them.
+    pub fn cpu_s_for(&self, seqs: u64) -> f64 {
+        if seqs > 0 {
+            self.cpu_step_s + self.cpu_seq_s * seqs as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// The per-sequence part alone of [`CostModel::cpu_s_for`].
+    pub fn cpu_seq_s_for(&self, seqs: u64) -> f64 {
+        self.cpu_seq_s * seqs as f64
+    }
+
     /// Peak FLOP/s the profile achieves (flat profiles; the datasheet peak otherwise).
     pub fn flops_per_s(&self) -> f64 {
         self.flops_per_s

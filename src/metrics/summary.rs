@@ -366,6 +366,12 @@ pub struct Summary {
     pub prefill_tokens_computed: u64,
     /// Prompt tokens served from the prefix cache.
     pub prefix_cache_hit_tokens: u64,
+    /// Share of the prompt tokens the engine processed that came from the prefix
+    /// cache: hits / (hits + prefill tokens computed). Written only when the workload
+    /// shares prefixes of its own (shared-prefix groups, sessions, a trace naming
+    /// them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_hit_rate: Option<f64>,
     /// What the client saw fail, written only when the run has client behaviour
     /// (`[client]`) or a rate limit.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]

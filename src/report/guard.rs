@@ -105,11 +105,17 @@ fn point_work(p: &Point) -> (f64, f64, f64) {
             match &w.arrival {
                 a
                 @ (Arrival::Poisson { .. } | Arrival::Constant { .. } | Arrival::Gamma { .. }) => {
-                    let rate = if class_rate > 0.0 {
-                        class_rate
-                    } else {
-                        rate_of(a)
+                    // A session arrival sends all its turns.
+                    let turns = match &w.shared {
+                        crate::workload::SharedContext::Sessions(s) => s.turns.mean().max(1.0),
+                        _ => 1.0,
                     };
+                    let rate = turns
+                        * if class_rate > 0.0 {
+                            class_rate
+                        } else {
+                            rate_of(a)
+                        };
                     (rate * d + 1.0, rate * d + 1.0)
                 }
                 Arrival::Trace(_) => {

@@ -4,6 +4,9 @@
 //! (N users with think time and a spawn rate, as Locust) and offline batches (groups of
 //! B at t = 0, the next group when the last one finishes, as `LLM.generate` in a loop).
 //! Arrivals are generated lazily, one ahead, so memory does not grow with the run.
+//! What requests share comes from the workload too: a prompt pool, groups with a
+//! shared system prompt (`shared_prefix.rs`), multi-turn sessions (`sessions.rs`), or
+//! a trace's prefix-group and session columns (`trace.rs`).
 
 use crate::error::ConfigError;
 use crate::time::{Dur, SimTime};
@@ -14,9 +17,13 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub mod classes;
+pub mod sessions;
+pub mod shared_prefix;
 pub mod trace;
 pub use classes::{ClassMix, WorkloadClass};
-pub use trace::{parse_trace, read_trace, Trace};
+pub use sessions::{SessionBook, Sessions, Turn};
+pub use shared_prefix::SharedPrefix;
+pub use trace::{parse_trace, read_trace, RowPrefix, Trace};
 
 /// Named RNG streams: each purpose draws from its own stream of the run's seed, so
 /// changing the arrival rate does not change the drawn lengths.
@@ -31,8 +38,11 @@ pub mod streams {
     pub const THINK: u64 = 4;
     /// Router decisions.
     pub const ROUTER: u64 = 5;
-    /// Which prompt of a prompt pool a request uses.
+    /// Which prompt of a prompt pool a request uses (the order of a shared-prefix
+    /// workload's prompts).
     pub const PROMPT: u64 = 6;
+    /// Turns per multi-turn session.
+    pub const SESSIONS: u64 = 7;
 }
 
 /// A named, seeded random stream.
@@ -69,8 +79,15 @@ pub struct Request {
     /// Tenant (client) it is served for, for fair-share scheduling.
     pub tenant: u32,
     /// Conversation it belongs to, for session-affinity routing: the closed-loop user
-    /// that sent it, if any.
+    /// that sent it, or the multi-turn session it is a turn of, if any.
     pub session: Option<u32>,
+    /// Tokens at the start of its prompt shared with the other requests of `prefix`
+    /// (a system prompt, or a session's conversation so far); `None`: the whole
+    /// prompt (a prompt of the workload's pool).
+    pub prefix_tokens: Option<u32>,
+    /// Whether its context (prompt and output) stays in the prefix cache as the new
+    /// shared prefix of `prefix` when it finishes: a session turn with a turn after it.
+    pub keep_context: bool,
 }
 
 impl Request {
@@ -89,7 +106,16 @@ impl Request {
             priority: 0,
             tenant: 0,
             session: None,
+            prefix_tokens: None,
+            keep_context: false,
         }
+    }
+
+    /// Tokens at the start of its prompt shared with its prefix group (all of it
+    /// unless `prefix_tokens` says fewer).
+    pub fn shared_tokens(&self) -> u32 {
+        self.prefix_tokens
+            .map_or(self.input_tokens, |p| p.min(self.input_tokens))
     }
 }
 
@@ -320,6 +346,21 @@ pub struct Workload {
     /// Classes superposed (open loop only), each with its own arrivals, lengths,
     /// priority and tenant; empty: one class, the fields above (priority 0, tenant 0).
     pub classes: Vec<WorkloadClass>,
+    /// Context the requests share beyond a prompt pool: groups with a shared system
+    /// prompt, or multi-turn sessions.
+    pub shared: SharedContext,
+}
+
+/// Context shared between requests, from which the prefix cache's hits come.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SharedContext {
+    /// None beyond `prompt_pool`.
+    #[default]
+    None,
+    /// Groups of prompts with a shared system prompt (`[workload.shared_prefix]`).
+    Prefix(SharedPrefix),
+    /// Multi-turn sessions (`[workload.sessions]`).
+    Sessions(Sessions),
 }
 
 /// Draws request lengths from the workload's streams.
@@ -332,6 +373,8 @@ pub struct LengthSampler {
     prompt_rng: ChaCha8Rng,
     /// Lengths of the prompts of the pool, if any.
     pool: Vec<u64>,
+    /// The prompts of a shared-prefix workload, if it is one.
+    shared: Option<shared_prefix::PrefixPrompts>,
     max_context: u64,
 }
 
@@ -357,6 +400,15 @@ impl LengthSampler {
         let pool = (0..w.prompt_pool.unwrap_or(0))
             .map(|_| w.input.sample(&mut in_rng))
             .collect();
+        let mut prompt_rng = prompt_rng;
+        let shared = match &w.shared {
+            SharedContext::Prefix(sp) => Some(shared_prefix::PrefixPrompts::new(
+                sp,
+                &mut in_rng,
+                &mut prompt_rng,
+            )),
+            _ => None,
+        };
         LengthSampler {
             input: w.input.clone(),
             output: w.output.clone(),
@@ -364,8 +416,20 @@ impl LengthSampler {
             out_rng,
             prompt_rng,
             pool,
+            shared,
             max_context: w.max_context.max(2),
         }
+    }
+
+    /// Longest prompt + output.
+    pub fn max_context(&self) -> u64 {
+        self.max_context
+    }
+
+    /// Tokens of a drawn request's prompt shared with its prefix group: a
+    /// shared-prefix workload's system prompt; `None` (the whole prompt) otherwise.
+    pub fn prefix_tokens(&self) -> Option<u32> {
+        self.shared.as_ref().map(|s| s.system_tokens())
     }
 
     /// Clamps (input, output) so that input >= 1, output >= 1 and the sum fits the
@@ -387,7 +451,10 @@ impl LengthSampler {
     /// them, before [`LengthSampler::clamp`] (the experiment check counts the requests
     /// that would not fit).
     pub fn draw_unclamped(&mut self) -> (u64, u64, Option<u32>) {
-        let (i, prefix) = if self.pool.is_empty() {
+        let (i, prefix) = if let Some(sp) = &mut self.shared {
+            let (i, g) = sp.next_prompt();
+            (i, Some(g))
+        } else if self.pool.is_empty() {
             (self.input.sample(&mut self.in_rng), None)
         } else {
             let k = self.prompt_rng.gen_range(0..self.pool.len());
@@ -417,6 +484,10 @@ impl OpenLoop {
     /// Constant or Trace).
     pub fn new(w: &Workload, seed: u64) -> Self {
         let (limit, end) = match w.stop {
+            // Sessions are started until the run has issued its requests (turns).
+            Stop::Requests(_) if matches!(w.shared, SharedContext::Sessions(_)) => {
+                (None, SimTime::MAX)
+            }
             Stop::Requests(n) => (Some(n), SimTime::MAX),
             Stop::Timed { duration, .. } => (None, SimTime::ZERO + duration),
         };
@@ -517,6 +588,7 @@ mod tests {
             prompt_pool: None,
             identical_outputs: false,
             classes: Vec::new(),
+            shared: SharedContext::None,
         };
         let mut g = OpenLoop::new(&w, 7);
         let mut last = SimTime::ZERO;

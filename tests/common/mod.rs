@@ -114,6 +114,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
                 .iter()
                 .map(|&(t, i, o)| (Dur::from_secs_f64(t), i, o))
                 .collect(),
+            prefixes: Vec::new(),
         })),
         input: LengthDist::Fixed { value: 1 },
         output: LengthDist::Fixed { value: 1 },
@@ -122,6 +123,7 @@ pub fn trace_workload(rows: &[(f64, u32, u32)]) -> Workload {
         prompt_pool: None,
         identical_outputs: false,
         classes: Vec::new(),
+        shared: infersim::workload::SharedContext::None,
     }
 }
 
@@ -157,6 +159,7 @@ pub fn alone(
             active_thread_fraction: 1.0,
             api_latency: Dur(0),
             scheduler: Default::default(),
+            stack: Default::default(),
         }],
         router: RouterKind::RoundRobin,
         front_end: Default::default(),

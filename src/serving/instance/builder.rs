@@ -253,6 +253,17 @@ impl<'a> StepBuilder<'a> {
         }
     }
 
+    /// Full KV blocks of `h`'s shared prompt prefix that the instance's prefix cache
+    /// holds (0 for a prompt without one, or with the cache off): the signal of
+    /// SGLang's longest-prefix-match order.
+    pub fn cached_prefix_blocks(&self, h: Handle) -> u64 {
+        self.inst
+            .seqs
+            .get(h.0 as usize)
+            .and_then(|s| s.req.prefix)
+            .map_or(0, |p| self.inst.cached_prefix_blocks(p))
+    }
+
     /// The waiting queue in its order: preempted requests first (most recently
     /// preempted first), then new ones in order of arrival at the instance.
     pub fn waiting(&self) -> impl Iterator<Item = ReqView> + '_ {

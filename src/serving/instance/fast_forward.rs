@@ -42,7 +42,10 @@ impl Instance {
             end: now,
             gpu_busy: crate::time::Dur::ZERO,
         };
+        // The stack's semantics (multi-step blocks, padding, async scheduling) are
+        // applied where a planned step is priced; such steps are planned one by one.
         if self.in_flight
+            || !self.stack.is_plain()
             || self.dec.n == 0
             || !self.partial.is_empty()
             || self.may_admit_during_decodes(now)

@@ -12,6 +12,7 @@
 use crate::cost::{CostModel, StepShape};
 use crate::kv::{KvGeometry, KvPool};
 use crate::policy::{fcfs::Fcfs, Policy, Scheduler, StepPlan, Victim};
+use crate::stacks::StackSemantics;
 use crate::time::SimTime;
 use crate::workload::Request;
 use std::cmp::Reverse;
@@ -24,6 +25,7 @@ pub mod builder;
 mod decode;
 mod fast_forward;
 mod invariants;
+mod multi_step;
 mod prefix;
 mod step;
 #[cfg(test)]
@@ -220,6 +222,11 @@ pub struct Instance {
     tenant_out: Vec<u64>,
     /// Whether the decodes got their blocks for the step being planned.
     grown_this_step: bool,
+    /// Multi-step scheduling, CUDA-graph padding, async scheduling (`stacks.rs`).
+    stack: StackSemantics,
+    /// Steps left in the multi-step block after the step in flight (0: the next
+    /// step boundary calls the scheduler).
+    block_left: u32,
 }
 
 impl Instance {
@@ -277,6 +284,8 @@ impl Instance {
             tenant_dec: Vec::new(),
             tenant_out: Vec::new(),
             grown_this_step: false,
+            stack: StackSemantics::default(),
+            block_left: 0,
         };
         inst.pc = pc;
         inst
@@ -287,6 +296,15 @@ impl Instance {
     pub fn set_scheduler(&mut self, sched: Box<dyn Scheduler>) {
         self.track_tenants = sched.tracks_tenants();
         self.sched = Some(sched);
+    }
+
+    /// Sets the stack's scheduler semantics (multi-step blocks, CUDA-graph padding,
+    /// async scheduling; the plain stack's by default). Set before any request. They
+    /// belong to continuous batching: with another policy they are ignored.
+    pub fn set_stack_semantics(&mut self, stack: StackSemantics) {
+        if matches!(self.policy, Policy::Continuous { .. }) {
+            self.stack = stack;
+        }
     }
 
     /// The scheduler's name.

@@ -1,8 +1,19 @@
-//! The prefix cache: prompts' shared blocks (a group per prompt of the workload's pool),
-//! blocks a preempted request left cached, and loans of blocks between siblings with
-//! identical outputs (a resumed request finds its context in a sibling's blocks).
+//! The prefix cache: prompts' shared blocks (a group per prompt of the workload's pool,
+//! per shared system prompt, or per multi-turn session), blocks a preempted request
+//! left cached, a finished session turn's context kept for the next turn, and loans
+//! of blocks between siblings with identical outputs (a resumed request finds its
+//! context in a sibling's blocks).
+//!
+//! The rule for a group's blocks: a request shares the full blocks of its first
+//! `min(shared_tokens, input - 1)` prompt tokens (its last prompt token is always
+//! computed, for the logits); it hits a group only if the group's blocks are all
+//! cached (held by a running request, or released and none evicted, LRU) and no more
+//! than its own shared blocks. A session turn that finishes leaves the full blocks of
+//! its KV (`input + output - 1` tokens: the last token has none) as its session's
+//! group, released after the rest of its blocks so they are evicted last.
 
 use super::{Instance, PrefixGroup, State, NO_SLOT};
+use crate::workload::Request;
 use std::collections::BTreeSet;
 
 impl Instance {
@@ -36,7 +47,12 @@ impl Instance {
     /// Registers a decoding sequence as a possible lender of its prompt's context.
     pub(super) fn lender_insert(&mut self, slot: u32) {
         let s = &self.seqs[slot as usize];
-        if !self.identical_outputs || !s.attached || s.lender != NO_SLOT {
+        // Only requests sharing their whole prompt can share their outputs.
+        if !self.identical_outputs
+            || !s.attached
+            || s.lender != NO_SLOT
+            || s.req.prefix_tokens.is_some()
+        {
             return;
         }
         let (g, base) = (s.req.prefix.expect("attached") as usize, s.base);
@@ -63,7 +79,11 @@ impl Instance {
     /// prompt's to borrow), at most up to its last token, which is always computed.
     pub(super) fn sibling_hit(&self, slot: u32, group: u64) -> Option<(u32, u64)> {
         let s = &self.seqs[slot as usize];
-        if !self.identical_outputs || group == 0 || s.generated == 0 {
+        if !self.identical_outputs
+            || group == 0
+            || s.generated == 0
+            || s.req.prefix_tokens.is_some()
+        {
             return None;
         }
         let &(base, lender) = self.lenders.get(s.req.prefix? as usize)?.last()?;
@@ -154,7 +174,11 @@ impl Instance {
         let layers = self.geo.layers();
         let (mut group, mut from_free) = (0, false);
         if let Some(g) = s.req.prefix {
-            if let Some(grp) = self.groups.get(g as usize) {
+            if let Some(grp) = self
+                .groups
+                .get(g as usize)
+                .filter(|grp| grp.blocks <= self.prefix_blocks(&s.req))
+            {
                 if grp.blocks > 0 && grp.held {
                     group = grp.blocks;
                 } else if let Some(at) = grp.cached_at {
@@ -187,7 +211,7 @@ impl Instance {
         if !self.pc || s.attached {
             return;
         }
-        let blocks = (s.req.input_tokens as u64).saturating_sub(1) / self.geo.block_size;
+        let blocks = self.prefix_blocks(&s.req);
         if blocks == 0 || self.groups.get(g as usize).is_some_and(|x| x.held) {
             return;
         }
@@ -201,5 +225,54 @@ impl Instance {
         let s = &mut self.seqs[slot as usize];
         s.attached = true;
         s.held -= lb;
+    }
+
+    /// Full blocks of `req`'s prompt it shares with its prefix group: those of its
+    /// first `min(shared_tokens, input - 1)` tokens.
+    pub(super) fn prefix_blocks(&self, req: &Request) -> u64 {
+        let t = (req.shared_tokens() as u64).min((req.input_tokens as u64).saturating_sub(1));
+        t / self.geo.block_size
+    }
+
+    /// With the prefix cache, a finished session turn (`keep_context`) frees its
+    /// blocks so that the full blocks of its KV become its session's group, cached
+    /// for the next turn: the rest first, then those (evicted last, as vLLM frees a
+    /// request's blocks in reverse order). Returns false, changing nothing, when that
+    /// does not apply (then the blocks are freed as usual): no prefix cache, not a
+    /// kept turn, or the group still in use by another request.
+    pub(super) fn keep_context(&mut self, slot: u32) -> bool {
+        let s = &self.seqs[slot as usize];
+        let Some(g) = s.req.prefix else { return false };
+        if !self.pc
+            || !s.req.keep_context
+            || s.lender != NO_SLOT
+            || self.lent_to.contains_key(&slot)
+        {
+            return false;
+        }
+        let grp = self.groups.get(g as usize).copied().unwrap_or_default();
+        let shared = if s.attached { grp.blocks } else { 0 };
+        if (s.attached && grp.refs != 1) || (!s.attached && grp.held) {
+            return false;
+        }
+        let layers = self.geo.layers();
+        let kv_tokens = s
+            .computed
+            .min((s.req.input_tokens as u64 + s.req.output_tokens as u64).saturating_sub(1));
+        let total = s.held + shared * layers;
+        let keep = (kv_tokens / self.geo.block_size).min(total / layers);
+        self.kv.release(total - keep * layers);
+        let at = self.kv.appended;
+        self.kv.release(keep * layers);
+        *self.group(g) = PrefixGroup {
+            blocks: keep,
+            refs: 0,
+            held: false,
+            cached_at: (keep > 0).then_some(at),
+        };
+        let s = &mut self.seqs[slot as usize];
+        s.attached = false;
+        s.held = 0;
+        true
     }
 }

@@ -117,18 +117,23 @@ impl Instance {
         self.chunks.clear();
         self.plan.clear();
         self.grown_this_step = false;
-        let mut sched = self
-            .sched
-            .take()
-            .expect("the scheduler is in place between steps");
-        let mut b = StepBuilder::new(self, now);
-        sched.schedule(&mut b);
-        let (wake, violation) = b.finish();
-        self.sched = Some(sched);
-        *wake_at = wake;
-        self.plan.wake_at = wake;
-        if let Some(v) = violation {
-            self.policy_error.get_or_insert(v);
+        // Inside a multi-step block the scheduler is not called (multi_step.rs).
+        let continuation = self.continue_block();
+        if !continuation {
+            let mut sched = self
+                .sched
+                .take()
+                .expect("the scheduler is in place between steps");
+            let mut b = StepBuilder::new(self, now);
+            sched.schedule(&mut b);
+            let (wake, violation) = b.finish();
+            self.sched = Some(sched);
+            *wake_at = wake;
+            self.plan.wake_at = wake;
+            if let Some(v) = violation {
+                self.policy_error.get_or_insert(v);
+            }
+            self.maybe_open_block();
         }
         self.plan.decodes = self.dec.n;
         // The step's limits, whatever the scheduler did: new tokens within the budget
@@ -168,7 +173,7 @@ impl Instance {
         self.stats.steps += 1;
         self.stats.decode_seqs += self.shape.decodes;
         self.stats.prefill_tokens += prefill;
-        Some(self.cost.price(&self.shape))
+        Some(self.price_planned(continuation))
     }
 
     /// What the policy sees when it decides on admission.
@@ -316,7 +321,7 @@ impl Instance {
         self.stats.busy_s += (now - self.step_started).as_secs_f64();
         self.k += 1;
         let k = self.k;
-        let pads = self.policy.pads_finished();
+        let pads = self.policy.pads_finished() || self.block_goes_on();
 
         // Tokens from decodes: one per unpadded decoding sequence, all at `now`.
         let emitted = self.dec.n - self.dec.padded;
@@ -397,6 +402,7 @@ impl Instance {
                 }
             }
         }
+        self.settle_block();
         self.compact_running();
         self.last_step_end = Some(now);
     }
@@ -432,14 +438,17 @@ impl Instance {
     }
 
     pub(super) fn release_slot(&mut self, slot: u32) {
-        let lent = self.settle_loans(slot);
+        if !self.keep_context(slot) {
+            let lent = self.settle_loans(slot);
+            let s = &mut self.seqs[slot as usize];
+            let held = s.held - lent;
+            s.held = 0;
+            self.kv.release(held);
+            self.detach(slot);
+        }
         let s = &mut self.seqs[slot as usize];
-        let held = s.held - lent;
-        s.held = 0;
         s.state = State::Free;
         s.cached_own = None;
-        self.kv.release(held);
-        self.detach(slot);
         self.running_count -= 1;
         self.free_slots.push(slot);
     }

@@ -12,13 +12,15 @@
 //! Shipped schedulers, one file each, registered in [`SCHEDULERS`]: [`fcfs`] (vLLM's
 //! default), [`priority`] (vLLM's `--scheduling-policy priority`), [`sjf`]
 //! (shortest-job-first and shortest-remaining with an output-length [`predictor`]) and
-//! [`fair_share`] (virtual token counters across tenants, as VTC). The preemption
+//! [`fair_share`] (virtual token counters across tenants, as VTC) and [`lpm`]
+//! (SGLang's longest cached prefix first). The preemption
 //! victim is a choice of its own ([`victim`]). A new scheduler is one new file plus
 //! one line in [`SCHEDULERS`]; one written outside the crate is handed to a scenario
 //! as [`SchedulerChoice::Custom`].
 
 pub mod fair_share;
 pub mod fcfs;
+pub mod lpm;
 pub mod predictor;
 pub mod priority;
 pub mod sjf;
@@ -276,6 +278,7 @@ pub const SCHEDULERS: &[Registration] = &[
     sjf::SJF,
     sjf::SRPT,
     fair_share::REGISTRATION,
+    lpm::REGISTRATION,
 ];
 
 /// The names in [`SCHEDULERS`], in its order (the allowed values of

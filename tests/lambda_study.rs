@@ -1,0 +1,220 @@
+//! The Lambda vLLM 0.6 study (`calibration/measurements/lambda-vllm-0.6-multistep`) is an
+//! exact import: the raw files have the lengths the stored copy gives, their own summary
+//! numbers follow from their per-request lists, `study.toml` copies them digit for digit,
+//! and each replay trace is the raw file's request list.
+
+use std::path::{Path, PathBuf};
+
+fn study_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/measurements/lambda-vllm-0.6-multistep")
+}
+
+/// (raw file, characters of the stored copy as the repository index reports them, trace).
+const RAW: &[(&str, usize, &str)] = &[
+    (
+        "raw/prompt_10/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        13012,
+        "h100-llama-3-8b-10.csv",
+    ),
+    (
+        "raw/prompt_10/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
+        16000,
+        "h100-mistral-7b-10.csv",
+    ),
+    (
+        "raw/prompt_10/1xA100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        13426,
+        "a100-llama-3-8b-10.csv",
+    ),
+    (
+        "raw/prompt_10/1xA100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
+        15546,
+        "a100-mistral-7b-10.csv",
+    ),
+    (
+        "raw/prompt_20/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        26681,
+        "h100-llama-3-8b-20.csv",
+    ),
+    (
+        "raw/prompt_20/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
+        29878,
+        "h100-mistral-7b-20.csv",
+    ),
+];
+
+fn load(rel: &str) -> (String, serde_json::Value) {
+    let text = std::fs::read_to_string(study_dir().join(rel)).unwrap();
+    let v = serde_json::from_str(&text).unwrap();
+    (text, v)
+}
+
+fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+}
+
+/// The raw files are the stored copies (same character count, plain ASCII as Python's
+/// `json.dump` writes), every request completed, and their TTFT and ITL summaries
+/// are the mean and median of their own per-request lists: nothing was lost or altered
+/// in the transfer.
+#[test]
+fn raw_files_are_whole_and_self_consistent() {
+    for &(rel, chars, _) in RAW {
+        let (text, d) = load(rel);
+        assert!(text.is_ascii(), "{rel}");
+        assert_eq!(text.len(), chars, "{rel}");
+        let n = d["input_lens"].as_array().unwrap().len();
+        assert!(n == 10 || n == 20, "{rel}");
+        assert_eq!(d["num_prompts"], n, "{rel}");
+        assert_eq!(d["completed"], n, "{rel}");
+        assert_eq!(d["request_rate"], "inf", "{rel}");
+        let ttfts = f64s(&d["ttfts"]);
+        let itls: Vec<f64> = d["itls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(f64s)
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        for (key, got) in [
+            ("mean_ttft_ms", mean(&ttfts) * 1000.0),
+            ("median_ttft_ms", median(ttfts.clone()) * 1000.0),
+            ("mean_itl_ms", mean(&itls) * 1000.0),
+            ("median_itl_ms", median(itls.clone()) * 1000.0),
+        ] {
+            let want = d[key].as_f64().unwrap();
+            assert!(close(got, want), "{rel} {key}: {got} vs {want}");
+        }
+        let out: u64 = d["output_lens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .sum();
+        assert_eq!(d["total_output_tokens"].as_u64(), Some(out), "{rel}");
+        let thr = out as f64 / d["duration"].as_f64().unwrap();
+        assert!(
+            close(thr, d["output_throughput"].as_f64().unwrap()),
+            "{rel}"
+        );
+    }
+}
+
+/// Every `[point.measured]` and `[point.reported]` value of `study.toml` is the raw
+/// file's value exactly, and every point names its raw file.
+#[test]
+fn study_values_are_copied_exactly() {
+    let text = std::fs::read_to_string(study_dir().join("study.toml")).unwrap();
+    let study: toml::Table = toml::from_str(&text).unwrap();
+    let points = study["point"].as_array().unwrap();
+    assert_eq!(points.len(), RAW.len());
+    for p in points {
+        let file = p["file"].as_str().unwrap();
+        assert!(RAW.iter().any(|r| r.0 == file), "{file}");
+        let (_, d) = load(file);
+        let mut n = 0;
+        for section in ["measured", "reported"] {
+            for (k, v) in p[section].as_table().unwrap() {
+                let want = d[k.as_str()]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{file} {k}"));
+                let got = v
+                    .as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .unwrap();
+                assert_eq!(got, want, "{file} {k}");
+                n += 1;
+            }
+        }
+        assert!(n >= 20, "{file}: {n} values");
+    }
+}
+
+/// Each replay trace is its raw file's requests in order, all at t = 0 (request rate
+/// inf), with an output of 0 tokens (an empty text) replayed as 1 token.
+#[test]
+fn traces_replay_the_raw_requests() {
+    for &(rel, _, trace) in RAW {
+        let (_, d) = load(rel);
+        let csv = std::fs::read_to_string(study_dir().join(trace)).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("arrival_s,input_tokens,output_tokens"));
+        let rows: Vec<&str> = lines.collect();
+        let inputs = d["input_lens"].as_array().unwrap();
+        let outputs = d["output_lens"].as_array().unwrap();
+        assert_eq!(rows.len(), inputs.len(), "{trace}");
+        for (i, row) in rows.iter().enumerate() {
+            let o = outputs[i].as_u64().unwrap().max(1);
+            assert_eq!(*row, format!("0,{},{o}", inputs[i]), "{trace} row {i}");
+        }
+    }
+}
+
+/// `infersim calibrate` fits a preset's own profile from the study's points alone: with
+/// no `vllm@0.6.toml` among the profiles it starts from the one the preset borrows
+/// (`vllm`), and it writes `vllm@0.6.toml` (stack `vllm@0.6`, fitted on this study only),
+/// nothing else.
+#[test]
+fn calibrate_writes_the_presets_own_profile() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/profiles");
+    let profiles = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "vllm@0.6.toml" {
+            std::fs::copy(e.path(), profiles.path().join(e.file_name())).unwrap();
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args([
+            "calibrate",
+            "--study",
+            "lambda-vllm-0.6-multistep",
+            "--max-evals",
+            "40",
+            "--date",
+            "2026-01-01",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("INFERSIM_PROFILES", profiles.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("vllm@0.6: objective"), "{stdout}");
+    let files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files, ["vllm@0.6.toml"]);
+    let path = out.path().join("vllm@0.6.toml");
+    let p = infersim::profile::read_profile(&path).unwrap();
+    assert_eq!(p.name, "vllm@0.6");
+    assert_eq!(p.stack, "vllm@0.6");
+    assert!(p.is_calibrated());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("studies = [\"lambda-vllm-0.6-multistep\"]"),
+        "{text}"
+    );
+}
