@@ -160,6 +160,38 @@ fn abort_keeps_the_engine_consistent_under_every_policy() {
 }
 
 #[test]
+fn an_abort_waits_for_the_end_of_a_multi_step_block() {
+    // vLLM 0.6 multi-step, 4 steps a block: one request of 12 tokens whose client
+    // gives up after 25 ms, mid-block. The engine drops it only at a block boundary
+    // (vLLM 0.6 applies aborts when it next calls schedule()): its prefill step emits
+    // 1 token, each block 4, so the tokens wasted are 1 + 4 m.
+    let rows = [(0.0, 4, 12)];
+    let policy = Policy::Continuous {
+        max_num_seqs: 256,
+        max_num_batched_tokens: 2048,
+        chunked_prefill: false,
+        prefix_caching: false,
+    };
+    let mut sc = single(policy, cpu_cost(10_000.0), 16, 1000, trace_workload(&rows));
+    sc.instances[0].stack = infersim::stacks::StackSemantics {
+        num_scheduler_steps: 4,
+        ..Default::default()
+    };
+    sc.client = ClientSetup {
+        max_concurrency: None,
+        timeout: Some(Dur::from_millis_f64(25.0)),
+        on_timeout: OnTimeout::Abort,
+    };
+    let r = run(&sc, 0, opts()).expect("runs");
+    let c = r.summary.client.clone().unwrap();
+    assert_eq!((r.summary.completed, c.timed_out), (0, 1));
+    assert_eq!(c.wasted_output_tokens, r.tokens_emitted);
+    assert!(c.wasted_output_tokens < 12 && (c.wasted_output_tokens - 1) % 4 == 0);
+    assert!(r.kv_in_use_at_end.iter().all(|&u| u == 0));
+    both(&sc, 0);
+}
+
+#[test]
 fn a_request_whose_stream_ends_after_the_timeout_fails() {
     // The streaming timeline below (the engine done at 34 ms, the client seeing the
     // last chunk at 59 ms) with a 50 ms timeout: the engine finished in time, the

@@ -16,10 +16,15 @@ pub struct Aborted {
 
 impl Instance {
     /// Drops request `id` and frees what it holds; `None` if the instance does not
-    /// hold it or has already completed it (a finished member of a padded static
-    /// batch). Only between steps.
+    /// hold it, has already completed it (a finished member of a padded static
+    /// batch), or is inside a multi-step block (then at its end). Only between steps.
     pub fn abort(&mut self, id: u64) -> Option<Aborted> {
         debug_assert!(!self.in_flight, "aborts happen between steps");
+        if self.block_left > 0 {
+            // Inside a multi-step block the batch is frozen: vLLM 0.6 applies aborts
+            // when it next calls schedule(), at the block's end. Asked again then.
+            return None;
+        }
         let slot = self
             .seqs
             .iter()
