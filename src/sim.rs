@@ -676,7 +676,12 @@ impl Engine<'_> {
             // are identical to step-by-step, to the nanosecond.
             let mut now = now;
             loop {
-                if self.sched_pending[i] || self.q.peek_time().is_some_and(|t| t <= now) {
+                if self.sched_pending[i]
+                    || self.q.peek_time().is_some_and(|t| t <= now)
+                    || self.client.aborts_pending(i)
+                {
+                    // (An abort the instance could not apply yet, inside a multi-step
+                    // block, is retried at each step's end.)
                     break;
                 }
                 let limit = self.q.peek_time().unwrap_or(SimTime::MAX);

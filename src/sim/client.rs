@@ -97,6 +97,11 @@ impl ClientState {
         self.fe.is_some()
     }
 
+    /// Whether instance `i` has timed-out requests still to drop.
+    pub(super) fn aborts_pending(&self, i: usize) -> bool {
+        self.aborts.get(i).is_some_and(|a| !a.is_empty())
+    }
+
     /// Whether the recorder must hold completed requests until the client's view of
     /// them is known.
     pub(super) fn defers_requests(&self) -> bool {
