@@ -507,3 +507,34 @@ fn a_slow_front_end_bounds_the_request_rate_where_the_gpu_does_not() {
         queue.latency.ttft.median
     );
 }
+
+#[test]
+fn timeouts_and_aborts_keep_multi_turn_sessions_consistent() {
+    // experiments/multi-turn.toml at 8 sessions a second with a 3 s client timeout:
+    // turns are abandoned and aborted while their sessions' contexts sit in the
+    // prefix cache; the invariants hold after every step, the KV pool ends empty,
+    // and fast-forward equals step by step.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/multi-turn.toml"),
+    )
+    .unwrap()
+    .replace("rate_per_s = 1.0", "rate_per_s = 8.0")
+    .replace("num_requests = 400", "num_requests = 300")
+    .replace("[sweep]", "[client]\ntimeout_s = 3.0\n\n[sweep]");
+    let exp = infersim::config::parse_experiment(&text, "mt.toml".as_ref())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    for on_timeout in [OnTimeout::Abort, OnTimeout::Continue] {
+        for p in &exp.points {
+            let mut sc = p.scenario.clone();
+            sc.client.on_timeout = on_timeout;
+            let r = run(&sc, 1, opts()).expect("runs");
+            let c = r.summary.client.clone().unwrap();
+            assert!(c.timed_out > 0, "{on_timeout:?}: no timeouts");
+            assert!(
+                r.kv_in_use_at_end.iter().all(|&u| u == 0) || on_timeout == OnTimeout::Continue
+            );
+            assert_eq!(r.summary.completed + c.failed, c.sent);
+            both(&sc, 1);
+        }
+    }
+}
