@@ -53,6 +53,7 @@ pub mod cli;
 pub mod config;
 pub mod cost;
 pub mod error;
+pub mod frontend;
 pub mod gpu;
 pub mod metrics;
 pub mod report;

@@ -11,6 +11,7 @@
 //! Over 600 lines because the engine is one state machine over one struct (arrivals,
 //! routing, steps, the fast-forward, completions) plus the run's summary.
 
+mod client;
 mod queue;
 mod sessions;
 
@@ -18,6 +19,7 @@ pub use queue::{EventKey, EventQueue, Phase};
 
 use crate::cost::StepCost;
 use crate::error::SimError;
+use crate::frontend::{ClientSetup, FrontEndSetup};
 use crate::gpu::{self, GpuWork, Job, SharedGpu, Sharing, Wake};
 use crate::instance::{Finished, Instance, InstanceStats};
 use crate::metrics::{GpuRow, InstanceRow, Recorder, RequestRecord, Summary};
@@ -46,6 +48,12 @@ enum Ev {
     GpuCheck(u32, u64),
     Timer(u32),
     Schedule(u32),
+    /// The front end has tokenised a request (index into the client's ingress).
+    FrontIn(u32),
+    /// A client's timeout for a request (its id).
+    Timeout(u64),
+    /// The client saw a request complete: a slot of its semaphore frees.
+    Release,
     End,
 }
 
@@ -84,6 +92,10 @@ pub struct Scenario {
     pub instances: Vec<InstanceSetup>,
     /// Router.
     pub router: RouterKind,
+    /// The API front end (default: a fixed delay, as fitted).
+    pub front_end: FrontEndSetup,
+    /// The benchmark client's behaviour (default: sends every request on arrival).
+    pub client: ClientSetup,
 }
 
 /// Options of one run.
@@ -185,6 +197,8 @@ struct Engine<'a> {
     stretch_steps: u64,
     /// Latest time reached (fast-forwarded steps can end after the last event).
     end_time: SimTime,
+    /// The client and the front end, when modelled.
+    client: client::ClientState,
 }
 
 /// Runs one simulation.
@@ -264,11 +278,15 @@ fn run_inner(
         offline_started: SimTime::ZERO,
         done: Vec::new(),
         check: opts.check_invariants,
-        fast: !opts.step_by_step,
+        // A queueing front end takes each step's chunks at the step's end.
+        fast: !opts.step_by_step && !sc.front_end.is_queue(),
         inline_steps: 0,
         stretch_steps: 0,
         end_time: SimTime::ZERO,
+        client: client::ClientState::new(&sc.front_end, &sc.client, n),
     };
+    let (defer_requests, queue) = (e.client.defers_requests(), e.client.is_queue());
+    e.rec.defer(defer_requests, queue);
     if let Some(w) = csv {
         e.rec
             .stream_csv(w)
@@ -316,7 +334,8 @@ fn run_inner(
         }
     }
     let duration_s = match sc.workload.stop {
-        Stop::Requests(_) => e.rec.last_finish.as_secs_f64(),
+        // A client that saw failures finished when it saw the last one, if later.
+        Stop::Requests(_) => e.rec.last_finish.max(e.client.last_failure).as_secs_f64(),
         Stop::Timed { duration, warmup } => duration.as_secs_f64() - warmup.as_secs_f64(),
     };
     let elapsed = now.as_secs_f64();
@@ -339,6 +358,7 @@ fn run_inner(
     summary.prefill_tokens_computed = e.inst.iter().map(|i| i.stats.prefill_tokens).sum();
     summary.prefix_cache_hit_tokens = e.inst.iter().map(|i| i.stats.prefix_hit_tokens).sum();
     summary.prefix_cache_hit_rate = sessions::hit_rate(&sc.workload, &summary);
+    e.client.summarize(&mut summary, now - SimTime::ZERO);
     if e.inst.len() > 1 || e.gpus.len() > 1 {
         summary.per_instance = e
             .inst
@@ -477,6 +497,9 @@ impl Engine<'_> {
             self.router.pick(&r, &self.loads)
         };
         self.inst[i].note_routed(&r);
+        if self.client.on {
+            self.routed(r.id, i);
+        }
         let lat = self.sc.instances[i].api_latency;
         if lat.0 == 0 {
             self.deliver(now, i, r);
@@ -489,6 +512,9 @@ impl Engine<'_> {
 
     fn deliver(&mut self, now: SimTime, i: usize, r: Request) {
         self.inst[i].enqueue(r, now);
+        if self.client.on && !self.inst[i].busy() {
+            self.apply_aborts(now, i);
+        }
         self.want_schedule(now, i);
     }
 
@@ -510,7 +536,7 @@ impl Engine<'_> {
                     r.class = c as u16;
                     r.priority = priority;
                     r.tenant = tenant;
-                    self.route(now, r);
+                    self.send(now, r);
                 }
                 if let Some(t) = self.mix.as_ref().and_then(|m| m.peek_time()) {
                     self.q.push(t, Phase::Arrive, Ev::OpenArrival);
@@ -522,7 +548,7 @@ impl Engine<'_> {
                 if let Some((_, row, lengths)) = g.next_arrival() {
                     let mut r = self.new_request(now, None, None, lengths);
                     self.trace_prefix(&mut r, row);
-                    self.route(now, r);
+                    self.send(now, r);
                 }
                 let g = self.open.as_ref().expect("open-loop generator");
                 if let Some(t) = g.peek_time() {
@@ -534,7 +560,7 @@ impl Engine<'_> {
             Ev::UserSend(u) => {
                 if self.may_issue() && now < self.end {
                     let r = self.new_request(now, Some(u), None, None);
-                    self.route(now, r);
+                    self.send(now, r);
                 }
             }
             Ev::OfflineGroup => {
@@ -577,6 +603,9 @@ impl Engine<'_> {
                     .expect("a request in transit");
                 self.deliver(now, i as usize, r);
             }
+            Ev::FrontIn(idx) => self.front_in(now, idx),
+            Ev::Timeout(id) => self.timeout(now, id),
+            Ev::Release => self.release(now),
             Ev::CpuDone(i) => self.submit_gpu(now, i as usize),
             Ev::GpuCheck(g, v) => self.gpu_check(now, g as usize, v),
             Ev::StepDone(i) => self.step_done(now, i as usize)?,
@@ -662,7 +691,12 @@ impl Engine<'_> {
             // are identical to step-by-step, to the nanosecond.
             let mut now = now;
             loop {
-                if self.sched_pending[i] || self.q.peek_time().is_some_and(|t| t <= now) {
+                if self.sched_pending[i]
+                    || self.q.peek_time().is_some_and(|t| t <= now)
+                    || self.client.aborts_pending(i)
+                {
+                    // (An abort the instance could not apply yet, inside a multi-step
+                    // block, is retried at each step's end.)
                     break;
                 }
                 let limit = self.q.peek_time().unwrap_or(SimTime::MAX);
@@ -713,14 +747,18 @@ impl Engine<'_> {
         self.gpus[g].model.step_ended(i);
         let mut done = std::mem::take(&mut self.done);
         done.clear();
+        self.client.tokens_before = self.rec.tokens_emitted;
         self.inst[i].finish_step(now, &mut self.rec, &mut done);
+        self.after_step(now, i);
         if self.check {
             self.inst[i]
                 .check_invariants()
                 .map_err(|e| format!("after a step ended at {now}: {e}"))?;
         }
         for f in &done {
-            self.on_finished(now, f);
+            if let Some(seen) = self.client_finished(now, i, f) {
+                self.on_finished(seen, f);
+            }
         }
         self.done = done;
         Ok(())

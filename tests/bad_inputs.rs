@@ -559,6 +559,7 @@ fn cases() -> Vec<Case> {
         },
     ];
     v.extend(shared_context_cases());
+    v.extend(front_end_cases());
     v.sort_by_key(|c| c.name);
     v
 }
@@ -693,6 +694,52 @@ fn run_case(c: &Case) -> (i32, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, stderr) = common::infersim_bin(&args, &[]);
     (code, stderr.replace(d.to_str().unwrap(), "<dir>"))
+}
+
+/// `[frontend]` and `[client]`: unknown values, settings that do not apply, a
+/// client for an offline batch.
+fn front_end_cases() -> Vec<Case> {
+    let offline = edit(
+        "arrival = \"poisson\"\nrate_per_s = 5.0",
+        "arrival = \"offline\"\nbatch_size = 4",
+    );
+    vec![
+        case(
+            "frontend-unknown-mode",
+            format!("{BASE}[frontend]\nmode = \"queued\"\n"),
+        ),
+        case(
+            "frontend-servers-without-queue",
+            format!("{BASE}[frontend]\napi_server_count = 2\n"),
+        ),
+        case(
+            "frontend-burst-without-rate",
+            format!("{BASE}[frontend]\nrate_limit_burst = 3\n"),
+        ),
+        case(
+            "client-zero-timeout",
+            format!("{BASE}[client]\ntimeout_s = 0.0\n"),
+        ),
+        case(
+            "client-on-timeout-without-timeout",
+            format!("{BASE}[client]\non_timeout = \"abort\"\n"),
+        ),
+        case(
+            "frontend-rejects-a-spinning-closed-loop",
+            edit(
+                "arrival = \"poisson\"\nrate_per_s = 5.0\nnum_requests = 100",
+                "arrival = \"closed-loop\"\nusers = 2\nduration_s = 10.0",
+            ) + "[frontend]\nrate_limit_per_s = 1.0\n",
+        ),
+        case(
+            "frontend-drop-without-timeout",
+            format!("{BASE}[frontend]\nrate_limit_per_s = 1.0\nrate_limit_action = \"drop\"\n"),
+        ),
+        case(
+            "client-on-offline-batch",
+            format!("{offline}[client]\nmax_concurrency = 4\n"),
+        ),
+    ]
 }
 
 /// The snapshot text of every case.

@@ -188,6 +188,8 @@ fn case() -> impl Strategy<Value = Case> {
                         gpus: vec![sharing],
                         instances,
                         router,
+                        front_end: Default::default(),
+                        client: Default::default(),
                     },
                     requests: n,
                     seed,

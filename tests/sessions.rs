@@ -316,6 +316,8 @@ fn session_case() -> impl Strategy<Value = (Scenario, u64)> {
                     } else {
                         RouterKind::from_name("prefix-aware").unwrap()
                     },
+                    front_end: Default::default(),
+                    client: Default::default(),
                 };
                 (sc, seed)
             },

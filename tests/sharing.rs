@@ -45,6 +45,8 @@ fn shared(
         gpus: vec![sharing; gpus],
         instances,
         router,
+        front_end: Default::default(),
+        client: Default::default(),
     }
 }
 

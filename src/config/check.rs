@@ -77,6 +77,10 @@ pub(crate) fn check_point(
             Some(b) if c.errs.is_empty() && !raw.instance.is_empty() => c.place_instances(&raw, b),
             other => other,
         };
+        let built = built.map(|mut b| {
+            c.front_and_client(&raw, &mut b.0);
+            b
+        });
         return match built {
             Some(b) if c.errs.is_empty() => Ok((raw, b, c.warnings)),
             _ => Err(c.errs),
@@ -320,6 +324,13 @@ impl Checker<'_> {
                 gpus: vec![hw.sharing; hw.num_gpus as usize],
                 instances,
                 router: hw.router,
+                front_end: crate::frontend::FrontEndSetup::from_profile(
+                    Default::default(),
+                    1,
+                    &eng.profile,
+                    None,
+                ),
+                client: Default::default(),
             },
             meta,
             eng.model,

@@ -24,6 +24,7 @@
 //! ```
 
 mod check;
+mod check_client;
 mod check_engine;
 mod check_hardware;
 mod check_stack;
@@ -86,10 +87,20 @@ impl Point {
         let mut cost = CostModel::new(&self.model, &self.gpu, profile)?;
         cost.set_front_end(has_front_end(&sc.workload));
         let lat = api_latency(profile, &sc.workload);
+        if sc.front_end.is_queue() {
+            cost.set_front_end(false);
+        }
         for i in &mut sc.instances {
             i.cost = cost.clone();
             i.api_latency = lat;
         }
+        let fe = &sc.front_end;
+        sc.front_end = crate::frontend::FrontEndSetup::from_profile(
+            fe.mode,
+            fe.api_servers,
+            profile,
+            fe.rate_limit,
+        );
         Ok(sc)
     }
 }

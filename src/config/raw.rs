@@ -33,6 +33,40 @@ pub struct RawExperiment {
     /// `[engine]`: for deployments that mix models, policies or memory fractions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance: Vec<toml::Table>,
+    /// `[frontend]`: the API front end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<RawFrontEnd>,
+    /// `[client]`: the benchmark client's behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<RawClient>,
+}
+
+/// `[frontend]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFrontEnd {
+    /// `fixed` (default) or `queue`.
+    pub mode: Option<String>,
+    /// API-server processes (queue mode, default 1).
+    pub api_server_count: Option<u32>,
+    /// Rate limit, requests per second.
+    pub rate_limit_per_s: Option<f64>,
+    /// Rate limiter's bucket (default 1).
+    pub rate_limit_burst: Option<u32>,
+    /// `reject` (default) or `drop`.
+    pub rate_limit_action: Option<String>,
+}
+
+/// `[client]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// Requests in flight at most.
+    pub max_concurrency: Option<u32>,
+    /// Client timeout, seconds.
+    pub timeout_s: Option<f64>,
+    /// `abort` (default) or `continue`.
+    pub on_timeout: Option<String>,
 }
 
 fn one() -> u32 {

@@ -597,6 +597,62 @@ const WORKLOAD: &[Key] = &[
         )]),
 ];
 
+const fn fe_mode(values: &'static [&'static str], note: &'static str) -> Cond {
+    Cond {
+        key: "mode",
+        values,
+        default: "fixed",
+        note,
+        varied_ok: false,
+    }
+}
+
+/// `[frontend]`: the API server in front of the engines (see [`crate::frontend`]).
+const FRONTEND: &[Key] = &[
+    key("mode", Kind::Str(crate::frontend::MODES))
+        .default_is("\"fixed\"")
+        .example("\"queue\"")
+        .doc("\"fixed\": the profile's api_latency_us as a delay and api_seq_overhead_us as a bound on each step (as fitted); \"queue\": API-server processes through which every request and streamed token passes, FCFS."),
+    key("api_server_count", Kind::Int(1, 1024))
+        .unit("processes")
+        .default_is("1")
+        .example("2")
+        .doc("API-server processes shared by all instances (vLLM's --api-server-count); requests are assigned round-robin.")
+        .only(&[fe_mode(&["queue"], "only mode = \"queue\"")]),
+    key("rate_limit_per_s", float(1e-6, 1e6))
+        .unit("requests per second")
+        .default_is("no limit")
+        .example("1.0")
+        .doc("Token-bucket rate limiter in front of the server: requests over it are rejected (HTTP 429) and counted as failed."),
+    key("rate_limit_burst", Kind::Int(1, 1_000_000))
+        .unit("requests")
+        .default_is("1")
+        .example("5")
+        .doc("Bucket size of the rate limiter: requests admitted back to back after an idle spell."),
+    key("rate_limit_action", Kind::Str(crate::frontend::OVER_LIMIT))
+        .default_is("\"reject\"")
+        .example("\"drop\"")
+        .doc("A request over the rate limit is answered HTTP 429 at once (\"reject\") or never answered, so that the client times out (\"drop\")."),
+];
+
+/// `[client]`: the benchmark client's behaviour (not for offline workloads).
+const CLIENT: &[Key] = &[
+    key("max_concurrency", Kind::Int(1, U32))
+        .unit("requests")
+        .default_is("no limit")
+        .example("5")
+        .doc("Requests in flight at most (vllm bench serve --max-concurrency); an arrival beyond it waits in the client, and its latency counts from when it is sent."),
+    key("timeout_s", float(1e-3, 1e7))
+        .unit("s")
+        .default_is("none")
+        .example("60.0")
+        .doc("A request not complete this long after it was sent is abandoned and counted as failed."),
+    key("on_timeout", Kind::Str(crate::frontend::ON_TIMEOUT))
+        .default_is("\"abort\"")
+        .example("\"continue\"")
+        .doc("What the server does with an abandoned request: keeps computing it (\"continue\") or drops it and frees its KV cache (\"abort\")."),
+];
+
 /// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).
 pub const TOP: &[Key] = &[
     key("name", ANY)
@@ -627,6 +683,12 @@ pub const TOP: &[Key] = &[
     key("workload", Kind::Table(WORKLOAD))
         .req("add a [workload] table: arrival, input_tokens, output_tokens, and num_requests or duration_s")
         .doc("The load."),
+    key("frontend", Kind::Table(FRONTEND))
+        .default_is("mode = \"fixed\"")
+        .doc("The API front end: a fixed delay, or API-server processes as queues; a rate limiter."),
+    key("client", Kind::Table(CLIENT))
+        .default_is("every request sent when it arrives, no timeout")
+        .doc("The benchmark client: concurrency limit and timeouts (not for offline workloads)."),
 ];
 
 /// `{ dist = "fixed" }`.
@@ -772,6 +834,8 @@ arrival = "poisson"
             ("workload", WORKLOAD),
             ("workload.shared_prefix", SHARED_PREFIX),
             ("workload.sessions", SESSIONS),
+            ("frontend", FRONTEND),
+            ("client", CLIENT),
         ] {
             let mut declared: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
             declared.sort();

@@ -10,9 +10,15 @@
 //! Percentiles interpolate linearly between order statistics (numpy's default) and
 //! the standard deviation is the population one (`np.std`).
 
+mod deferred;
 pub mod summary;
 
-pub use summary::{ClassRow, GpuRow, InstanceRow, Latency, Stats, Summary};
+pub use deferred::ClientClock;
+use deferred::Deferred;
+
+pub use summary::{
+    ClassRow, ClientSummary, FrontEndSummary, GpuRow, InstanceRow, Latency, Stats, Summary,
+};
 
 use crate::time::{Dur, SimTime};
 use crate::workload::Request;
@@ -69,6 +75,9 @@ pub struct Recorder {
     csv_error: Option<String>,
     /// Per workload class, when the workload has several.
     classes: Vec<ClassRecorder>,
+    /// Completed requests and token gaps held until the client's view of them is
+    /// known ([`Recorder::defer`], [`Recorder::flush`]).
+    deferred: Deferred,
 }
 
 /// What [`Recorder`] keeps per workload class.
@@ -131,11 +140,20 @@ impl Recorder {
             csv: None,
             csv_error: None,
             classes: Vec::new(),
+            deferred: Deferred::default(),
         }
     }
 
     /// `weight` tokens each came `gap` after the previous token of their request.
     pub fn itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
+        if self.deferred.itl {
+            self.deferred.pending_itl.push((now, gap, weight));
+            return;
+        }
+        self.add_itl(now, gap, weight);
+    }
+
+    fn add_itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
         if now >= self.window_start && weight > 0 {
             self.itl.add(gap.as_millis_f64(), weight);
         }
@@ -166,6 +184,23 @@ impl Recorder {
 
     /// A request completed.
     pub fn request(
+        &mut self,
+        req: &Request,
+        instance: usize,
+        scheduled: SimTime,
+        first: SimTime,
+        finish: SimTime,
+    ) {
+        if self.deferred.requests {
+            self.deferred
+                .pending
+                .push((*req, instance, scheduled, first, finish));
+            return;
+        }
+        self.add_request(req, instance, scheduled, first, finish);
+    }
+
+    fn add_request(
         &mut self,
         req: &Request,
         instance: usize,

@@ -284,6 +284,40 @@ pub struct GpuRow {
     pub kv_cache_peak_fraction: f64,
 }
 
+/// Requests the client sent and how they ended, as Locust and `vllm bench serve`
+/// report them. The latency and throughput keys are over the successful requests
+/// only (`completed`), as `benchmark_serving` computes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientSummary {
+    /// Requests the client sent (rejected ones included).
+    pub sent: u64,
+    /// Requests that failed: timed out or rejected.
+    pub failed: u64,
+    /// Requests the client abandoned at its timeout.
+    pub timed_out: u64,
+    /// Requests the rate limiter rejected (HTTP 429).
+    pub rejected: u64,
+    /// Completed / sent.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub success_rate: f64,
+    /// Output tokens the engines computed for requests their client had abandoned
+    /// (the server's wasted work).
+    pub wasted_output_tokens: u64,
+}
+
+/// The API servers of a front end modelled as a queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrontEndSummary {
+    /// API-server processes.
+    pub api_server_count: u64,
+    /// Fraction of the run each API server was busy (ingress and streaming).
+    pub api_server_busy_fraction: Vec<f64>,
+    /// Mean wait of a request in its API server's queue before its ingress work
+    /// starts, ms.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean_api_queue_wait_ms: f64,
+}
+
 /// What one run measured: `benchmark_serving`'s keys plus the engine's, in a stable
 /// order (the field order). Floats that are not finite serialise as `null`.
 ///
@@ -338,6 +372,13 @@ pub struct Summary {
     /// them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_cache_hit_rate: Option<f64>,
+    /// What the client saw fail, written only when the run has client behaviour
+    /// (`[client]`) or a rate limit.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientSummary>,
+    /// The API servers, written only when the front end is modelled as a queue.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub front_end: Option<FrontEndSummary>,
     /// One row per instance, written only with more than one instance or GPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_instance: Vec<InstanceRow>,
@@ -366,13 +407,16 @@ impl Summary {
 }
 
 /// The names of every metric a summary can hold (the numeric keys it serialises,
-/// offline batch latency included), in serialisation order.
+/// offline batch latency and the client's and front end's keys included), in
+/// serialisation order.
 pub fn metric_names() -> Vec<String> {
     let s = Summary {
         latency: Latency {
             batch: Some(Stats::default()),
             ..Latency::default()
         },
+        client: Some(ClientSummary::default()),
+        front_end: Some(FrontEndSummary::default()),
         ..Summary::default()
     };
     s.to_json()
@@ -439,6 +483,54 @@ mod tests {
         assert_eq!(keys.last().unwrap(), "prefix_cache_hit_tokens");
         assert_eq!(s.metric("p90_tpot_ms"), Some(5.0));
         assert_eq!(s.metric("mean_batch_latency_ms"), None);
+    }
+
+    #[test]
+    fn client_and_front_end_keys_come_after_the_engine_counters_and_read_back() {
+        let s = Summary {
+            client: Some(ClientSummary {
+                sent: 50,
+                failed: 28,
+                timed_out: 28,
+                rejected: 0,
+                success_rate: 0.44,
+                wasted_output_tokens: 7,
+            }),
+            front_end: Some(FrontEndSummary {
+                api_server_count: 2,
+                api_server_busy_fraction: vec![0.5, 0.25],
+                mean_api_queue_wait_ms: 1.5,
+            }),
+            ..Summary::default()
+        };
+        let keys: Vec<String> = s.to_json().keys().cloned().collect();
+        let at = keys
+            .iter()
+            .position(|k| k == "prefix_cache_hit_tokens")
+            .unwrap();
+        assert_eq!(
+            keys[at + 1..],
+            [
+                "sent",
+                "failed",
+                "timed_out",
+                "rejected",
+                "success_rate",
+                "wasted_output_tokens",
+                "api_server_count",
+                "api_server_busy_fraction",
+                "mean_api_queue_wait_ms"
+            ]
+        );
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Summary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.client, s.client);
+        assert_eq!(back.front_end, s.front_end);
+        // Without them, none of their keys.
+        let plain: Summary =
+            serde_json::from_str(&serde_json::to_string(&Summary::default()).unwrap()).unwrap();
+        assert!(plain.client.is_none() && plain.front_end.is_none());
+        assert!(metric_names().contains(&"success_rate".to_string()));
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Engine<'_> {
         };
         self.next_id += 1;
         self.issued += 1;
-        self.route(now, r);
+        self.send(now, r);
         true
     }
 

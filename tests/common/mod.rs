@@ -93,6 +93,8 @@ pub fn profile(gpu_step_us: f64, cpu_step_us: f64, cpu_overlap: f64) -> Profile 
         logits_passes: 1.0,
         api_latency_us: 0.0,
         api_seq_overhead_us: 0.0,
+        api_request_us: 0.0,
+        api_prompt_token_us: 0.0,
         non_torch_memory_gib: 0.0,
         source: String::new(),
         fit: None,
@@ -160,6 +162,8 @@ pub fn alone(
             stack: Default::default(),
         }],
         router: RouterKind::RoundRobin,
+        front_end: Default::default(),
+        client: Default::default(),
     }
 }
 

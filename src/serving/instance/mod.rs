@@ -18,6 +18,9 @@ use crate::workload::Request;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
+pub use abort::Aborted;
+
+mod abort;
 pub mod builder;
 mod decode;
 mod fast_forward;

@@ -25,6 +25,8 @@ fn cost() -> CostModel {
         logits_passes: 1.0,
         api_latency_us: 0.0,
         api_seq_overhead_us: 0.0,
+        api_request_us: 0.0,
+        api_prompt_token_us: 0.0,
         non_torch_memory_gib: 0.0,
         source: String::new(),
         fit: None,
