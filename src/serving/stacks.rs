@@ -49,8 +49,8 @@ pub struct StackSemantics {
     pub num_scheduler_steps: u32,
     /// vLLM 0.6 `--multi-step-stream-outputs`: whether the tokens of a multi-step
     /// block are streamed after every step (true, the default from vLLM 0.6.3, PR
-    /// #9047) or all at the block's end (false; vLLM 0.6.0–0.6.1 had only this,
-    /// the flag came with PR #8335 in 0.6.2, default false). With false, every token
+    /// #9047) or all at the block's end (false; vLLM 0.6.0 had only this, the flag
+    /// came later with PR #8335, default false). With false, every token
     /// generated in a block, a first token included, is delivered at the block's end:
     /// the client sees one chunk per sequence per block (one inter-token gap, the
     /// time since its previous chunk), and a request finishing inside the block
@@ -233,7 +233,7 @@ pub const PRESETS: &[StackPreset] = &[
             ("num_scheduler_steps = 1 (multi-step is opt-in: --num-scheduler-steps)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.num_scheduler_steps, v0.6.x"),
             ("a prefill step is one step, a decode block num_scheduler_steps steps", "vllm-project/vllm vllm/sequence.py SequenceGroup.init_multi_step_from_lookahead_slots, v0.6.x"),
             ("outputs stream after every step of a block (multi_step_stream_outputs = True, the default from 0.6.3)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.multi_step_stream_outputs, v0.6.3 (PR #9047, 2024-10-03)"),
-            ("multi_step_stream_outputs = False: a block's outputs at its end (0.6.0/0.6.1: the only behaviour; 0.6.2: the default)", "vllm-project/vllm PR #8335 (the flag, default False), v0.6.0 vllm/engine/llm_engine.py LLMEngine.step"),
+            ("multi_step_stream_outputs = False: a block's outputs at its end (0.6.0: the only behaviour, one chunk per 10 tokens in the Lambda study's raw itls)", "vllm-project/vllm PR #8335 (adds the flag, default False); calibration/measurements/lambda-vllm-0.6-multistep"),
             ("chunked prefill off (on by default only for max_model_len > 32K, not modelled)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.create_engine_config, v0.6.x"),
             ("max_num_seqs = 256; max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill, 512 with", "vllm-project/vllm vllm/config.py SchedulerConfig.__init__, v0.6.x"),
             ("enable_prefix_caching = False", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.enable_prefix_caching, v0.6.x"),

@@ -16,8 +16,7 @@
 //!
 //! When the block's outputs reach the client (`multi_step_stream_outputs`): after
 //! every step (true), or all at the block's end (false, vLLM 0.6.0's only
-//! behaviour: `LLMEngine.step` processes a multi-step block's outputs once its last
-//! step is done). With false the tokens are generated (and counted) step by step, but
+//! behaviour: one chunk per 10 tokens in the Lambda study's raw `itls`). With false the tokens are generated (and counted) step by step, but
 //! each sequence's tokens of the block are one chunk delivered at its end
 //! ([`HeldOutputs`]): one inter-token gap per sequence per block, from its previous
 //! chunk; a first token generated in the block (chunked prefill) is its TTFT; a
