@@ -691,6 +691,50 @@ fn multi_step_with_chunked_prefill_opens_the_block_at_the_prefill() {
     assert_eq!(limits(&exp), (256, 4096, true, false));
 }
 
+/// Multi-step with chunked prefill and `multi_step_stream_outputs = false`: a prompt that
+/// completes in the block's first step has its first token generated there, but the
+/// client gets it with the block, at its end. r0 (4 in, 3 out) alone: step 1 prefills it
+/// (first token) and opens a block of 4; steps 2 and 3 decode tokens 2 and 3, and the
+/// block ends there (nobody left to emit). Streamed, TTFT is step 1's end; held, it is
+/// step 3's, with the finish.
+#[test]
+fn without_streaming_a_first_token_generated_in_a_block_waits_for_its_end() {
+    let chunked = Policy::Continuous {
+        max_num_seqs: 16,
+        max_num_batched_tokens: 64,
+        chunked_prefill: true,
+        prefix_caching: false,
+    };
+    let run_one = |stream: bool| {
+        let cost = tiny_cost(&profile(0.0, 1000.0, 0.0));
+        let geo = KvGeometry::new(&tiny_model(), 1);
+        let mut inst = Instance::new(0, chunked.clone(), cost, geo, 4096, 4096);
+        inst.set_stack_semantics(StackSemantics {
+            multi_step_stream_outputs: stream,
+            ..multi_step(4)
+        });
+        let r0 = Request::new(0, SimTime::ZERO, 4, 3);
+        inst.note_routed(&r0);
+        inst.enqueue(r0, SimTime::ZERO);
+        let mut rec = Recorder::new(SimTime::ZERO, true);
+        let mut t = 0;
+        let mut ends = Vec::new();
+        while step(&mut inst, &mut t, &mut rec).is_some() {
+            ends.push(t);
+        }
+        assert!(inst.running_len() == 0 && inst.kv.used == 0);
+        (rec.records.unwrap()[0], ends)
+    };
+    let (on, ends) = run_one(true);
+    let (off, ends_off) = run_one(false);
+    assert_eq!(ends.len(), 3);
+    assert_eq!(ends, ends_off, "the same steps either way");
+    assert_eq!(at_us(on.first_token_s), ends[0] / US);
+    assert_eq!(at_us(off.first_token_s), ends[2] / US);
+    assert_eq!(at_us(on.finish_s), ends[2] / US);
+    assert_eq!(at_us(off.finish_s), ends[2] / US);
+}
+
 /// `infersim stacks` lists every preset with the profile it borrows and the source of
 /// its values.
 #[test]
