@@ -152,6 +152,11 @@ fn cases() -> Vec<Case> {
                 + "[engine.continuous]\nnum_scheduler_steps = 8\n",
         ),
         case(
+            "multi-step-stream-outputs-on-a-v1-preset",
+            edit("policy =", "stack = \"vllm@0.9\"\npolicy =")
+                + "[engine.continuous]\nmulti_step_stream_outputs = false\n",
+        ),
+        case(
             "async-scheduling-on-sglang",
             edit("policy =", "stack = \"sglang@0.5\"\npolicy =")
                 + "[engine.continuous]\nasync_scheduling = true\n",

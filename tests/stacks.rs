@@ -280,6 +280,18 @@ fn fast_forward_equals_step_by_step_with_every_semantics() {
             cuda_graph_sizes: vec![2, 4],
             pad_mixed_steps: false,
             async_scheduling: true,
+            multi_step_stream_outputs: true,
+        },
+        StackSemantics {
+            multi_step_stream_outputs: false,
+            ..multi_step(4)
+        },
+        StackSemantics {
+            num_scheduler_steps: 10,
+            multi_step_stream_outputs: false,
+            cuda_graph_sizes: vec![1, 2, 4, 8],
+            pad_mixed_steps: false,
+            async_scheduling: false,
         },
     ];
     for (i, stack) in semantics.iter().enumerate() {

@@ -46,6 +46,10 @@ impl Checker<'_> {
             ("num_scheduler_steps", c.num_scheduler_steps.is_some()),
             ("cuda_graph_sizes", c.cuda_graph_sizes.is_some()),
             ("async_scheduling", c.async_scheduling.is_some()),
+            (
+                "multi_step_stream_outputs",
+                c.multi_step_stream_outputs.is_some(),
+            ),
         ];
         for (key, set) in given {
             if set && !stacks::accepts(stack, key) {
@@ -116,6 +120,9 @@ impl Checker<'_> {
             }
             if let Some(a) = c.async_scheduling {
                 s.async_scheduling = a;
+            }
+            if let Some(m) = c.multi_step_stream_outputs {
+                s.multi_step_stream_outputs = m;
             }
         }
         s

@@ -176,6 +176,9 @@ pub struct RawContinuous {
     /// vLLM V1 async scheduling (default: the preset's).
     #[serde(default)]
     pub async_scheduling: Option<bool>,
+    /// vLLM 0.6 multi-step: stream after every step (default: the preset's, true).
+    #[serde(default)]
+    pub multi_step_stream_outputs: Option<bool>,
     /// Preemption victim (default: the scheduler's).
     pub preemption_victim: Option<String>,
     /// Output-length predictor of sjf and srpt (default oracle).

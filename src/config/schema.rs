@@ -271,6 +271,10 @@ const CONTINUOUS: &[Key] = &[
         .default_is("the stack preset's")
         .example("true")
         .doc("vLLM V1 async scheduling: the engine's CPU work overlaps the GPU's (stack vllm@0.15)."),
+    key("multi_step_stream_outputs", Kind::Bool)
+        .default_is("true (vLLM 0.6.3 onward; 0.6.0 streamed at the block's end)")
+        .example("false")
+        .doc("vLLM 0.6 multi-step: stream tokens after every step of a block; false: all at the block's end (stack vllm@0.6 only)."),
 ];
 
 /// One `[[workload.classes]]` table.
