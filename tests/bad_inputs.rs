@@ -162,6 +162,16 @@ fn cases() -> Vec<Case> {
                 + "[engine.continuous]\nasync_scheduling = true\n",
         ),
         case(
+            "sglang-name-on-a-vllm-preset",
+            edit("policy =", "stack = \"vllm@0.9\"\npolicy =")
+                + "[engine.continuous]\nchunked_prefill_size = 4096\n",
+        ),
+        case(
+            "a-setting-under-both-names",
+            edit("policy =", "stack = \"trtllm@1.0\"\npolicy =")
+                + "[engine.continuous]\nmax_batch_size = 64\nmax_num_seqs = 32\n",
+        ),
+        case(
             "cuda-graph-sizes-not-integers",
             format!("{BASE}[engine.continuous]\ncuda_graph_sizes = [1, 2, \"four\"]\n"),
         ),

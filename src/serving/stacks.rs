@@ -301,7 +301,12 @@ pub const PRESETS: &[StackPreset] = &[
         cuda_graph_max: 0,
         pad_mixed_steps: false,
         async_scheduling: true,
-        keys: &[],
+        keys: &[
+            "chunked_prefill_size",
+            "max_running_requests",
+            "schedule_policy",
+            "disable_radix_cache",
+        ],
         sources: &[
             ("chunked_prefill_size by GPU memory: < 35 GiB 2048, < 160 GiB 8192, else 16384", "sgl-project/sglang python/sglang/srt/server_args.py ServerArgs.__post_init__ (0.4.x logic; 0.5 tiers not re-verified)"),
             ("schedule_policy = \"fcfs\" (\"lpm\" selectable: scheduling_policy = \"lpm\")", "sgl-project/sglang python/sglang/srt/server_args.py ServerArgs.schedule_policy"),
@@ -329,7 +334,7 @@ pub const PRESETS: &[StackPreset] = &[
         cuda_graph_max: 0,
         pad_mixed_steps: false,
         async_scheduling: false,
-        keys: &[],
+        keys: &["max_batch_size", "max_num_tokens"],
         sources: &[
             ("in-flight batching = continuous batching; max_batch_size = 2048, max_num_tokens = 8192", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.max_batch_size / max_num_tokens, None = the BuildConfig defaults (tensorrt_llm/builder.py BuildConfig); the 2048 / 8192 values were not re-read in the source for 1.0"),
             ("enable_chunked_prefill = False", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.enable_chunked_prefill = Field(default=False)"),
