@@ -209,6 +209,12 @@ pub const ENGINE_KEYS: &[&str] = &[
     "cuda_graph_sizes",
     "async_scheduling",
     "multi_step_stream_outputs",
+    "chunked_prefill_size",
+    "max_running_requests",
+    "schedule_policy",
+    "disable_radix_cache",
+    "max_batch_size",
+    "max_num_tokens",
 ];
 
 /// The shipped presets.
