@@ -152,9 +152,24 @@ fn cases() -> Vec<Case> {
                 + "[engine.continuous]\nnum_scheduler_steps = 8\n",
         ),
         case(
+            "multi-step-stream-outputs-on-a-v1-preset",
+            edit("policy =", "stack = \"vllm@0.9\"\npolicy =")
+                + "[engine.continuous]\nmulti_step_stream_outputs = false\n",
+        ),
+        case(
             "async-scheduling-on-sglang",
             edit("policy =", "stack = \"sglang@0.5\"\npolicy =")
                 + "[engine.continuous]\nasync_scheduling = true\n",
+        ),
+        case(
+            "sglang-name-on-a-vllm-preset",
+            edit("policy =", "stack = \"vllm@0.9\"\npolicy =")
+                + "[engine.continuous]\nchunked_prefill_size = 4096\n",
+        ),
+        case(
+            "a-setting-under-both-names",
+            edit("policy =", "stack = \"trtllm@1.0\"\npolicy =")
+                + "[engine.continuous]\nmax_batch_size = 64\nmax_num_seqs = 32\n",
         ),
         case(
             "cuda-graph-sizes-not-integers",

@@ -112,6 +112,7 @@ fn case() -> impl Strategy<Value = Case> {
                     cuda_graph_sizes: [vec![], vec![1, 2, 4, 8], vec![2, 3]][sizes].clone(),
                     pad_mixed_steps: sizes == 2,
                     async_scheduling,
+                    ..Default::default()
                 };
                 let (cost, geo) = two_layers(window, bs);
                 let kv_blocks = MAX_CTX.div_ceil(bs) + extra_blocks;

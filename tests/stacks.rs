@@ -280,6 +280,18 @@ fn fast_forward_equals_step_by_step_with_every_semantics() {
             cuda_graph_sizes: vec![2, 4],
             pad_mixed_steps: false,
             async_scheduling: true,
+            multi_step_stream_outputs: true,
+        },
+        StackSemantics {
+            multi_step_stream_outputs: false,
+            ..multi_step(4)
+        },
+        StackSemantics {
+            num_scheduler_steps: 10,
+            multi_step_stream_outputs: false,
+            cuda_graph_sizes: vec![1, 2, 4, 8],
+            pad_mixed_steps: false,
+            async_scheduling: false,
         },
     ];
     for (i, stack) in semantics.iter().enumerate() {
@@ -466,6 +478,41 @@ fn user_settings_override_the_preset() {
             .cuda_graph_sizes,
         vec![1, 2, 4]
     );
+}
+
+/// SGLang's and TensorRT-LLM's names for the batch limits, the scheduler and the
+/// prefix cache set exactly what the generic names set.
+#[test]
+fn engine_names_set_the_same_settings() {
+    let named = load(&experiment(
+        "sglang@0.5",
+        "h100-sxm",
+        "poisson",
+        "chunked_prefill_size = 4096\nmax_running_requests = 64\nschedule_policy = \"lpm\"\ndisable_radix_cache = true",
+    ));
+    let generic = load(&experiment(
+        "sglang@0.5",
+        "h100-sxm",
+        "poisson",
+        "max_num_batched_tokens = 4096\nmax_num_seqs = 64\nscheduling_policy = \"lpm\"\nenable_prefix_caching = false",
+    ));
+    assert_eq!(limits(&named), (64, 4096, true, false));
+    assert_eq!(limits(&named), limits(&generic));
+    let sched =
+        |e: &infersim::config::Experiment| match &e.points[0].scenario.instances[0].scheduler {
+            infersim::policy::SchedulerChoice::Config(c) => c.name.clone(),
+            _ => panic!("a configured scheduler"),
+        };
+    assert_eq!(sched(&named), "lpm");
+    assert_eq!(sched(&generic), "lpm");
+    let trt = load(&experiment(
+        "trtllm@1.0",
+        "h100-sxm",
+        "poisson",
+        "max_batch_size = 128\nmax_num_tokens = 4096",
+    ));
+    assert_eq!(limits(&trt).0, 128);
+    assert_eq!(limits(&trt).1, 4096);
 }
 
 /// A preset's own profile is used once its file exists (here in a copy of the shipped

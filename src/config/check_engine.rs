@@ -182,7 +182,7 @@ impl Checker<'_> {
                 ))
             }
             "continuous" => {
-                let c = e.continuous.clone().unwrap_or_default();
+                let c = self.engine_names(e.continuous.clone().unwrap_or_default());
                 let preset = self.preset_defaults(&c, gpu, stack, max_len);
                 let chunked = c
                     .enable_chunked_prefill
@@ -247,7 +247,11 @@ fn scheduler(e: &RawEngine) -> SchedulerChoice {
     };
     let d = SchedulerConfig::default();
     SchedulerChoice::Config(SchedulerConfig {
-        name: c.scheduling_policy.clone().unwrap_or(d.name),
+        name: c
+            .scheduling_policy
+            .clone()
+            .or_else(|| c.schedule_policy.clone())
+            .unwrap_or(d.name),
         victim: c.preemption_victim.as_deref().and_then(Victim::from_name),
         predictor: match c.length_predictor.as_deref() {
             Some("noisy") => Predictor::Noisy {

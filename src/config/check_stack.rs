@@ -46,6 +46,16 @@ impl Checker<'_> {
             ("num_scheduler_steps", c.num_scheduler_steps.is_some()),
             ("cuda_graph_sizes", c.cuda_graph_sizes.is_some()),
             ("async_scheduling", c.async_scheduling.is_some()),
+            (
+                "multi_step_stream_outputs",
+                c.multi_step_stream_outputs.is_some(),
+            ),
+            ("chunked_prefill_size", c.chunked_prefill_size.is_some()),
+            ("max_running_requests", c.max_running_requests.is_some()),
+            ("schedule_policy", c.schedule_policy.is_some()),
+            ("disable_radix_cache", c.disable_radix_cache.is_some()),
+            ("max_batch_size", c.max_batch_size.is_some()),
+            ("max_num_tokens", c.max_num_tokens.is_some()),
         ];
         for (key, set) in given {
             if set && !stacks::accepts(stack, key) {
@@ -63,6 +73,83 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    /// `c` with the settings given under SGLang's or TensorRT-LLM's names
+    /// (`chunked_prefill_size`, `max_running_requests`, `schedule_policy`,
+    /// `disable_radix_cache`; `max_batch_size`, `max_num_tokens`) moved to the names
+    /// the rest of the checker reads. Which engine may use which name was checked in
+    /// [`Checker::preset_profile`]; giving one setting under both names is an error.
+    pub(super) fn engine_names(&mut self, mut c: RawContinuous) -> RawContinuous {
+        fn take<T>(
+            errs: &mut Vec<(String, String)>,
+            to: &mut Option<T>,
+            to_name: &str,
+            from: Option<T>,
+            from_name: &str,
+        ) {
+            let Some(v) = from else { return };
+            if to.is_some() {
+                errs.push((
+                    format!("engine.continuous.{from_name}"),
+                    format!(
+                        "is the same setting as engine.continuous.{to_name}; give only one of them"
+                    ),
+                ));
+            } else {
+                *to = Some(v);
+            }
+        }
+        let mut errs = Vec::new();
+        let (seqs, tokens) = (&mut c.max_num_seqs, &mut c.max_num_batched_tokens);
+        take(
+            &mut errs,
+            tokens,
+            "max_num_batched_tokens",
+            c.chunked_prefill_size.take(),
+            "chunked_prefill_size",
+        );
+        take(
+            &mut errs,
+            seqs,
+            "max_num_seqs",
+            c.max_running_requests.take(),
+            "max_running_requests",
+        );
+        take(
+            &mut errs,
+            seqs,
+            "max_num_seqs",
+            c.max_batch_size.take(),
+            "max_batch_size",
+        );
+        take(
+            &mut errs,
+            tokens,
+            "max_num_batched_tokens",
+            c.max_num_tokens.take(),
+            "max_num_tokens",
+        );
+        let policy = c.schedule_policy.take();
+        take(
+            &mut errs,
+            &mut c.scheduling_policy,
+            "scheduling_policy",
+            policy,
+            "schedule_policy",
+        );
+        let radix = c.disable_radix_cache.take().map(|d| !d);
+        take(
+            &mut errs,
+            &mut c.enable_prefix_caching,
+            "enable_prefix_caching",
+            radix,
+            "disable_radix_cache",
+        );
+        for (f, m) in errs {
+            self.err(&f, m);
+        }
+        c
     }
 
     /// A preset's `[engine.continuous]` defaults on `gpu` (`None` for the plain
@@ -116,6 +203,9 @@ impl Checker<'_> {
             }
             if let Some(a) = c.async_scheduling {
                 s.async_scheduling = a;
+            }
+            if let Some(m) = c.multi_step_stream_outputs {
+                s.multi_step_stream_outputs = m;
             }
         }
         s

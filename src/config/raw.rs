@@ -176,6 +176,27 @@ pub struct RawContinuous {
     /// vLLM V1 async scheduling (default: the preset's).
     #[serde(default)]
     pub async_scheduling: Option<bool>,
+    /// vLLM 0.6 multi-step: stream after every step (default: the preset's, true).
+    #[serde(default)]
+    pub multi_step_stream_outputs: Option<bool>,
+    /// SGLang's name for `max_num_batched_tokens` (stack sglang@0.5).
+    #[serde(default)]
+    pub chunked_prefill_size: Option<u32>,
+    /// SGLang's name for `max_num_seqs`.
+    #[serde(default)]
+    pub max_running_requests: Option<u32>,
+    /// SGLang's name for `scheduling_policy` (`lpm` or `fcfs`).
+    #[serde(default)]
+    pub schedule_policy: Option<String>,
+    /// SGLang: `true` turns the radix (prefix) cache off.
+    #[serde(default)]
+    pub disable_radix_cache: Option<bool>,
+    /// TensorRT-LLM's name for `max_num_seqs` (stack trtllm@1.0).
+    #[serde(default)]
+    pub max_batch_size: Option<u32>,
+    /// TensorRT-LLM's name for `max_num_batched_tokens`.
+    #[serde(default)]
+    pub max_num_tokens: Option<u32>,
     /// Preemption victim (default: the scheduler's).
     pub preemption_victim: Option<String>,
     /// Output-length predictor of sjf and srpt (default oracle).

@@ -271,6 +271,40 @@ const CONTINUOUS: &[Key] = &[
         .default_is("the stack preset's")
         .example("true")
         .doc("vLLM V1 async scheduling: the engine's CPU work overlaps the GPU's (stack vllm@0.15)."),
+    key("multi_step_stream_outputs", Kind::Bool)
+        .default_is("true (vLLM 0.6.3 onward; 0.6.0 streamed at the block's end)")
+        .example("false")
+        .doc("vLLM 0.6 multi-step: stream tokens after every step of a block; false: all at the block's end (stack vllm@0.6 only)."),
+    // The same settings under the names SGLang and TensorRT-LLM give them (each only
+    // with its engine's preset; giving both names of one setting is an error).
+    key("chunked_prefill_size", Kind::Int(1, U32))
+        .unit("tokens")
+        .default_is("the preset's, by GPU memory")
+        .example("8192")
+        .doc("SGLang's name for max_num_batched_tokens: most prompt tokens in one step (stack sglang@0.5 only)."),
+    key("max_running_requests", Kind::Int(1, 1_000_000))
+        .unit("sequences")
+        .default_is("the preset's (2048)")
+        .example("512")
+        .doc("SGLang's name for max_num_seqs (stack sglang@0.5 only)."),
+    key("schedule_policy", Kind::Str(&["fcfs", "lpm"]))
+        .default_is("\"fcfs\"")
+        .example("\"lpm\"")
+        .doc("SGLang's name for scheduling_policy: fcfs or lpm, longest cached prefix first (stack sglang@0.5 only)."),
+    key("disable_radix_cache", Kind::Bool)
+        .default_is("false")
+        .example("true")
+        .doc("SGLang: turn the radix (prefix) cache off, i.e. enable_prefix_caching = false (stack sglang@0.5 only)."),
+    key("max_batch_size", Kind::Int(1, 1_000_000))
+        .unit("sequences")
+        .default_is("the preset's (2048)")
+        .example("256")
+        .doc("TensorRT-LLM's name for max_num_seqs (stack trtllm@1.0 only)."),
+    key("max_num_tokens", Kind::Int(1, U32))
+        .unit("tokens")
+        .default_is("the preset's (8192)")
+        .example("8192")
+        .doc("TensorRT-LLM's name for max_num_batched_tokens (stack trtllm@1.0 only)."),
 ];
 
 /// One `[[workload.classes]]` table.

@@ -40,14 +40,22 @@ pub struct StackSemantics {
     /// is computed) until the block ends, and the engine's per-step CPU part (the
     /// scheduler and input preparation) is paid once per block: the block's later
     /// steps pay only their per-sequence output processing, which overlaps the GPU.
-    /// Tokens are streamed after every step of the block (vLLM 0.6's default
-    /// `multi_step_stream_outputs = True`; with False they would come at the block's
-    /// end, not modelled).
+    /// When the block's tokens reach the client: see
+    /// [`StackSemantics::multi_step_stream_outputs`].
     /// A step with prefills is a single step, as in vLLM 0.6 without chunked prefill
     /// (`vllm/sequence.py` `init_multi_step_from_lookahead_slots`: a prefill gets
     /// `num_lookahead_slots = 0`, so one step; a decode `num_lookahead_slots + 1 =
     /// num_scheduler_steps`).
     pub num_scheduler_steps: u32,
+    /// vLLM 0.6 `--multi-step-stream-outputs`: whether the tokens of a multi-step
+    /// block are streamed after every step (true, the default from vLLM 0.6.3, PR
+    /// #9047) or all at the block's end (false; vLLM 0.6.0 had only this, the flag
+    /// came later with PR #8335, default false). With false, every token
+    /// generated in a block, a first token included, is delivered at the block's end:
+    /// the client sees one chunk per sequence per block (one inter-token gap, the
+    /// time since its previous chunk), and a request finishing inside the block
+    /// completes at its end (`instance/multi_step.rs`). No effect without multi-step.
+    pub multi_step_stream_outputs: bool,
     /// CUDA-graph capture sizes, ascending (empty: none, eager). A decode-only step of
     /// B sequences, B <= the largest size, runs the graph of the next size P >= B:
     /// the dense layers compute P tokens and the P − B padding rows attend one key
@@ -70,6 +78,7 @@ impl Default for StackSemantics {
     fn default() -> Self {
         StackSemantics {
             num_scheduler_steps: 1,
+            multi_step_stream_outputs: true,
             cuda_graph_sizes: Vec::new(),
             pad_mixed_steps: false,
             async_scheduling: false,
@@ -199,6 +208,13 @@ pub const ENGINE_KEYS: &[&str] = &[
     "num_scheduler_steps",
     "cuda_graph_sizes",
     "async_scheduling",
+    "multi_step_stream_outputs",
+    "chunked_prefill_size",
+    "max_running_requests",
+    "schedule_policy",
+    "disable_radix_cache",
+    "max_batch_size",
+    "max_num_tokens",
 ];
 
 /// The shipped presets.
@@ -218,11 +234,12 @@ pub const PRESETS: &[StackPreset] = &[
         cuda_graph_max: 256,
         pad_mixed_steps: false,
         async_scheduling: false,
-        keys: &["num_scheduler_steps", "cuda_graph_sizes"],
+        keys: &["num_scheduler_steps", "multi_step_stream_outputs", "cuda_graph_sizes"],
         sources: &[
             ("num_scheduler_steps = 1 (multi-step is opt-in: --num-scheduler-steps)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.num_scheduler_steps, v0.6.x"),
             ("a prefill step is one step, a decode block num_scheduler_steps steps", "vllm-project/vllm vllm/sequence.py SequenceGroup.init_multi_step_from_lookahead_slots, v0.6.x"),
-            ("outputs stream after every step of a block (multi_step_stream_outputs = True)", "vllm-project/vllm vllm/config.py SchedulerConfig.multi_step_stream_outputs, v0.6.x"),
+            ("outputs stream after every step of a block (multi_step_stream_outputs = True, the default from 0.6.3)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.multi_step_stream_outputs, v0.6.3 (PR #9047, 2024-10-03)"),
+            ("multi_step_stream_outputs = False: a block's outputs at its end (0.6.0: the only behaviour, one chunk per 10 tokens in the Lambda study's raw itls)", "vllm-project/vllm PR #8335 (adds the flag, default False); calibration/measurements/lambda-vllm-0.6-multistep"),
             ("chunked prefill off (on by default only for max_model_len > 32K, not modelled)", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.create_engine_config, v0.6.x"),
             ("max_num_seqs = 256; max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill, 512 with", "vllm-project/vllm vllm/config.py SchedulerConfig.__init__, v0.6.x"),
             ("enable_prefix_caching = False", "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.enable_prefix_caching, v0.6.x"),
@@ -290,7 +307,12 @@ pub const PRESETS: &[StackPreset] = &[
         cuda_graph_max: 0,
         pad_mixed_steps: false,
         async_scheduling: true,
-        keys: &[],
+        keys: &[
+            "chunked_prefill_size",
+            "max_running_requests",
+            "schedule_policy",
+            "disable_radix_cache",
+        ],
         sources: &[
             ("chunked_prefill_size by GPU memory: < 35 GiB 2048, < 160 GiB 8192, else 16384", "sgl-project/sglang python/sglang/srt/server_args.py ServerArgs.__post_init__ (0.4.x logic; 0.5 tiers not re-verified)"),
             ("schedule_policy = \"fcfs\" (\"lpm\" selectable: scheduling_policy = \"lpm\")", "sgl-project/sglang python/sglang/srt/server_args.py ServerArgs.schedule_policy"),
@@ -318,7 +340,7 @@ pub const PRESETS: &[StackPreset] = &[
         cuda_graph_max: 0,
         pad_mixed_steps: false,
         async_scheduling: false,
-        keys: &[],
+        keys: &["max_batch_size", "max_num_tokens"],
         sources: &[
             ("in-flight batching = continuous batching; max_batch_size = 2048, max_num_tokens = 8192", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.max_batch_size / max_num_tokens, None = the BuildConfig defaults (tensorrt_llm/builder.py BuildConfig); the 2048 / 8192 values were not re-read in the source for 1.0"),
             ("enable_chunked_prefill = False", "NVIDIA/TensorRT-LLM tensorrt_llm/llmapi/llm_args.py BaseLlmArgs.enable_chunked_prefill = Field(default=False)"),
@@ -447,6 +469,7 @@ impl StackPreset {
         };
         StackSemantics {
             num_scheduler_steps: self.num_scheduler_steps,
+            multi_step_stream_outputs: true,
             cuda_graph_sizes: if self.cuda_graph_max == 0 {
                 Vec::new()
             } else {

@@ -227,6 +227,9 @@ pub struct Instance {
     /// Steps left in the multi-step block after the step in flight (0: the next
     /// step boundary calls the scheduler).
     block_left: u32,
+    /// Outputs of the running block held back for its end
+    /// (`multi_step_stream_outputs = false`, `multi_step.rs`).
+    held: Option<multi_step::HeldOutputs>,
 }
 
 impl Instance {
@@ -286,6 +289,7 @@ impl Instance {
             grown_this_step: false,
             stack: StackSemantics::default(),
             block_left: 0,
+            held: None,
         };
         inst.pc = pc;
         inst

@@ -13,9 +13,37 @@
 //! and finished sequence groups are freed by the next `schedule()` call. The block
 //! ends early when no sequence in it is left to emit, or when the decodes cannot get
 //! their blocks (the scheduler then preempts as usual).
+//!
+//! When the block's outputs reach the client (`multi_step_stream_outputs`): after
+//! every step (true), or all at the block's end (false, vLLM 0.6.0's only
+//! behaviour: one chunk per 10 tokens in the Lambda study's raw `itls`). With false the tokens are generated (and counted) step by step, but
+//! each sequence's tokens of the block are one chunk delivered at its end
+//! ([`HeldOutputs`]): one inter-token gap per sequence per block, from its previous
+//! chunk; a first token generated in the block (chunked prefill) is its TTFT; a
+//! request finishing inside the block completes at its end. A block that could not
+//! get its next step's KV blocks ends at the step before (decided when that step
+//! ends, so the held outputs go out then); the scheduler preempts as usual.
 
-use super::{Instance, State};
+use super::{Finished, Instance, State};
 use crate::cost::StepCost;
+use crate::metrics::Recorder;
+use crate::time::SimTime;
+
+/// A running block's outputs held back for its end (`multi_step_stream_outputs =
+/// false`).
+#[derive(Debug, Default)]
+pub(crate) struct HeldOutputs {
+    /// When the decodes of the block's first step last got a chunk: the end of the
+    /// step before the block.
+    since: Option<SimTime>,
+    /// Those decodes (one chunk each at the block's end, after an earlier one).
+    chunks: u64,
+    /// Sequences whose prompt completed in the block's first step: their first
+    /// token (or first after a recompute) goes out with the block.
+    first: Vec<u32>,
+    /// Sequences that finished inside the block: they complete at its end.
+    done: Vec<u32>,
+}
 
 impl Instance {
     /// At a step boundary inside a multi-step block: plans the block's next step (the
@@ -29,6 +57,10 @@ impl Instance {
             self.block_left -= 1;
             return true;
         }
+        debug_assert!(
+            self.held.is_none(),
+            "a held block ends when its last step does"
+        );
         self.block_left = 0;
         self.release_block_padding();
         false
@@ -64,11 +96,82 @@ impl Instance {
         self.block_left > 0
     }
 
-    /// After a step ended: closes a block nobody is left to emit in, and releases
-    /// the padding of a block that is over.
-    pub(super) fn settle_block(&mut self) {
+    /// Whether the step that just ended belongs to a block whose outputs are held
+    /// for its end.
+    pub(super) fn holds_outputs(&self) -> bool {
+        !self.stack.multi_step_stream_outputs && (self.block_left > 0 || self.held.is_some())
+    }
+
+    /// At the end of a held block's step: at its first, notes its `emitted` decodes
+    /// and when they last got a chunk.
+    pub(super) fn hold_block(&mut self, emitted: u64) {
+        if self.held.is_none() {
+            self.held = Some(HeldOutputs {
+                since: self.last_step_end,
+                chunks: emitted,
+                ..HeldOutputs::default()
+            });
+        }
+    }
+
+    fn held_mut(&mut self) -> &mut HeldOutputs {
+        self.held.get_or_insert_with(HeldOutputs::default)
+    }
+
+    /// Sequence `slot`'s first token was generated in the held block.
+    pub(super) fn hold_first(&mut self, slot: u32) {
+        self.held_mut().first.push(slot);
+    }
+
+    /// Sequence `slot` finished inside the held block.
+    pub(super) fn hold_done(&mut self, slot: u32) {
+        self.held_mut().done.push(slot);
+    }
+
+    /// Delivers the held outputs at the block's end `now`.
+    fn deliver_held(&mut self, now: SimTime, rec: &mut Recorder, done: &mut Vec<Finished>) {
+        let Some(h) = self.held.take() else { return };
+        if let Some(since) = h.since {
+            rec.itl(now, now - since, h.chunks);
+        }
+        for slot in h.first {
+            let s = &mut self.seqs[slot as usize];
+            match s.first_token {
+                None => s.first_token = Some(now),
+                Some(_) => rec.itl(now, now - s.last_token, 1),
+            }
+            s.last_token = now;
+        }
+        for slot in h.done {
+            let req = self.seqs[slot as usize].req;
+            done.push(self.complete(slot, req, now, rec));
+        }
+    }
+
+    /// After a step ended at `now`: closes a block nobody is left to emit in (and,
+    /// when its outputs are held, one whose next step cannot get its KV blocks),
+    /// delivers the held outputs of a block that is over and releases its padding.
+    pub(super) fn settle_block(
+        &mut self,
+        now: SimTime,
+        rec: &mut Recorder,
+        done: &mut Vec<Finished>,
+    ) {
         if self.block_left > 0 && self.dec.n == self.dec.padded {
             self.block_left = 0;
+        }
+        if self.held.is_some() {
+            // The next step's blocks, as `continue_block` will ask for them (window
+            // crossings before it only lower the need; nothing else allocates here).
+            if self.block_left > 0
+                && !self.policy.reserves_whole_batch()
+                && self.decode_growth() > self.kv.free()
+            {
+                self.block_left = 0;
+            }
+            if self.block_left == 0 {
+                self.deliver_held(now, rec, done);
+            }
         }
         if self.block_left == 0 && self.dec.padded > 0 && !self.policy.pads_finished() {
             self.release_block_padding();

@@ -298,6 +298,13 @@ impl Instance {
         Ok(new)
     }
 
+    /// The blocks the decode set needs for a step starting at counter `self.k`.
+    pub(super) fn decode_growth(&self) -> u64 {
+        let r = (self.k % self.geo.block_size) as usize;
+        self.dec.cnt_below[r] as u64 * self.geo.growth(true)
+            + self.dec.cnt_above[r] as u64 * self.geo.growth(false)
+    }
+
     /// Allocates the blocks the decode set needs this step (sequences whose context
     /// starts a new block); false (nothing allocated) when the pool is short.
     pub(super) fn grow_decodes(&mut self) -> bool {
@@ -305,10 +312,7 @@ impl Instance {
             // Static batches reserved their blocks at admission.
             return true;
         }
-        let r = (self.k % self.geo.block_size) as usize;
-        let need = self.dec.cnt_below[r] as u64 * self.geo.growth(true)
-            + self.dec.cnt_above[r] as u64 * self.geo.growth(false);
-        let ok = self.kv.try_alloc(need);
+        let ok = self.kv.try_alloc(self.decode_growth());
         self.grown_this_step |= ok;
         ok
     }
@@ -322,10 +326,15 @@ impl Instance {
         self.k += 1;
         let k = self.k;
         let pads = self.policy.pads_finished() || self.block_goes_on();
+        // Inside a block whose outputs come at its end (multi_step.rs), tokens are
+        // generated now and delivered then.
+        let hold = self.holds_outputs();
 
         // Tokens from decodes: one per unpadded decoding sequence, all at `now`.
         let emitted = self.dec.n - self.dec.padded;
-        if emitted > 0 {
+        if hold {
+            self.hold_block(emitted);
+        } else if emitted > 0 {
             if let Some(prev) = self.last_step_end {
                 rec.itl(now, now - prev, emitted);
             }
@@ -347,7 +356,11 @@ impl Instance {
                 self.seqs[slot as usize].state = State::Padded;
                 self.dec.padded += 1;
                 let s = &self.seqs[slot as usize];
-                done.push(self.complete(slot, s.req, now, rec));
+                if hold {
+                    self.hold_done(slot);
+                } else {
+                    done.push(self.complete(slot, s.req, now, rec));
+                }
             } else {
                 self.dec_remove(slot);
                 done.push(self.retire(slot, now, rec));
@@ -369,11 +382,17 @@ impl Instance {
             let s = &mut self.seqs[slot as usize];
             s.generated += 1;
             rec.tokens(1);
-            match s.first_token {
-                None => s.first_token = Some(now),
-                Some(_) => rec.itl(now, now - s.last_token, 1),
+            if hold {
+                self.hold_first(slot);
+            } else {
+                let s = &mut self.seqs[slot as usize];
+                match s.first_token {
+                    None => s.first_token = Some(now),
+                    Some(_) => rec.itl(now, now - s.last_token, 1),
+                }
+                s.last_token = now;
             }
-            s.last_token = now;
+            let s = &self.seqs[slot as usize];
             if s.generated >= s.req.output_tokens {
                 if pads {
                     // Keep it in the batch, computing padding, until the batch ends.
@@ -381,7 +400,11 @@ impl Instance {
                     self.dec_insert(slot);
                     self.seqs[slot as usize].state = State::Padded;
                     self.dec.padded += 1;
-                    done.push(self.complete(slot, req, now, rec));
+                    if hold {
+                        self.hold_done(slot);
+                    } else {
+                        done.push(self.complete(slot, req, now, rec));
+                    }
                 } else {
                     done.push(self.retire(slot, now, rec));
                 }
@@ -402,7 +425,7 @@ impl Instance {
                 }
             }
         }
-        self.settle_block();
+        self.settle_block(now, rec, done);
         self.compact_running();
         self.last_step_end = Some(now);
     }
