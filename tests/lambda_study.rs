@@ -1,7 +1,8 @@
 //! The Lambda vLLM 0.6 study (`calibration/measurements/lambda-vllm-0.6-multistep`) is an
 //! exact import: the raw files have the lengths the stored copy gives, their own summary
 //! numbers follow from their per-request lists, `study.toml` copies them digit for digit,
-//! and each replay trace is the raw file's request list.
+//! and each replay trace is the raw file's request list. The 40- and 80-prompt H100
+//! points are held out: not fitted, judged by `infersim reproduce` all the same.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,35 @@ const RAW: &[(&str, usize, &str)] = &[
         29878,
         "h100-mistral-7b-20.csv",
     ),
+    // Held-out points (imported after the fit).
+    (
+        "raw/prompt_40/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        50909,
+        "h100-llama-3-8b-40.csv",
+    ),
+    (
+        "raw/prompt_40/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
+        53884,
+        "h100-mistral-7b-40.csv",
+    ),
+    (
+        "raw/prompt_80/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json",
+        96064,
+        "h100-llama-3-8b-80.csv",
+    ),
+    (
+        "raw/prompt_80/1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3_tp1_len2048.json",
+        98102,
+        "h100-mistral-7b-80.csv",
+    ),
+];
+
+/// Labels of the held-out points.
+const HELD_OUT: &[&str] = &[
+    "h100 llama-3-8b, 40 prompts",
+    "h100 mistral-7b, 40 prompts",
+    "h100 llama-3-8b, 80 prompts",
+    "h100 mistral-7b, 80 prompts",
 ];
 
 fn load(rel: &str) -> (String, serde_json::Value) {
@@ -82,7 +112,7 @@ fn raw_files_are_whole_and_self_consistent() {
         assert!(text.is_ascii(), "{rel}");
         assert_eq!(text.len(), chars, "{rel}");
         let n = d["input_lens"].as_array().unwrap().len();
-        assert!(n == 10 || n == 20, "{rel}");
+        assert!([10, 20, 40, 80].contains(&n), "{rel}");
         assert_eq!(d["num_prompts"], n, "{rel}");
         assert_eq!(d["completed"], n, "{rel}");
         assert_eq!(d["request_rate"], "inf", "{rel}");
@@ -217,4 +247,81 @@ fn calibrate_writes_the_presets_own_profile() {
         text.contains("studies = [\"lambda-vllm-0.6-multistep\"]"),
         "{text}"
     );
+}
+
+/// The held-out points are not fitted but judged: each has `calibrate = false` and
+/// `held_out = true`, `infersim reproduce` gives each of them every target of the study
+/// (throughputs within 5 %, median TTFT, TPOT and ITL and mean ITL within 15 %), every
+/// missed one is a declared known miss and every declared one is missed, and none of
+/// them counts against the calibration set (22 of its 24 met, as without them).
+#[test]
+fn held_out_points_are_judged_not_fitted() {
+    let study = infersim::study::load_study(&study_dir()).unwrap();
+    for label in HELD_OUT {
+        let p = study.points.iter().find(|p| p.label == *label).unwrap();
+        assert!(!p.calibrate, "{label}");
+        assert!(study.file.held_out(label), "{label}");
+    }
+    // The A100 points are shown, not fitted and not judged.
+    assert!(!study.file.held_out("a100 llama-3-8b, 10 prompts"));
+    let report = infersim::reproduce::reproduce(std::slice::from_ref(&study), 1).unwrap();
+    let judged: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.target.is_some() && r.held_out)
+        .collect();
+    let targets = study.file.target.len();
+    assert_eq!(targets, 6);
+    assert_eq!(judged.len(), targets * HELD_OUT.len());
+    for r in &judged {
+        assert!(HELD_OUT.contains(&r.res.point.as_str()), "{}", r.res.point);
+        let missed = r.pass() == Some(false);
+        assert_eq!(
+            missed,
+            r.known_miss.is_some(),
+            "{} {}: missed {missed}, declared {:?}\n{}",
+            r.res.point,
+            r.res.metric,
+            r.known_miss,
+            report.table()
+        );
+    }
+    let (met, n) = report.held_out_met();
+    assert_eq!(n, 24);
+    // Median TPOT and median ITL are met on all four and mean ITL on the 40-prompt
+    // Mistral point; throughput and median TTFT everywhere, and mean ITL on the other
+    // three, are known misses.
+    assert_eq!(met, 9, "{}", report.table());
+    assert_eq!(report.missed(), 2, "{}", report.table());
+    let calib = report
+        .rows
+        .iter()
+        .filter(|r| !r.held_out && r.target.is_some())
+        .count();
+    assert_eq!(calib, 24);
+    assert!(report.table().contains("9 of 24 held-out targets met"));
+}
+
+/// `held_out = true` on a point that is fitted is refused, naming the field.
+#[test]
+fn held_out_needs_calibrate_false() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(study_dir()).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(study_dir().join("study.toml"))
+        .unwrap()
+        .replacen(
+            "label = \"h100 llama-3-8b, 40 prompts\"\ncalibrate = false\n",
+            "label = \"h100 llama-3-8b, 40 prompts\"\n",
+            1,
+        );
+    std::fs::write(dir.path().join("study.toml"), text).unwrap();
+    let errs = infersim::study::load_study(dir.path()).unwrap_err();
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["point[6].held_out"], "{errs:?}");
+    assert!(errs[0].message.contains("calibrate = false"), "{errs:?}");
 }

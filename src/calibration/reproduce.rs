@@ -102,8 +102,10 @@ pub struct Row {
     pub res: Residual,
     /// Whether the point is in the calibration set.
     pub calibrate: bool,
-    /// Its target, for calibration points that have one.
+    /// Its target, for calibration (and held-out) points that have one.
     pub target: Option<Rule>,
+    /// Whether the point is held out: judged against the target, not fitted.
+    pub held_out: bool,
     /// Profile used.
     pub profile: String,
     /// Whether that profile is calibrated.
@@ -127,9 +129,22 @@ pub struct Report {
 }
 
 impl Report {
-    /// Targets missed.
+    /// Calibration-set targets missed.
     pub fn missed(&self) -> usize {
-        self.rows.iter().filter(|r| r.pass() == Some(false)).count()
+        self.rows
+            .iter()
+            .filter(|r| !r.held_out && r.pass() == Some(false))
+            .count()
+    }
+
+    /// Held-out targets (points not fitted, judged all the same): (met, judged).
+    pub fn held_out_met(&self) -> (usize, usize) {
+        let judged = self
+            .rows
+            .iter()
+            .filter(|r| r.held_out && r.target.is_some());
+        let met = judged.clone().filter(|r| r.pass() == Some(true)).count();
+        (met, judged.count())
     }
 
     /// JSON rows: `{study, point, metric, measured, predicted, rel_error}` plus
@@ -142,6 +157,9 @@ impl Report {
             .map(|(mut v, r)| {
                 if let Value::Object(m) = &mut v {
                     m.insert("calibration_set".into(), r.calibrate.into());
+                    if r.held_out {
+                        m.insert("held_out".into(), true.into());
+                    }
                     m.insert(
                         "target".into(),
                         r.target
@@ -170,9 +188,12 @@ impl Report {
         s.push('\n');
         for r in &self.rows {
             let t = match (r.target, r.pass()) {
-                (Some(t), Some(p)) => {
-                    format!("{} {}", t.describe(), if p { "ok" } else { "MISSED" })
-                }
+                (Some(t), Some(p)) => format!(
+                    "{} {}{}",
+                    t.describe(),
+                    if p { "ok" } else { "MISSED" },
+                    if r.held_out { " (held out)" } else { "" }
+                ),
                 _ if !r.calibrate => "(not in calibration set)".into(),
                 _ => String::new(),
             };
@@ -193,11 +214,21 @@ impl Report {
             ));
         }
         s.push_str(&self.metric_summary());
-        let with_target = self.rows.iter().filter(|r| r.target.is_some()).count();
+        let with_target = self
+            .rows
+            .iter()
+            .filter(|r| !r.held_out && r.target.is_some())
+            .count();
         s.push_str(&format!(
             "{} of {with_target} calibration-set targets met\n",
             with_target - self.missed()
         ));
+        let (met, judged) = self.held_out_met();
+        if judged > 0 {
+            s.push_str(&format!(
+                "{met} of {judged} held-out targets met (points not fitted)\n"
+            ));
+        }
         s
     }
 }
@@ -259,7 +290,8 @@ pub fn reproduce(studies: &[Study], seed: u64) -> IResult<Report> {
             let res = crate::calibrate::residuals(std::slice::from_ref(sp), None, seed)
                 .map_err(Error::Sim)?;
             for r in res {
-                let target = if sp.calibrate {
+                let held_out = !sp.calibrate && s.file.held_out(&sp.label);
+                let target = if sp.calibrate || held_out {
                     target(s, &r.metric)
                 } else {
                     None
@@ -269,6 +301,7 @@ pub fn reproduce(studies: &[Study], seed: u64) -> IResult<Report> {
                     res: r,
                     calibrate: sp.calibrate,
                     target,
+                    held_out,
                     profile: sp.point.meta.profile.clone(),
                     calibrated: sp.point.meta.calibrated,
                     known_miss,

@@ -169,6 +169,14 @@ impl StudyFile {
                 );
             }
         }
+        for (i, p) in self.point.iter().enumerate() {
+            if p.held_out == Some(true) && p.calibrate.unwrap_or(self.calibrate) {
+                err(
+                    format!("point[{i}].held_out"),
+                    "a held-out point is not fitted: set `calibrate = false` on it".into(),
+                );
+            }
+        }
         for (i, k) in self.known_miss.iter().enumerate() {
             if !self.point.iter().any(|p| p.label == k.point) {
                 err(
@@ -246,6 +254,13 @@ impl StudyFile {
             .find(|k| k.point == point && k.metric == metric)
             .map(|k| k.reason.as_str())
     }
+
+    /// Whether the point labelled `point` is held out (not fitted, but judged).
+    pub fn held_out(&self, point: &str) -> bool {
+        self.point
+            .iter()
+            .any(|p| p.label == point && p.held_out == Some(true))
+    }
 }
 
 /// One `[[point]]` of a study.
@@ -269,6 +284,10 @@ pub struct StudyPointFile {
     /// Overrides the study's `calibrate`.
     #[serde(default)]
     pub calibrate: Option<bool>,
+    /// A held-out point: not fitted (needs `calibrate = false`), yet judged against
+    /// the study's targets by `infersim reproduce`.
+    #[serde(default)]
+    pub held_out: Option<bool>,
     /// A remark.
     #[serde(default)]
     pub note: Option<String>,
