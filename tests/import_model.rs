@@ -64,7 +64,13 @@ fn sliding_windows_and_dtypes_as_the_architectures_define_them() {
     let text = std::fs::read_to_string(fixture("gemma-3-1b-it")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let types: Vec<&str> = (0..26)
-        .map(|i| if i < 3 { "sliding_attention" } else { "full_attention" })
+        .map(|i| {
+            if i < 3 {
+                "sliding_attention"
+            } else {
+                "full_attention"
+            }
+        })
         .collect();
     v["layer_types"] = serde_json::json!(types);
     let imp = import(&v.to_string(), "x.json", "x").unwrap();
@@ -84,17 +90,26 @@ fn other_models_match_their_model_cards_within_2_percent() {
         let m = imported(dir);
         let got = m.param_count() as f64 / 1e9;
         let off = (got / card - 1.0).abs();
-        assert!(off < 0.02, "{dir}: {got:.4} B vs card {card} B ({:.2} %)", off * 100.0);
+        assert!(
+            off < 0.02,
+            "{dir}: {got:.4} B vs card {card} B ({:.2} %)",
+            off * 100.0
+        );
     }
     // Hand-worked: Phi-3-mini, d = 3072, 32 layers, MHA, I = 8192, V = 32064, untied:
     // 2*32064*3072 + 32*(4*3072^2 + 3*3072*8192) = 3,820,879,872.
-    assert_eq!(imported("phi-3-mini-4k-instruct").param_count(), 3_820_879_872);
+    assert_eq!(
+        imported("phi-3-mini-4k-instruct").param_count(),
+        3_820_879_872
+    );
 }
 
 #[test]
 fn import_model_writes_a_spec_that_parses_back() {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf")).unwrap() {
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf")).unwrap()
+    {
         let entry = entry.unwrap();
         if !entry.path().is_dir() {
             continue;
@@ -103,7 +118,14 @@ fn import_model_writes_a_spec_that_parses_back() {
         let cfg = entry.path().join("config.json");
         let out = dir.path().join(format!("{name}.toml"));
         let (code, _, err) = common::infersim_bin(
-            &["import-model", cfg.to_str().unwrap(), "--name", &name, "--out", out.to_str().unwrap()],
+            &[
+                "import-model",
+                cfg.to_str().unwrap(),
+                "--name",
+                &name,
+                "--out",
+                out.to_str().unwrap(),
+            ],
             &[],
         );
         assert_eq!(code, 0, "{name}: {err}");
@@ -125,7 +147,10 @@ fn import_model_writes_a_spec_that_parses_back() {
             .chars()
             .rev()
             .collect();
-        assert!(text.contains(&format!("= {grouped:>15}  (")), "{name}: total {grouped}");
+        assert!(
+            text.contains(&format!("= {grouped:>15}  (")),
+            "{name}: total {grouped}"
+        );
         let loaded = load_model(out.to_str().unwrap(), None, "test", "model").unwrap();
         assert_eq!(loaded, spec, "{name}");
     }
@@ -145,10 +170,24 @@ fn import_model_writes_a_spec_that_parses_back() {
     assert_eq!(
         keys,
         [
-            "name", "hf_repo", "num_layers", "hidden_size", "intermediate_size", "num_heads",
-            "num_kv_heads", "head_dim", "vocab_size", "tied_embeddings", "max_context",
-            "dtype_bytes", "mlp", "attention_bias", "sliding_window", "sliding_window_layers",
-            "learned_position_embeddings", "model_card_params_b"
+            "name",
+            "hf_repo",
+            "num_layers",
+            "hidden_size",
+            "intermediate_size",
+            "num_heads",
+            "num_kv_heads",
+            "head_dim",
+            "vocab_size",
+            "tied_embeddings",
+            "max_context",
+            "dtype_bytes",
+            "mlp",
+            "attention_bias",
+            "sliding_window",
+            "sliding_window_layers",
+            "learned_position_embeddings",
+            "model_card_params_b"
         ]
     );
 }
@@ -177,16 +216,26 @@ fn a_run_on_the_config_json_equals_the_run_on_the_shipped_name() {
         std::fs::create_dir_all(d.join(name)).unwrap();
         std::fs::copy(fixture(name), d.join(name).join("config.json")).unwrap();
         let mut summaries = Vec::new();
-        for (tag, model) in [("shipped", name.to_string()), ("json", format!("{name}/config.json"))] {
+        for (tag, model) in [
+            ("shipped", name.to_string()),
+            ("json", format!("{name}/config.json")),
+        ] {
             let max_len = if name == "opt-125m" { "2048" } else { "4096" };
-            let text = EXP
-                .replace("MODEL", &model)
-                .replace("max_model_len = 4096", &format!("max_model_len = {max_len}"));
+            let text = EXP.replace("MODEL", &model).replace(
+                "max_model_len = 4096",
+                &format!("max_model_len = {max_len}"),
+            );
             let f = d.join(format!("{tag}.toml"));
             std::fs::write(&f, text).unwrap();
             let out = d.join(format!("out-{tag}"));
             let (code, _, err) = common::infersim_bin(
-                &["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"],
+                &[
+                    "run",
+                    f.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--quiet",
+                ],
                 &[],
             );
             assert_eq!(code, 0, "{name} {tag}: {err}");

@@ -177,7 +177,10 @@ fn supported_list() -> String {
 /// messages). The spec is not range-checked here; [`load`] does that.
 pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigError> {
     let root: Value = serde_json::from_str(text).map_err(|e| {
-        ConfigError::new(file, "(json)", format!("not valid JSON: {e}")).at(e.line(), e.column())
+        let msg = e.to_string();
+        // serde_json appends "at line L column C"; the location goes in front instead.
+        let msg = msg.split(" at line ").next().unwrap_or(&msg);
+        ConfigError::new(file, "(json)", format!("not valid JSON: {msg}")).at(e.line(), e.column())
     })?;
     let Some(top) = root.as_object() else {
         return Err(ConfigError::new(
@@ -255,10 +258,10 @@ pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigErro
         _ => top_cfg,
     };
     for f in EXPERT_FIELDS {
-        if cfg.uint_opt(f)?.is_some_and(|n| n > 1) {
+        if let Some(n) = cfg.uint_opt(f)?.filter(|&n| n > 1) {
             return Err(cfg.err(
                 f,
-                "experts: mixture-of-experts is part of issue 15 and not there yet",
+                format!("{n} experts: mixture-of-experts is part of issue 15 and not there yet"),
             ));
         }
     }
@@ -426,7 +429,10 @@ fn build(
         } else {
             ""
         };
-        notes.push(("mlp", format!("activation {act}; gated gate/up/down, 3 matrices{fused}")));
+        notes.push((
+            "mlp",
+            format!("activation {act}; gated gate/up/down, 3 matrices{fused}"),
+        ));
         MlpKind::Gated
     };
     let attention_bias = match model_type {
