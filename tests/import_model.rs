@@ -75,6 +75,27 @@ fn sliding_windows_and_dtypes_as_the_architectures_define_them() {
     v["layer_types"] = serde_json::json!(types);
     let imp = import(&v.to_string(), "x.json", "x").unwrap();
     assert_eq!(imp.spec.sliding_window_layers, 3);
+    // Qwen2 with the window on: layers from max_window_layers on slide (28 - 20 = 8).
+    let text = std::fs::read_to_string(fixture("qwen2.5-7b")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["use_sliding_window"] = true.into();
+    v["max_window_layers"] = 20.into();
+    v["sliding_window"] = 4096.into();
+    let q = import(&v.to_string(), "x.json", "x").unwrap().spec;
+    assert_eq!((q.sliding_window, q.sliding_window_layers), (4096, 8));
+    // A Gemma 3 multimodal config keeps the text model in text_config.
+    let text = std::fs::read_to_string(fixture("gemma-3-1b-it")).unwrap();
+    let inner: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let outer = serde_json::json!({
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "torch_dtype": "bfloat16",
+        "text_config": inner,
+    });
+    let g = import(&outer.to_string(), "x.json", "gemma-3-1b-it")
+        .unwrap()
+        .spec;
+    assert_eq!(g, imported("gemma-3-1b-it"));
 }
 
 #[test]
