@@ -530,6 +530,11 @@ pub fn load_model_all(
     file: &str,
     field: &str,
 ) -> Result<ModelSpec, Vec<ConfigError>> {
+    if name.ends_with(".json") {
+        // A Hugging Face config.json (see `hf_import`).
+        let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
+        return hf_import::load(&path);
+    }
     let shipped = Shipped {
         list: SHIPPED_MODELS,
         kind: "model",
@@ -572,6 +577,8 @@ pub fn load_gpu_all(
 pub fn names(list: &[(&str, &str)]) -> String {
     list.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
+
+pub mod hf_import;
 
 #[cfg(test)]
 mod tests;

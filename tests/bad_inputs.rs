@@ -575,6 +575,7 @@ fn cases() -> Vec<Case> {
     ];
     v.extend(shared_context_cases());
     v.extend(front_end_cases());
+    v.extend(hf_config_cases());
     v.sort_by_key(|c| c.name);
     v
 }
@@ -709,6 +710,69 @@ fn run_case(c: &Case) -> (i32, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, stderr) = common::infersim_bin(&args, &[]);
     (code, stderr.replace(d.to_str().unwrap(), "<dir>"))
+}
+
+/// `engine.model = "m/config.json"`: Hugging Face configs the importer refuses.
+fn hf_config_cases() -> Vec<Case> {
+    let llama = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/llama-3.1-8b/config.json"),
+    )
+    .unwrap();
+    let cfg = |name: &'static str, json: String| Case {
+        name,
+        text: edit("model = \"llama-3.1-8b\"", "model = \"m/config.json\""),
+        files: vec![("m/config.json", json.into_bytes())],
+        args: vec!["validate", "{f}"],
+    };
+    let with = |from: &str, to: &str| {
+        assert!(llama.contains(from), "{from}");
+        llama.replacen(from, to, 1)
+    };
+    vec![
+        cfg(
+            "hf-config-moe-model-type",
+            with("\"model_type\": \"llama\"", "\"model_type\": \"mixtral\""),
+        ),
+        cfg(
+            "hf-config-unknown-model-type",
+            with("\"model_type\": \"llama\"", "\"model_type\": \"falcon\""),
+        ),
+        cfg(
+            "hf-config-architectures-mismatch",
+            with("\"LlamaForCausalLM\"", "\"Qwen2ForCausalLM\""),
+        ),
+        cfg(
+            "hf-config-missing-field",
+            with("\"num_hidden_layers\": 32,", ""),
+        ),
+        cfg(
+            "hf-config-bad-json",
+            with("\"hidden_size\": 4096,", "\"hidden_size\": 4096,,"),
+        ),
+        cfg(
+            "hf-config-quantised",
+            with(
+                "\"torch_dtype\"",
+                "\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4},\n  \"torch_dtype\"",
+            ),
+        ),
+        cfg(
+            "hf-config-experts-field",
+            with("\"mlp_bias\": false,", "\"mlp_bias\": false,\n  \"num_local_experts\": 8,"),
+        ),
+        cfg(
+            "hf-config-wrong-type",
+            with("\"vocab_size\": 128256", "\"vocab_size\": \"128256\""),
+        ),
+        cfg(
+            "hf-config-bad-dtype",
+            with("\"torch_dtype\": \"bfloat16\"", "\"torch_dtype\": \"int8\""),
+        ),
+        case(
+            "hf-config-missing-file",
+            edit("model = \"llama-3.1-8b\"", "model = \"nowhere/config.json\""),
+        ),
+    ]
 }
 
 /// `[frontend]` and `[client]`: unknown values, settings that do not apply, a

@@ -8,7 +8,9 @@
 
 pub mod bench;
 mod calibration;
+mod import_model;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
+use import_model::{cmd_import_model, ImportModelArgs};
 
 use crate::config::load_experiment;
 use crate::cost::{CostModel, StepShape};
@@ -54,6 +56,8 @@ enum Command {
     },
     /// Price one step of a model on a GPU and show where the time goes.
     StepTime(StepTimeArgs),
+    /// Write a model spec TOML from a Hugging Face config.json (dense models).
+    ImportModel(ImportModelArgs),
     /// Fit calibration profiles to the measured studies and write them.
     Calibrate(CalibrateArgs),
     /// Replay every measured study with the shipped profiles: predicted vs measured.
@@ -184,6 +188,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         }
         Command::Schema { readme } => cmd_schema(readme),
         Command::StepTime(a) => cmd_step_time(a),
+        Command::ImportModel(a) => cmd_import_model(a),
         Command::Bench {
             json,
             scale,

@@ -468,7 +468,7 @@ const ENGINE: &[Key] = &concat::<{ 2 + ENGINE_SETTINGS.len() }>(
         key("model", ANY)
             .req("give a shipped model (see `infersim list`) or a path to a model spec .toml")
             .example("\"llama-3.1-8b\"")
-            .doc("Model served: a shipped name or a path to a model spec file."),
+            .doc("Model served: a shipped name or a path to a model spec file (`.toml`) or to a Hugging Face `config.json` (any `.json`; dense models; see the README)."),
         key("policy", Kind::Str(POLICIES))
             .req("give \"sequential\", \"static\" or \"continuous\"")
             .example("\"continuous\"")

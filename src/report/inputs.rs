@@ -122,7 +122,7 @@ impl InputDigests {
         base: Option<&Path>,
         out: &mut Vec<(String, String)>,
     ) {
-        if name.ends_with(".toml") {
+        if name.ends_with(".toml") || (kind == "model" && name.ends_with(".json")) {
             let path = base.map(|b| b.join(name)).unwrap_or_else(|| name.into());
             let d = self.file(&path);
             out.push((format!("{kind} {name}"), d));
