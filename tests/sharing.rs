@@ -282,23 +282,7 @@ fn data_parallel_replicas_scale_saturated_throughput() {
 /// users spread over the instances.
 #[test]
 fn sticky_keeps_every_user_on_one_instance() {
-    let cost = tiny_cost(&profile(300.0, 200.0, 0.5));
-    let inst = (0..3)
-        .map(|_| setup(0, continuous(), cost.clone(), 1.0))
-        .collect();
-    let sc = shared(Sharing::Mps, inst, RouterKind::Sticky, closed(30, 10.0));
-    let recs = run(&sc, 4, OPTS).unwrap().records.unwrap();
-    let mut pin = std::collections::BTreeMap::new();
-    for r in &recs {
-        let u = r.user.unwrap();
-        assert_eq!(
-            *pin.entry(u).or_insert(r.instance),
-            r.instance,
-            "user {u} moved"
-        );
-    }
-    let used: std::collections::BTreeSet<u32> = pin.values().copied().collect();
-    assert_eq!(used.len(), 3);
+    assert_users_pinned_and_spread(RouterKind::Sticky);
 }
 
 /// At high load, power-of-two choices has a lower p99 TTFT than random routing.
@@ -502,23 +486,7 @@ fn router(name: &str) -> RouterKind {
 /// run; first requests go to the least loaded instance, so the users spread over all.
 #[test]
 fn session_affinity_keeps_every_user_on_one_instance() {
-    let cost = tiny_cost(&profile(300.0, 200.0, 0.5));
-    let inst = (0..3)
-        .map(|_| setup(0, continuous(), cost.clone(), 1.0))
-        .collect();
-    let sc = shared(Sharing::Mps, inst, router("session"), closed(30, 10.0));
-    let recs = run(&sc, 4, OPTS).unwrap().records.unwrap();
-    let mut pin = std::collections::BTreeMap::new();
-    for r in &recs {
-        let u = r.user.unwrap();
-        assert_eq!(
-            *pin.entry(u).or_insert(r.instance),
-            r.instance,
-            "user {u} moved"
-        );
-    }
-    let used: std::collections::BTreeSet<u32> = pin.values().copied().collect();
-    assert_eq!(used.len(), 3);
+    assert_users_pinned_and_spread(router("session"));
 }
 
 /// Four replicas with prefix caching, lightly loaded, serving 400 requests that share
@@ -606,4 +574,26 @@ fn new_routers_are_configured_by_name() {
         msg.contains("prefix-aware") && msg.contains("session"),
         "{msg}"
     );
+}
+
+/// Runs 30 closed-loop users on three MPS instances behind `router` and checks that
+/// every user stays on one instance and that the users spread over all three.
+fn assert_users_pinned_and_spread(router: RouterKind) {
+    let cost = tiny_cost(&profile(300.0, 200.0, 0.5));
+    let inst = (0..3)
+        .map(|_| setup(0, continuous(), cost.clone(), 1.0))
+        .collect();
+    let sc = shared(Sharing::Mps, inst, router, closed(30, 10.0));
+    let recs = run(&sc, 4, OPTS).unwrap().records.unwrap();
+    let mut pin = std::collections::BTreeMap::new();
+    for r in &recs {
+        let u = r.user.unwrap();
+        assert_eq!(
+            *pin.entry(u).or_insert(r.instance),
+            r.instance,
+            "user {u} moved"
+        );
+    }
+    let used: std::collections::BTreeSet<u32> = pin.values().copied().collect();
+    assert_eq!(used.len(), 3);
 }

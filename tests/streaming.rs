@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::blocks::*;
 use common::*;
-use infersim::cost::{PrefillChunk, StepCost, StepShape};
+use infersim::cost::{PrefillChunk, StepShape};
 use infersim::instance::Instance;
 use infersim::kv::KvGeometry;
 use infersim::metrics::Recorder;
@@ -16,65 +17,6 @@ use infersim::sim::{run, RunOptions};
 use infersim::stacks::StackSemantics;
 use infersim::time::SimTime;
 use infersim::workload::Request;
-
-const US: u64 = 1000;
-
-/// Continuous batching without chunking or prefix caching, room for 16 sequences.
-fn policy() -> Policy {
-    Policy::Continuous {
-        max_num_seqs: 16,
-        max_num_batched_tokens: 64,
-        chunked_prefill: false,
-        prefix_caching: false,
-    }
-}
-
-fn multi_step(n: u32) -> StackSemantics {
-    StackSemantics {
-        num_scheduler_steps: n,
-        ..StackSemantics::default()
-    }
-}
-
-/// A step's duration on an exclusive GPU, ns: serial CPU, then max(GPU, overlapped).
-fn ns(c: &StepCost) -> u64 {
-    let (serial, gpu, overlapped) = c.exclusive_durations();
-    serial.0 + gpu.0.max(overlapped.0)
-}
-
-fn at_us(s: f64) -> u64 {
-    (s * 1e6).round() as u64
-}
-
-/// Runs a trace of (arrival s, input, output) with the given semantics, step by step
-/// with the invariants checked; returns the records by id.
-fn timeline(
-    rows: &[(f64, u32, u32)],
-    stack: StackSemantics,
-) -> Vec<infersim::metrics::RequestRecord> {
-    let cost = tiny_cost(&profile(0.0, 1000.0, 0.0));
-    let mut sc = single(policy(), cost, 1, 4096, trace_workload(rows));
-    sc.instances[0].stack = stack;
-    let opts = RunOptions {
-        keep_records: true,
-        check_invariants: true,
-        step_by_step: true,
-    };
-    let mut recs = run(&sc, 0, opts).unwrap().records.unwrap();
-    recs.sort_by_key(|r| r.id);
-    recs
-}
-
-/// Plans and finishes steps back to back from `t` (ns); returns the step's cost.
-fn step(inst: &mut Instance, t: &mut u64, rec: &mut Recorder) -> Option<StepCost> {
-    let mut wake = None;
-    let cost = inst.plan_step(SimTime(*t), &mut wake)?;
-    *t += ns(&cost);
-    let mut done = Vec::new();
-    inst.finish_step(SimTime(*t), rec, &mut done);
-    inst.check_invariants().unwrap();
-    Some(cost)
-}
 
 /// `multi_step_stream_outputs = false` (vLLM 0.6.0), n = 4: a block's tokens reach the
 /// client at its end. r0 (4 in, 3 out) and r1 (4 in, 8 out) arrive at 0 and prefill

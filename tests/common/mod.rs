@@ -2,6 +2,8 @@
 //! times can be worked out by hand.
 #![allow(dead_code)]
 
+pub mod blocks;
+
 use infersim::cost::CostModel;
 use infersim::gpu::Sharing;
 use infersim::kv::KvGeometry;
