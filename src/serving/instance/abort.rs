@@ -55,18 +55,8 @@ impl Instance {
         self.outstanding_tokens -= req.input_tokens as u64 + req.output_tokens as u64;
         // A padded static batch whose last unfinished member left ends now, as it
         // would have at the end of the step that finished that member.
-        if self.policy.pads_finished()
-            && self.dec.n > 0
-            && self.dec.padded == self.dec.n
-            && self.partial.is_empty()
-        {
-            let members: Vec<(u32, u64)> = self.running.drain(..).collect();
-            for e in members {
-                if self.is_running(e) {
-                    self.dec_remove(e.0);
-                    self.release_slot(e.0);
-                }
-            }
+        if self.policy.pads_finished() {
+            self.end_padded_batch_if_done();
         }
         self.compact_running();
         Some(Aborted {

@@ -173,7 +173,7 @@ impl Instance {
                 self.deliver_held(now, rec, done);
             }
         }
-        if self.block_left == 0 && self.dec.padded > 0 && !self.policy.pads_finished() {
+        if self.block_left == 0 {
             self.release_block_padding();
         }
     }

@@ -415,8 +415,18 @@ impl Instance {
         self.chunks = chunks;
         self.chunks.clear();
 
-        // A padded static batch ends when every member is done.
-        if pads && self.dec.n > 0 && self.dec.padded == self.dec.n && self.partial.is_empty() {
+        if pads {
+            self.end_padded_batch_if_done();
+        }
+        self.settle_block(now, rec, done);
+        self.compact_running();
+        self.last_step_end = Some(now);
+    }
+
+    /// A padded batch (finished members kept in it) ends when every member is done:
+    /// all of them leave the running set and release their blocks.
+    pub(super) fn end_padded_batch_if_done(&mut self) {
+        if self.dec.n > 0 && self.dec.padded == self.dec.n && self.partial.is_empty() {
             let members: Vec<(u32, u64)> = self.running.drain(..).collect();
             for e in members {
                 if self.is_running(e) {
@@ -425,9 +435,6 @@ impl Instance {
                 }
             }
         }
-        self.settle_block(now, rec, done);
-        self.compact_running();
-        self.last_step_end = Some(now);
     }
 
     /// Records a completed request's metrics and updates router counters.
