@@ -59,6 +59,9 @@ pub enum CostError {
     /// message names the file.
     #[error("{0}")]
     KernelData(String),
+    /// The model or deployment uses something the cost model does not price.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<CostError> for String {

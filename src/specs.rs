@@ -48,6 +48,76 @@ pub struct ModelSpec {
     pub learned_position_embeddings: u64,
     /// Parameter count stated on the model card, in billions (for checking).
     pub model_card_params_b: f64,
+    /// Active parameters per token stated on the model card, in billions (MoE
+    /// models; for checking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_card_active_params_b: Option<f64>,
+    /// Whether the window layers attend within fixed chunks of `sliding_window` tokens
+    /// (Llama 4's chunked local attention: a token sees the keys of its own chunk)
+    /// rather than over a sliding window of the last `sliding_window` tokens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chunked_window: bool,
+    /// The checkpoint's own weight quantisation, as vLLM names it (`fp8` for
+    /// DeepSeek-V3, `mxfp4` for gpt-oss, `awq`, `gptq`, ...); absent: weights in
+    /// `dtype_bytes`. An engine's `quantization` defaults to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// Mixture-of-experts MLP (absent: every layer's MLP is dense).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeSpec>,
+    /// Multi-head latent attention (DeepSeek-V2/V3; absent: grouped-query attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaSpec>,
+}
+
+/// A mixture-of-experts MLP: each token's hidden state goes to `experts_per_token` of
+/// `num_experts` routed experts (each a gated MLP of width `expert_intermediate_size`),
+/// plus, in some models, shared experts every token passes through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeSpec {
+    /// Routed experts per MoE layer (`num_local_experts`, `num_experts`,
+    /// `n_routed_experts`).
+    pub num_experts: u32,
+    /// Experts each token is routed to (`num_experts_per_tok`, top-k).
+    pub experts_per_token: u32,
+    /// MLP width of one routed expert (`moe_intermediate_size`; Mixtral's
+    /// `intermediate_size`).
+    pub expert_intermediate_size: u64,
+    /// Total MLP width of the shared experts (DeepSeek: `n_shared_experts` ×
+    /// `moe_intermediate_size`; Qwen2-MoE: `shared_expert_intermediate_size`); 0: none.
+    #[serde(default)]
+    pub shared_expert_intermediate_size: u64,
+    /// Leading layers whose MLP is dense, of width `intermediate_size` (DeepSeek's
+    /// `first_k_dense_replace`).
+    #[serde(default)]
+    pub first_dense_layers: u32,
+    /// Every `layer_step`-th layer after those is a MoE layer, the rest dense (Llama 4
+    /// Maverick's `interleave_moe_layer_step` = 2; 1: every layer).
+    #[serde(default = "one")]
+    pub layer_step: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Multi-head latent attention: keys and values are cached as one compressed latent
+/// of `kv_lora_rank` plus a shared rotary key of `qk_rope_head_dim` per token and
+/// layer, and expanded per head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlaSpec {
+    /// Rank of the query compression (0: queries projected directly, DeepSeek-V2-Lite).
+    pub q_lora_rank: u64,
+    /// Rank of the key/value latent (`kv_lora_rank`).
+    pub kv_lora_rank: u64,
+    /// Per-head query/key width without rotary embedding (`qk_nope_head_dim`).
+    pub qk_nope_head_dim: u64,
+    /// Per-head query/key width with rotary embedding (`qk_rope_head_dim`).
+    pub qk_rope_head_dim: u64,
+    /// Per-head value width (`v_head_dim`).
+    pub v_head_dim: u64,
 }
 
 /// MLP structure.
@@ -61,6 +131,89 @@ pub enum MlpKind {
 }
 
 impl ModelSpec {
+    /// Parameters of one layer's attention projections (q, k, v, o; MLA's down and
+    /// up projections).
+    pub fn layer_attn_params(&self) -> u64 {
+        let d = self.hidden_size;
+        let h = self.num_heads as u64;
+        match &self.mla {
+            Some(a) => {
+                let qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
+                let q = if a.q_lora_rank == 0 {
+                    d * h * qk
+                } else {
+                    d * a.q_lora_rank + a.q_lora_rank * h * qk
+                };
+                let kv_a = d * (a.kv_lora_rank + a.qk_rope_head_dim);
+                let kv_b = a.kv_lora_rank * h * (a.qk_nope_head_dim + a.v_head_dim);
+                let o = h * a.v_head_dim * d;
+                q + kv_a + kv_b + o
+            }
+            None => {
+                let q = d * h * self.head_dim;
+                let kv = 2 * d * self.num_kv_heads as u64 * self.head_dim;
+                let o = h * self.head_dim * d;
+                q + kv + o
+            }
+        }
+    }
+
+    /// Parameters of one MLP of width `f` (3 matrices when gated, 2 when plain).
+    pub fn mlp_params(&self, f: u64) -> u64 {
+        match self.mlp {
+            MlpKind::Gated => 3 * self.hidden_size * f,
+            MlpKind::Plain => 2 * self.hidden_size * f,
+        }
+    }
+
+    /// Layers whose MLP is a mixture of experts (0 for a dense model).
+    pub fn moe_layers(&self) -> u32 {
+        match &self.moe {
+            None => 0,
+            Some(m) => {
+                let rest = self.num_layers.saturating_sub(m.first_dense_layers);
+                rest / m.layer_step.max(1)
+            }
+        }
+    }
+
+    /// Parameters of one routed expert.
+    pub fn expert_params(&self) -> u64 {
+        self.moe
+            .as_ref()
+            .map_or(0, |m| self.mlp_params(m.expert_intermediate_size))
+    }
+
+    /// Parameters of one MoE layer's MLP that every token uses: the shared experts
+    /// and the router (`d · E`).
+    pub fn moe_layer_shared_params(&self) -> u64 {
+        self.moe.as_ref().map_or(0, |m| {
+            self.mlp_params(m.shared_expert_intermediate_size)
+                + self.hidden_size * m.num_experts as u64
+        })
+    }
+
+    /// Parameters of the layers, all of them (attention, dense MLPs, every expert).
+    pub fn layers_params(&self) -> u64 {
+        let moe = self.moe_layers() as u64;
+        let dense = self.num_layers as u64 - moe;
+        let experts = self.moe.as_ref().map_or(0, |m| m.num_experts as u64);
+        self.layer_attn_params() * self.num_layers as u64
+            + dense * self.mlp_params(self.intermediate_size)
+            + moe * (self.moe_layer_shared_params() + experts * self.expert_params())
+    }
+
+    /// Parameters of the layers one token passes through: as
+    /// [`ModelSpec::layers_params`] with only its top-k experts per MoE layer.
+    pub fn active_layers_params(&self) -> u64 {
+        let moe = self.moe_layers() as u64;
+        let dense = self.num_layers as u64 - moe;
+        let k = self.moe.as_ref().map_or(0, |m| m.experts_per_token as u64);
+        self.layer_attn_params() * self.num_layers as u64
+            + dense * self.mlp_params(self.intermediate_size)
+            + moe * (self.moe_layer_shared_params() + k * self.expert_params())
+    }
+
     /// Parameters of the dense matmuls of one layer (attention projections and MLP).
     pub fn layer_dense_params(&self) -> u64 {
         let d = self.hidden_size;
@@ -109,6 +262,16 @@ impl ModelSpec {
     /// Total parameter count (embeddings, layers, untied LM head; norms and biases are
     /// under 0.1 % and left out).
     pub fn param_count(&self) -> u64 {
+        self.embedding_params() + self.layers_params()
+    }
+
+    /// Parameters one token uses (MoE: only its top-k experts; dense: all).
+    pub fn active_param_count(&self) -> u64 {
+        self.embedding_params() + self.active_layers_params()
+    }
+
+    /// Token and learned position embeddings plus an untied LM head.
+    fn embedding_params(&self) -> u64 {
         let embed = self.vocab_size * self.hidden_size
             + self.learned_position_embeddings * self.hidden_size;
         let head = if self.tied_embeddings {
@@ -116,7 +279,7 @@ impl ModelSpec {
         } else {
             self.lm_head_params()
         };
-        embed + self.dense_params() + head
+        embed + head
     }
 
     /// Bytes of weights resident on the GPU.
@@ -142,9 +305,13 @@ impl ModelSpec {
         }
     }
 
-    /// K and V bytes one cached token takes in one layer.
+    /// K and V bytes one cached token takes in one layer (MLA: its latent and rotary
+    /// key).
     pub fn kv_bytes_per_token_layer(&self) -> u64 {
-        2 * self.num_kv_heads as u64 * self.head_dim * self.dtype_bytes
+        match &self.mla {
+            Some(a) => (a.kv_lora_rank + a.qk_rope_head_dim) * self.dtype_bytes,
+            None => 2 * self.num_kv_heads as u64 * self.head_dim * self.dtype_bytes,
+        }
     }
 
     /// K and V bytes one cached token takes over all layers (the uncapped figure).
@@ -199,7 +366,14 @@ impl ModelSpec {
             d * (self.num_heads as u128 + 2 * self.num_kv_heads as u128) * self.head_dim as u128
                 + self.num_heads as u128 * self.head_dim as u128 * d
                 + 3 * d * self.intermediate_size as u128;
-        let total = (layer * self.num_layers as u128
+        let experts = self.moe.as_ref().map_or(0, |m| {
+            (m.num_experts as u128 * m.expert_intermediate_size as u128
+                + m.shared_expert_intermediate_size as u128
+                + m.num_experts as u128)
+                * 3
+                * d
+        });
+        let total = ((layer + experts) * self.num_layers as u128
             + 2 * d * (self.vocab_size + self.learned_position_embeddings) as u128)
             * self.dtype_bytes as u128;
         if total > 1u128 << 60 {
@@ -231,6 +405,64 @@ impl ModelSpec {
                 "sliding_window_layers",
                 "is 0 while sliding_window is set; give how many layers use the window".into(),
             )
+        }
+        if let Some(m) = &self.moe {
+            for (field, v, lo, hi) in [
+                ("moe.num_experts", m.num_experts as u64, 1, 100_000),
+                (
+                    "moe.experts_per_token",
+                    m.experts_per_token as u64,
+                    1,
+                    m.num_experts as u64,
+                ),
+                (
+                    "moe.expert_intermediate_size",
+                    m.expert_intermediate_size,
+                    1,
+                    10_000_000,
+                ),
+                (
+                    "moe.shared_expert_intermediate_size",
+                    m.shared_expert_intermediate_size,
+                    0,
+                    10_000_000,
+                ),
+                (
+                    "moe.first_dense_layers",
+                    m.first_dense_layers as u64,
+                    0,
+                    self.num_layers as u64 - 1,
+                ),
+                (
+                    "moe.layer_step",
+                    m.layer_step as u64,
+                    1,
+                    self.num_layers as u64,
+                ),
+            ] {
+                if !(lo..=hi).contains(&v) {
+                    err(
+                        field,
+                        format!("got {v}, allowed: an integer from {lo} to {hi}"),
+                    );
+                }
+            }
+        }
+        if let Some(a) = &self.mla {
+            for (field, v, lo) in [
+                ("mla.q_lora_rank", a.q_lora_rank, 0),
+                ("mla.kv_lora_rank", a.kv_lora_rank, 1),
+                ("mla.qk_nope_head_dim", a.qk_nope_head_dim, 1),
+                ("mla.qk_rope_head_dim", a.qk_rope_head_dim, 0),
+                ("mla.v_head_dim", a.v_head_dim, 1),
+            ] {
+                if !(lo..=100_000).contains(&v) {
+                    err(
+                        field,
+                        format!("got {v}, allowed: an integer from {lo} to 100000"),
+                    );
+                }
+            }
         }
         errs
     }

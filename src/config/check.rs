@@ -9,7 +9,7 @@ use super::expand::{deep_merge, remove_path};
 use super::raw::{RawEngine, RawExperiment, RawHardware, RawWorkload};
 use super::schema::{Kind, MAX_INSTANCES_PER_GPU, TOP};
 use super::{api_latency, has_front_end, Meta};
-use crate::cost::CostModel;
+use crate::cost::{CostModel, GpuPath};
 use crate::error::ConfigError;
 use crate::gpu::Sharing;
 use crate::kv::KvGeometry;
@@ -176,6 +176,8 @@ pub(super) struct Eng {
     pub(super) blocks: u64,
     pub(super) geo: KvGeometry,
     pub(super) stack: crate::stacks::StackSemantics,
+    /// Parallelism and number formats.
+    pub(super) deploy: crate::cost::Deployment,
 }
 
 /// Collects the errors of one point.
@@ -265,7 +267,13 @@ impl Checker<'_> {
         if !self.errs.is_empty() {
             return None;
         }
-        let cost = match CostModel::new(&eng.model, &hw.gpu, &eng.profile) {
+        let cost = match CostModel::for_deployment(
+            &eng.model,
+            &hw.gpu,
+            &eng.profile,
+            GpuPath::Auto,
+            &eng.deploy,
+        ) {
             Ok(mut c) => {
                 c.set_front_end(has_front_end(&workload));
                 c
@@ -417,7 +425,13 @@ impl Checker<'_> {
             }
             per_gpu[g] += 1;
             util[g] += re.gpu_memory_utilization.unwrap_or(0.9);
-            let cost = match CostModel::new(&eng.model, &gpu, &eng.profile) {
+            let cost = match CostModel::for_deployment(
+                &eng.model,
+                &gpu,
+                &eng.profile,
+                GpuPath::Auto,
+                &eng.deploy,
+            ) {
                 Ok(mut c) => {
                     c.set_front_end(has_front_end(&sc.workload));
                     c

@@ -6,6 +6,7 @@ use super::check::{Checker, Eng};
 use super::memory::plan_memory;
 use super::raw::RawEngine;
 use super::schema::{quoted_list, POLICIES, STACKS};
+use crate::cost::Deployment;
 use crate::kv::KvGeometry;
 use crate::policy::Policy;
 use crate::policy::{Predictor, SchedulerChoice, SchedulerConfig, Victim};
@@ -96,8 +97,9 @@ impl Checker<'_> {
         else {
             return (None, hint);
         };
+        let deploy = Deployment::default();
         let mem = match plan_memory(
-            &model, gpu, &profile, util, block_size, tokens, seqs, self.file,
+            &model, gpu, &profile, util, block_size, tokens, seqs, &deploy, self.file,
         ) {
             Ok(m) => m,
             Err(err) => {
@@ -138,6 +140,7 @@ impl Checker<'_> {
         }
         (
             Some(Eng {
+                deploy,
                 stack: self.stack_semantics(e, stack, &policy),
                 model,
                 profile,

@@ -1,6 +1,7 @@
 //! Sizing an instance's memory: weights, the activations vLLM's profiling run
 //! reserves, the runtime's own memory, and the KV-cache blocks that fit in the rest.
 
+use crate::cost::Deployment;
 use crate::error::ConfigError;
 use crate::profile::Profile;
 use crate::specs::{GpuSpec, ModelSpec, GIB};
@@ -35,8 +36,13 @@ pub fn plan_memory(
     block_size: u64,
     batch_tokens: u64,
     batch_seqs: u64,
+    deploy: &Deployment,
     file: &str,
 ) -> Result<MemoryPlan, ConfigError> {
+    debug_assert!(
+        deploy.is_default(),
+        "per-GPU memory of a sharded deployment"
+    );
     let budget = util * gpu.memory_bytes();
     let weights = model.weight_bytes() as f64;
     let reserve =

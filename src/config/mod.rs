@@ -84,7 +84,17 @@ impl Point {
     /// mixed `[[instance]]`s would be re-priced as if all served that model).
     pub fn with_profile(&self, profile: &Profile) -> Result<Scenario, crate::error::CostError> {
         let mut sc = self.scenario.clone();
-        let mut cost = CostModel::new(&self.model, &self.gpu, profile)?;
+        let deploy = match sc.instances.first() {
+            Some(i) => i.cost.deployment().clone(),
+            None => crate::cost::Deployment::default(),
+        };
+        let mut cost = CostModel::for_deployment(
+            &self.model,
+            &self.gpu,
+            profile,
+            crate::cost::GpuPath::Auto,
+            &deploy,
+        )?;
         cost.set_front_end(has_front_end(&sc.workload));
         let lat = api_latency(profile, &sc.workload);
         if sc.front_end.is_queue() {

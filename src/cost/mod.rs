@@ -7,11 +7,13 @@
 //! the number of decodes, so a step of 256 decodes costs the same to price as one.
 
 mod breakdown;
+mod deploy;
 mod kernel_part;
 pub mod kernels;
 pub mod profile;
 
 pub use breakdown::{GroupBreakdown, StepBreakdown};
+pub use deploy::Deployment;
 use kernel_part::KernelPart;
 
 use crate::error::CostError;
@@ -266,6 +268,8 @@ pub struct CostModel {
     api_seq_s: f64,
     api_seq_profile_s: f64,
     kernel: Option<Box<KernelPart>>,
+    /// The layout and formats it prices.
+    deploy: Deployment,
 }
 
 impl CostModel {
@@ -287,6 +291,33 @@ impl CostModel {
         profile: &Profile,
         path: GpuPath,
     ) -> Result<CostModel, CostError> {
+        CostModel::for_deployment(model, gpu, profile, path, &Deployment::default())
+    }
+
+    /// As [`CostModel::with_path`], for a deployment's layout and formats.
+    pub fn for_deployment(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        profile: &Profile,
+        path: GpuPath,
+        deploy: &Deployment,
+    ) -> Result<CostModel, CostError> {
+        if !deploy.is_default() {
+            return Err(CostError::Unsupported(format!(
+                "{} GPUs per instance (tensor or pipeline parallelism) are not priced yet",
+                deploy.gpus()
+            )));
+        }
+        if model.moe.is_some()
+            || model.mla.is_some()
+            || model.chunked_window
+            || model.quantization.is_some()
+        {
+            return Err(CostError::Unsupported(format!(
+                "{} has mixture-of-experts layers, latent or chunked attention or quantised weights, which are not priced yet",
+                model.name
+            )));
+        }
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
         let v = model.vocab_size as f64;
@@ -324,6 +355,7 @@ impl CostModel {
             api_seq_s: profile.api_seq_overhead_us * 1e-6,
             api_seq_profile_s: profile.api_seq_overhead_us * 1e-6,
             kernel: None,
+            deploy: deploy.clone(),
         };
         if profile.is_flat() {
             return Ok(cm);
@@ -342,6 +374,11 @@ impl CostModel {
     /// The name of the model it prices.
     pub fn model_name(&self) -> &str {
         &self.model
+    }
+
+    /// The layout and formats it prices.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deploy
     }
 
     /// How the GPU part is priced, in words (tables and their provenance, the

@@ -514,6 +514,11 @@ fn build(
         sliding_window_layers,
         learned_position_embeddings,
         model_card_params_b: 0.0,
+        model_card_active_params_b: None,
+        chunked_window: false,
+        quantization: None,
+        moe: None,
+        mla: None,
     };
     notes.push((
         "model_card_params_b",

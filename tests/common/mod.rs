@@ -54,6 +54,11 @@ pub fn tiny_model() -> ModelSpec {
         sliding_window_layers: 0,
         learned_position_embeddings: 0,
         model_card_params_b: 0.0,
+        model_card_active_params_b: None,
+        chunked_window: false,
+        quantization: None,
+        moe: None,
+        mla: None,
     }
 }
 

@@ -1,0 +1,42 @@
+//! How one instance's model is laid out on its GPUs and stored: the parallelism and
+//! number formats of a deployment, under vLLM's names (`tensor_parallel_size`,
+//! `pipeline_parallel_size`, `enable_expert_parallel`, `quantization`,
+//! `kv_cache_dtype`).
+//!
+//! The default is one GPU holding the whole model in its spec's dtype, which is what
+//! every experiment without these keys runs.
+
+/// The layout and formats of one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// GPUs a tensor-parallel group splits each layer over (1: none).
+    pub tensor_parallel: u32,
+    /// Pipeline stages, each a tensor-parallel group holding a share of the layers
+    /// (1: none).
+    pub pipeline_parallel: u32,
+    /// Whether a MoE layer's experts are spread over the GPUs of the instance
+    /// (expert parallelism) instead of each expert being split by tensor parallelism.
+    pub expert_parallel: bool,
+}
+
+impl Default for Deployment {
+    fn default() -> Deployment {
+        Deployment {
+            tensor_parallel: 1,
+            pipeline_parallel: 1,
+            expert_parallel: false,
+        }
+    }
+}
+
+impl Deployment {
+    /// GPUs one instance occupies: tensor-parallel size × pipeline stages.
+    pub fn gpus(&self) -> u32 {
+        self.tensor_parallel * self.pipeline_parallel
+    }
+
+    /// Whether this is the single-GPU, spec-dtype default.
+    pub fn is_default(&self) -> bool {
+        *self == Deployment::default()
+    }
+}
