@@ -151,6 +151,15 @@ pub struct RawEngine {
     /// Settings of the static policy.
     #[serde(default, rename = "static")]
     pub static_: Option<RawStatic>,
+    /// GPUs per tensor-parallel group (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor_parallel_size: Option<u32>,
+    /// Pipeline stages (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_parallel_size: Option<u32>,
+    /// `steady` (default) or `flush`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_schedule: Option<String>,
 }
 
 /// `[engine.continuous]`.
