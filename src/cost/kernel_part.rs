@@ -177,7 +177,7 @@ impl KernelPart {
             sources,
             describe: String::new(),
         };
-        super::variant::Variant::adjust(model, &mut k);
+        super::variant::Variant::adjust(model, tables, &mut k);
         k
     }
 

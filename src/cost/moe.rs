@@ -32,10 +32,12 @@
 //!
 //! t(n, k) = floor + E_d · (gemm(m_e, n, k) − floor)
 //!
-//! The router and the shared experts are ordinary GEMMs of T rows. No GPU has a
-//! measured MoE table here yet (AIConfigurator's `moe` data were not extracted), so
-//! the MoE group is always priced on the curves, with the anchor the GPU's tables
-//! fitted where it has tables.
+//! The router and the shared experts are ordinary GEMMs of T rows, on the curves.
+//! Where the GPU's folder has `moe.csv` (AIConfigurator's measured vLLM fused-MoE
+//! latency, bf16, one GPU, tokens spread evenly) and it holds the model's exact
+//! (hidden, expert width, top-k, experts) shape, the routed experts are interpolated
+//! in it over the step's tokens instead (linear between grid points, proportional
+//! beyond the last), and the MLP group's source is `table`.
 //!
 //! # Load imbalance
 //!
@@ -180,21 +182,50 @@ impl MoeCost {
         }
     }
 
-    /// Seconds of the MoE MLPs of all MoE layers for `tokens` tokens on `curves`.
-    pub fn time_s(&self, curves: &Curves, tokens: f64) -> f64 {
-        if tokens <= 0.0 {
-            return 0.0;
-        }
+    /// The shape under which `moe.csv` measures this model's routed experts:
+    /// (hidden, expert width, top-k, experts); `None` when its experts are not gated
+    /// (the measured kernels are SwiGLU).
+    pub fn table_shape(&self, model: &ModelSpec) -> Option<super::kernels::MoeShape> {
+        let m = model.moe.as_ref()?;
+        (model.mlp == MlpKind::Gated).then_some((
+            model.hidden_size,
+            m.expert_intermediate_size,
+            self.k,
+            self.experts,
+        ))
+    }
+
+    /// Microseconds of one layer's routed experts for `tokens` tokens on `curves`:
+    /// the two grouped GEMMs, launch floor once per kernel (see the file's doc).
+    pub fn routed_us(&self, curves: &Curves, tokens: f64) -> f64 {
         let touched = self.touched(tokens);
         let m_e = tokens * self.k as f64 / touched;
         let floor = curves.anchor.gemm_floor_us;
         let grouped = |(n, k): (f64, f64)| floor + touched * (curves.gemm_us(m_e, n, k) - floor);
-        let mut us = grouped(self.expert_nk[0]) + grouped(self.expert_nk[1]);
+        grouped(self.expert_nk[0]) + grouped(self.expert_nk[1])
+    }
+
+    /// Microseconds of one layer's router and shared experts for `tokens` tokens.
+    pub fn common_us(&self, curves: &Curves, tokens: f64) -> f64 {
+        let mut us = curves.gemm_us(tokens, self.router_nk.0, self.router_nk.1);
         if let Some([up, down]) = self.shared_nk {
             us += curves.gemm_us(tokens, up.0, up.1) + curves.gemm_us(tokens, down.0, down.1);
         }
-        us += curves.gemm_us(tokens, self.router_nk.0, self.router_nk.1);
-        us * self.layers * 1e-6
+        us
+    }
+
+    /// Seconds of the MoE MLPs of all MoE layers for `tokens` tokens: the routed
+    /// experts from `table` (tokens grid, µs per layer) where the GPU measured this
+    /// shape, else on `curves`; router and shared experts on `curves`.
+    pub fn time_s(&self, curves: &Curves, table: Option<(&[f64], &[f64])>, tokens: f64) -> f64 {
+        if tokens <= 0.0 {
+            return 0.0;
+        }
+        let routed = match table {
+            Some((ts, lat)) => super::kernels::interp_linear(ts, lat, tokens),
+            None => self.routed_us(curves, tokens),
+        };
+        (routed + self.common_us(curves, tokens)) * self.layers * 1e-6
     }
 }
 

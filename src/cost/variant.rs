@@ -40,6 +40,7 @@
 //! attention below 8192 tokens of context: none).
 
 use super::kernel_part::KernelPart;
+use super::kernels::KernelTables;
 use super::moe::MoeCost;
 use super::{CostModel, Source, ATTN_D, ATTN_P, MLP, O_PROJ, QKV};
 use crate::specs::{MlpKind, ModelSpec};
@@ -114,12 +115,15 @@ pub(super) struct Variant {
     mla: Option<(Vec<(f64, f64)>, (f64, f64))>,
     /// Dense-MLP layers over all layers (1 without MoE).
     dense_mlp_frac: f64,
+    /// The routed experts' measured token grid and latency (µs, one layer).
+    moe_table: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl Variant {
-    /// Adjusts a kernel part built for the model's dense shapes; `None` (nothing to
-    /// do) for a dense model with ordinary attention.
-    pub(super) fn adjust(model: &ModelSpec, k: &mut KernelPart) {
+    /// Adjusts a kernel part built for the model's dense shapes (and `tables`, the
+    /// GPU's measured tables if any); leaves it untouched for a dense model with
+    /// ordinary attention.
+    pub(super) fn adjust(model: &ModelSpec, tables: Option<&KernelTables>, k: &mut KernelPart) {
         let moe = MoeCost::new(model);
         let mla = mla_nk(model);
         if moe.is_none() && mla.is_none() {
@@ -150,7 +154,12 @@ impl Variant {
                 k.sources[i] = Source::Roofline;
             }
         }
+        let mut moe_table = None;
         if let (Some(m), Some(spec)) = (&moe, &model.moe) {
+            moe_table = m.table_shape(model).and_then(|shape| {
+                let t = tables?.moe.as_ref()?.for_shape(shape)?;
+                Some((t.0.to_vec(), t.1.to_vec()))
+            });
             let (up, f) = (k.gemm_nk[2].0, k.gemm_nk[3].1);
             let fs = spec.shared_expert_intermediate_size as f64;
             let up_s = match model.mlp {
@@ -160,13 +169,17 @@ impl Variant {
             let moe_act = m.act_bytes_per_token + (up_s + fs) * bpe;
             k.stream_layer[4] =
                 dense_mlp_frac * (up + f) * bpe + (1.0 - dense_mlp_frac) * moe_act;
-            k.sources[MLP] = Source::Roofline;
+            k.sources[MLP] = match moe_table {
+                Some(_) => Source::Table,
+                None => Source::Roofline,
+            };
         }
         k.stream_bytes_per_token =
             k.stream_layer.iter().sum::<f64>() * layers + k.stream_step.iter().sum::<f64>();
         k.variant = Some(Box::new(Variant {
             mla,
             dense_mlp_frac,
+            moe_table,
         }));
     }
 
@@ -187,7 +200,8 @@ impl Variant {
         }
         gs[MLP] *= self.dense_mlp_frac;
         if let Some(m) = &cm.moe {
-            gs[MLP] += m.time_s(&k.curves, tokens);
+            let table = self.moe_table.as_ref().map(|(t, l)| (&t[..], &l[..]));
+            gs[MLP] += m.time_s(&k.curves, table, tokens);
         }
     }
 }
