@@ -387,8 +387,19 @@ fn read_attn(path: &Path, len_col: &str) -> Result<AttnTables, String> {
 /// experts) shape over the step's tokens.
 #[derive(Debug, Clone, Default)]
 pub struct MoeTable {
-    /// ((hidden, inter, topk, experts), token grid, latency µs over it).
-    pub shapes: Vec<((u64, u64, u32, u32), Vec<f64>, Vec<f64>)>,
+    /// One curve per measured shape.
+    pub shapes: Vec<MoeCurve>,
+}
+
+/// The measured latency of one MoE shape over the step's tokens.
+#[derive(Debug, Clone, Default)]
+pub struct MoeCurve {
+    /// (hidden, expert width, top-k, experts).
+    pub shape: MoeShape,
+    /// Token grid.
+    pub tokens: Vec<f64>,
+    /// Latency over it, µs (one layer).
+    pub lat_us: Vec<f64>,
 }
 
 /// The MoE shape key: (hidden, expert width, top-k, experts).
@@ -399,8 +410,8 @@ impl MoeTable {
     pub fn for_shape(&self, shape: MoeShape) -> Option<(&[f64], &[f64])> {
         self.shapes
             .iter()
-            .find(|(s, _, _)| *s == shape)
-            .map(|(_, t, l)| (t.as_slice(), l.as_slice()))
+            .find(|c| c.shape == shape)
+            .map(|c| (c.tokens.as_slice(), c.lat_us.as_slice()))
     }
 }
 
@@ -437,13 +448,13 @@ fn read_moe(path: &Path) -> Result<MoeTable, String> {
                 path.display()
             ));
         }
-        shapes.push((
+        shapes.push(MoeCurve {
             shape,
-            pts.iter().map(|p| p.0).collect(),
-            pts.iter().map(|p| p.1).collect(),
-        ));
+            tokens: pts.iter().map(|p| p.0).collect(),
+            lat_us: pts.iter().map(|p| p.1).collect(),
+        });
     }
-    shapes.sort_by_key(|(s, _, _)| *s);
+    shapes.sort_by_key(|c| c.shape);
     Ok(MoeTable { shapes })
 }
 

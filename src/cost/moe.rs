@@ -37,7 +37,14 @@
 //! latency, bf16, one GPU, tokens spread evenly) and it holds the model's exact
 //! (hidden, expert width, top-k, experts) shape, the routed experts are interpolated
 //! in it over the step's tokens instead (linear between grid points, proportional
-//! beyond the last), and the MLP group's source is `table`.
+//! beyond the last), and the MLP group's source is `table`. The table measures vLLM's
+//! `fused_experts` (the routed experts only: no router) with AIConfigurator's
+//! `balanced` routing (`balanced_logits` in its collector's `helper.py`: token i goes
+//! to experts (i + j · ⌈E/k⌉) mod E), which touches min(E, T · k) distinct experts,
+//! more than uniform routing's E_d(T) at small T. The measured latency is scaled by
+//! E_d(T) / min(E, T · k), the ratio of expert weights streamed: that is where the
+//! time of a small step goes (memory-bound), and the ratio tends to 1 by the step
+//! sizes where compute matters (T · k ≫ E).
 //!
 //! # Load imbalance
 //!
@@ -222,7 +229,10 @@ impl MoeCost {
             return 0.0;
         }
         let routed = match table {
-            Some((ts, lat)) => super::kernels::interp_linear(ts, lat, tokens),
+            Some((ts, lat)) => {
+                let balanced = (tokens * self.k as f64).min(self.experts as f64);
+                super::kernels::interp_linear(ts, lat, tokens) * self.touched(tokens) / balanced
+            }
             None => self.routed_us(curves, tokens),
         };
         (routed + self.common_us(curves, tokens)) * self.layers * 1e-6

@@ -34,10 +34,12 @@
 //! min(p + 1, C) as under a sliding window ([`chunked_pairs`]). Decode steps keep
 //! the sliding-window sums of [`super::StepShape`] (Σ min(ctx, C)), which the
 //! instance keeps incrementally; the chunked count (ctx − 1) mod C + 1 is never
-//! larger, equal while ctx ≤ C, so window-layer decode attention is an upper bound
-//! that overcounts by at most C − 1 keys per sequence past its first chunk (on
-//! average about half the window for long contexts, under 1 % of Llama 4's decode
-//! attention below 8192 tokens of context: none).
+//! larger and equal while ctx ≤ C, so window-layer decode attention is exact for
+//! contexts within the first chunk (8192 tokens in Llama 4) and an upper bound past
+//! it, by at most C − 1 keys per sequence (on average about C / 2: positions spread
+//! evenly over a chunk attend (C + 1) / 2 keys, against C). Taking the chunked rule
+//! in decode would need the instance to track each sequence's position in its chunk,
+//! which its aggregate context sums (kept in O(1) per step) do not.
 
 use super::kernel_part::KernelPart;
 use super::kernels::KernelTables;
@@ -91,8 +93,11 @@ pub fn dense_params(model: &ModelSpec) -> f64 {
     (model.layer_attn_params() * layers + dense * model.mlp_params(model.intermediate_size)) as f64
 }
 
+/// (n, k) of a GEMM.
+type Nk = (f64, f64);
+
 /// (n, k) of the QKV group's GEMMs and of the output GEMM of an MLA layer.
-fn mla_nk(model: &ModelSpec) -> Option<(Vec<(f64, f64)>, (f64, f64))> {
+fn mla_nk(model: &ModelSpec) -> Option<(Vec<Nk>, Nk)> {
     let a = model.mla.as_ref()?;
     let d = model.hidden_size as f64;
     let h = model.num_heads as f64;
@@ -112,7 +117,7 @@ fn mla_nk(model: &ModelSpec) -> Option<(Vec<(f64, f64)>, (f64, f64))> {
 #[derive(Debug, Clone)]
 pub(super) struct Variant {
     /// MLA: the QKV group's GEMM shapes and the output GEMM's.
-    mla: Option<(Vec<(f64, f64)>, (f64, f64))>,
+    mla: Option<(Vec<Nk>, Nk)>,
     /// Dense-MLP layers over all layers (1 without MoE).
     dense_mlp_frac: f64,
     /// The routed experts' measured token grid and latency (µs, one layer).
@@ -167,8 +172,7 @@ impl Variant {
                 MlpKind::Plain => fs,
             };
             let moe_act = m.act_bytes_per_token + (up_s + fs) * bpe;
-            k.stream_layer[4] =
-                dense_mlp_frac * (up + f) * bpe + (1.0 - dense_mlp_frac) * moe_act;
+            k.stream_layer[4] = dense_mlp_frac * (up + f) * bpe + (1.0 - dense_mlp_frac) * moe_act;
             k.sources[MLP] = match moe_table {
                 Some(_) => Source::Table,
                 None => Source::Roofline,
