@@ -11,7 +11,9 @@ mod deploy;
 mod kernel_part;
 pub mod kernels;
 pub mod parallel;
+pub mod moe;
 pub mod profile;
+pub mod variant;
 
 pub use breakdown::{GroupBreakdown, StepBreakdown};
 pub use deploy::{Deployment, PipelineSchedule};
@@ -281,6 +283,14 @@ pub struct CostModel {
     deploy: Deployment,
     /// Collectives and pipeline of a sharded deployment (`None` on one GPU).
     par: Option<Box<parallel::Parallel>>,
+    /// Attention FLOPs per cached key in decode, summed over full / window layers
+    /// (MLA's absorbed decode differs from its prefill; equal elsewhere).
+    attn_flops_key_full: f64,
+    attn_flops_key_window: f64,
+    /// The MoE MLPs (`None`: a dense model).
+    moe: Option<Box<moe::MoeCost>>,
+    /// Window layers are chunked (Llama 4), not sliding.
+    chunked: bool,
 }
 
 impl CostModel {
@@ -318,13 +328,9 @@ impl CostModel {
                 "expert parallelism is not priced yet".into(),
             ));
         }
-        if model.moe.is_some()
-            || model.mla.is_some()
-            || model.chunked_window
-            || model.quantization.is_some()
-        {
+        if model.quantization.is_some() {
             return Err(CostError::Unsupported(format!(
-                "{} has mixture-of-experts layers, latent or chunked attention or quantised weights, which are not priced yet",
+                "{} has quantised weights, which are not priced yet",
                 model.name
             )));
         }
@@ -342,19 +348,28 @@ impl CostModel {
             (Some(c), Some(m)) => (c, m),
             _ => (1.0, 1.0),
         };
+        let moe = moe::MoeCost::new(model).map(Box::new);
+        let (pair_flops, key_flops) = variant::attn_flops(model);
+        let variant = moe.is_some() || model.mla.is_some();
+        let dense_params = match variant {
+            true => variant::dense_params(model),
+            false => model.dense_params() as f64,
+        };
         let mut cm = CostModel {
             model: model.name.clone(),
             flops_per_s: gpu.peak_flops() * eta_c,
             bytes_per_s: gpu.peak_bandwidth() * eta_m,
             peak_flops: gpu.peak_flops(),
             peak_bw: gpu.peak_bandwidth(),
-            dense_flops_per_token: 2.0 * model.dense_params() as f64,
-            dense_bytes: model.dense_params() as f64 * bpp,
+            dense_flops_per_token: 2.0 * dense_params,
+            dense_bytes: dense_params * bpp,
             head_flops_per_seq: 2.0 * d * v,
             head_bytes: d * v * bpp,
             kv_write_bytes_per_token: kv_layer * model.num_layers as f64,
             attn_flops_pair_full: 4.0 * per_head * model.full_layers() as f64,
             attn_flops_pair_window: 4.0 * per_head * model.window_layers() as f64,
+            attn_flops_key_full: 4.0 * per_head * model.full_layers() as f64,
+            attn_flops_key_window: 4.0 * per_head * model.window_layers() as f64,
             kv_read_full: kv_layer * model.full_layers() as f64,
             kv_read_window: kv_layer * model.window_layers() as f64,
             window: model.sliding_window,
@@ -372,7 +387,15 @@ impl CostModel {
             kernel: None,
             deploy: deploy.clone(),
             par: None,
+            moe,
+            chunked: model.chunked_window,
         };
+        if model.mla.is_some() {
+            cm.attn_flops_pair_full = pair_flops * model.full_layers() as f64;
+            cm.attn_flops_pair_window = pair_flops * model.window_layers() as f64;
+            cm.attn_flops_key_full = key_flops * model.full_layers() as f64;
+            cm.attn_flops_key_window = key_flops * model.window_layers() as f64;
+        }
         if deploy.is_sharded() {
             // The logits are gathered before sampling: the sampler reads them all.
             cm.sampler_bytes_per_seq = 4.0 * whole.vocab_size as f64 * profile.logits_passes;
@@ -492,11 +515,13 @@ impl CostModel {
         }
         for p in &s.prefills {
             let full = Self::chunk_pairs(p.cached, p.new, 0);
-            let win = Self::chunk_pairs(p.cached, p.new, self.window);
+            let win = self.window_pairs(p.cached, p.new);
             g[ATTN_P].flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
             let keys = (p.cached + p.new) as f64;
             let keys_w = if self.window == 0 {
                 keys
+            } else if self.chunked {
+                variant::chunked_keys(p.cached, p.new, self.window)
             } else {
                 keys.min(self.window as f64)
             };
@@ -509,6 +534,11 @@ impl CostModel {
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
         match &self.kernel {
             None => {
+                if let Some(m) = &self.moe {
+                    let w = m.work(tokens);
+                    g[QKV].flops += w.flops;
+                    g[QKV].bytes += w.bytes;
+                }
                 for i in [QKV, HEAD, ATTN_P] {
                     gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
                 }
@@ -520,6 +550,11 @@ impl CostModel {
                         flops: dense.flops * f,
                         bytes: dense.bytes * f,
                     };
+                }
+                if let Some(m) = &self.moe {
+                    let w = m.work(tokens);
+                    g[MLP].flops += w.flops;
+                    g[MLP].bytes += w.bytes;
                 }
                 g[ELEM] = GroupWork {
                     flops: 0.0,
@@ -605,7 +640,7 @@ impl CostModel {
         }
         if fixed.decodes > 0 {
             g[ATTN_D] = GroupWork {
-                flops: self.attn_flops_pair_full * cf + self.attn_flops_pair_window * cw,
+                flops: self.attn_flops_key_full * cf + self.attn_flops_key_window * cw,
                 bytes: self.kv_read_full * cf + self.kv_read_window * cw,
             };
         }
@@ -683,6 +718,16 @@ impl CostModel {
 }
 
 impl CostModel {
+    /// Attended keys of a prefill chunk in one window layer: sliding
+    /// ([`CostModel::chunk_pairs`]) or chunked ([`variant::chunked_pairs`]).
+    fn window_pairs(&self, c: u64, p: u64) -> f64 {
+        if self.chunked && self.window > 0 {
+            variant::chunked_pairs(c, p, self.window)
+        } else {
+            Self::chunk_pairs(c, p, self.window)
+        }
+    }
+
     fn window_len(&self) -> f64 {
         if self.window == 0 {
             f64::INFINITY
