@@ -116,7 +116,14 @@ fn plan_sharded(
     let reserve =
         activation_bytes(&act, batch_tokens, batch_seqs) + profile.non_torch_memory_gib * GIB;
     let kv_layer = rank.kv_bytes_per_token_layer() as f64;
-    let weights = stage_weight_bytes(model, deploy);
+    let weights = if deploy.expert_parallel {
+        // Every GPU of the EP group holds the same: TP shards and E / ep experts.
+        vec![crate::cost::expert_parallel::weight_bytes_per_gpu(
+            model, deploy,
+        )]
+    } else {
+        stage_weight_bytes(model, deploy)
+    };
     let layers = stage_layers(model.num_layers, pp);
     let mut best: Option<(f64, f64, f64)> = None;
     for (i, (&w, &l)) in weights.iter().zip(&layers).enumerate() {
@@ -124,6 +131,15 @@ fn plan_sharded(
         if kv <= 0.0 {
             let stage = if pp > 1 {
                 format!(" of stage {} of {pp} ({l} layers)", i + 1)
+            } else if deploy.expert_parallel {
+                format!(
+                    " (each of the {} GPUs, with {} of the routed experts)",
+                    deploy.gpus(),
+                    model
+                        .moe
+                        .as_ref()
+                        .map_or(0, |m| m.num_experts / deploy.ep_size())
+                )
             } else {
                 String::new()
             };

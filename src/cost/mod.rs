@@ -8,10 +8,11 @@
 
 mod breakdown;
 mod deploy;
+pub mod expert_parallel;
 mod kernel_part;
 pub mod kernels;
-pub mod parallel;
 pub mod moe;
+pub mod parallel;
 pub mod profile;
 pub mod variant;
 
@@ -283,6 +284,8 @@ pub struct CostModel {
     deploy: Deployment,
     /// Collectives and pipeline of a sharded deployment (`None` on one GPU).
     par: Option<Box<parallel::Parallel>>,
+    /// Expert parallelism's MoE work and all-to-all (`None` without it).
+    ep: Option<Box<expert_parallel::ExpertParallel>>,
     /// Attention FLOPs per cached key in decode, summed over full / window layers
     /// (MLA's absorbed decode differs from its prefill; equal elsewhere).
     attn_flops_key_full: f64,
@@ -323,10 +326,11 @@ impl CostModel {
         path: GpuPath,
         deploy: &Deployment,
     ) -> Result<CostModel, CostError> {
-        if deploy.expert_parallel {
-            return Err(CostError::Unsupported(
-                "expert parallelism is not priced yet".into(),
-            ));
+        if deploy.expert_parallel && model.moe_layers() == 0 {
+            return Err(CostError::Unsupported(format!(
+                "expert parallelism needs MoE layers; {} has none",
+                model.name
+            )));
         }
         if model.quantization.is_some() {
             return Err(CostError::Unsupported(format!(
@@ -387,6 +391,7 @@ impl CostModel {
             kernel: None,
             deploy: deploy.clone(),
             par: None,
+            ep: expert_parallel::ExpertParallel::new(model, gpu, deploy).map(Box::new),
             moe,
             chunked: model.chunked_window,
         };
@@ -496,6 +501,13 @@ impl CostModel {
             tokens /= k;
             emitting /= k;
         }
+        // With data-parallel attention one rank's share (1/dp, balanced) of the
+        // union batch is priced; the MoE layers see all of it (`expert_parallel`).
+        let dp = self.dp();
+        if dp > 1.0 {
+            tokens /= dp;
+            emitting /= dp;
+        }
         if tokens > 0.0 {
             g[QKV] = GroupWork {
                 flops: self.dense_flops_per_token * tokens,
@@ -531,10 +543,18 @@ impl CostModel {
             g[ATTN_P].flops /= k;
             g[ATTN_P].bytes /= k;
         }
+        if dp > 1.0 {
+            g[ATTN_P].flops /= dp;
+            g[ATTN_P].bytes /= dp;
+        }
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
         match &self.kernel {
             None => {
-                if let Some(m) = &self.moe {
+                if let Some(e) = &self.ep {
+                    let w = e.work(tokens * dp);
+                    g[QKV].flops += w.flops;
+                    g[QKV].bytes += w.bytes;
+                } else if let Some(m) = &self.moe {
                     let w = m.work(tokens);
                     g[QKV].flops += w.flops;
                     g[QKV].bytes += w.bytes;
@@ -551,7 +571,11 @@ impl CostModel {
                         bytes: dense.bytes * f,
                     };
                 }
-                if let Some(m) = &self.moe {
+                if let Some(e) = &self.ep {
+                    let w = e.work(tokens * dp);
+                    g[MLP].flops += w.flops;
+                    g[MLP].bytes += w.bytes;
+                } else if let Some(m) = &self.moe {
                     let w = m.work(tokens);
                     g[MLP].flops += w.flops;
                     g[MLP].bytes += w.bytes;
@@ -560,7 +584,7 @@ impl CostModel {
                     flops: 0.0,
                     bytes: tokens * kp.stream_bytes_per_token,
                 };
-                kp.price_fixed(self, s, tokens, emitting, k, &mut gs);
+                kp.price_fixed(self, s, tokens, emitting, k * dp, &mut gs);
                 for i in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM] {
                     self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
                 }
@@ -573,7 +597,16 @@ impl CostModel {
             memory_s += gs[COMM];
             transfers_s = p.transfers_s(tokens);
         }
-        let n = s.num_seqs() as f64 / k;
+        if let Some(e) = &self.ep {
+            let (w, t) = e.a2a(tokens * dp);
+            g[COMM].bytes += w.bytes;
+            gs[COMM] += t;
+            memory_s += t;
+        }
+        let mut n = s.num_seqs() as f64 / k;
+        if dp > 1.0 {
+            n /= dp;
+        }
         let busy = s.num_seqs() > 0;
         FixedPart {
             groups: g,
@@ -638,6 +671,10 @@ impl CostModel {
         if k > 1.0 {
             (b, cf, cw) = (b / k, cf / k, cw / k);
         }
+        let dp = self.dp();
+        if dp > 1.0 {
+            (b, cf, cw) = (b / dp, cf / dp, cw / dp);
+        }
         if fixed.decodes > 0 {
             g[ATTN_D] = GroupWork {
                 flops: self.attn_flops_key_full * cf + self.attn_flops_key_window * cw,
@@ -694,15 +731,31 @@ impl CostModel {
     /// the per-sequence part), as [`CostModel::price`] computes them.
     pub fn cpu_s_for(&self, seqs: u64) -> f64 {
         if seqs > 0 {
-            self.cpu_step_s + self.cpu_seq_s * seqs as f64
+            self.cpu_step_s + self.cpu_seq_s_for(seqs)
         } else {
             0.0
         }
     }
 
-    /// The per-sequence part alone of [`CostModel::cpu_s_for`].
+    /// The per-sequence part alone of [`CostModel::cpu_s_for`] (with data-parallel
+    /// attention each rank's engine core schedules its own 1/dp share, concurrently).
     pub fn cpu_seq_s_for(&self, seqs: u64) -> f64 {
-        self.cpu_seq_s * seqs as f64
+        let dp = self.dp();
+        if dp > 1.0 {
+            self.cpu_seq_s * (seqs as f64 / dp)
+        } else {
+            self.cpu_seq_s * seqs as f64
+        }
+    }
+
+    /// Data-parallel attention ranks (1 without).
+    fn dp(&self) -> f64 {
+        self.deploy.data_parallel.max(1) as f64
+    }
+
+    /// The expert-parallel part of the price, if the deployment has one.
+    pub fn expert_parallel(&self) -> Option<&expert_parallel::ExpertParallel> {
+        self.ep.as_deref()
     }
 
     /// Peak FLOP/s the profile achieves (flat profiles; the datasheet peak otherwise).
