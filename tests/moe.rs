@@ -110,6 +110,13 @@ fn weights_read_go_from_k_experts_to_all() {
     // FLOPs: 2 · T · (k · 96 + 32).
     assert_eq!(m.work(3.0).flops, 2.0 * 3.0 * (2.0 * 96.0 + 32.0));
     assert_eq!(m.work(0.0).bytes, 0.0);
+    // A shared expert of width 4 (3 · 8 · 4 = 96 params) is read and computed by every
+    // step and token: T = 1 reads 2 routed + 1 shared expert + the router.
+    let mut shared = tiny_moe();
+    shared.moe.as_mut().unwrap().shared_expert_intermediate_size = 4;
+    let m = MoeCost::new(&shared).unwrap();
+    assert_eq!(m.work(1.0).bytes, (3.0 * 96.0 + 32.0) * 2.0);
+    assert_eq!(m.work(1.0).flops, 2.0 * (3.0 * 96.0 + 32.0));
 }
 
 #[test]
@@ -299,8 +306,19 @@ fn price_is_monotone_in_the_step_tokens() {
     let flat = profile(0.0, 0.0, 0.0);
     let gpu = load_gpu("h100-sxm", None, "test", "gpu").unwrap();
     let l4 = load_gpu("l4", None, "test", "gpu").unwrap();
+    // DeepSeek-like: MLA with a compressed query, a dense first layer, a shared expert.
+    let mut deepseek = tiny_mla();
+    deepseek.num_layers = 3;
+    deepseek.mla.as_mut().unwrap().q_lora_rank = 4;
+    deepseek.moe = Some(MoeSpec {
+        shared_expert_intermediate_size: 4,
+        first_dense_layers: 1,
+        ..tiny_moe().moe.unwrap()
+    });
+    deepseek.mlp = MlpKind::Gated;
     let models = [
         tiny_moe(),
+        deepseek,
         fixture("mixtral-8x7b.toml"),
         fixture("qwen3-30b-a3b.toml"),
     ];

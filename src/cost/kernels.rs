@@ -25,6 +25,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod moe_table;
+pub use moe_table::{MoeCurve, MoeShape, MoeTable};
+
 /// The directory of the kernel tables and curves: `$INFERSIM_KERNELS` if set, else
 /// `calibration/kernels` of the source tree this binary was built from.
 pub fn kernels_dir() -> PathBuf {
@@ -438,83 +441,6 @@ pub fn interp_log(xs: &[f64], ys: &[f64], x: f64) -> f64 {
     ((1.0 - t) * ys[i] + t * ys[hi]) * scale
 }
 
-/// Measured latency of the routed experts of one MoE layer (vLLM's fused MoE
-/// kernels: gate and up GEMM, activation, down GEMM, top-k sum), bf16, one GPU,
-/// tokens spread evenly over the experts, per (hidden, expert width, top-k,
-/// experts) shape over the step's tokens.
-#[derive(Debug, Clone, Default)]
-pub struct MoeTable {
-    /// One curve per measured shape.
-    pub shapes: Vec<MoeCurve>,
-}
-
-/// The measured latency of one MoE shape over the step's tokens.
-#[derive(Debug, Clone, Default)]
-pub struct MoeCurve {
-    /// (hidden, expert width, top-k, experts).
-    pub shape: MoeShape,
-    /// Token grid.
-    pub tokens: Vec<f64>,
-    /// Latency over it, µs (one layer).
-    pub lat_us: Vec<f64>,
-}
-
-/// The MoE shape key: (hidden, expert width, top-k, experts).
-pub type MoeShape = (u64, u64, u32, u32);
-
-impl MoeTable {
-    /// The token grid and latencies (µs) of one shape, if measured.
-    pub fn for_shape(&self, shape: MoeShape) -> Option<(&[f64], &[f64])> {
-        self.shapes
-            .iter()
-            .find(|c| c.shape == shape)
-            .map(|c| (c.tokens.as_slice(), c.lat_us.as_slice()))
-    }
-}
-
-/// Reads `moe.csv` (columns num_tokens, hidden_size, inter_size, topk, num_experts,
-/// latency_us).
-fn read_moe(path: &Path) -> Result<MoeTable, String> {
-    let (h, rows) = read_csv(path)?;
-    let c = [
-        col(&h, "num_tokens", path)?,
-        col(&h, "hidden_size", path)?,
-        col(&h, "inter_size", path)?,
-        col(&h, "topk", path)?,
-        col(&h, "num_experts", path)?,
-        col(&h, "latency_us", path)?,
-    ];
-    let mut by: Vec<(MoeShape, Vec<(f64, f64)>)> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        let mut v = [0.0; 6];
-        for (j, &ci) in c.iter().enumerate() {
-            v[j] = num(r.get(ci).map(String::as_str).unwrap_or(""), path, i + 2)?;
-        }
-        let shape = (v[1] as u64, v[2] as u64, v[3] as u32, v[4] as u32);
-        match by.iter_mut().find(|(s, _)| *s == shape) {
-            Some((_, pts)) => pts.push((v[0], v[5])),
-            None => by.push((shape, vec![(v[0], v[5])])),
-        }
-    }
-    let mut shapes = Vec::new();
-    for (shape, mut pts) in by {
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if pts.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(format!(
-                "{}: shape {shape:?}: repeated num_tokens",
-                path.display()
-            ));
-        }
-        shapes.push(MoeCurve {
-            shape,
-            tokens: pts.iter().map(|p| p.0).collect(),
-            lat_us: pts.iter().map(|p| p.1).collect(),
-        });
-    }
-    shapes.sort_by_key(|c| c.shape);
-    Ok(MoeTable { shapes })
-}
-
 impl KernelTables {
     /// Reads the tables of one GPU from `dir`.
     pub fn read(gpu: &str, dir: &Path) -> Result<KernelTables, CostError> {
@@ -543,7 +469,7 @@ impl KernelTables {
         };
         let moe_path = dir.join("moe.csv");
         let moe = match moe_path.exists() {
-            true => Some(read_moe(&moe_path)?),
+            true => Some(moe_table::read_moe(&moe_path)?),
             false => None,
         };
         Ok(KernelTables {
