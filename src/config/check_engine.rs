@@ -178,7 +178,6 @@ impl Checker<'_> {
                 .unwrap_or_default(),
             expert_parallel: e.enable_expert_parallel.unwrap_or(false),
             data_parallel: e.data_parallel_size.unwrap_or(1),
-            ..Deployment::default()
         };
         if let Some(m) = model {
             for (field, msg) in layout_errors(m, gpu, &deploy) {
