@@ -226,3 +226,23 @@ fn deepseek_v3_bf16_does_not_fit_on_one_h200_node() {
     let h200 = load_gpu("h200", None, "test", "gpu").unwrap();
     assert!(experts > h200.memory_bytes());
 }
+
+#[test]
+fn dp_ep_fast_forward_equals_step_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = qwen_experiment(
+        dir.path(),
+        2,
+        "enable_expert_parallel = true\ndata_parallel_size = 2",
+    );
+    let mut out = Vec::new();
+    for (name, extra) in [("ff", None), ("sbs", Some("--step-by-step"))] {
+        let o = dir.path().join(name);
+        let mut args = vec!["run", &f, "--out", o.to_str().unwrap(), "--quiet"];
+        args.extend(extra);
+        let (code, _, err) = infersim_bin(&args, &[]);
+        assert_eq!(code, 0, "{err}");
+        out.push(std::fs::read(o.join("summary.json")).unwrap());
+    }
+    assert_eq!(out[0], out[1]);
+}
