@@ -1009,6 +1009,20 @@ fn expert_parallel_cases() -> Vec<Case> {
             16,
             "enable_expert_parallel = true\ndata_parallel_size = 16",
         ),
+        Case {
+            name: "ep-deepseek-v3-bf16-over-8-h200",
+            text: BASE
+                .replace("gpu = \"a100-80gb\"", "gpu = \"h200\"\nnum_gpus = 8")
+                .replace(
+                    "model = \"llama-3.1-8b\"",
+                    "model = \"ds.toml\"\nenable_expert_parallel = true\ndata_parallel_size = 8",
+                ),
+            files: vec![(
+                "ds.toml",
+                std::fs::read(root.join("tests/fixtures/ep/deepseek-v3-bf16.toml")).unwrap(),
+            )],
+            args: vec!["validate", "{f}"],
+        },
         moe(
             "ep-with-pipeline",
             4,

@@ -143,11 +143,24 @@ fn plan_sharded(
             } else {
                 String::new()
             };
+            let (field, layout) = match deploy.expert_parallel {
+                true => (
+                    "engine.enable_expert_parallel",
+                    format!(
+                        "tensor_parallel_size {tp}, data_parallel_size {} and expert parallelism",
+                        deploy.data_parallel
+                    ),
+                ),
+                false => (
+                    "engine.tensor_parallel_size",
+                    format!("tensor_parallel_size {tp} and pipeline_parallel_size {pp}"),
+                ),
+            };
             return Err(ConfigError::new(
                 file,
-                "engine.tensor_parallel_size",
+                field,
                 format!(
-                    "{} with tensor_parallel_size {tp} and pipeline_parallel_size {pp} does not fit on {} at gpu_memory_utilization {util}: per GPU{stage}, weights {:.2} GiB + activations and runtime {:.2} GiB exceed the {:.2} GiB budget by {:.2} GiB; use more GPUs per instance",
+                    "{} with {layout} does not fit on {} at gpu_memory_utilization {util}: per GPU{stage}, weights {:.2} GiB + activations and runtime {:.2} GiB exceed the {:.2} GiB budget by {:.2} GiB; use more GPUs per instance",
                     model.name,
                     gpu.label(),
                     w / GIB,
