@@ -533,12 +533,8 @@ impl CostModel {
     }
 
     /// Whether a group's work sits under the compute roof rather than the memory roof
-    /// (datasheet peaks): FLOPs / peak FLOP/s > bytes / peak bandwidth.
-    fn compute_bound(&self, w: &GroupWork) -> bool {
-        self.compute_bound_at(w, self.peak_flops)
-    }
-
-    /// [`CostModel::compute_bound`] under a compute roof of `peak_flops`.
+    /// (datasheet peaks, `peak_flops` being the dense GEMMs' weight format's for them):
+    /// FLOPs / peak FLOP/s > bytes / peak bandwidth.
     fn compute_bound_at(&self, w: &GroupWork, peak_flops: f64) -> bool {
         w.flops / peak_flops > w.bytes / self.peak_bw
     }
