@@ -576,8 +576,66 @@ fn cases() -> Vec<Case> {
     v.extend(shared_context_cases());
     v.extend(front_end_cases());
     v.extend(hf_config_cases());
+    v.extend(quantization_cases());
     v.sort_by_key(|c| c.name);
     v
+}
+
+/// `engine.quantization` and `engine.kv_cache_dtype`.
+fn quantization_cases() -> Vec<Case> {
+    let q = |v: &str| {
+        edit(
+            "max_model_len = 4096",
+            &format!("max_model_len = 4096\n{v}"),
+        )
+    };
+    vec![
+        case("quantization-unknown-method", q("quantization = \"int3\"")),
+        case(
+            "quantization-compressed-tensors",
+            q("quantization = \"compressed-tensors\""),
+        ),
+        case(
+            "quantization-kv-cache-dtype-unknown",
+            q("kv_cache_dtype = \"int8\""),
+        ),
+        case(
+            "quantization-fp8-on-turing",
+            q("quantization = \"fp8\"").replace("gpu = \"a100-80gb\"", "gpu = \"t4\""),
+        ),
+        case(
+            "quantization-mxfp4-on-a-dense-model",
+            q("quantization = \"mxfp4\""),
+        ),
+        Case {
+            name: "quantization-does-not-match-the-checkpoint",
+            text: q("quantization = \"awq\"")
+                .replace("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                model_spec("hf_repo = ", "quantization = \"fp8\"\nhf_repo = "),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "quantization-checkpoint-format-not-priced",
+            text: edit("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                model_spec("hf_repo = ", "quantization = \"gguf\"\nhf_repo = "),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "quantization-gpu-spec-negative-fp8-rate",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                gpu_spec("fp8_tflops = 0.0", "fp8_tflops = -1.0"),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+    ]
 }
 
 /// Shared prefixes, sessions and traces that name them.

@@ -159,6 +159,12 @@ struct StepTimeArgs {
     /// measured kernel tables (to compare the two).
     #[arg(long)]
     roofline: bool,
+    /// Weights' quantization method, vLLM's name (default: the checkpoint's own).
+    #[arg(long)]
+    quantization: Option<String>,
+    /// KV-cache dtype, vLLM's name (`auto`, `fp8`, `fp8_e4m3`, `fp8_e5m2`).
+    #[arg(long, default_value = "auto")]
+    kv_cache_dtype: String,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -469,7 +475,26 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     } else {
         crate::cost::GpuPath::Auto
     };
-    let cm = CostModel::with_path(&model, &gpu, &profile, path)?;
+    let quantization = crate::cost::quant::resolve(&model, &gpu, a.quantization.as_deref())
+        .map_err(|m| ConfigError::new(src, "--quantization", m))?;
+    let kv_cache_dtype = crate::cost::quant::KvCacheDtype::from_name(&a.kv_cache_dtype)
+        .ok_or_else(|| {
+            ConfigError::new(
+                src,
+                "--kv-cache-dtype",
+                format!(
+                    "got {:?}, allowed: {}",
+                    a.kv_cache_dtype,
+                    crate::config::reference::quoted_list(crate::cost::quant::KV_CACHE_DTYPES)
+                ),
+            )
+        })?;
+    let deploy = crate::cost::Deployment {
+        quantization,
+        kv_cache_dtype,
+        ..crate::cost::Deployment::default()
+    };
+    let cm = CostModel::for_deployment(&model, &gpu, &profile, path, &deploy)?;
     let b = cm.explain(&shape);
     if a.json {
         let mut v = serde_json::to_value(&b).expect("serialises");

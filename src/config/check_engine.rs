@@ -3,9 +3,10 @@
 //! batch limits must agree with each other, and the instance must fit in memory.
 
 use super::check::{Checker, Eng};
-use super::memory::plan_memory;
+use super::memory::{kv_bytes_per_token, plan_memory};
 use super::raw::RawEngine;
 use super::schema::{quoted_list, POLICIES, STACKS};
+use crate::cost::quant::KvCacheDtype;
 use crate::cost::Deployment;
 use crate::kv::KvGeometry;
 use crate::policy::Policy;
@@ -97,7 +98,22 @@ impl Checker<'_> {
         else {
             return (None, hint);
         };
-        let deploy = Deployment::default();
+        let deploy = match crate::cost::quant::resolve(&model, gpu, e.quantization.as_deref()) {
+            Ok(quantization) => Deployment {
+                quantization,
+                kv_cache_dtype: e
+                    .kv_cache_dtype
+                    .as_deref()
+                    .and_then(KvCacheDtype::from_name)
+                    .unwrap_or_default(),
+                ..Deployment::default()
+            },
+            Err(msg) => {
+                self.err("engine.quantization", msg);
+                return (None, hint);
+            }
+        };
+        let kv_token = kv_bytes_per_token(&model, &deploy);
         let mem = match plan_memory(
             &model, gpu, &profile, util, block_size, tokens, seqs, &deploy, self.file,
         ) {
@@ -117,15 +133,15 @@ impl Checker<'_> {
             }
             // More tokens than the memory left after the weights can hold is not a
             // cache any GPU has.
-            Some(t) if t as f64 * model.kv_bytes_per_token() as f64 > mem.budget - mem.weights => {
+            Some(t) if t as f64 * kv_token as f64 > mem.budget - mem.weights => {
                 self.err(
                     "engine.kv_cache_tokens",
                     format!(
                         "got {t}, allowed: at most {} tokens ({:.2} GiB left after {:.2} GiB of weights at {} KiB per token)",
-                        ((mem.budget - mem.weights) / model.kv_bytes_per_token() as f64) as u64,
+                        ((mem.budget - mem.weights) / kv_token as f64) as u64,
                         (mem.budget - mem.weights) / GIB,
                         mem.weights / GIB,
-                        model.kv_bytes_per_token() / 1024
+                        kv_token / 1024
                     ),
                 );
                 return (None, hint);

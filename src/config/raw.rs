@@ -151,6 +151,12 @@ pub struct RawEngine {
     /// Settings of the static policy.
     #[serde(default, rename = "static")]
     pub static_: Option<RawStatic>,
+    /// Weights' quantization method, vLLM's name (default: the checkpoint's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// KV-cache element type, vLLM's name (default `auto`: the model's dtype).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_dtype: Option<String>,
 }
 
 /// `[engine.continuous]`.

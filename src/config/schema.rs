@@ -449,6 +449,15 @@ const ENGINE_SETTINGS: &[Key] = &[
         .example("{ batch_size = 32 }")
         .doc("Settings of the static policy.")
         .only(&[policy(&["static"], "only \"static\"")]),
+    // Number formats (quantisation; see the README's "Quantisation").
+    key("quantization", Kind::Str(crate::cost::quant::METHODS))
+        .default_is("the checkpoint's own format (16-bit when it has none)")
+        .example("\"fp8\"")
+        .doc("Weights' quantization method, vLLM's `--quantization` name: fp8 (W8A8 on FP8 tensor cores, W8A16 on Ampere), awq / awq_marlin / gptq / gptq_marlin / bitsandbytes (int4 weight-only), modelopt_fp4 (NVFP4), mxfp4 (MoE experts)."),
+    key("kv_cache_dtype", Kind::Str(crate::cost::quant::KV_CACHE_DTYPES))
+        .default_is("\"auto\"")
+        .example("\"fp8\"")
+        .doc("KV-cache element type, vLLM's `--kv-cache-dtype`: auto (the model's dtype) or an fp8 format (1 byte per element)."),
 ];
 
 /// `a` followed by `b` (`N` = their total length), at compile time.

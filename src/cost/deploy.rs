@@ -17,6 +17,10 @@ pub struct Deployment {
     /// Whether a MoE layer's experts are spread over the GPUs of the instance
     /// (expert parallelism) instead of each expert being split by tensor parallelism.
     pub expert_parallel: bool,
+    /// The weights' `quantization` method (`None`: the model's own dtype).
+    pub quantization: Option<super::quant::Quantization>,
+    /// The KV cache's element type (`kv_cache_dtype`).
+    pub kv_cache_dtype: super::quant::KvCacheDtype,
 }
 
 impl Default for Deployment {
@@ -25,6 +29,8 @@ impl Default for Deployment {
             tensor_parallel: 1,
             pipeline_parallel: 1,
             expert_parallel: false,
+            quantization: None,
+            kv_cache_dtype: super::quant::KvCacheDtype::Auto,
         }
     }
 }
@@ -33,6 +39,12 @@ impl Deployment {
     /// GPUs one instance occupies: tensor-parallel size × pipeline stages.
     pub fn gpus(&self) -> u32 {
         self.tensor_parallel * self.pipeline_parallel
+    }
+
+    /// Whether it runs on one GPU without expert parallelism (its number formats
+    /// aside).
+    pub fn is_single_gpu(&self) -> bool {
+        self.gpus() == 1 && !self.expert_parallel
     }
 
     /// Whether this is the single-GPU, spec-dtype default.

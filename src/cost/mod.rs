@@ -11,6 +11,7 @@ mod deploy;
 mod kernel_part;
 pub mod kernels;
 pub mod profile;
+pub mod quant;
 
 pub use breakdown::{GroupBreakdown, StepBreakdown};
 pub use deploy::Deployment;
@@ -243,6 +244,10 @@ pub struct CostModel {
     bytes_per_s: f64,
     peak_flops: f64,
     peak_bw: f64,
+    /// FLOP/s of the dense GEMMs in their weight format (flat profiles; equal to
+    /// `flops_per_s` in 16 bits) and its datasheet peak.
+    dense_flops_per_s: f64,
+    dense_peak_flops: f64,
     dense_flops_per_token: f64,
     dense_bytes: f64,
     head_flops_per_seq: f64,
@@ -302,27 +307,24 @@ impl CostModel {
         path: GpuPath,
         deploy: &Deployment,
     ) -> Result<CostModel, CostError> {
-        if !deploy.is_default() {
+        if !deploy.is_single_gpu() {
             return Err(CostError::Unsupported(format!(
                 "{} GPUs per instance (tensor or pipeline parallelism) are not priced yet",
                 deploy.gpus()
             )));
         }
-        if model.moe.is_some()
-            || model.mla.is_some()
-            || model.chunked_window
-            || model.quantization.is_some()
-        {
+        if model.moe.is_some() || model.mla.is_some() || model.chunked_window {
             return Err(CostError::Unsupported(format!(
-                "{} has mixture-of-experts layers, latent or chunked attention or quantised weights, which are not priced yet",
+                "{} has mixture-of-experts layers or latent or chunked attention, which are not priced yet",
                 model.name
             )));
         }
+        let qf = quant::CostFormats::new(model, gpu, deploy)?;
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
         let v = model.vocab_size as f64;
         let per_head = (model.num_heads as u64 * model.head_dim) as f64;
-        let kv_layer = model.kv_bytes_per_token_layer() as f64;
+        let kv_layer = qf.kv_layer as f64;
         let (eta_c, eta_m) = match (profile.eta_compute, profile.eta_bandwidth) {
             (Some(c), Some(m)) => (c, m),
             _ => (1.0, 1.0),
@@ -330,11 +332,13 @@ impl CostModel {
         let mut cm = CostModel {
             model: model.name.clone(),
             flops_per_s: gpu.peak_flops() * eta_c,
+            dense_flops_per_s: qf.gemm.map_or(gpu.peak_flops(), |f| f.peak_flops) * eta_c,
+            dense_peak_flops: qf.gemm.map_or(gpu.peak_flops(), |f| f.peak_flops),
             bytes_per_s: gpu.peak_bandwidth() * eta_m,
             peak_flops: gpu.peak_flops(),
             peak_bw: gpu.peak_bandwidth(),
             dense_flops_per_token: 2.0 * model.dense_params() as f64,
-            dense_bytes: model.dense_params() as f64 * bpp,
+            dense_bytes: qf.dense_bytes(model),
             head_flops_per_seq: 2.0 * d * v,
             head_bytes: d * v * bpp,
             kv_write_bytes_per_token: kv_layer * model.num_layers as f64,
@@ -360,7 +364,7 @@ impl CostModel {
         if profile.is_flat() {
             return Ok(cm);
         }
-        cm.kernel = Some(Box::new(KernelPart::new(model, gpu, path)?));
+        cm.kernel = Some(Box::new(KernelPart::new(model, gpu, path, &qf)?));
         Ok(cm)
     }
 
@@ -458,7 +462,9 @@ impl CostModel {
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
         match &self.kernel {
             None => {
-                for i in [QKV, HEAD, ATTN_P] {
+                let dense = self.dense_flops_per_s;
+                gs[QKV] = self.roofline_at(&g[QKV], dense, &mut compute_s, &mut memory_s);
+                for i in [HEAD, ATTN_P] {
                     gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
                 }
             }
@@ -504,7 +510,18 @@ impl CostModel {
 
     /// Adds a group's time at the roof that binds it (flat roofline).
     fn roofline(&self, w: &GroupWork, compute_s: &mut f64, memory_s: &mut f64) -> f64 {
-        let tc = w.flops / self.flops_per_s;
+        self.roofline_at(w, self.flops_per_s, compute_s, memory_s)
+    }
+
+    /// [`CostModel::roofline`] at `flops_per_s` (the dense GEMMs' in their format).
+    fn roofline_at(
+        &self,
+        w: &GroupWork,
+        flops_per_s: f64,
+        compute_s: &mut f64,
+        memory_s: &mut f64,
+    ) -> f64 {
+        let tc = w.flops / flops_per_s;
         let tm = w.bytes / self.bytes_per_s;
         if tc > tm {
             *compute_s += tc;
@@ -516,9 +533,10 @@ impl CostModel {
     }
 
     /// Whether a group's work sits under the compute roof rather than the memory roof
-    /// (datasheet peaks): FLOPs / peak FLOP/s > bytes / peak bandwidth.
-    fn compute_bound(&self, w: &GroupWork) -> bool {
-        w.flops / self.peak_flops > w.bytes / self.peak_bw
+    /// (datasheet peaks, `peak_flops` being the dense GEMMs' weight format's for them):
+    /// FLOPs / peak FLOP/s > bytes / peak bandwidth.
+    fn compute_bound_at(&self, w: &GroupWork, peak_flops: f64) -> bool {
+        w.flops / peak_flops > w.bytes / self.peak_bw
     }
 
     /// Adds a kernel-model group's time to the compute or memory part by its bound.
@@ -530,7 +548,12 @@ impl CostModel {
         compute_s: &mut f64,
         memory_s: &mut f64,
     ) {
-        if self.compute_bound(&g[i]) {
+        let peak = if i <= MLP {
+            self.dense_peak_flops
+        } else {
+            self.peak_flops
+        };
+        if self.compute_bound_at(&g[i], peak) {
             *compute_s += gs[i];
         } else {
             *memory_s += gs[i];
