@@ -704,6 +704,9 @@ fn cmd_bench(
             }
         }
         println!("sweep of 64 points ({n1} requests): {t1:.2} s on 1 thread, {tn:.2} s on {threads} threads: speed-up {:.2}x", t1 / tn);
+        for line in crate::bench::target_lines(&rows) {
+            println!("{line}");
+        }
     }
     Ok(())
 }
