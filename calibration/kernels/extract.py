@@ -8,7 +8,7 @@ Offline step, not part of the build or the tests. Usage (see README.md here):
     pip install pyarrow pandas
     python3 calibration/kernels/extract.py --src /tmp/aic/core/aiconfigurator_core
 
-Writes calibration/kernels/<gpu>/{gemm,context_attention,generation_attention,allreduce}.csv
+Writes calibration/kernels/<gpu>/{gemm,context_attention,generation_attention,allreduce,moe}.csv
 and meta.toml for each GPU below, deterministically (same input, same bytes), and prints
 the plausibility checks of README.md (achieved % of peak, monotonicity).
 """
@@ -184,6 +184,34 @@ def allreduce_table(df):
     return d.sort_values(["num_gpus", "message_size"]), kern, impl
 
 
+MOE_SHAPE = ["hidden_size", "inter_size", "topk", "num_experts"]
+
+
+def moe_table(df):
+    """bf16 routed experts on one GPU (no TP, no EP), tokens spread evenly ("balanced"):
+    per (hidden, inter, topk, experts) shape, the kernel with the most rows (ties: the
+    first by name), full num_tokens grids only, the median of repeated points."""
+    d = df[(df.moe_dtype == "bfloat16") & (df.moe_tp_size == 1) & (df.moe_ep_size == 1)
+           & (df.distribution == "balanced")]
+    if d.empty:
+        return None
+    grid = sorted(d.num_tokens.unique())
+    parts, kernels, dropped = [], {}, []
+    for shape, g in d.groupby(MOE_SHAPE):
+        kern = sorted(g.kernel_source.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        g = g[g.kernel_source == kern].groupby("num_tokens", as_index=False).latency.median()
+        name = "x".join(str(int(x)) for x in shape)
+        if sorted(g.num_tokens) != grid:
+            dropped.append(name)
+            continue
+        for c, x in zip(MOE_SHAPE, shape):
+            g[c] = int(x)
+        kernels.setdefault(kern, []).append(name)
+        parts.append(g)
+    out = pd.concat(parts).sort_values(MOE_SHAPE + ["num_tokens"])
+    return out, grid, kernels, dropped
+
+
 def monotonic(d, group, axis, small=None):
     """(pairs, decreases, decreases by more than 5 %, of those at axis <= small) of latency
     along `axis` at fixed `group`."""
@@ -324,6 +352,29 @@ def main():
             algbw = 2 * top.message_size / (top.latency * 1e-3) / 1e9
             print(f"{gpu}: all-reduce {n} GPUs, {2 * int(top.message_size) >> 20} MiB: {top.latency * 1000:.0f} us, "
                   f"bus bandwidth {algbw * 2 * (n - 1) / n:.0f} GB/s ({b} {v}, {', '.join(kern)})")
+        # MoE routed experts (bf16), from the moe tables.
+        pk = pick(sysdir, "moe", "moe_perf.parquet")
+        res = moe_table(pq.read_table(pk[2]).to_pandas()) if pk is not None else None
+        if res is None:
+            print(f"{gpu}: no bf16 balanced single-GPU MoE rows; MoE layers priced on the curves")
+        else:
+            b, v, path = pk
+            d, grid, kernels, dropped = res
+            with open(os.path.join(odir, "moe.csv"), "w") as f:
+                f.write("num_tokens,hidden_size,inter_size,topk,num_experts,latency_us\n")
+                for r in d.itertuples():
+                    f.write(f"{r.num_tokens},{r.hidden_size},{r.inter_size},{r.topk},{r.num_experts},{fmt(r.latency * 1000.0)}\n")
+            meta += ["", "[[table]]", 'file = "moe.csv"', 'dtype = "bf16"', f'backend = "{b}"',
+                     f'backend_version = "{v}"', f"kernel_source = {sorted(kernels)}",
+                     f'source = "{os.path.relpath(path, a.src)}"', f'collection_status = "{status(path)}"',
+                     'distribution = "balanced"', "moe_tp_size = 1", "moe_ep_size = 1",
+                     f"rows = {len(d)}", f"num_tokens = {[int(x) for x in grid]}",
+                     f"shapes = {sum(len(x) for x in kernels.values())}  # hidden x inter x topk x experts",
+                     f"dropped_shapes = {dropped}"]
+            for kern, names in sorted(kernels.items()):
+                meta.append(f'# {kern}: {", ".join(names)}')
+            print(f"{gpu}: MoE {len(d)} rows, {sum(len(x) for x in kernels.values())} shapes ({b} {v}); "
+                  + mono_words("latency along num_tokens", monotonic(d, MOE_SHAPE, "num_tokens")))
         with open(os.path.join(odir, "meta.toml"), "w") as f:
             f.write("# Provenance of the tables in this folder (written by ../extract.py).\n" + "\n".join(meta) + "\n")
 

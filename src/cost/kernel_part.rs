@@ -24,6 +24,10 @@ pub(super) struct KernelPart {
     pub(super) dense_shares: [f64; 3],
     /// Attention FLOPs per attended (query, key) pair in one layer (4 · heads · d).
     pub(super) pair_flops: f64,
+    /// Decode attention FLOPs per cached key in one layer (the pair's, but MLA's).
+    pub(super) key_flops: f64,
+    /// MoE MLPs or latent attention (`None`: a dense model, ordinary attention).
+    pub(super) variant: Option<Box<super::variant::Variant>>,
     /// K and V bytes per cached key in one layer.
     pub(super) key_bytes: f64,
     /// The LM head's m grid and latency (µs).
@@ -181,13 +185,15 @@ impl KernelPart {
             (up + f) * bpe,
         ];
         let stream_step = [2.0 * d * bpe, 4.0 * d * bpe];
-        KernelPart {
+        let mut k = KernelPart {
             curves,
             dense,
             gemm_nk,
             gemm_fmt,
             head_nk,
             pair_flops: 4.0 * q,
+            key_flops: 4.0 * q,
+            variant: None,
             key_bytes: qf.kv_layer as f64,
             dense_shares: {
                 let w: Vec<f64> = gemm_nk.iter().map(|(n, k)| n * k).collect();
@@ -203,7 +209,9 @@ impl KernelPart {
             stream_step,
             sources,
             describe: String::new(),
-        }
+        };
+        super::variant::Variant::adjust(model, tables, qf, &mut k);
+        k
     }
 
     /// Fills the group seconds of everything but decode attention and the sampler.
@@ -234,6 +242,9 @@ impl KernelPart {
                     gs[MLP] = (g(self.gemm_nk[2]) + g(self.gemm_nk[3])) * 1e-6;
                 }
             }
+            if let Some(v) = &self.variant {
+                v.price_dense(self, cm, tokens, gs);
+            }
             let mut us = 0.0;
             for b in self.stream_layer {
                 us += self.curves.stream_us(tokens * b) * cm.layers;
@@ -254,7 +265,7 @@ impl KernelPart {
         for p in &s.prefills {
             let len = (p.cached + p.new) as f64;
             let full = CostModel::chunk_pairs(p.cached, p.new, 0);
-            let win = CostModel::chunk_pairs(p.cached, p.new, cm.window);
+            let win = cm.window_pairs(p.cached, p.new);
             match &self.prefill {
                 Some((lens, lat)) => {
                     // The table prices a whole prompt of `len` tokens; a chunk on top
@@ -295,7 +306,7 @@ impl KernelPart {
                 let layer = |ctx: u64, layers: f64| {
                     let keys = ctx as f64;
                     self.curves
-                        .decode_attn_us(self.key_bytes * keys, self.pair_flops * keys)
+                        .decode_attn_us(self.key_bytes * keys, self.key_flops * keys)
                         * layers
                 };
                 layer(ctx_full, cm.full_layers) + layer(ctx_window, cm.window_layers)

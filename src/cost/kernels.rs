@@ -25,6 +25,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod moe_table;
+pub use moe_table::{MoeCurve, MoeShape, MoeTable};
+
 /// The directory of the kernel tables and curves: `$INFERSIM_KERNELS` if set, else
 /// `calibration/kernels` of the source tree this binary was built from.
 pub fn kernels_dir() -> PathBuf {
@@ -219,6 +222,8 @@ pub struct KernelTables {
     pub generation_attention: AttnTables,
     /// Shortest measured kernel in the tables (the GPU's small-kernel floor), µs.
     pub min_kernel_us: f64,
+    /// bf16 routed experts of a MoE layer (`moe.csv`), where measured.
+    pub moe: Option<MoeTable>,
     /// Where the tables came from (meta.toml's text).
     pub provenance: String,
 }
@@ -399,6 +404,11 @@ impl KernelTables {
             .copied()
             .fold(f64::INFINITY, f64::min);
         let provenance = std::fs::read_to_string(dir.join("meta.toml")).unwrap_or_default();
+        let moe_path = dir.join("moe.csv");
+        let moe = match moe_path.exists() {
+            true => Some(moe_table::read_moe(&moe_path)?),
+            false => None,
+        };
         Ok(KernelTables {
             gpu: gpu.to_string(),
             gemm_bf16,
@@ -406,6 +416,7 @@ impl KernelTables {
             context_attention,
             generation_attention,
             min_kernel_us,
+            moe,
             provenance,
         })
     }

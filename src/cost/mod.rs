@@ -10,8 +10,10 @@ mod breakdown;
 mod deploy;
 mod kernel_part;
 pub mod kernels;
+pub mod moe;
 pub mod profile;
 pub mod quant;
+pub mod variant;
 
 pub use breakdown::{GroupBreakdown, StepBreakdown};
 pub use deploy::Deployment;
@@ -275,6 +277,14 @@ pub struct CostModel {
     kernel: Option<Box<KernelPart>>,
     /// The layout and formats it prices.
     deploy: Deployment,
+    /// Attention FLOPs per cached key in decode, summed over full / window layers
+    /// (MLA's absorbed decode differs from its prefill; equal elsewhere).
+    attn_flops_key_full: f64,
+    attn_flops_key_window: f64,
+    /// The MoE MLPs (`None`: a dense model).
+    moe: Option<Box<moe::MoeCost>>,
+    /// Window layers are chunked (Llama 4), not sliding.
+    chunked: bool,
 }
 
 impl CostModel {
@@ -313,12 +323,6 @@ impl CostModel {
                 deploy.gpus()
             )));
         }
-        if model.moe.is_some() || model.mla.is_some() || model.chunked_window {
-            return Err(CostError::Unsupported(format!(
-                "{} has mixture-of-experts layers or latent or chunked attention, which are not priced yet",
-                model.name
-            )));
-        }
         let qf = quant::CostFormats::new(model, gpu, deploy)?;
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
@@ -329,6 +333,13 @@ impl CostModel {
             (Some(c), Some(m)) => (c, m),
             _ => (1.0, 1.0),
         };
+        let moe = moe::MoeCost::new(model).map(|m| Box::new(m.with_format(qf.experts)));
+        let (pair_flops, key_flops) = variant::attn_flops(model);
+        let variant = moe.is_some() || model.mla.is_some();
+        let dense_params = match variant {
+            true => variant::dense_params(model),
+            false => model.dense_params() as f64,
+        };
         let mut cm = CostModel {
             model: model.name.clone(),
             flops_per_s: gpu.peak_flops() * eta_c,
@@ -337,13 +348,15 @@ impl CostModel {
             bytes_per_s: gpu.peak_bandwidth() * eta_m,
             peak_flops: gpu.peak_flops(),
             peak_bw: gpu.peak_bandwidth(),
-            dense_flops_per_token: 2.0 * model.dense_params() as f64,
-            dense_bytes: qf.dense_bytes(model),
+            dense_flops_per_token: 2.0 * dense_params,
+            dense_bytes: qf.dense_bytes(dense_params, bpp),
             head_flops_per_seq: 2.0 * d * v,
             head_bytes: d * v * bpp,
             kv_write_bytes_per_token: kv_layer * model.num_layers as f64,
             attn_flops_pair_full: 4.0 * per_head * model.full_layers() as f64,
             attn_flops_pair_window: 4.0 * per_head * model.window_layers() as f64,
+            attn_flops_key_full: 4.0 * per_head * model.full_layers() as f64,
+            attn_flops_key_window: 4.0 * per_head * model.window_layers() as f64,
             kv_read_full: kv_layer * model.full_layers() as f64,
             kv_read_window: kv_layer * model.window_layers() as f64,
             window: model.sliding_window,
@@ -360,7 +373,15 @@ impl CostModel {
             api_seq_profile_s: profile.api_seq_overhead_us * 1e-6,
             kernel: None,
             deploy: deploy.clone(),
+            moe,
+            chunked: model.chunked_window,
         };
+        if model.mla.is_some() {
+            cm.attn_flops_pair_full = pair_flops * model.full_layers() as f64;
+            cm.attn_flops_pair_window = pair_flops * model.window_layers() as f64;
+            cm.attn_flops_key_full = key_flops * model.full_layers() as f64;
+            cm.attn_flops_key_window = key_flops * model.window_layers() as f64;
+        }
         if profile.is_flat() {
             return Ok(cm);
         }
@@ -449,11 +470,13 @@ impl CostModel {
         }
         for p in &s.prefills {
             let full = Self::chunk_pairs(p.cached, p.new, 0);
-            let win = Self::chunk_pairs(p.cached, p.new, self.window);
+            let win = self.window_pairs(p.cached, p.new);
             g[ATTN_P].flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
             let keys = (p.cached + p.new) as f64;
             let keys_w = if self.window == 0 {
                 keys
+            } else if self.chunked {
+                variant::chunked_keys(p.cached, p.new, self.window)
             } else {
                 keys.min(self.window as f64)
             };
@@ -462,6 +485,11 @@ impl CostModel {
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
         match &self.kernel {
             None => {
+                if let Some(m) = &self.moe {
+                    let w = m.work(tokens);
+                    g[QKV].flops += w.flops;
+                    g[QKV].bytes += w.bytes;
+                }
                 let dense = self.dense_flops_per_s;
                 gs[QKV] = self.roofline_at(&g[QKV], dense, &mut compute_s, &mut memory_s);
                 for i in [HEAD, ATTN_P] {
@@ -475,6 +503,11 @@ impl CostModel {
                         flops: dense.flops * f,
                         bytes: dense.bytes * f,
                     };
+                }
+                if let Some(m) = &self.moe {
+                    let w = m.work(tokens);
+                    g[MLP].flops += w.flops;
+                    g[MLP].bytes += w.bytes;
                 }
                 g[ELEM] = GroupWork {
                     flops: 0.0,
@@ -567,8 +600,8 @@ impl CostModel {
         let mut gs = fixed.group_s;
         if fixed.decodes > 0 {
             g[ATTN_D] = GroupWork {
-                flops: self.attn_flops_pair_full * ctx_full as f64
-                    + self.attn_flops_pair_window * ctx_window as f64,
+                flops: self.attn_flops_key_full * ctx_full as f64
+                    + self.attn_flops_key_window * ctx_window as f64,
                 bytes: self.kv_read_full * ctx_full as f64
                     + self.kv_read_window * ctx_window as f64,
             };
@@ -632,6 +665,16 @@ impl CostModel {
 }
 
 impl CostModel {
+    /// Attended keys of a prefill chunk in one window layer: sliding
+    /// ([`CostModel::chunk_pairs`]) or chunked ([`variant::chunked_pairs`]).
+    fn window_pairs(&self, c: u64, p: u64) -> f64 {
+        if self.chunked && self.window > 0 {
+            variant::chunked_pairs(c, p, self.window)
+        } else {
+            Self::chunk_pairs(c, p, self.window)
+        }
+    }
+
     fn window_len(&self) -> f64 {
         if self.window == 0 {
             f64::INFINITY

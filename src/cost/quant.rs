@@ -297,8 +297,12 @@ impl GemmFormat {
 /// The number formats one cost model prices, resolved for its GPU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostFormats {
-    /// The quantised dense GEMMs (`None`: the model's dtype).
+    /// The quantised dense GEMMs (`None`: the model's dtype, and for `mxfp4`, which
+    /// quantises only the experts).
     pub gemm: Option<GemmFormat>,
+    /// The quantised MoE experts (every method quantises them; `None`: the model's
+    /// dtype).
+    pub experts: Option<GemmFormat>,
     /// The method's name, with `gemm`.
     pub method: Option<String>,
     /// The KV cache's dtype.
@@ -322,7 +326,7 @@ impl CostFormats {
                 model.name
             )));
         }
-        let gemm = match q {
+        let experts = match q {
             None => None,
             Some(q) => {
                 if quantised_params(model, q) == 0 {
@@ -331,29 +335,32 @@ impl CostFormats {
                 Some(GemmFormat::new(q, gpu).map_err(unsupported)?)
             }
         };
+        let experts_only = q.is_some_and(|q| q.format == WeightFormat::Mxfp4);
         Ok(CostFormats {
-            gemm,
+            gemm: if experts_only { None } else { experts },
+            experts,
             method: q.map(|q| q.method.clone()),
             kv: deploy.kv_cache_dtype,
             kv_layer: kv_bytes_per_token_layer(model, deploy.kv_cache_dtype),
         })
     }
 
-    /// Bytes of the dense layers' weights (all layers, LM head excluded).
-    pub fn dense_bytes(&self, model: &ModelSpec) -> f64 {
-        let bpp = model.dtype_bytes as f64;
+    /// Bytes of `params` dense-layer weights (attention and dense MLPs; LM head
+    /// excluded), stored in `bpp` bytes each when unquantised.
+    pub fn dense_bytes(&self, params: f64, bpp: f64) -> f64 {
         match &self.gemm {
-            None => model.dense_params() as f64 * bpp,
-            Some(f) => model.dense_params() as f64 * f.weight_bytes,
+            None => params * bpp,
+            Some(f) => params * f.weight_bytes,
         }
     }
 
     /// In words, for the cost model's description (empty for the default).
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        if let (Some(m), Some(f)) = (&self.method, &self.gemm) {
+        if let (Some(m), Some(f)) = (&self.method, self.gemm.or(self.experts)) {
+            let which = if self.gemm.is_none() { " experts" } else { "" };
             s += &format!(
-                "; weights {m} ({}, {} B/param)",
+                "; weights{which} {m} ({}, {} B/param)",
                 f.path.name(),
                 f.weight_bytes
             );
