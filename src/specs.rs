@@ -502,6 +502,18 @@ pub struct GpuSpec {
     pub interconnect: String,
     /// Interconnect bandwidth, GB/s.
     pub interconnect_gbps: f64,
+    /// Kind of the link a GPU has to its peers in a node: `nvlink` or `pcie` (the
+    /// collectives of tensor and pipeline parallelism run over it).
+    pub link_kind: String,
+    /// Bandwidth one GPU has to its peers, GB/s per direction (the bidirectional
+    /// `interconnect_gbps` halved, for NVLink and PCIe alike).
+    pub link_gbps_per_direction: f64,
+    /// Per-message latency of a collective or point-to-point transfer over the link,
+    /// µs (the fixed cost of a tiny message).
+    pub link_latency_us: f64,
+    /// GPUs one node (one NVLink or PCIe domain) holds: the largest tensor-parallel
+    /// group (cross-node tensor parallelism is not modelled).
+    pub gpus_per_node: u32,
     /// CUDA MPS client limit per device.
     pub mps_max_clients: u32,
     /// MIG instances (0: no MIG).
@@ -599,6 +611,13 @@ impl GpuSpec {
             ),
             ("interconnect_gbps", self.interconnect_gbps, 0.0, 1e6),
             (
+                "link_gbps_per_direction",
+                self.link_gbps_per_direction,
+                0.1,
+                1e5,
+            ),
+            ("link_latency_us", self.link_latency_us, 0.0, 1e3),
+            (
                 "price_per_gpu_hour_usd",
                 self.price_per_gpu_hour_usd,
                 0.0,
@@ -622,6 +641,7 @@ impl GpuSpec {
             ("sm_count", self.sm_count, 1, 100_000),
             ("mps_max_clients", self.mps_max_clients, 1, 1024),
             ("mig_max_instances", self.mig_max_instances, 0, 7),
+            ("gpus_per_node", self.gpus_per_node, 1, 1024),
         ] {
             if !(lo..=hi).contains(&v) {
                 errs.push(ConfigError::new(
@@ -647,6 +667,13 @@ impl GpuSpec {
                     ),
                 ));
             }
+        }
+        if !["nvlink", "pcie"].contains(&self.link_kind.as_str()) {
+            errs.push(ConfigError::new(
+                file,
+                "link_kind",
+                format!("got {:?}, allowed: \"nvlink\" or \"pcie\"", self.link_kind),
+            ));
         }
         errs
     }

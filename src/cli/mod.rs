@@ -165,6 +165,13 @@ struct StepTimeArgs {
     /// KV-cache dtype, vLLM's name (`auto`, `fp8`, `fp8_e4m3`, `fp8_e5m2`).
     #[arg(long, default_value = "auto")]
     kv_cache_dtype: String,
+    /// Tensor-parallel size: price one rank of a group of this many GPUs, with its
+    /// all-reduces.
+    #[arg(long, default_value_t = 1)]
+    tp: u32,
+    /// Pipeline stages (each a tensor-parallel group).
+    #[arg(long, default_value_t = 1)]
+    pp: u32,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -492,8 +499,26 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     let deploy = crate::cost::Deployment {
         quantization,
         kv_cache_dtype,
+        tensor_parallel: a.tp,
+        pipeline_parallel: a.pp,
         ..crate::cost::Deployment::default()
     };
+    for (field, v) in [("--tp", a.tp), ("--pp", a.pp)] {
+        if !(1..=64).contains(&v) {
+            return Err(ConfigError::new(src, field, format!("got {v}, allowed: 1 to 64")).into());
+        }
+    }
+    if let Some((field, msg)) = crate::cost::parallel::layout_errors(&model, Some(&gpu), &deploy)
+        .into_iter()
+        .next()
+    {
+        let flag = if field.contains("pipeline") {
+            "--pp"
+        } else {
+            "--tp"
+        };
+        return Err(ConfigError::new(src, flag, msg.replace(field, flag)).into());
+    }
     let cm = CostModel::for_deployment(&model, &gpu, &profile, path, &deploy)?;
     let b = cm.explain(&shape);
     if a.json {
@@ -539,6 +564,16 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
             b.cpu_overlapped_seconds * 1e3
         );
         println!("  GPU part: {}", b.gpu_part);
+        if let (Some(t), Some(f)) = (b.allreduce_seconds, b.allreduce_share) {
+            println!(
+                "  tensor_parallel_size {}, pipeline_parallel_size {}: collectives and transfers {:.3} ms, {:.1} % of the GPU time (one GPU of {})",
+                a.tp,
+                a.pp,
+                t * 1e3,
+                f * 100.0,
+                a.tp * a.pp
+            );
+        }
         println!(
             "  {:<13} {:>10} {:>10} {:>10} {:>9} {:>10} {:>10}  bound",
             "group", "GFLOP", "MB", "ms", "source", "roof c ms", "roof m ms"

@@ -264,6 +264,7 @@ impl Checker<'_> {
             // rather than guess.
             self.err("hardware.router", "\"sticky\" pins closed-loop users; this workload has no users (use arrival = \"closed-loop\" or another router)");
         }
+        self.sharded_hardware(&hw, &eng.deploy);
         if !self.errs.is_empty() {
             return None;
         }
@@ -286,7 +287,10 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let n = (hw.num_gpus * hw.per_gpu) as usize;
+        // A tensor/pipeline-parallel group runs in lockstep: one simulated GPU per
+        // instance, standing for its tp × pp physical GPUs (reports count those).
+        let groups = hw.num_gpus / eng.deploy.gpus();
+        let n = (groups * hw.per_gpu) as usize;
         let lat = api_latency(&eng.profile, &workload);
         let instances = (0..n)
             .map(|i| InstanceSetup {
@@ -329,7 +333,7 @@ impl Checker<'_> {
         Some((
             Scenario {
                 workload,
-                gpus: vec![hw.sharing; hw.num_gpus as usize],
+                gpus: vec![hw.sharing; groups as usize],
                 instances,
                 router: hw.router,
                 front_end: crate::frontend::FrontEndSetup::from_profile(
@@ -346,11 +350,39 @@ impl Checker<'_> {
         ))
     }
 
+    /// A sharded instance (tensor × pipeline GPUs) needs whole GPUs to itself:
+    /// `num_gpus` a multiple of its GPUs, exclusive sharing (so one instance per
+    /// GPU), no MIG.
+    fn sharded_hardware(&mut self, hw: &Hw, deploy: &crate::cost::Deployment) {
+        let g = deploy.gpus();
+        if g <= 1 {
+            return;
+        }
+        let (tp, pp) = (deploy.tensor_parallel, deploy.pipeline_parallel);
+        if hw.mig.is_some() {
+            self.err("hardware.mig", format!("an instance of tensor_parallel_size {tp} × pipeline_parallel_size {pp} takes {g} whole GPUs; MIG slices cannot be grouped; remove mig or set both sizes to 1"));
+            return;
+        }
+        if hw.sharing != Sharing::Exclusive {
+            self.err("hardware.sharing", format!("got {:?}, but an instance of tensor_parallel_size {tp} × pipeline_parallel_size {pp} takes {g} whole GPUs; allowed with parallelism: \"exclusive\"", hw.sharing.name()));
+        }
+        if hw.num_gpus % g != 0 {
+            self.err("hardware.num_gpus", format!("got {}, but each instance takes tensor_parallel_size {tp} × pipeline_parallel_size {pp} = {g} GPUs; allowed: a multiple of {g}", hw.num_gpus));
+        }
+    }
+
     /// `[[instance]]`: replaces the copies of `[engine]` by instances placed one by
     /// one, each with `[engine]`'s settings overridden by its own.
     fn place_instances(&mut self, raw: &RawExperiment, built: Built) -> Option<Built> {
         let (mut sc, mut meta, model0, gpu) = built;
         let h = &raw.hardware;
+        if sc.instances[0].cost.deployment().is_sharded() {
+            self.err(
+                "engine.tensor_parallel_size",
+                "tensor and pipeline parallelism apply to [engine]'s copies only, not to [[instance]] placements; remove [[instance]] or the parallel sizes",
+            );
+            return None;
+        }
         if h.instances_per_gpu != 1 {
             self.err(
                 "hardware.instances_per_gpu",

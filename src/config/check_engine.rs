@@ -3,11 +3,12 @@
 //! batch limits must agree with each other, and the instance must fit in memory.
 
 use super::check::{Checker, Eng};
-use super::memory::{kv_bytes_per_token, plan_memory};
+use super::memory::plan_memory;
 use super::raw::RawEngine;
 use super::schema::{quoted_list, POLICIES, STACKS};
+use crate::cost::parallel::layout_errors;
 use crate::cost::quant::KvCacheDtype;
-use crate::cost::Deployment;
+use crate::cost::{Deployment, PipelineSchedule};
 use crate::kv::KvGeometry;
 use crate::policy::Policy;
 use crate::policy::{Predictor, SchedulerChoice, SchedulerConfig, Victim};
@@ -90,6 +91,7 @@ impl Checker<'_> {
             .or(e.max_model_len)
             .or(model.as_ref().map(|m| m.max_context));
         let policy = self.policy(e, max_len, block_size, gpu, stack);
+        let deploy = self.deployment(e, model.as_ref(), gpu);
         if self.errs.len() > n0 {
             return (None, hint);
         }
@@ -106,14 +108,13 @@ impl Checker<'_> {
                     .as_deref()
                     .and_then(KvCacheDtype::from_name)
                     .unwrap_or_default(),
-                ..Deployment::default()
+                ..deploy
             },
             Err(msg) => {
                 self.err("engine.quantization", msg);
                 return (None, hint);
             }
         };
-        let kv_token = kv_bytes_per_token(&model, &deploy);
         let mem = match plan_memory(
             &model, gpu, &profile, util, block_size, tokens, seqs, &deploy, self.file,
         ) {
@@ -133,15 +134,16 @@ impl Checker<'_> {
             }
             // More tokens than the memory left after the weights can hold is not a
             // cache any GPU has.
-            Some(t) if t as f64 * kv_token as f64 > mem.budget - mem.weights => {
+            Some(t) if t as f64 * mem.kv_bytes_per_token > mem.budget - mem.weights => {
                 self.err(
                     "engine.kv_cache_tokens",
                     format!(
-                        "got {t}, allowed: at most {} tokens ({:.2} GiB left after {:.2} GiB of weights at {} KiB per token)",
-                        ((mem.budget - mem.weights) / kv_token as f64) as u64,
+                        "got {t}, allowed: at most {} tokens ({:.2} GiB left after {:.2} GiB of weights at {} KiB per token{})",
+                        ((mem.budget - mem.weights) / mem.kv_bytes_per_token) as u64,
                         (mem.budget - mem.weights) / GIB,
                         mem.weights / GIB,
-                        kv_token / 1024
+                        mem.kv_bytes_per_token as u64 / 1024,
+                        if deploy.is_sharded() { ", per GPU" } else { "" }
                     ),
                 );
                 return (None, hint);
@@ -168,6 +170,33 @@ impl Checker<'_> {
             }),
             hint,
         )
+    }
+
+    /// `engine.tensor_parallel_size`, `pipeline_parallel_size` and
+    /// `pipeline_schedule` (ranges and names checked by the schema), with the layout
+    /// rules of vLLM for `model` on `gpu` where they loaded.
+    fn deployment(
+        &mut self,
+        e: &RawEngine,
+        model: Option<&crate::specs::ModelSpec>,
+        gpu: Option<&GpuSpec>,
+    ) -> Deployment {
+        let deploy = Deployment {
+            tensor_parallel: e.tensor_parallel_size.unwrap_or(1),
+            pipeline_parallel: e.pipeline_parallel_size.unwrap_or(1),
+            pipeline_schedule: e
+                .pipeline_schedule
+                .as_deref()
+                .and_then(PipelineSchedule::from_name)
+                .unwrap_or_default(),
+            ..Deployment::default()
+        };
+        if let Some(m) = model {
+            for (field, msg) in layout_errors(m, gpu, &deploy) {
+                self.err(field, msg);
+            }
+        }
+        deploy
     }
 
     /// The batching policy, with the batch it may form: (policy, tokens, sequences).

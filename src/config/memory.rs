@@ -1,6 +1,11 @@
 //! Sizing an instance's memory: weights, the activations vLLM's profiling run
-//! reserves, the runtime's own memory, and the KV-cache blocks that fit in the rest.
+//! reserves, the runtime's own memory, and the KV-cache blocks that fit in the rest;
+//! per GPU for a tensor- or pipeline-parallel instance (each GPU holds its rank's
+//! shard of its stage's layers, and vLLM sizes the KV cache by the GPU with the
+//! least room: every rank holds the same number of blocks of its own heads and
+//! layers).
 
+use crate::cost::parallel::{shard, stage_layers, stage_weight_bytes};
 use crate::cost::Deployment;
 use crate::error::ConfigError;
 use crate::profile::Profile;
@@ -35,6 +40,10 @@ pub struct MemoryPlan {
     pub reserve: f64,
     /// KV blocks.
     pub blocks: u64,
+    /// KV bytes one token takes on the GPU that bounds the cache (all layers on one
+    /// GPU; its heads and stage's layers on a sharded instance), with `weights` that
+    /// GPU's.
+    pub kv_bytes_per_token: f64,
 }
 
 /// Sizes an instance's KV pool; errors if the model does not fit.
@@ -50,10 +59,19 @@ pub fn plan_memory(
     deploy: &Deployment,
     file: &str,
 ) -> Result<MemoryPlan, ConfigError> {
-    debug_assert!(
-        deploy.is_single_gpu(),
-        "per-GPU memory of a sharded deployment"
-    );
+    if deploy.is_sharded() {
+        return plan_sharded(
+            model,
+            gpu,
+            profile,
+            util,
+            block_size,
+            batch_tokens,
+            batch_seqs,
+            deploy,
+            file,
+        );
+    }
     let budget = util * gpu.memory_bytes();
     let weights = weight_bytes(model, deploy);
     let reserve =
@@ -80,5 +98,73 @@ pub fn plan_memory(
         weights,
         reserve,
         blocks: (kv / per_block).floor() as u64,
+        kv_bytes_per_token: kv_bytes_per_token(model, deploy) as f64,
+    })
+}
+
+/// [`plan_memory`] for a sharded instance, GPU by GPU (one rank of each stage: the
+/// ranks of a stage hold equal shards).
+#[allow(clippy::too_many_arguments)]
+fn plan_sharded(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    profile: &Profile,
+    util: f64,
+    block_size: u64,
+    batch_tokens: u64,
+    batch_seqs: u64,
+    deploy: &Deployment,
+    file: &str,
+) -> Result<MemoryPlan, ConfigError> {
+    let (tp, pp) = (deploy.tensor_parallel, deploy.pipeline_parallel);
+    let budget = util * gpu.memory_bytes();
+    let rank = shard(model, deploy);
+    // A rank's MLP intermediate is its share; the logits are gathered whole.
+    let act = ModelSpec {
+        vocab_size: model.vocab_size,
+        ..rank.clone()
+    };
+    let reserve =
+        activation_bytes(&act, batch_tokens, batch_seqs) + profile.non_torch_memory_gib * GIB;
+    let kv_layer =
+        crate::cost::quant::kv_bytes_per_token_layer(&rank, deploy.kv_cache_dtype) as f64;
+    let weights = stage_weight_bytes(model, deploy);
+    let layers = stage_layers(model.num_layers, pp);
+    let mut best: Option<(f64, f64, f64)> = None;
+    for (i, (&w, &l)) in weights.iter().zip(&layers).enumerate() {
+        let kv = budget - w - reserve;
+        if kv <= 0.0 {
+            let stage = if pp > 1 {
+                format!(" of stage {} of {pp} ({l} layers)", i + 1)
+            } else {
+                String::new()
+            };
+            return Err(ConfigError::new(
+                file,
+                "engine.tensor_parallel_size",
+                format!(
+                    "{} with tensor_parallel_size {tp} and pipeline_parallel_size {pp} does not fit on {} at gpu_memory_utilization {util}: per GPU{stage}, weights {:.2} GiB + activations and runtime {:.2} GiB exceed the {:.2} GiB budget by {:.2} GiB; use more GPUs per instance",
+                    model.name,
+                    gpu.label(),
+                    w / GIB,
+                    reserve / GIB,
+                    budget / GIB,
+                    -kv / GIB
+                ),
+            ));
+        }
+        let per_token = kv_layer * l as f64;
+        let tokens = kv / per_token;
+        if best.is_none_or(|b| tokens < b.0) {
+            best = Some((tokens, w, per_token));
+        }
+    }
+    let (tokens, w, per_token) = best.expect("at least one stage");
+    Ok(MemoryPlan {
+        budget,
+        weights: w,
+        reserve,
+        blocks: (tokens / block_size as f64).floor() as u64,
+        kv_bytes_per_token: per_token,
     })
 }

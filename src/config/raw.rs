@@ -157,6 +157,15 @@ pub struct RawEngine {
     /// KV-cache element type, vLLM's name (default `auto`: the model's dtype).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_cache_dtype: Option<String>,
+    /// GPUs per tensor-parallel group (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor_parallel_size: Option<u32>,
+    /// Pipeline stages (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_parallel_size: Option<u32>,
+    /// `steady` (default) or `flush`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_schedule: Option<String>,
 }
 
 /// `[engine.continuous]`.

@@ -61,6 +61,8 @@ pub const MAX_SEED: i64 = i64::MAX;
 pub const SHARING: &[&str] = &["exclusive", "mps", "time-slice"];
 /// Allowed values of `hardware.router`.
 pub const ROUTERS: &[&str] = &crate::router::NAMES;
+/// Allowed values of `engine.pipeline_schedule`.
+pub const PIPELINE_SCHEDULES: &[&str] = &["steady", "flush"];
 /// Allowed values of `engine.policy`.
 pub const POLICIES: &[&str] = &["sequential", "static", "continuous"];
 /// Allowed values of `engine.stack`.
@@ -472,7 +474,7 @@ const fn concat<const N: usize>(a: &[Key], b: &[Key]) -> [Key; N] {
     out
 }
 
-const ENGINE: &[Key] = &concat::<{ 2 + ENGINE_SETTINGS.len() }>(
+const ENGINE: &[Key] = &concat::<{ 2 + PARALLEL.len() + ENGINE_SETTINGS.len() }>(
     &[
         key("model", ANY)
             .req("give a shipped model (see `infersim list`) or a path to a model spec .toml")
@@ -483,8 +485,27 @@ const ENGINE: &[Key] = &concat::<{ 2 + ENGINE_SETTINGS.len() }>(
             .example("\"continuous\"")
             .doc("Batching policy."),
     ],
-    ENGINE_SETTINGS,
+    &concat::<{ PARALLEL.len() + ENGINE_SETTINGS.len() }>(PARALLEL, ENGINE_SETTINGS),
 );
+
+/// Tensor and pipeline parallelism of `[engine]` (every instance alike; an
+/// `[[instance]]` cannot override them).
+const PARALLEL: &[Key] = &[
+    key("tensor_parallel_size", Kind::Int(1, 64))
+        .unit("GPUs")
+        .default_is("1")
+        .example("4")
+        .doc("GPUs each layer is split over (vLLM `--tensor-parallel-size`); must divide the attention heads, and divide or be a multiple of the KV heads; at most the GPU's `gpus_per_node`."),
+    key("pipeline_parallel_size", Kind::Int(1, 64))
+        .unit("stages")
+        .default_is("1")
+        .example("2")
+        .doc("Pipeline stages, each a tensor-parallel group holding a share of the layers (vLLM `--pipeline-parallel-size`); an instance takes tensor × pipeline GPUs."),
+    key("pipeline_schedule", Kind::Str(PIPELINE_SCHEDULES))
+        .default_is("\"steady\"")
+        .example("\"flush\"")
+        .doc("How a pipelined step's micro-batches flow: `steady` (vLLM's virtual engines keep the stages busy) or `flush` (GPipe fill and drain)."),
+];
 
 /// One `[[instance]]`: the GPU it runs on and settings that override `[engine]`.
 const INSTANCE: &[Key] = &concat::<{ 3 + ENGINE_SETTINGS.len() }>(

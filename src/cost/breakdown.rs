@@ -1,5 +1,5 @@
 //! Explaining a priced step: where its time goes, group by group (the `step-time`
-//! command).
+//! command), and for a sharded deployment the collectives' share.
 
 use super::*;
 
@@ -20,6 +20,13 @@ pub struct StepBreakdown {
     pub memory_bound_seconds: f64,
     /// GPU overhead seconds.
     pub gpu_overhead_seconds: f64,
+    /// Seconds of collectives and stage transfers (tensor and pipeline parallelism;
+    /// counted in the memory-bound seconds; absent on one GPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allreduce_seconds: Option<f64>,
+    /// Their share of the GPU time (absent on one GPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allreduce_share: Option<f64>,
     /// `cpu-bound` (the engine's CPU work per step, or the API server's on the
     /// step's outputs, exceeds the GPU's), else
     /// `compute-bound`, `memory-bound` or `overhead-bound`: the largest GPU part.
@@ -69,6 +76,9 @@ impl CostModel {
             if self.kernel.is_none() && (i == O_PROJ || i == MLP || i == ELEM) {
                 continue;
             }
+            if i == COMM && self.par.is_none() {
+                continue;
+            }
             let w = c.groups[i];
             // The dense GEMMs' compute roof is their weight format's (quantisation).
             let (peak, flops_per_s) = if i <= MLP {
@@ -99,8 +109,11 @@ impl CostModel {
             });
         }
         let cpu = c.cpu_s.max(c.api_s);
+        let comm = c.group_s[COMM];
         let bound = if cpu >= c.gpu_s() && cpu > 0.0 {
             "cpu-bound"
+        } else if comm > 0.0 && comm >= c.compute_s && comm >= c.memory_s - comm {
+            "communication-bound"
         } else if c.compute_s >= c.memory_s && c.compute_s >= c.gpu_overhead_s {
             "compute-bound"
         } else if c.memory_s >= c.gpu_overhead_s {
@@ -116,6 +129,8 @@ impl CostModel {
             compute_bound_seconds: c.compute_s,
             memory_bound_seconds: c.memory_s,
             gpu_overhead_seconds: c.gpu_overhead_s,
+            allreduce_seconds: self.par.as_ref().map(|_| comm),
+            allreduce_share: self.par.as_ref().map(|_| comm / c.gpu_s()),
             bound: bound.into(),
             dominant_group: dominant.0.into(),
             gpu_part: self.gpu_part(),

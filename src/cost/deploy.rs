@@ -1,10 +1,50 @@
 //! How one instance's model is laid out on its GPUs and stored: the parallelism and
 //! number formats of a deployment, under vLLM's names (`tensor_parallel_size`,
 //! `pipeline_parallel_size`, `enable_expert_parallel`, `quantization`,
-//! `kv_cache_dtype`).
+//! `kv_cache_dtype`), and how a pipeline's micro-batches are scheduled.
 //!
 //! The default is one GPU holding the whole model in its spec's dtype, which is what
 //! every experiment without these keys runs.
+
+/// How the micro-batches of a pipeline-parallel step flow through its stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PipelineSchedule {
+    /// vLLM's: one virtual engine per stage, each with its own batch, keeps the
+    /// pipeline full; a step of k micro-batches takes max(k, pp) stage times (a
+    /// bubble only when there are fewer micro-batches than stages).
+    #[default]
+    Steady,
+    /// GPipe's textbook fill and drain: (k + pp − 1) stage times, bubble fraction
+    /// (pp − 1) / (k + pp − 1).
+    Flush,
+}
+
+impl PipelineSchedule {
+    /// `steady` or `flush` (the `engine.pipeline_schedule` value).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PipelineSchedule::Steady => "steady",
+            PipelineSchedule::Flush => "flush",
+        }
+    }
+
+    /// The schedule named `name`, if any.
+    pub fn from_name(name: &str) -> Option<PipelineSchedule> {
+        match name {
+            "steady" => Some(PipelineSchedule::Steady),
+            "flush" => Some(PipelineSchedule::Flush),
+            _ => None,
+        }
+    }
+
+    /// Stage times a step of `k` micro-batches takes through `pp` stages.
+    pub fn stage_times(&self, k: u64, pp: u64) -> u64 {
+        match self {
+            PipelineSchedule::Steady => k.max(pp),
+            PipelineSchedule::Flush => k + pp - 1,
+        }
+    }
+}
 
 /// The layout and formats of one instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +61,8 @@ pub struct Deployment {
     pub quantization: Option<super::quant::Quantization>,
     /// The KV cache's element type (`kv_cache_dtype`).
     pub kv_cache_dtype: super::quant::KvCacheDtype,
+    /// How a pipeline's micro-batches are scheduled (no effect with one stage).
+    pub pipeline_schedule: PipelineSchedule,
 }
 
 impl Default for Deployment {
@@ -31,6 +73,7 @@ impl Default for Deployment {
             expert_parallel: false,
             quantization: None,
             kv_cache_dtype: super::quant::KvCacheDtype::Auto,
+            pipeline_schedule: PipelineSchedule::Steady,
         }
     }
 }
@@ -50,5 +93,11 @@ impl Deployment {
     /// Whether this is the single-GPU, spec-dtype default.
     pub fn is_default(&self) -> bool {
         *self == Deployment::default()
+    }
+
+    /// Whether the model is split over more than one GPU (tensor or pipeline
+    /// parallelism).
+    pub fn is_sharded(&self) -> bool {
+        self.gpus() > 1
     }
 }

@@ -90,8 +90,8 @@ impl KernelPart {
                 "measured kernel tables of {} (calibration/kernels/{}; {} of {} groups from tables), the rest on the curves with {anchor_words}",
                 t.gpu,
                 t.gpu,
-                k.sources.iter().filter(|s| **s == Source::Table).count(),
-                NUM_GROUPS
+                k.sources[..COMM].iter().filter(|s| **s == Source::Table).count(),
+                COMM
             ),
             None => format!("roofline curves with {anchor_words} on the datasheet"),
         } + &qf.describe();
@@ -214,12 +214,17 @@ impl KernelPart {
         k
     }
 
-    /// Fills the group seconds of everything but decode attention and the sampler.
+    /// Fills the group seconds of everything but decode attention and the sampler,
+    /// for `tokens` tokens of which `emitting` sample: the whole step, or with a
+    /// pipeline one of its `micro_batches` (prefill attention is then the chunks'
+    /// share, 1/`micro_batches` of theirs).
     pub(super) fn price_fixed(
         &self,
         cm: &CostModel,
         s: &StepShape,
         tokens: f64,
+        emitting: f64,
+        micro_batches: f64,
         gs: &mut [f64; NUM_GROUPS],
     ) {
         if tokens > 0.0 {
@@ -255,7 +260,7 @@ impl KernelPart {
             gs[ELEM] = us * 1e-6;
         }
         if s.emitting > 0 {
-            let e = s.emitting as f64;
+            let e = emitting;
             gs[HEAD] = match &self.head {
                 Some((ms, c)) => kernels::interp_linear(ms, c, e),
                 None => self.curves.gemm_us(e, self.head_nk.0, self.head_nk.1),
@@ -282,29 +287,32 @@ impl KernelPart {
                 }
             }
         }
+        if micro_batches > 1.0 {
+            us /= micro_batches;
+        }
         gs[ATTN_P] = us * 1e-6;
     }
 
-    /// Decode attention seconds for `b` decodes with the given context sums.
-    pub(super) fn decode_s(&self, cm: &CostModel, b: u64, ctx_full: u64, ctx_window: u64) -> f64 {
-        let bf = b as f64;
+    /// Decode attention seconds for `bf` decodes with the given context sums (as
+    /// reals: a pipeline's average micro-batch has a share of the step's).
+    pub(super) fn decode_s(&self, cm: &CostModel, bf: f64, ctx_full: f64, ctx_window: f64) -> f64 {
         let us = match &self.decode {
             Some(g) => {
                 let full = if cm.full_layers > 0.0 {
-                    g.latency_us(bf, ctx_full as f64 / bf) * cm.full_layers
+                    g.latency_us(bf, ctx_full / bf) * cm.full_layers
                 } else {
                     0.0
                 };
                 let win = if cm.window_layers > 0.0 {
-                    g.latency_us(bf, ctx_window as f64 / bf) * cm.window_layers
+                    g.latency_us(bf, ctx_window / bf) * cm.window_layers
                 } else {
                     0.0
                 };
                 full + win
             }
             None => {
-                let layer = |ctx: u64, layers: f64| {
-                    let keys = ctx as f64;
+                let layer = |ctx: f64, layers: f64| {
+                    let keys = ctx;
                     self.curves
                         .decode_attn_us(self.key_bytes * keys, self.key_flops * keys)
                         * layers

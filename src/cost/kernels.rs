@@ -16,7 +16,7 @@
 //! largest grid value a table is extended in proportion (work ∝ size), below the
 //! smallest it stays at the smallest (a kernel is never faster than its floor).
 //!
-//! Over 600 lines: loading, checking and interpolating the three kinds of kernel table
+//! Over 600 lines: loading, checking and interpolating the four kinds of kernel table
 //! and the fitted curves share one grid code; it is read as one piece.
 
 use crate::error::CostError;
@@ -224,6 +224,9 @@ pub struct KernelTables {
     pub min_kernel_us: f64,
     /// bf16 routed experts of a MoE layer (`moe.csv`), where measured.
     pub moe: Option<MoeTable>,
+    /// bf16 all-reduce latency over message bytes, by group size (`allreduce.csv`;
+    /// empty where the GPU has none).
+    pub allreduce: HashMap<u32, AllReduceCurve>,
     /// Where the tables came from (meta.toml's text).
     pub provenance: String,
 }
@@ -384,6 +387,60 @@ fn read_attn(path: &Path, len_col: &str) -> Result<AttnTables, String> {
     Ok(AttnTables { grids })
 }
 
+/// Message sizes (bytes, ascending) and the measured all-reduce latency of each (µs)
+/// for one group size.
+pub type AllReduceCurve = (Vec<f64>, Vec<f64>);
+
+/// Reads `allreduce.csv` (columns num_gpus, message_bytes, latency_us): per group
+/// size, the message sizes ascending and their latencies.
+fn read_allreduce(path: &Path) -> Result<HashMap<u32, AllReduceCurve>, String> {
+    let (h, rows) = read_csv(path)?;
+    let c = [
+        col(&h, "num_gpus", path)?,
+        col(&h, "message_bytes", path)?,
+        col(&h, "latency_us", path)?,
+    ];
+    let mut by: HashMap<u32, Vec<(f64, f64)>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let mut v = [0.0; 3];
+        for (j, &ci) in c.iter().enumerate() {
+            v[j] = num(r.get(ci).map(String::as_str).unwrap_or(""), path, i + 2)?;
+        }
+        if v[0] < 1.0 || v[1] <= 0.0 {
+            return Err(format!(
+                "{}: row {}: num_gpus must be at least 1 and message_bytes above 0",
+                path.display(),
+                i + 2
+            ));
+        }
+        by.entry(v[0] as u32).or_default().push((v[1], v[2]));
+    }
+    let mut out = HashMap::new();
+    for (n, mut pts) in by {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(format!(
+                "{}: num_gpus {n}: a message size appears twice",
+                path.display()
+            ));
+        }
+        out.insert(n, pts.into_iter().unzip());
+    }
+    Ok(out)
+}
+
+/// Interpolation of `ys` over the sorted grid `xs` linear in ln x (all-reduce
+/// latency over message size, a grid of powers of two): exact on grid points,
+/// constant below the first and proportional (y · x / x_last) beyond the last.
+pub fn interp_log(xs: &[f64], ys: &[f64], x: f64) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let (i, t, scale) = log_bracket(xs, x);
+    let hi = (i + 1).min(xs.len() - 1);
+    ((1.0 - t) * ys[i] + t * ys[hi]) * scale
+}
+
 impl KernelTables {
     /// Reads the tables of one GPU from `dir`.
     pub fn read(gpu: &str, dir: &Path) -> Result<KernelTables, CostError> {
@@ -409,7 +466,14 @@ impl KernelTables {
             true => Some(moe_table::read_moe(&moe_path)?),
             false => None,
         };
+        let ar = dir.join("allreduce.csv");
+        let allreduce = if ar.exists() {
+            read_allreduce(&ar)?
+        } else {
+            HashMap::new()
+        };
         Ok(KernelTables {
+            allreduce,
             gpu: gpu.to_string(),
             gemm_bf16,
             gemm_fp8,

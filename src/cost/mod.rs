@@ -5,18 +5,23 @@
 //! tokens on top of `cached`), and, in aggregate, the decodes (how many, and the sums
 //! of their attended context lengths). Pricing is O(prefill chunks), independent of
 //! the number of decodes, so a step of 256 decodes costs the same to price as one.
+//!
+//! Over 600 lines: `price_fixed` and `price_decodes` must stay bit-identical to
+//! `price` and are read as one piece with the constants they use; the GPU part
+//! (`kernel_part`), breakdowns, deployments and parallelism live in their own files.
 
 mod breakdown;
 mod deploy;
 mod kernel_part;
 pub mod kernels;
 pub mod moe;
+pub mod parallel;
 pub mod profile;
 pub mod quant;
 pub mod variant;
 
 pub use breakdown::{GroupBreakdown, StepBreakdown};
-pub use deploy::Deployment;
+pub use deploy::{Deployment, PipelineSchedule};
 use kernel_part::KernelPart;
 
 use crate::error::CostError;
@@ -99,12 +104,13 @@ pub struct GroupWork {
 }
 
 /// Number of kernel groups.
-pub const NUM_GROUPS: usize = 8;
+pub const NUM_GROUPS: usize = 9;
 
 /// Names of the kernel groups, in the order of [`StepCost::groups`]. A profile with a
 /// flat roofline (hand-set `eta_compute` and `eta_bandwidth`) prices the QKV, output
 /// and MLP GEMMs together as one `dense` group (index 0) and has no `elementwise`
-/// group.
+/// group. The last, `allreduce`, is the collectives and stage transfers of tensor
+/// and pipeline parallelism (zero, and left out of breakdowns, on one GPU).
 pub const GROUP_NAMES: [&str; NUM_GROUPS] = [
     "qkv",
     "o_proj",
@@ -114,6 +120,7 @@ pub const GROUP_NAMES: [&str; NUM_GROUPS] = [
     "attn_decode",
     "elementwise",
     "sampler",
+    "allreduce",
 ];
 
 const QKV: usize = 0;
@@ -124,6 +131,8 @@ const ATTN_P: usize = 4;
 const ATTN_D: usize = 5;
 const ELEM: usize = 6;
 const SAMPLER: usize = 7;
+/// Collectives and stage transfers (also: the number of compute groups before it).
+const COMM: usize = 8;
 
 /// Where a group's time came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -223,6 +232,10 @@ pub struct FixedPart {
     gpu_overhead_s: f64,
     cpu_s: f64,
     api_s: f64,
+    /// Micro-batches the step flows through a pipeline in (1 without one).
+    micro_batches: f64,
+    /// Stage-to-stage transfer seconds of the step (0 without a pipeline).
+    transfers_s: f64,
 }
 
 /// How the GPU part of a cost model was chosen.
@@ -285,6 +298,8 @@ pub struct CostModel {
     moe: Option<Box<moe::MoeCost>>,
     /// Window layers are chunked (Llama 4), not sliding.
     chunked: bool,
+    /// Collectives and pipeline of a sharded deployment (`None` on one GPU).
+    par: Option<Box<parallel::Parallel>>,
 }
 
 impl CostModel {
@@ -317,12 +332,16 @@ impl CostModel {
         path: GpuPath,
         deploy: &Deployment,
     ) -> Result<CostModel, CostError> {
-        if !deploy.is_single_gpu() {
-            return Err(CostError::Unsupported(format!(
-                "{} GPUs per instance (tensor or pipeline parallelism) are not priced yet",
-                deploy.gpus()
-            )));
+        if deploy.expert_parallel {
+            return Err(CostError::Unsupported(
+                "expert parallelism is not priced yet".into(),
+            ));
         }
+        // A sharded deployment prices the shard one rank runs (see `parallel`), then
+        // adds its collectives.
+        let whole = model;
+        let shard = deploy.is_sharded().then(|| parallel::shard(model, deploy));
+        let model = shard.as_ref().unwrap_or(whole);
         let qf = quant::CostFormats::new(model, gpu, deploy)?;
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
@@ -375,12 +394,21 @@ impl CostModel {
             deploy: deploy.clone(),
             moe,
             chunked: model.chunked_window,
+            par: None,
         };
         if model.mla.is_some() {
             cm.attn_flops_pair_full = pair_flops * model.full_layers() as f64;
             cm.attn_flops_pair_window = pair_flops * model.window_layers() as f64;
             cm.attn_flops_key_full = key_flops * model.full_layers() as f64;
             cm.attn_flops_key_window = key_flops * model.window_layers() as f64;
+        }
+        if deploy.is_sharded() {
+            // The logits are gathered before sampling: the sampler reads them all.
+            cm.sampler_bytes_per_seq = 4.0 * whole.vocab_size as f64 * profile.logits_passes;
+            let measured = !profile.is_flat() && path == GpuPath::Auto;
+            cm.par = Some(Box::new(parallel::Parallel::new(
+                whole, gpu, deploy, measured,
+            )?));
         }
         if profile.is_flat() {
             return Ok(cm);
@@ -417,9 +445,24 @@ impl CostModel {
 
     /// Where each group's time comes from.
     pub fn sources(&self) -> [Source; NUM_GROUPS] {
-        match &self.kernel {
+        let mut s = match &self.kernel {
             Some(k) => k.sources,
             None => [Source::Flat; NUM_GROUPS],
+        };
+        if let Some(p) = &self.par {
+            if p.measured() {
+                s[COMM] = Source::Table;
+            }
+        }
+        s
+    }
+
+    /// Micro-batches a step of `seqs` sequences flows through the pipeline in
+    /// (1 without one).
+    fn micro_batches(&self, seqs: u64) -> f64 {
+        match &self.par {
+            Some(p) if p.pp > 1 => p.micro_batches(seqs),
+            _ => 1.0,
         }
     }
 
@@ -450,7 +493,15 @@ impl CostModel {
     pub fn price_fixed(&self, s: &StepShape) -> FixedPart {
         let mut g = [GroupWork::default(); NUM_GROUPS];
         let mut gs = [0.0; NUM_GROUPS];
-        let tokens = s.num_tokens() as f64;
+        // With a pipeline, one stage's share of one (average) micro-batch is priced
+        // and `price_decodes` multiplies it by the schedule's stage times.
+        let k = self.micro_batches(s.num_seqs());
+        let mut tokens = s.num_tokens() as f64;
+        let mut emitting = s.emitting as f64;
+        if k > 1.0 {
+            tokens /= k;
+            emitting /= k;
+        }
         if tokens > 0.0 {
             g[QKV] = GroupWork {
                 flops: self.dense_flops_per_token * tokens,
@@ -458,7 +509,7 @@ impl CostModel {
             };
         }
         if s.emitting > 0 {
-            let e = s.emitting as f64;
+            let e = emitting;
             g[HEAD] = GroupWork {
                 flops: self.head_flops_per_seq * e,
                 bytes: self.head_bytes,
@@ -482,6 +533,10 @@ impl CostModel {
             };
             g[ATTN_P].bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
         }
+        if k > 1.0 {
+            g[ATTN_P].flops /= k;
+            g[ATTN_P].bytes /= k;
+        }
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
         match &self.kernel {
             None => {
@@ -496,9 +551,9 @@ impl CostModel {
                     gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
                 }
             }
-            Some(k) => {
+            Some(kp) => {
                 let dense = g[QKV];
-                for (i, f) in k.dense_shares.iter().enumerate() {
+                for (i, f) in kp.dense_shares.iter().enumerate() {
                     g[QKV + i] = GroupWork {
                         flops: dense.flops * f,
                         bytes: dense.bytes * f,
@@ -511,15 +566,22 @@ impl CostModel {
                 }
                 g[ELEM] = GroupWork {
                     flops: 0.0,
-                    bytes: tokens * k.stream_bytes_per_token,
+                    bytes: tokens * kp.stream_bytes_per_token,
                 };
-                k.price_fixed(self, s, tokens, &mut gs);
+                kp.price_fixed(self, s, tokens, emitting, k, &mut gs);
                 for i in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM] {
                     self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
                 }
             }
         }
-        let n = s.num_seqs() as f64;
+        let mut transfers_s = 0.0;
+        if let Some(p) = &self.par {
+            // The link's time counts with the memory-bound part: the SMs wait on it.
+            (g[COMM], gs[COMM]) = p.stage_comm(tokens, emitting);
+            memory_s += gs[COMM];
+            transfers_s = p.transfers_s(tokens);
+        }
+        let n = s.num_seqs() as f64 / k;
         let busy = s.num_seqs() > 0;
         FixedPart {
             groups: g,
@@ -532,12 +594,10 @@ impl CostModel {
             } else {
                 0.0
             },
-            cpu_s: if busy {
-                self.cpu_step_s + self.cpu_seq_s * n
-            } else {
-                0.0
-            },
+            cpu_s: self.cpu_s_for(s.num_seqs()),
             api_s: self.api_seq_s * s.emitting as f64,
+            micro_batches: k,
+            transfers_s,
         }
     }
 
@@ -598,12 +658,15 @@ impl CostModel {
     pub fn price_decodes(&self, fixed: &FixedPart, ctx_full: u64, ctx_window: u64) -> StepCost {
         let mut g = fixed.groups;
         let mut gs = fixed.group_s;
+        let k = fixed.micro_batches;
+        let (mut b, mut cf, mut cw) = (fixed.decodes as f64, ctx_full as f64, ctx_window as f64);
+        if k > 1.0 {
+            (b, cf, cw) = (b / k, cf / k, cw / k);
+        }
         if fixed.decodes > 0 {
             g[ATTN_D] = GroupWork {
-                flops: self.attn_flops_key_full * ctx_full as f64
-                    + self.attn_flops_key_window * ctx_window as f64,
-                bytes: self.kv_read_full * ctx_full as f64
-                    + self.kv_read_window * ctx_window as f64,
+                flops: self.attn_flops_key_full * cf + self.attn_flops_key_window * cw,
+                bytes: self.kv_read_full * cf + self.kv_read_window * cw,
             };
         }
         let (mut compute_s, mut memory_s) = (fixed.compute_s, fixed.memory_s);
@@ -613,24 +676,39 @@ impl CostModel {
                     gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
                 }
             }
-            Some(k) => {
+            Some(kp) => {
                 if fixed.decodes > 0 {
-                    gs[ATTN_D] = k.decode_s(self, fixed.decodes, ctx_full, ctx_window);
+                    gs[ATTN_D] = kp.decode_s(self, b, cf, cw);
                 }
                 if g[SAMPLER].bytes > 0.0 {
-                    gs[SAMPLER] = k.curves.stream_us(g[SAMPLER].bytes) * 1e-6;
+                    gs[SAMPLER] = kp.curves.stream_us(g[SAMPLER].bytes) * 1e-6;
                 }
                 for i in [ATTN_D, SAMPLER] {
                     self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
                 }
             }
         }
+        let mut gpu_overhead_s = fixed.gpu_overhead_s;
+        if let Some(p) = self.par.as_ref().filter(|p| p.pp > 1) {
+            // A stage's GPU runs the k micro-batches' work; the step lasts the
+            // schedule's stage times, plus the sends on a micro-batch's way.
+            let t = p.stage_times(k);
+            for i in 0..NUM_GROUPS {
+                g[i].flops *= k;
+                g[i].bytes *= k;
+                gs[i] *= t;
+            }
+            compute_s *= t;
+            memory_s = memory_s * t + fixed.transfers_s;
+            gpu_overhead_s *= t;
+            gs[COMM] += fixed.transfers_s;
+        }
         StepCost {
             groups: g,
             group_s: gs,
             compute_s,
             memory_s,
-            gpu_overhead_s: fixed.gpu_overhead_s,
+            gpu_overhead_s,
             cpu_s: fixed.cpu_s,
             cpu_overlap: self.cpu_overlap,
             api_s: fixed.api_s,
