@@ -243,21 +243,22 @@ pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigErro
         }
     }
     // Gemma 3 and Llama 4 multimodal configs keep the language model in `text_config`.
-    let cfg =
-        match (model_type.as_str(), top.get("text_config")) {
-            ("gemma3" | "llama4", Some(Value::Object(m))) => Cfg {
-                map: m,
-                file,
-                prefix: "text_config.",
-            },
-            ("gemma3" | "llama4", _) => return Err(top_cfg.err(
+    let cfg = match (model_type.as_str(), top.get("text_config")) {
+        ("gemma3" | "llama4", Some(Value::Object(m))) => Cfg {
+            map: m,
+            file,
+            prefix: "text_config.",
+        },
+        ("gemma3" | "llama4", _) => {
+            return Err(top_cfg.err(
                 "text_config",
                 format!(
                     "missing; a {model_type} config.json keeps the language model's fields there"
                 ),
-            )),
-            _ => top_cfg,
-        };
+            ))
+        }
+        _ => top_cfg,
+    };
     if !sparse::MOE_TYPES.contains(&model_type.as_str()) {
         for f in EXPERT_FIELDS {
             if let Some(n) = cfg.uint_opt(f)?.filter(|&n| n > 1) {
