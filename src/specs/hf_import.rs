@@ -53,10 +53,16 @@ pub const SUPPORTED: &[(&str, &[&str])] = &[
 
 /// `model_type`s known to need features not modelled yet, with what they need.
 const NOT_YET: &[(&str, &str)] = &[
-    ("olmoe", "its own MoE layout (not read yet)"),
-    ("dbrx", "its own fused MoE layout (not read yet)"),
-    ("granitemoe", "its own MoE layout (not read yet)"),
-    ("jamba", "Mamba layers"),
+    ("olmoe", "its mixture-of-experts fields are not read yet"),
+    (
+        "dbrx",
+        "its fused mixture-of-experts fields are not read yet",
+    ),
+    (
+        "granitemoe",
+        "its mixture-of-experts fields are not read yet",
+    ),
+    ("jamba", "its Mamba layers are not modelled"),
 ];
 
 /// Fields whose presence means experts, whatever the `model_type` says.
@@ -216,7 +222,7 @@ pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigErro
         return Err(top_cfg.err(
             "model_type",
             format!(
-                "{model_type:?} needs {needs}, which infersim does not model yet; supported types: {}",
+                "{model_type:?} is not supported: {needs}; supported types: {}",
                 supported_list()
             ),
         ));
