@@ -692,7 +692,11 @@ macro_rules! shipped {
 pub const SHIPPED_MODELS: &[(&str, &str)] = shipped!("llm":
     "opt-125m", "gemma-3-1b-it", "llama-3.2-1b", "llama-3.2-3b-instruct", "llama-2-7b",
     "llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "qwen3-14b", "llama-3.1-70b",
-    "llama-3-8b-instruct", "mistral-7b-instruct-v0.3");
+    "llama-3-8b-instruct", "mistral-7b-instruct-v0.3",
+    // Issue 15: the deployments people rent (MoE, MLA and MXFP4/FP8 ones load and
+    // count, and are priced once the cost model has those parts).
+    "llama-3.1-405b", "llama-3.3-70b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b",
+    "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b", "gpt-oss-120b");
 
 /// Shipped GPU specs: (name, TOML text).
 pub const SHIPPED_GPUS: &[(&str, &str)] = shipped!("gpu":

@@ -820,6 +820,22 @@ fn hf_config_cases() -> Vec<Case> {
             with("\"mlp_bias\": false,", "\"mlp_bias\": false,\n  \"num_local_experts\": 8,"),
         ),
         cfg(
+            "hf-config-unknown-quant-method",
+            with(
+                "\"torch_dtype\"",
+                "\"quantization_config\": {\"quant_method\": \"int3\"},\n  \"torch_dtype\"",
+            ),
+        ),
+        cfg(
+            "hf-config-moe-missing-experts",
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/hf/mixtral-8x7b/config.json"),
+            )
+            .unwrap()
+            .replacen("\"num_local_experts\": 8,", "", 1),
+        ),
+        cfg(
             "hf-config-wrong-type",
             with("\"vocab_size\": 128256", "\"vocab_size\": \"128256\""),
         ),
