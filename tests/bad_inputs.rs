@@ -812,7 +812,7 @@ fn hf_config_cases() -> Vec<Case> {
             "hf-config-quantised",
             with(
                 "\"torch_dtype\"",
-                "\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4},\n  \"torch_dtype\"",
+                "\"quantization_config\": {\"quant_method\": \"compressed-tensors\"},\n  \"torch_dtype\"",
             ),
         ),
         cfg(
