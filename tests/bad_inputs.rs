@@ -576,6 +576,7 @@ fn cases() -> Vec<Case> {
     v.extend(shared_context_cases());
     v.extend(front_end_cases());
     v.extend(hf_config_cases());
+    v.extend(parallel_cases());
     v.sort_by_key(|c| c.name);
     v
 }
@@ -961,4 +962,82 @@ fn validate_refuses_what_run_refuses() {
         "{err}"
     );
     assert!(!out.contains(": ok"), "{out}");
+}
+
+/// Tensor and pipeline parallelism that vLLM or the hardware cannot run.
+fn parallel_cases() -> Vec<Case> {
+    let tp = |n: u32, gpus: u32| {
+        edit(
+            "policy = \"continuous\"",
+            &format!("policy = \"continuous\"\ntensor_parallel_size = {n}"),
+        )
+        .replacen(
+            "gpu = \"a100-80gb\"",
+            &format!("gpu = \"a100-80gb\"\nnum_gpus = {gpus}"),
+            1,
+        )
+    };
+    vec![
+        // Llama-3.1-8B has 32 attention heads.
+        case("tp-not-dividing-heads", tp(3, 3)),
+        case("tp-num-gpus-not-a-multiple", tp(2, 3)),
+        // An HGX A100 node holds 8 GPUs.
+        case("tp-larger-than-a-node", tp(16, 16)),
+        case(
+            "tp-with-mps",
+            tp(2, 2)
+                .replacen(
+                    "num_gpus = 2",
+                    "num_gpus = 2\nsharing = \"mps\"\ninstances_per_gpu = 2",
+                    1,
+                )
+                .replacen(
+                    "policy = \"continuous\"",
+                    "policy = \"continuous\"\ngpu_memory_utilization = 0.45",
+                    1,
+                ),
+        ),
+        case(
+            "tp-with-mig",
+            tp(2, 2).replacen("num_gpus = 2", "num_gpus = 2\nmig = \"3g.40gb\"", 1),
+        ),
+        case(
+            "pp-more-stages-than-layers",
+            edit(
+                "policy = \"continuous\"",
+                "policy = \"continuous\"\npipeline_parallel_size = 64",
+            )
+            .replacen(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"a100-80gb\"\nnum_gpus = 64",
+                1,
+            ),
+        ),
+        case(
+            "pp-unknown-schedule",
+            edit(
+                "policy = \"continuous\"",
+                "policy = \"continuous\"\npipeline_schedule = \"gpipe\"",
+            ),
+        ),
+        case(
+            "tp-70b-does-not-fit-on-two-gpus-at-half-memory",
+            tp(2, 2)
+                .replacen("llama-3.1-8b", "llama-3.1-70b", 1)
+                .replacen(
+                    "policy = \"continuous\"",
+                    "policy = \"continuous\"\ngpu_memory_utilization = 0.5",
+                    1,
+                ),
+        ),
+        Case {
+            name: "gpu-spec-unknown-link-kind",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                gpu_spec("link_kind = \"nvlink\"", "link_kind = \"infiniband\""),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+    ]
 }

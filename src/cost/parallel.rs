@@ -101,7 +101,7 @@ pub fn layout_errors(
     if let Some(g) = gpu {
         if tp > g.gpus_per_node {
             errs.push((f, format!(
-                "got {tp}, but a {} node holds {} GPUs and a tensor-parallel group spanning nodes is not modelled; allowed: at most {}",
+                "got {tp}, but one node of {} holds {} GPUs and a tensor-parallel group spanning nodes is not modelled; allowed: at most {}",
                 g.name, g.gpus_per_node, g.gpus_per_node
             )));
         }
