@@ -84,6 +84,13 @@ const RAW: &[(&str, usize, &str, i64, &str)] = &[
         8,
         "a100-80gb",
     ),
+    (
+        "raw/prompt_20/2xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp2_len2048.json",
+        27818,
+        "h100-tp2-llama-3-8b-20",
+        2,
+        "h100-sxm",
+    ),
 ];
 
 fn load(rel: &str) -> (String, serde_json::Value) {
@@ -116,24 +123,28 @@ fn close(a: f64, b: f64) -> bool {
 
 /// The raw files are the stored copies (same character count, plain ASCII as Python's
 /// `json.dump` writes), every request completed, the file name's tensor-parallel size is
-/// the folder's GPU count, the requests are the single-GPU study's (the same 10 ShareGPT
-/// prompts per tokenizer), and the TTFT and ITL summaries are the mean and median of the
+/// the folder's GPU count, the requests are the single-GPU study's (the same 10 or 20
+/// ShareGPT prompts per tokenizer), and the TTFT and ITL summaries are the mean and median of the
 /// file's own per-request lists: nothing was lost or altered in the transfer.
 #[test]
 fn raw_files_are_whole_and_self_consistent() {
     let tp1 = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("calibration/measurements/lambda-vllm-0.6-multistep/raw/prompt_10/1xH100-80GB-SXM");
+        .join("calibration/measurements/lambda-vllm-0.6-multistep");
     for &(rel, chars, _, gpus, _) in RAW {
         let (text, d) = load(rel);
         assert!(text.is_ascii(), "{rel}");
         assert_eq!(text.len(), chars, "{rel}");
         assert!(rel.contains(&format!("/{gpus}x")), "{rel}");
         assert!(rel.contains(&format!("_tp{gpus}_len2048")), "{rel}");
-        assert_eq!(d["num_prompts"], 10, "{rel}");
-        assert_eq!(d["completed"], 10, "{rel}");
+        let n = if rel.contains("/prompt_20/") { 20 } else { 10 };
+        assert_eq!(d["num_prompts"], n, "{rel}");
+        assert_eq!(d["completed"], n, "{rel}");
         assert_eq!(d["request_rate"], "inf", "{rel}");
-        let name = rel.rsplit('/').next().unwrap();
-        let single = name.replace(&format!("_tp{gpus}_"), "_tp1_");
+        // The single-GPU H100 run of the same model and prompt count.
+        let single = rel
+            .replace(&format!("/{gpus}xH100-"), "/1xH100-")
+            .replace(&format!("/{gpus}xA100-"), "/1xH100-")
+            .replace(&format!("_tp{gpus}_"), "_tp1_");
         let one: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(tp1.join(single)).unwrap()).unwrap();
         assert_eq!(d["input_lens"], one["input_lens"], "{rel}");
@@ -278,10 +289,10 @@ fn traces_and_experiments_replay_the_raw_runs() {
     }
 }
 
-/// Every point is judged, not fitted: `infersim reproduce` gives each of the 10 every
+/// Every point is judged, not fitted: `infersim reproduce` gives each of the 11 every
 /// target of the study (6), every missed one is a declared known miss and every declared
-/// one is missed, and the study has no calibration set. As shipped, 40 of the 60 are met:
-/// TPOT and ITL everywhere but one A100 tp4 point, TTFT on 7 of 10, throughput on the two
+/// one is missed, and the study has no calibration set. As shipped, 43 of the 66 are met:
+/// TPOT and ITL everywhere but one A100 tp4 point, TTFT on 7 of 11, throughput on the two
 /// A100 tp2 points only (README.md, "Figures").
 #[test]
 fn held_out_points_are_judged_not_fitted() {
@@ -309,7 +320,7 @@ fn held_out_points_are_judged_not_fitted() {
         );
     }
     let (met, n) = report.held_out_met();
-    assert_eq!((met, n), (40, 60), "{}", report.table());
+    assert_eq!((met, n), (43, 66), "{}", report.table());
     assert_eq!(report.missed(), 0, "{}", report.table());
-    assert!(report.table().contains("40 of 60 held-out targets met"));
+    assert!(report.table().contains("43 of 66 held-out targets met"));
 }
