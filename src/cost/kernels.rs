@@ -219,9 +219,9 @@ pub struct KernelTables {
     pub generation_attention: AttnTables,
     /// Shortest measured kernel in the tables (the GPU's small-kernel floor), µs.
     pub min_kernel_us: f64,
-    /// bf16 all-reduce latency (µs) over message bytes, by group size
-    /// (`allreduce.csv`; empty where the GPU has none).
-    pub allreduce: HashMap<u32, (Vec<f64>, Vec<f64>)>,
+    /// bf16 all-reduce latency over message bytes, by group size (`allreduce.csv`;
+    /// empty where the GPU has none).
+    pub allreduce: HashMap<u32, AllReduceCurve>,
     /// Where the tables came from (meta.toml's text).
     pub provenance: String,
 }
@@ -382,9 +382,13 @@ fn read_attn(path: &Path, len_col: &str) -> Result<AttnTables, String> {
     Ok(AttnTables { grids })
 }
 
+/// Message sizes (bytes, ascending) and the measured all-reduce latency of each (µs)
+/// for one group size.
+pub type AllReduceCurve = (Vec<f64>, Vec<f64>);
+
 /// Reads `allreduce.csv` (columns num_gpus, message_bytes, latency_us): per group
 /// size, the message sizes ascending and their latencies.
-fn read_allreduce(path: &Path) -> Result<HashMap<u32, (Vec<f64>, Vec<f64>)>, String> {
+fn read_allreduce(path: &Path) -> Result<HashMap<u32, AllReduceCurve>, String> {
     let (h, rows) = read_csv(path)?;
     let c = [
         col(&h, "num_gpus", path)?,

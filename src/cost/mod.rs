@@ -5,6 +5,10 @@
 //! tokens on top of `cached`), and, in aggregate, the decodes (how many, and the sums
 //! of their attended context lengths). Pricing is O(prefill chunks), independent of
 //! the number of decodes, so a step of 256 decodes costs the same to price as one.
+//!
+//! Over 600 lines: `price_fixed` and `price_decodes` must stay bit-identical to
+//! `price` and are read as one piece with the constants they use; the GPU part
+//! (`kernel_part`), breakdowns, deployments and parallelism live in their own files.
 
 mod breakdown;
 mod deploy;
