@@ -703,7 +703,10 @@ const CLIENT: &[Key] = &[
 /// One `[slo]` bound: the `$p`th percentile of `$m` (see README "SLOs and goodput").
 macro_rules! slo_key {
     ($p:literal, $m:literal, $what:literal) => {
-        key(concat!("p", $p, "_", $m), float_above(0.0, 1e9))
+        slo_key!($p, $m, $what, "completed requests")
+    };
+    ($p:literal, $m:literal, $what:literal, $of:literal) => {
+        key(concat!("p", $p, "_", $m), float(0.001, 1e9))
             .unit("ms")
             .default_is("no bound")
             .example("2000.0")
@@ -712,7 +715,8 @@ macro_rules! slo_key {
                 $what,
                 " within this bound for at least ",
                 $p,
-                " % of completed requests",
+                " % of ",
+                $of,
                 "."
             ))
     };
@@ -728,10 +732,30 @@ const SLO: &[Key] = &[
     slo_key!("90", "tpot_ms", "time per output token"),
     slo_key!("95", "tpot_ms", "time per output token"),
     slo_key!("99", "tpot_ms", "time per output token"),
-    slo_key!("50", "itl_ms", "inter-token gap (over all gaps)"),
-    slo_key!("90", "itl_ms", "inter-token gap (over all gaps)"),
-    slo_key!("95", "itl_ms", "inter-token gap (over all gaps)"),
-    slo_key!("99", "itl_ms", "inter-token gap (over all gaps)"),
+    slo_key!(
+        "50",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!(
+        "90",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!(
+        "95",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!(
+        "99",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
     slo_key!("50", "e2el_ms", "end-to-end latency"),
     slo_key!("90", "e2el_ms", "end-to-end latency"),
     slo_key!("95", "e2el_ms", "end-to-end latency"),
