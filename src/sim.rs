@@ -263,6 +263,9 @@ fn run_inner(
         rec: {
             let mut r = Recorder::new(warmup, opts.keep_records);
             r.set_classes(&sc.workload.classes);
+            if let Some(slo) = &sc.client.slo {
+                r.set_slo(slo);
+            }
             r
         },
         lengths: LengthSampler::new(&sc.workload, seed),

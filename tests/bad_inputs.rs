@@ -578,6 +578,7 @@ fn cases() -> Vec<Case> {
     v.extend(hf_config_cases());
     v.extend(quantization_cases());
     v.extend(parallel_cases());
+    v.extend(slo_price_cases());
     v.sort_by_key(|c| c.name);
     v
 }
@@ -893,6 +894,58 @@ fn front_end_cases() -> Vec<Case> {
             "client-on-offline-batch",
             format!("{offline}[client]\nmax_concurrency = 4\n"),
         ),
+    ]
+}
+
+/// `[slo]` and the price keys of `[hardware]`.
+fn slo_price_cases() -> Vec<Case> {
+    let gpu = |extra: &str| {
+        edit(
+            "gpu = \"a100-80gb\"",
+            &format!("gpu = \"a100-80gb\"\n{extra}"),
+        )
+    };
+    let mut user_file = case("price-file-bad-row", gpu("price_file = \"prices.toml\""));
+    user_file.files.push((
+        "prices.toml",
+        b"provider = \"mine\"\n[[price]]\ngpu = \"a100-80gb\"\nkind = \"yearly\"\nusd_per_gpu_hour = -1.0\ndate = \"2026\"\nsource = \"s\"\n".to_vec(),
+    ));
+    vec![
+        case(
+            "slo-unknown-key",
+            format!("{BASE}[slo]\np99_ttft = 2000.0\n"),
+        ),
+        case(
+            "slo-unknown-percentile",
+            format!("{BASE}[slo]\np80_ttft_ms = 2000.0\n"),
+        ),
+        case(
+            "slo-zero-bound",
+            format!("{BASE}[slo]\np99_e2el_ms = 0.0\n"),
+        ),
+        case("slo-empty", format!("{BASE}[slo]\n")),
+        case(
+            "price-unknown-provider",
+            gpu("price_provider = \"aws-east\""),
+        ),
+        case(
+            "price-gpu-not-offered",
+            edit(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"l40\"\nprice_provider = \"aws\"",
+            ),
+        ),
+        case(
+            "price-kind-not-offered",
+            gpu("price_provider = \"aws\"\nprice_kind = \"spot\""),
+        ),
+        case("price-kind-with-spec", gpu("price_kind = \"spot\"")),
+        case(
+            "price-kind-unknown",
+            gpu("price_provider = \"aws\"\nprice_kind = \"monthly\""),
+        ),
+        case("price-file-missing", gpu("price_file = \"nope.toml\"")),
+        user_file,
     ]
 }
 

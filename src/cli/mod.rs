@@ -9,6 +9,7 @@
 pub mod bench;
 mod calibration;
 mod import_model;
+mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
 use import_model::{cmd_import_model, ImportModelArgs};
 
@@ -445,6 +446,7 @@ fn cmd_list() -> Result<(), Error> {
             Err(e) => println!("  {p:<22} unreadable: {e}"),
         }
     }
+    prices::print_prices();
     let presets: Vec<&str> = crate::stacks::PRESETS.iter().map(|p| p.name).collect();
     println!(
         "Engine presets (engine.stack; details: infersim stacks): {}",
