@@ -263,6 +263,9 @@ fn run_inner(
         rec: {
             let mut r = Recorder::new(warmup, opts.keep_records);
             r.set_classes(&sc.workload.classes);
+            if let Some(slo) = &sc.client.slo {
+                r.set_slo(slo);
+            }
             r
         },
         lengths: LengthSampler::new(&sc.workload, seed),
@@ -443,14 +446,14 @@ impl Engine<'_> {
             _ if !self.sc.workload.classes.is_empty() => {
                 let m = ClassMix::new(&self.sc.workload, seed);
                 if let Some(t) = m.peek_time() {
-                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                    self.q.push_arrival(t, Ev::OpenArrival);
                 }
                 self.mix = Some(m);
             }
             _ => {
                 let g = OpenLoop::new(&self.sc.workload, seed);
                 if let Some(t) = g.peek_time() {
-                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                    self.q.push_arrival(t, Ev::OpenArrival);
                 }
                 self.open = Some(g);
             }
@@ -539,7 +542,7 @@ impl Engine<'_> {
                     self.send(now, r);
                 }
                 if let Some(t) = self.mix.as_ref().and_then(|m| m.peek_time()) {
-                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                    self.q.push_arrival(t, Ev::OpenArrival);
                 }
             }
             Ev::OpenArrival if self.sessions.is_some() => self.session_arrival(now),
@@ -552,7 +555,7 @@ impl Engine<'_> {
                 }
                 let g = self.open.as_ref().expect("open-loop generator");
                 if let Some(t) = g.peek_time() {
-                    self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+                    self.q.push_arrival(t, Ev::OpenArrival);
                 }
             }
             Ev::UserSend(u) if self.sessions.is_some() => self.user_turn(now, u),

@@ -482,6 +482,16 @@ pub struct GpuSpec {
     pub compute_capability: String,
     /// Dense fp16/bf16 tensor-core TFLOP/s (no sparsity).
     pub tensor_tflops: f64,
+    /// Dense FP8 tensor-core TFLOP/s (no sparsity; 0: no FP8 tensor cores, or not
+    /// stated).
+    #[serde(default)]
+    pub fp8_tflops: f64,
+    /// Dense INT8 tensor-core TOPS (no sparsity; 0: none, or not stated).
+    #[serde(default)]
+    pub int8_tops: f64,
+    /// Dense FP4 tensor-core TFLOP/s (no sparsity; 0: none, or not stated).
+    #[serde(default)]
+    pub fp4_tflops: f64,
     /// Memory capacity as CUDA reports it, GiB.
     pub memory_gib: f64,
     /// Memory bandwidth, GB/s (10^9 bytes per second).
@@ -544,6 +554,9 @@ impl GpuSpec {
         GpuSpec {
             full_name: format!("{} MIG {}", self.full_name, p.name),
             tensor_tflops: self.tensor_tflops * c,
+            fp8_tflops: self.fp8_tflops * c,
+            int8_tops: self.int8_tops * c,
+            fp4_tflops: self.fp4_tflops * c,
             memory_gib: self.memory_gib * m,
             memory_bandwidth_gbps: self.memory_bandwidth_gbps * m,
             sm_count: ((self.sm_count as f64 * c).round() as u32).max(1),
@@ -586,6 +599,9 @@ impl GpuSpec {
         let mut errs = Vec::new();
         for (field, v, lo, hi) in [
             ("tensor_tflops", self.tensor_tflops, 0.01, 1e5),
+            ("fp8_tflops", self.fp8_tflops, 0.0, 1e5),
+            ("int8_tops", self.int8_tops, 0.0, 1e5),
+            ("fp4_tflops", self.fp4_tflops, 0.0, 1e5),
             ("memory_gib", self.memory_gib, 0.01, 1e5),
             (
                 "memory_bandwidth_gbps",
@@ -676,7 +692,11 @@ macro_rules! shipped {
 pub const SHIPPED_MODELS: &[(&str, &str)] = shipped!("llm":
     "opt-125m", "gemma-3-1b-it", "llama-3.2-1b", "llama-3.2-3b-instruct", "llama-2-7b",
     "llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "qwen3-14b", "llama-3.1-70b",
-    "llama-3-8b-instruct", "mistral-7b-instruct-v0.3");
+    "llama-3-8b-instruct", "mistral-7b-instruct-v0.3",
+    // Issue 15: the deployments people rent (MoE, MLA and MXFP4/FP8 ones load and
+    // count, and are priced once the cost model has those parts).
+    "llama-3.1-405b", "llama-3.3-70b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b",
+    "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b", "gpt-oss-120b");
 
 /// Shipped GPU specs: (name, TOML text).
 pub const SHIPPED_GPUS: &[(&str, &str)] = shipped!("gpu":

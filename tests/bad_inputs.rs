@@ -577,9 +577,68 @@ fn cases() -> Vec<Case> {
     v.extend(front_end_cases());
     v.extend(hf_config_cases());
     v.extend(expert_parallel_cases());
+    v.extend(quantization_cases());
     v.extend(parallel_cases());
+    v.extend(slo_price_cases());
     v.sort_by_key(|c| c.name);
     v
+}
+
+/// `engine.quantization` and `engine.kv_cache_dtype`.
+fn quantization_cases() -> Vec<Case> {
+    let q = |v: &str| {
+        edit(
+            "max_model_len = 4096",
+            &format!("max_model_len = 4096\n{v}"),
+        )
+    };
+    vec![
+        case("quantization-unknown-method", q("quantization = \"int3\"")),
+        case(
+            "quantization-compressed-tensors",
+            q("quantization = \"compressed-tensors\""),
+        ),
+        case(
+            "quantization-kv-cache-dtype-unknown",
+            q("kv_cache_dtype = \"int8\""),
+        ),
+        case(
+            "quantization-fp8-on-turing",
+            q("quantization = \"fp8\"").replace("gpu = \"a100-80gb\"", "gpu = \"t4\""),
+        ),
+        case(
+            "quantization-mxfp4-on-a-dense-model",
+            q("quantization = \"mxfp4\""),
+        ),
+        Case {
+            name: "quantization-does-not-match-the-checkpoint",
+            text: q("quantization = \"awq\"")
+                .replace("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                model_spec("hf_repo = ", "quantization = \"fp8\"\nhf_repo = "),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "quantization-checkpoint-format-not-priced",
+            text: edit("model = \"llama-3.1-8b\"", "model = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                model_spec("hf_repo = ", "quantization = \"gguf\"\nhf_repo = "),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        Case {
+            name: "quantization-gpu-spec-negative-fp8-rate",
+            text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                gpu_spec("fp8_tflops = 0.0", "fp8_tflops = -1.0"),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+    ]
 }
 
 /// Shared prefixes, sessions and traces that name them.
@@ -755,12 +814,28 @@ fn hf_config_cases() -> Vec<Case> {
             "hf-config-quantised",
             with(
                 "\"torch_dtype\"",
-                "\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4},\n  \"torch_dtype\"",
+                "\"quantization_config\": {\"quant_method\": \"compressed-tensors\"},\n  \"torch_dtype\"",
             ),
         ),
         cfg(
             "hf-config-experts-field",
             with("\"mlp_bias\": false,", "\"mlp_bias\": false,\n  \"num_local_experts\": 8,"),
+        ),
+        cfg(
+            "hf-config-unknown-quant-method",
+            with(
+                "\"torch_dtype\"",
+                "\"quantization_config\": {\"quant_method\": \"int3\"},\n  \"torch_dtype\"",
+            ),
+        ),
+        cfg(
+            "hf-config-moe-missing-experts",
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/hf/mixtral-8x7b/config.json"),
+            )
+            .unwrap()
+            .replacen("\"num_local_experts\": 8,", "", 1),
         ),
         cfg(
             "hf-config-wrong-type",
@@ -820,6 +895,58 @@ fn front_end_cases() -> Vec<Case> {
             "client-on-offline-batch",
             format!("{offline}[client]\nmax_concurrency = 4\n"),
         ),
+    ]
+}
+
+/// `[slo]` and the price keys of `[hardware]`.
+fn slo_price_cases() -> Vec<Case> {
+    let gpu = |extra: &str| {
+        edit(
+            "gpu = \"a100-80gb\"",
+            &format!("gpu = \"a100-80gb\"\n{extra}"),
+        )
+    };
+    let mut user_file = case("price-file-bad-row", gpu("price_file = \"prices.toml\""));
+    user_file.files.push((
+        "prices.toml",
+        b"provider = \"mine\"\n[[price]]\ngpu = \"a100-80gb\"\nkind = \"yearly\"\nusd_per_gpu_hour = -1.0\ndate = \"2026\"\nsource = \"s\"\n".to_vec(),
+    ));
+    vec![
+        case(
+            "slo-unknown-key",
+            format!("{BASE}[slo]\np99_ttft = 2000.0\n"),
+        ),
+        case(
+            "slo-unknown-percentile",
+            format!("{BASE}[slo]\np80_ttft_ms = 2000.0\n"),
+        ),
+        case(
+            "slo-zero-bound",
+            format!("{BASE}[slo]\np99_e2el_ms = 0.0\n"),
+        ),
+        case("slo-empty", format!("{BASE}[slo]\n")),
+        case(
+            "price-unknown-provider",
+            gpu("price_provider = \"aws-east\""),
+        ),
+        case(
+            "price-gpu-not-offered",
+            edit(
+                "gpu = \"a100-80gb\"",
+                "gpu = \"l40\"\nprice_provider = \"aws\"",
+            ),
+        ),
+        case(
+            "price-kind-not-offered",
+            gpu("price_provider = \"aws\"\nprice_kind = \"spot\""),
+        ),
+        case("price-kind-with-spec", gpu("price_kind = \"spot\"")),
+        case(
+            "price-kind-unknown",
+            gpu("price_provider = \"aws\"\nprice_kind = \"monthly\""),
+        ),
+        case("price-file-missing", gpu("price_file = \"nope.toml\"")),
+        user_file,
     ]
 }
 

@@ -167,7 +167,7 @@ fn the_fit_is_deterministic() {
 #[test]
 fn reproduce_meets_the_calibration_targets() {
     let studies = load_studies(&[]).unwrap();
-    assert_eq!(studies.len(), 6);
+    assert_eq!(studies.len(), 7);
     let report = reproduce(&studies, 1).unwrap();
     let with_target = report.rows.iter().filter(|r| r.target.is_some()).count();
     assert!(with_target >= 76, "{with_target} targets");

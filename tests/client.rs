@@ -70,6 +70,7 @@ fn timeout_case(on_timeout: OnTimeout) -> Scenario {
         max_concurrency: None,
         timeout: Some(Dur::from_millis_f64(120.0)),
         on_timeout,
+        slo: None,
     };
     sc
 }
@@ -145,6 +146,7 @@ fn abort_keeps_the_engine_consistent_under_every_policy() {
             max_concurrency: None,
             timeout: Some(Dur::from_millis_f64(40.0)),
             on_timeout: OnTimeout::Abort,
+            slo: None,
         };
         for seed in 0..4 {
             let r = run(&sc, seed, opts()).expect("runs");
@@ -181,6 +183,7 @@ fn an_abort_waits_for_the_end_of_a_multi_step_block() {
         max_concurrency: None,
         timeout: Some(Dur::from_millis_f64(25.0)),
         on_timeout: OnTimeout::Abort,
+        slo: None,
     };
     let r = run(&sc, 0, opts()).expect("runs");
     let c = r.summary.client.clone().unwrap();

@@ -477,13 +477,14 @@ pub fn measured_gpus() -> Result<Vec<Measured>, String> {
     Ok(out)
 }
 
-/// The shipped 16-bit models (the shapes the fit and the validation use).
+/// The shipped 16-bit dense models (the shapes the fit and the validation use; MoE
+/// and MLA models' GEMMs are not the dense shapes `gemm_nk` gives).
 pub fn serving_models() -> Result<Vec<ModelSpec>, String> {
     let mut out = Vec::new();
     for (name, _) in crate::specs::SHIPPED_MODELS {
         let m =
             crate::specs::load_model(name, None, "models", "model").map_err(|e| e.to_string())?;
-        if m.dtype_bytes == 2 {
+        if m.dtype_bytes == 2 && m.moe.is_none() && m.mla.is_none() {
             out.push(m);
         }
     }

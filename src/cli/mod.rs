@@ -9,6 +9,7 @@
 pub mod bench;
 mod calibration;
 mod import_model;
+mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
 use import_model::{cmd_import_model, ImportModelArgs};
 
@@ -159,6 +160,12 @@ struct StepTimeArgs {
     /// measured kernel tables (to compare the two).
     #[arg(long)]
     roofline: bool,
+    /// Weights' quantization method, vLLM's name (default: the checkpoint's own).
+    #[arg(long)]
+    quantization: Option<String>,
+    /// KV-cache dtype, vLLM's name (`auto`, `fp8`, `fp8_e4m3`, `fp8_e5m2`).
+    #[arg(long, default_value = "auto")]
+    kv_cache_dtype: String,
     /// Tensor-parallel size: price one rank of a group of this many GPUs, with its
     /// all-reduces.
     #[arg(long, default_value_t = 1)]
@@ -447,6 +454,7 @@ fn cmd_list() -> Result<(), Error> {
             Err(e) => println!("  {p:<22} unreadable: {e}"),
         }
     }
+    prices::print_prices();
     let presets: Vec<&str> = crate::stacks::PRESETS.iter().map(|p| p.name).collect();
     println!(
         "Engine presets (engine.stack; details: infersim stacks): {}",
@@ -484,12 +492,28 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     } else {
         crate::cost::GpuPath::Auto
     };
+    let quantization = crate::cost::quant::resolve(&model, &gpu, a.quantization.as_deref())
+        .map_err(|m| ConfigError::new(src, "--quantization", m))?;
+    let kv_cache_dtype = crate::cost::quant::KvCacheDtype::from_name(&a.kv_cache_dtype)
+        .ok_or_else(|| {
+            ConfigError::new(
+                src,
+                "--kv-cache-dtype",
+                format!(
+                    "got {:?}, allowed: {}",
+                    a.kv_cache_dtype,
+                    crate::config::reference::quoted_list(crate::cost::quant::KV_CACHE_DTYPES)
+                ),
+            )
+        })?;
     let deploy = crate::cost::Deployment {
+        quantization,
+        kv_cache_dtype,
         tensor_parallel: a.tp,
         pipeline_parallel: a.pp,
         expert_parallel: a.ep,
         data_parallel: a.dp,
-        ..Default::default()
+        ..crate::cost::Deployment::default()
     };
     for (field, v) in [("--tp", a.tp), ("--pp", a.pp), ("--dp", a.dp)] {
         if !(1..=64).contains(&v) {
@@ -739,6 +763,9 @@ fn cmd_bench(
             }
         }
         println!("sweep of 64 points ({n1} requests): {t1:.2} s on 1 thread, {tn:.2} s on {threads} threads: speed-up {:.2}x", t1 / tn);
+        for line in crate::bench::target_lines(&rows) {
+            println!("{line}");
+        }
     }
     Ok(())
 }

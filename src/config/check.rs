@@ -79,6 +79,8 @@ pub(crate) fn check_point(
         };
         let built = built.map(|mut b| {
             c.front_and_client(&raw, &mut b.0);
+            c.slo(&raw, &mut b.0);
+            b.1.price = c.price(&raw.hardware, &b.3);
             b
         });
         return match built {
@@ -329,6 +331,7 @@ impl Checker<'_> {
             stack: e
                 .and_then(|e| e.stack.clone())
                 .filter(|s| crate::stacks::preset(s).is_some()),
+            price: Default::default(),
         };
         Some((
             Scenario {

@@ -97,6 +97,7 @@ impl Checker<'_> {
                     .as_deref()
                     .and_then(OnTimeout::parse)
                     .unwrap_or_default(),
+                slo: sc.client.slo,
             };
             if c.on_timeout.is_some() && c.timeout_s.is_none() {
                 self.err(

@@ -7,6 +7,7 @@ use super::memory::plan_memory;
 use super::raw::RawEngine;
 use super::schema::{quoted_list, POLICIES, STACKS};
 use crate::cost::parallel::layout_errors;
+use crate::cost::quant::KvCacheDtype;
 use crate::cost::{Deployment, PipelineSchedule};
 use crate::kv::KvGeometry;
 use crate::policy::Policy;
@@ -99,6 +100,21 @@ impl Checker<'_> {
         else {
             return (None, hint);
         };
+        let deploy = match crate::cost::quant::resolve(&model, gpu, e.quantization.as_deref()) {
+            Ok(quantization) => Deployment {
+                quantization,
+                kv_cache_dtype: e
+                    .kv_cache_dtype
+                    .as_deref()
+                    .and_then(KvCacheDtype::from_name)
+                    .unwrap_or_default(),
+                ..deploy
+            },
+            Err(msg) => {
+                self.err("engine.quantization", msg);
+                return (None, hint);
+            }
+        };
         let mem = match plan_memory(
             &model, gpu, &profile, util, block_size, tokens, seqs, &deploy, self.file,
         ) {
@@ -178,6 +194,7 @@ impl Checker<'_> {
                 .unwrap_or_default(),
             expert_parallel: e.enable_expert_parallel.unwrap_or(false),
             data_parallel: e.data_parallel_size.unwrap_or(1),
+            ..Deployment::default()
         };
         if let Some(m) = model {
             for (field, msg) in layout_errors(m, gpu, &deploy) {

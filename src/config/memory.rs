@@ -18,6 +18,17 @@ pub fn activation_bytes(model: &ModelSpec, batch_tokens: u64, batch_seqs: u64) -
     (batch_tokens * per_token) as f64 + (batch_seqs * model.vocab_size * 4 * 2) as f64
 }
 
+/// Bytes of weights resident on the GPU, in the deployment's weight format (the
+/// quantised linear layers in theirs, the rest in the model's dtype).
+pub fn weight_bytes(model: &ModelSpec, deploy: &Deployment) -> f64 {
+    crate::cost::quant::weight_bytes(model, deploy.quantization.as_ref())
+}
+
+/// KV-cache bytes per token (all layers), in the deployment's KV dtype.
+pub fn kv_bytes_per_token(model: &ModelSpec, deploy: &Deployment) -> u64 {
+    crate::cost::quant::kv_bytes_per_token(model, deploy.kv_cache_dtype)
+}
+
 /// Memory arithmetic of one instance.
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryPlan {
@@ -62,7 +73,7 @@ pub fn plan_memory(
         );
     }
     let budget = util * gpu.memory_bytes();
-    let weights = model.weight_bytes() as f64;
+    let weights = weight_bytes(model, deploy);
     let reserve =
         activation_bytes(model, batch_tokens, batch_seqs) + profile.non_torch_memory_gib * GIB;
     let kv = budget - weights - reserve;
@@ -81,13 +92,13 @@ pub fn plan_memory(
             ),
         ));
     }
-    let per_block = (block_size * model.kv_bytes_per_token()) as f64;
+    let per_block = (block_size * kv_bytes_per_token(model, deploy)) as f64;
     Ok(MemoryPlan {
         budget,
         weights,
         reserve,
         blocks: (kv / per_block).floor() as u64,
-        kv_bytes_per_token: model.kv_bytes_per_token() as f64,
+        kv_bytes_per_token: kv_bytes_per_token(model, deploy) as f64,
     })
 }
 
@@ -115,7 +126,8 @@ fn plan_sharded(
     };
     let reserve =
         activation_bytes(&act, batch_tokens, batch_seqs) + profile.non_torch_memory_gib * GIB;
-    let kv_layer = rank.kv_bytes_per_token_layer() as f64;
+    let kv_layer =
+        crate::cost::quant::kv_bytes_per_token_layer(&rank, deploy.kv_cache_dtype) as f64;
     let weights = if deploy.expert_parallel {
         // Every GPU of the EP group holds the same: TP shards and E / ep experts.
         vec![crate::cost::expert_parallel::weight_bytes_per_gpu(

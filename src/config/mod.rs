@@ -27,11 +27,13 @@ mod check;
 mod check_client;
 mod check_engine;
 mod check_hardware;
+mod check_slo;
 mod check_stack;
 mod check_workload;
 pub mod expand;
 pub mod key;
 pub mod memory;
+pub mod prices;
 pub mod raw;
 pub mod reference;
 pub mod schema;
@@ -170,6 +172,24 @@ pub struct Meta {
     /// `profile` then names the profile it runs with (its own or the borrowed one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+    /// The price of one physical GPU the cost figures use (not a result-row key:
+    /// the figures themselves are).
+    #[serde(skip)]
+    pub price: prices::Price,
+}
+
+impl Meta {
+    /// The cost figures of a run of this set-up that measured `s`: `gpus` physical
+    /// GPUs (MIG slices and MPS or time-sliced pods count the GPUs they run on) at
+    /// the point's price.
+    pub fn cost(&self, s: &crate::metrics::Summary) -> crate::metrics::CostSummary {
+        crate::metrics::CostSummary::new(
+            self.gpus,
+            self.price.usd_per_gpu_hour,
+            s.output_throughput,
+            s.total_token_throughput,
+        )
+    }
 }
 
 /// A loaded experiment.

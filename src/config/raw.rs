@@ -39,6 +39,32 @@ pub struct RawExperiment {
     /// `[client]`: the benchmark client's behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<RawClient>,
+    /// `[slo]`: latency SLOs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<RawSlo>,
+}
+
+/// `[slo]`: bounds in ms, `p<percentile>_<metric>` as the summary names them.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    pub p50_ttft_ms: Option<f64>,
+    pub p90_ttft_ms: Option<f64>,
+    pub p95_ttft_ms: Option<f64>,
+    pub p99_ttft_ms: Option<f64>,
+    pub p50_tpot_ms: Option<f64>,
+    pub p90_tpot_ms: Option<f64>,
+    pub p95_tpot_ms: Option<f64>,
+    pub p99_tpot_ms: Option<f64>,
+    pub p50_itl_ms: Option<f64>,
+    pub p90_itl_ms: Option<f64>,
+    pub p95_itl_ms: Option<f64>,
+    pub p99_itl_ms: Option<f64>,
+    pub p50_e2el_ms: Option<f64>,
+    pub p90_e2el_ms: Option<f64>,
+    pub p95_e2el_ms: Option<f64>,
+    pub p99_e2el_ms: Option<f64>,
 }
 
 /// `[frontend]`.
@@ -107,6 +133,15 @@ pub struct RawHardware {
     /// MIG instances per GPU (default: as many of the profile as fit).
     #[serde(default)]
     pub mig_instances: Option<u32>,
+    /// Whose price the cost figures use (default `spec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_provider: Option<String>,
+    /// A user price table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_file: Option<String>,
+    /// Price kind (default `on-demand`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_kind: Option<String>,
 }
 
 /// Default time-slice quantum. NVIDIA does not publish it; the driver's default
@@ -151,6 +186,12 @@ pub struct RawEngine {
     /// Settings of the static policy.
     #[serde(default, rename = "static")]
     pub static_: Option<RawStatic>,
+    /// Weights' quantization method, vLLM's name (default: the checkpoint's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// KV-cache element type, vLLM's name (default `auto`: the model's dtype).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_dtype: Option<String>,
     /// GPUs per tensor-parallel group (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensor_parallel_size: Option<u32>,

@@ -199,6 +199,19 @@ const HARDWARE: &[Key] = &[
         .default_is("as many as fit")
         .example("2")
         .doc("MIG instances per GPU (with `mig`)."),
+    // Prices (see README "Prices"; `src/config/prices.rs`).
+    key("price_provider", ANY)
+        .default_is("\"spec\" (the GPU spec file's price)")
+        .example("\"aws\"")
+        .doc("Whose GPU price the cost figures use: \"spec\", a shipped table (models/prices/, `infersim list`) or the provider of `price_file`."),
+    key("price_file", ANY)
+        .default_is("none")
+        .example("\"my-prices.toml\"")
+        .doc("A price table of your own (format of models/prices/*.toml), relative to the experiment file."),
+    key("price_kind", Kind::Str(super::prices::PRICE_KINDS))
+        .default_is("\"on-demand\"")
+        .example("\"spot\"")
+        .doc("Which kind of price to read from the provider's table (not with \"spec\")."),
 ];
 
 const CONTINUOUS: &[Key] = &[
@@ -451,6 +464,15 @@ const ENGINE_SETTINGS: &[Key] = &[
         .example("{ batch_size = 32 }")
         .doc("Settings of the static policy.")
         .only(&[policy(&["static"], "only \"static\"")]),
+    // Number formats (quantisation; see the README's "Quantisation").
+    key("quantization", Kind::Str(crate::cost::quant::METHODS))
+        .default_is("the checkpoint's own format (16-bit when it has none)")
+        .example("\"fp8\"")
+        .doc("Weights' quantization method, vLLM's `--quantization` name: fp8 (W8A8 on FP8 tensor cores, W8A16 on Ampere), awq / awq_marlin / gptq / gptq_marlin / bitsandbytes (int4 weight-only), modelopt_fp4 (NVFP4), mxfp4 (MoE experts)."),
+    key("kv_cache_dtype", Kind::Str(crate::cost::quant::KV_CACHE_DTYPES))
+        .default_is("\"auto\"")
+        .example("\"fp8\"")
+        .doc("KV-cache element type, vLLM's `--kv-cache-dtype`: auto (the model's dtype) or an fp8 format (1 byte per element)."),
 ];
 
 /// `a` followed by `b` (`N` = their total length), at compile time.
@@ -718,6 +740,68 @@ const CLIENT: &[Key] = &[
         .doc("What the server does with an abandoned request: keeps computing it (\"continue\") or drops it and frees its KV cache (\"abort\")."),
 ];
 
+/// One `[slo]` bound: the `$p`th percentile of `$m` (see README "SLOs and goodput").
+macro_rules! slo_key {
+    ($p:literal, $m:literal, $what:literal) => {
+        slo_key!($p, $m, $what, "completed requests")
+    };
+    ($p:literal, $m:literal, $what:literal, $of:literal) => {
+        key(concat!("p", $p, "_", $m), float(0.001, 1e9))
+            .unit("ms")
+            .default_is("no bound")
+            .example("2000.0")
+            .doc(concat!(
+                "SLO: ",
+                $what,
+                " within this bound for at least ",
+                $p,
+                " % of ",
+                $of,
+                "."
+            ))
+    };
+}
+
+/// `[slo]`: latency bounds judged per request (goodput, attainment).
+const SLO: &[Key] = &[
+    slo_key!("50", "ttft_ms", "time to first token"),
+    slo_key!("90", "ttft_ms", "time to first token"),
+    slo_key!("95", "ttft_ms", "time to first token"),
+    slo_key!("99", "ttft_ms", "time to first token"),
+    slo_key!("50", "tpot_ms", "time per output token"),
+    slo_key!("90", "tpot_ms", "time per output token"),
+    slo_key!("95", "tpot_ms", "time per output token"),
+    slo_key!("99", "tpot_ms", "time per output token"),
+    slo_key!(
+        "50",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!(
+        "90",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!(
+        "95",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!(
+        "99",
+        "itl_ms",
+        "the gap between two tokens",
+        "all token gaps"
+    ),
+    slo_key!("50", "e2el_ms", "end-to-end latency"),
+    slo_key!("90", "e2el_ms", "end-to-end latency"),
+    slo_key!("95", "e2el_ms", "end-to-end latency"),
+    slo_key!("99", "e2el_ms", "end-to-end latency"),
+];
+
 /// The keys of an experiment file (after `[sweep]` and `[[variant]]` are taken out).
 pub const TOP: &[Key] = &[
     key("name", ANY)
@@ -753,7 +837,9 @@ pub const TOP: &[Key] = &[
         .doc("The API front end: a fixed delay, or API-server processes as queues; a rate limiter."),
     key("client", Kind::Table(CLIENT))
         .default_is("every request sent when it arrives, no timeout")
-        .doc("The benchmark client: concurrency limit and timeouts (not for offline workloads)."),
+        .doc("The benchmark client: concurrency limit and timeouts (not for offline workloads)."),    key("slo", Kind::Table(SLO))
+        .default_is("no SLO (no goodput keys)")
+        .doc("Latency SLOs: each request is judged by them; the summary gains goodput and attainment."),
 ];
 
 /// `{ dist = "fixed" }`.
@@ -901,6 +987,7 @@ arrival = "poisson"
             ("workload.sessions", SESSIONS),
             ("frontend", FRONTEND),
             ("client", CLIENT),
+            ("slo", SLO),
         ] {
             let mut declared: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
             declared.sort();

@@ -80,6 +80,12 @@ impl CostModel {
                 continue;
             }
             let w = c.groups[i];
+            // The dense GEMMs' compute roof is their weight format's (quantisation).
+            let (peak, flops_per_s) = if i <= MLP {
+                (self.dense_peak_flops, self.dense_flops_per_s)
+            } else {
+                (self.peak_flops, self.flops_per_s)
+            };
             if c.group_s[i] > dominant.1 {
                 dominant = (name, c.group_s[i]);
             }
@@ -89,11 +95,11 @@ impl CostModel {
                 bytes: w.bytes,
                 seconds: c.group_s[i],
                 source: sources[i].name().into(),
-                compute_roof_seconds: w.flops / self.peak_flops,
+                compute_roof_seconds: w.flops / peak,
                 memory_roof_seconds: w.bytes / self.peak_bw,
                 bound: if (self.kernel.is_none()
-                    && w.flops / self.flops_per_s > w.bytes / self.bytes_per_s)
-                    || (self.kernel.is_some() && self.compute_bound(&w))
+                    && w.flops / flops_per_s > w.bytes / self.bytes_per_s)
+                    || (self.kernel.is_some() && self.compute_bound_at(&w, peak))
                 {
                     "compute"
                 } else {

@@ -57,6 +57,10 @@ pub struct Deployment {
     /// Whether a MoE layer's experts are spread over the GPUs of the instance
     /// (expert parallelism) instead of each expert being split by tensor parallelism.
     pub expert_parallel: bool,
+    /// The weights' `quantization` method (`None`: the model's own dtype).
+    pub quantization: Option<super::quant::Quantization>,
+    /// The KV cache's element type (`kv_cache_dtype`).
+    pub kv_cache_dtype: super::quant::KvCacheDtype,
     /// How a pipeline's micro-batches are scheduled (no effect with one stage).
     pub pipeline_schedule: PipelineSchedule,
     /// Attention data-parallel ranks (vLLM `--data-parallel-size`), each a
@@ -71,6 +75,8 @@ impl Default for Deployment {
             tensor_parallel: 1,
             pipeline_parallel: 1,
             expert_parallel: false,
+            quantization: None,
+            kv_cache_dtype: super::quant::KvCacheDtype::Auto,
             pipeline_schedule: PipelineSchedule::Steady,
             data_parallel: 1,
         }
@@ -92,6 +98,12 @@ impl Deployment {
         } else {
             1
         }
+    }
+
+    /// Whether it runs on one GPU without expert parallelism (its number formats
+    /// aside).
+    pub fn is_single_gpu(&self) -> bool {
+        self.gpus() == 1 && !self.expert_parallel
     }
 
     /// Whether this is the single-GPU, spec-dtype default.

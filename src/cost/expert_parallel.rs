@@ -82,13 +82,18 @@ pub struct ExpertParallel {
 
 impl ExpertParallel {
     /// The EP part of `deploy` for `shard` (one rank's model, see
-    /// [`super::parallel::shard`]) on `gpu`; `None` without expert parallelism or
-    /// MoE layers.
-    pub fn new(shard: &ModelSpec, gpu: &GpuSpec, deploy: &Deployment) -> Option<ExpertParallel> {
+    /// [`super::parallel::shard`]) on `gpu`, whose MoE part (in its weights' format)
+    /// is `moe`; `None` without expert parallelism or MoE layers.
+    pub fn new(
+        shard: &ModelSpec,
+        gpu: &GpuSpec,
+        deploy: &Deployment,
+        moe: Option<&MoeCost>,
+    ) -> Option<ExpertParallel> {
         if !deploy.expert_parallel {
             return None;
         }
-        let moe = MoeCost::new(shard)?;
+        let moe = moe?.clone();
         let ep = deploy.ep_size().max(1);
         Some(ExpertParallel {
             ep,
@@ -244,5 +249,10 @@ pub fn weight_bytes_per_gpu(model: &ModelSpec, deploy: &Deployment) -> f64 {
     let others = (m.num_experts as u64 - m.num_experts as u64 / ep)
         * model.expert_params()
         * model.moe_layers() as u64;
-    whole - (others * model.dtype_bytes) as f64
+    // The routed experts are stored in the deployment's format when quantised.
+    let bpp = match &deploy.quantization {
+        Some(q) => q.format.bytes_per_param(),
+        None => model.dtype_bytes as f64,
+    };
+    whole - others as f64 * bpp
 }

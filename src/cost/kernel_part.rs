@@ -3,6 +3,7 @@
 //! roofline curves (DESIGN §2).
 
 use super::kernels::{self, AttnGrid, Curves};
+use super::quant::{self, CostFormats, GemmFormat};
 use super::*;
 
 /// The GPU part of a (model, GPU) pair in the kernel model: per-group time
@@ -15,6 +16,8 @@ pub(super) struct KernelPart {
     pub(super) dense: Option<(Vec<f64>, [Vec<f64>; 3])>,
     /// (n, k) of the QKV, output, MLP-up (gate and up together) and MLP-down GEMMs.
     pub(super) gemm_nk: [(f64, f64); 4],
+    /// The dense GEMMs' quantised format when they are priced on the curves.
+    pub(super) gemm_fmt: Option<GemmFormat>,
     /// (n, k) of the LM head.
     pub(super) head_nk: (f64, f64),
     /// Shares of the dense work in the QKV, output and MLP groups (∝ n · k).
@@ -50,9 +53,12 @@ impl KernelPart {
         model: &ModelSpec,
         gpu: &GpuSpec,
         path: GpuPath,
+        qf: &CostFormats,
     ) -> Result<KernelPart, CostError> {
         if let GpuPath::Curves(shape, anchor) = path {
-            return Ok(KernelPart::on_curves(model, gpu, shape, anchor));
+            let mut k = KernelPart::build(model, gpu, None, shape, anchor, qf);
+            k.describe = "roofline curves given by the caller".into();
+            return Ok(k);
         }
         let file = kernels::curves_file()?;
         // Tables apply to the whole GPU in 16-bit weights; a MIG slice smaller than
@@ -70,7 +76,7 @@ impl KernelPart {
             (Some(_), Some(a)) => *a,
             _ => arch_anchor,
         };
-        let mut k = KernelPart::build(model, gpu, tables.as_deref(), file.shape, anchor);
+        let mut k = KernelPart::build(model, gpu, tables.as_deref(), file.shape, anchor, qf);
         let anchor_words = match (&tables, own_arch) {
             (Some(_), _) => format!("its own fitted anchor ({})", gpu.name),
             (None, true) => format!("the {} anchor", gpu.architecture),
@@ -88,7 +94,7 @@ impl KernelPart {
                 COMM
             ),
             None => format!("roofline curves with {anchor_words} on the datasheet"),
-        };
+        } + &qf.describe();
         Ok(k)
     }
 
@@ -99,6 +105,7 @@ impl KernelPart {
         tables: Option<&kernels::KernelTables>,
         shape: kernels::CurveShape,
         anchor: kernels::CurveAnchor,
+        qf: &CostFormats,
     ) -> KernelPart {
         let d = model.hidden_size as f64;
         let q = (model.num_heads as u64 * model.head_dim) as f64;
@@ -116,23 +123,37 @@ impl KernelPart {
         let mut sources = [Source::Roofline; NUM_GROUPS];
         let layers = model.num_layers as f64;
         let (mut dense, mut head, mut prefill, mut decode) = (None, None, None, None);
+        let mut gemm_fmt = qf.gemm;
         if let Some(t) = tables {
+            // The dense GEMMs: the bf16 table in 16 bits, the fp8 (W8A8) table for fp8
+            // on FP8 tensor cores where measured, else the curves in their format.
+            let dense_table = match (&qf.gemm, &t.gemm_fp8) {
+                (None, _) => Some(&t.gemm_bf16),
+                (Some(f), Some(fp8)) if f.path == quant::ComputePath::W8A8Fp8 => {
+                    gemm_fmt = None;
+                    Some(fp8)
+                }
+                _ => None,
+            };
             let ms = t.gemm_bf16.ms.clone();
-            let c = |(n, k): (f64, f64)| t.gemm_bf16.m_curve(n, k);
-            let scale = |v: Vec<f64>| v.into_iter().map(|x| x * layers).collect::<Vec<_>>();
-            let mlp: Vec<f64> = c(gemm_nk[2])
-                .iter()
-                .zip(c(gemm_nk[3]))
-                .map(|(a, b)| a + b)
-                .collect();
-            dense = Some((
-                ms.clone(),
-                [scale(c(gemm_nk[0])), scale(c(gemm_nk[1])), scale(mlp)],
-            ));
+            if let Some(dt) = dense_table {
+                let ms_d = dt.ms.clone();
+                let c = |(n, k): (f64, f64)| dt.m_curve(n, k);
+                let scale = |v: Vec<f64>| v.into_iter().map(|x| x * layers).collect::<Vec<_>>();
+                let mlp: Vec<f64> = c(gemm_nk[2])
+                    .iter()
+                    .zip(c(gemm_nk[3]))
+                    .map(|(a, b)| a + b)
+                    .collect();
+                dense = Some((
+                    ms_d,
+                    [scale(c(gemm_nk[0])), scale(c(gemm_nk[1])), scale(mlp)],
+                ));
+                sources[QKV] = Source::Table;
+                sources[O_PROJ] = Source::Table;
+                sources[MLP] = Source::Table;
+            }
             head = Some((ms, t.gemm_bf16.m_curve(head_nk.0, head_nk.1)));
-            sources[QKV] = Source::Table;
-            sources[O_PROJ] = Source::Table;
-            sources[MLP] = Source::Table;
             sources[HEAD] = Source::Table;
             let shape = (model.num_heads, model.num_kv_heads, model.head_dim);
             if let Some(g) = t.context_attention.for_shape(shape.0, shape.1, shape.2) {
@@ -140,15 +161,26 @@ impl KernelPart {
                 prefill = Some((g.lens.clone(), g.lat_us[..nl].to_vec()));
                 sources[ATTN_P] = Source::Table;
             }
-            if let Some(g) = t.generation_attention.for_shape(shape.0, shape.1, shape.2) {
+            // The decode table was measured with a bf16 KV cache; an fp8 cache reads
+            // half the bytes, priced on the curves.
+            if let (Some(g), quant::KvCacheDtype::Auto) = (
+                t.generation_attention.for_shape(shape.0, shape.1, shape.2),
+                qf.kv,
+            ) {
                 decode = Some(g);
                 sources[ATTN_D] = Source::Table;
             }
         }
+        // The KV-cache write reads K and V in 16 bits and stores them in the cache's
+        // dtype.
+        let kv_write = match qf.kv {
+            quant::KvCacheDtype::Auto => 4.0 * kvd * bpe,
+            kv => 2.0 * kvd * bpe + 2.0 * kvd * kv.bytes(model.dtype_bytes) as f64,
+        };
         let stream_layer = [
             4.0 * d * bpe,
             2.0 * (q + kvd) * bpe,
-            4.0 * kvd * bpe,
+            kv_write,
             4.0 * d * bpe,
             (up + f) * bpe,
         ];
@@ -157,11 +189,12 @@ impl KernelPart {
             curves,
             dense,
             gemm_nk,
+            gemm_fmt,
             head_nk,
             pair_flops: 4.0 * q,
             key_flops: 4.0 * q,
             variant: None,
-            key_bytes: model.kv_bytes_per_token_layer() as f64,
+            key_bytes: qf.kv_layer as f64,
             dense_shares: {
                 let w: Vec<f64> = gemm_nk.iter().map(|(n, k)| n * k).collect();
                 let t: f64 = w.iter().sum();
@@ -177,19 +210,7 @@ impl KernelPart {
             sources,
             describe: String::new(),
         };
-        super::variant::Variant::adjust(model, tables, &mut k);
-        k
-    }
-
-    /// The kernel part on given curves, without tables.
-    pub(super) fn on_curves(
-        model: &ModelSpec,
-        gpu: &GpuSpec,
-        shape: kernels::CurveShape,
-        anchor: kernels::CurveAnchor,
-    ) -> KernelPart {
-        let mut k = KernelPart::build(model, gpu, None, shape, anchor);
-        k.describe = "roofline curves given by the caller".into();
+        super::variant::Variant::adjust(model, tables, qf, &mut k);
         k
     }
 
@@ -214,7 +235,13 @@ impl KernelPart {
                     }
                 }
                 None => {
-                    let g = |(n, k): (f64, f64)| self.curves.gemm_us(tokens, n, k) * cm.layers;
+                    let g = |(n, k): (f64, f64)| {
+                        let us = match &self.gemm_fmt {
+                            None => self.curves.gemm_us(tokens, n, k),
+                            Some(f) => quant::gemm_us(&self.curves, f, tokens, n, k),
+                        };
+                        us * cm.layers
+                    };
                     gs[QKV] = g(self.gemm_nk[0]) * 1e-6;
                     gs[O_PROJ] = g(self.gemm_nk[1]) * 1e-6;
                     gs[MLP] = (g(self.gemm_nk[2]) + g(self.gemm_nk[3])) * 1e-6;

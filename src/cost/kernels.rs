@@ -222,11 +222,11 @@ pub struct KernelTables {
     pub generation_attention: AttnTables,
     /// Shortest measured kernel in the tables (the GPU's small-kernel floor), µs.
     pub min_kernel_us: f64,
+    /// bf16 routed experts of a MoE layer (`moe.csv`), where measured.
+    pub moe: Option<MoeTable>,
     /// bf16 all-reduce latency over message bytes, by group size (`allreduce.csv`;
     /// empty where the GPU has none).
     pub allreduce: HashMap<u32, AllReduceCurve>,
-    /// bf16 routed experts of a MoE layer (`moe.csv`), where measured.
-    pub moe: Option<MoeTable>,
     /// Where the tables came from (meta.toml's text).
     pub provenance: String,
 }
@@ -461,16 +461,16 @@ impl KernelTables {
             .copied()
             .fold(f64::INFINITY, f64::min);
         let provenance = std::fs::read_to_string(dir.join("meta.toml")).unwrap_or_default();
+        let moe_path = dir.join("moe.csv");
+        let moe = match moe_path.exists() {
+            true => Some(moe_table::read_moe(&moe_path)?),
+            false => None,
+        };
         let ar = dir.join("allreduce.csv");
         let allreduce = if ar.exists() {
             read_allreduce(&ar)?
         } else {
             HashMap::new()
-        };
-        let moe_path = dir.join("moe.csv");
-        let moe = match moe_path.exists() {
-            true => Some(moe_table::read_moe(&moe_path)?),
-            false => None,
         };
         Ok(KernelTables {
             allreduce,

@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod moe;
 pub mod parallel;
 pub mod profile;
+pub mod quant;
 pub mod variant;
 
 pub use breakdown::{GroupBreakdown, StepBreakdown};
@@ -259,6 +260,10 @@ pub struct CostModel {
     bytes_per_s: f64,
     peak_flops: f64,
     peak_bw: f64,
+    /// FLOP/s of the dense GEMMs in their weight format (flat profiles; equal to
+    /// `flops_per_s` in 16 bits) and its datasheet peak.
+    dense_flops_per_s: f64,
+    dense_peak_flops: f64,
     dense_flops_per_token: f64,
     dense_bytes: f64,
     head_flops_per_seq: f64,
@@ -286,8 +291,6 @@ pub struct CostModel {
     kernel: Option<Box<KernelPart>>,
     /// The layout and formats it prices.
     deploy: Deployment,
-    /// Collectives and pipeline of a sharded deployment (`None` on one GPU).
-    par: Option<Box<parallel::Parallel>>,
     /// Expert parallelism's MoE work and all-to-all (`None` without it).
     ep: Option<Box<expert_parallel::ExpertParallel>>,
     /// Attention FLOPs per cached key in decode, summed over full / window layers
@@ -298,6 +301,8 @@ pub struct CostModel {
     moe: Option<Box<moe::MoeCost>>,
     /// Window layers are chunked (Llama 4), not sliding.
     chunked: bool,
+    /// Collectives and pipeline of a sharded deployment (`None` on one GPU).
+    par: Option<Box<parallel::Parallel>>,
 }
 
 impl CostModel {
@@ -336,27 +341,22 @@ impl CostModel {
                 model.name
             )));
         }
-        if model.quantization.is_some() {
-            return Err(CostError::Unsupported(format!(
-                "{} has quantised weights, which are not priced yet",
-                model.name
-            )));
-        }
         // A sharded deployment prices the shard one rank runs (see `parallel`), then
         // adds its collectives.
         let whole = model;
         let shard = deploy.is_sharded().then(|| parallel::shard(model, deploy));
         let model = shard.as_ref().unwrap_or(whole);
+        let qf = quant::CostFormats::new(model, gpu, deploy)?;
         let bpp = model.dtype_bytes as f64;
         let d = model.hidden_size as f64;
         let v = model.vocab_size as f64;
         let per_head = (model.num_heads as u64 * model.head_dim) as f64;
-        let kv_layer = model.kv_bytes_per_token_layer() as f64;
+        let kv_layer = qf.kv_layer as f64;
         let (eta_c, eta_m) = match (profile.eta_compute, profile.eta_bandwidth) {
             (Some(c), Some(m)) => (c, m),
             _ => (1.0, 1.0),
         };
-        let moe = moe::MoeCost::new(model).map(Box::new);
+        let moe = moe::MoeCost::new(model).map(|m| Box::new(m.with_format(qf.experts)));
         let (pair_flops, key_flops) = variant::attn_flops(model);
         let variant = moe.is_some() || model.mla.is_some();
         let dense_params = match variant {
@@ -366,11 +366,13 @@ impl CostModel {
         let mut cm = CostModel {
             model: model.name.clone(),
             flops_per_s: gpu.peak_flops() * eta_c,
+            dense_flops_per_s: qf.gemm.map_or(gpu.peak_flops(), |f| f.peak_flops) * eta_c,
+            dense_peak_flops: qf.gemm.map_or(gpu.peak_flops(), |f| f.peak_flops),
             bytes_per_s: gpu.peak_bandwidth() * eta_m,
             peak_flops: gpu.peak_flops(),
             peak_bw: gpu.peak_bandwidth(),
             dense_flops_per_token: 2.0 * dense_params,
-            dense_bytes: dense_params * bpp,
+            dense_bytes: qf.dense_bytes(dense_params, bpp),
             head_flops_per_seq: 2.0 * d * v,
             head_bytes: d * v * bpp,
             kv_write_bytes_per_token: kv_layer * model.num_layers as f64,
@@ -394,10 +396,11 @@ impl CostModel {
             api_seq_profile_s: profile.api_seq_overhead_us * 1e-6,
             kernel: None,
             deploy: deploy.clone(),
-            par: None,
-            ep: expert_parallel::ExpertParallel::new(model, gpu, deploy).map(Box::new),
+            ep: expert_parallel::ExpertParallel::new(model, gpu, deploy, moe.as_deref())
+                .map(Box::new),
             moe,
             chunked: model.chunked_window,
+            par: None,
         };
         if model.mla.is_some() {
             cm.attn_flops_pair_full = pair_flops * model.full_layers() as f64;
@@ -416,7 +419,7 @@ impl CostModel {
         if profile.is_flat() {
             return Ok(cm);
         }
-        cm.kernel = Some(Box::new(KernelPart::new(model, gpu, path)?));
+        cm.kernel = Some(Box::new(KernelPart::new(model, gpu, path, &qf)?));
         Ok(cm)
     }
 
@@ -563,7 +566,9 @@ impl CostModel {
                     g[QKV].flops += w.flops;
                     g[QKV].bytes += w.bytes;
                 }
-                for i in [QKV, HEAD, ATTN_P] {
+                let dense = self.dense_flops_per_s;
+                gs[QKV] = self.roofline_at(&g[QKV], dense, &mut compute_s, &mut memory_s);
+                for i in [HEAD, ATTN_P] {
                     gs[i] = self.roofline(&g[i], &mut compute_s, &mut memory_s);
                 }
             }
@@ -632,7 +637,18 @@ impl CostModel {
 
     /// Adds a group's time at the roof that binds it (flat roofline).
     fn roofline(&self, w: &GroupWork, compute_s: &mut f64, memory_s: &mut f64) -> f64 {
-        let tc = w.flops / self.flops_per_s;
+        self.roofline_at(w, self.flops_per_s, compute_s, memory_s)
+    }
+
+    /// [`CostModel::roofline`] at `flops_per_s` (the dense GEMMs' in their format).
+    fn roofline_at(
+        &self,
+        w: &GroupWork,
+        flops_per_s: f64,
+        compute_s: &mut f64,
+        memory_s: &mut f64,
+    ) -> f64 {
+        let tc = w.flops / flops_per_s;
         let tm = w.bytes / self.bytes_per_s;
         if tc > tm {
             *compute_s += tc;
@@ -644,9 +660,10 @@ impl CostModel {
     }
 
     /// Whether a group's work sits under the compute roof rather than the memory roof
-    /// (datasheet peaks): FLOPs / peak FLOP/s > bytes / peak bandwidth.
-    fn compute_bound(&self, w: &GroupWork) -> bool {
-        w.flops / self.peak_flops > w.bytes / self.peak_bw
+    /// (datasheet peaks, `peak_flops` being the dense GEMMs' weight format's for them):
+    /// FLOPs / peak FLOP/s > bytes / peak bandwidth.
+    fn compute_bound_at(&self, w: &GroupWork, peak_flops: f64) -> bool {
+        w.flops / peak_flops > w.bytes / self.peak_bw
     }
 
     /// Adds a kernel-model group's time to the compute or memory part by its bound.
@@ -658,7 +675,12 @@ impl CostModel {
         compute_s: &mut f64,
         memory_s: &mut f64,
     ) {
-        if self.compute_bound(&g[i]) {
+        let peak = if i <= MLP {
+            self.dense_peak_flops
+        } else {
+            self.peak_flops
+        };
+        if self.compute_bound_at(&g[i], peak) {
             *compute_s += gs[i];
         } else {
             *memory_s += gs[i];

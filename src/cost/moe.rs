@@ -58,6 +58,7 @@
 //! expert parallelism; it does not enter the single-GPU price.
 
 use super::kernels::Curves;
+use super::quant::GemmFormat;
 use super::GroupWork;
 use crate::specs::{MlpKind, ModelSpec};
 
@@ -127,6 +128,9 @@ pub struct MoeCost {
     /// Bytes per token per MoE layer of the routed activations (each of the k
     /// experts' intermediate written and read, and the k outputs summed).
     pub act_bytes_per_token: f64,
+    /// The experts' quantised format (`None`: the model's dtype): their weight bytes
+    /// and the peak their grouped GEMMs run at on the curves.
+    pub format: Option<GemmFormat>,
 }
 
 impl MoeCost {
@@ -157,7 +161,28 @@ impl MoeCost {
             shared_nk: (fs > 0).then(|| [(up(fs), d), (d, fs as f64)]),
             router_nk: (m.num_experts as f64, d),
             act_bytes_per_token: k as f64 * (up(fe) + fe as f64 + d) * bpe,
+            format: None,
         })
+    }
+
+    /// The same MoE part with its experts (routed and shared) stored in `format`
+    /// (`None`: the model's dtype). The router stays in the model's dtype; its
+    /// d · E weights are under 0.1 % of a layer's experts, so its bytes are counted
+    /// at the experts' width.
+    pub fn with_format(mut self, format: Option<GemmFormat>) -> MoeCost {
+        if let Some(f) = format {
+            self.bytes_per_param = f.weight_bytes;
+        }
+        self.format = format;
+        self
+    }
+
+    /// Microseconds of one GEMM of `m` rows in the experts' format on `curves`.
+    fn gemm_us(&self, curves: &Curves, m: f64, n: f64, k: f64) -> f64 {
+        match &self.format {
+            None => curves.gemm_us(m, n, k),
+            Some(f) => super::quant::gemm_us(curves, f, m, n, k),
+        }
     }
 
     /// Expected distinct experts one MoE layer reads for a step of `tokens` tokens.
@@ -208,7 +233,8 @@ impl MoeCost {
         let touched = self.touched(tokens);
         let m_e = tokens * self.k as f64 / touched;
         let floor = curves.anchor.gemm_floor_us;
-        let grouped = |(n, k): (f64, f64)| floor + touched * (curves.gemm_us(m_e, n, k) - floor);
+        let grouped =
+            |(n, k): (f64, f64)| floor + touched * (self.gemm_us(curves, m_e, n, k) - floor);
         grouped(self.expert_nk[0]) + grouped(self.expert_nk[1])
     }
 
@@ -216,7 +242,8 @@ impl MoeCost {
     pub fn common_us(&self, curves: &Curves, tokens: f64) -> f64 {
         let mut us = curves.gemm_us(tokens, self.router_nk.0, self.router_nk.1);
         if let Some([up, down]) = self.shared_nk {
-            us += curves.gemm_us(tokens, up.0, up.1) + curves.gemm_us(tokens, down.0, down.1);
+            us += self.gemm_us(curves, tokens, up.0, up.1)
+                + self.gemm_us(curves, tokens, down.0, down.1);
         }
         us
     }

@@ -175,7 +175,18 @@ pub fn stage_weight_bytes(model: &ModelSpec, deploy: &Deployment) -> Vec<f64> {
     );
     one.num_layers = model.num_layers;
     one.sliding_window_layers = model.sliding_window_layers;
-    let per_layer = one.layers_params() as f64 / model.num_layers as f64;
+    // The layers' weights in the deployment's format (the quantised share in its
+    // bytes per parameter, the rest in the model's dtype); embeddings and LM head
+    // stay in the model's dtype.
+    let dtype = model.dtype_bytes as f64;
+    let layer_bytes = match &deploy.quantization {
+        None => one.layers_params() as f64 * dtype,
+        Some(q) => {
+            let qp = super::quant::quantised_params(&one, q) as f64;
+            qp * q.format.bytes_per_param() + (one.layers_params() as f64 - qp) * dtype
+        }
+    };
+    let per_layer = layer_bytes / model.num_layers as f64;
     let vocab = (vocab_per_rank(model.vocab_size, tp) * model.hidden_size) as f64;
     let pos = (model.learned_position_embeddings * model.hidden_size) as f64;
     let stages = stage_layers(model.num_layers, pp);
@@ -184,14 +195,14 @@ pub fn stage_weight_bytes(model: &ModelSpec, deploy: &Deployment) -> Vec<f64> {
         .iter()
         .enumerate()
         .map(|(i, &l)| {
-            let mut p = per_layer * l as f64;
+            let mut p = 0.0;
             if i == 0 {
                 p += vocab + pos;
             }
             if i == last && (!model.tied_embeddings || pp > 1) {
                 p += vocab;
             }
-            p * model.dtype_bytes as f64
+            per_layer * l as f64 + p * dtype
         })
         .collect()
 }

@@ -44,6 +44,7 @@
 use super::kernel_part::KernelPart;
 use super::kernels::KernelTables;
 use super::moe::MoeCost;
+use super::quant::{self, CostFormats, GemmFormat};
 use super::{CostModel, Source, ATTN_D, ATTN_P, MLP, O_PROJ, QKV};
 use crate::specs::{MlpKind, ModelSpec};
 
@@ -116,6 +117,9 @@ fn mla_nk(model: &ModelSpec) -> Option<(Vec<Nk>, Nk)> {
 /// What a variant model changes in the kernel part's pricing.
 #[derive(Debug, Clone)]
 pub(super) struct Variant {
+    /// The dense layers' quantised format (`None`: the model's dtype), for the MLA
+    /// projections priced on the curves.
+    dense_format: Option<GemmFormat>,
     /// MLA: the QKV group's GEMM shapes and the output GEMM's.
     mla: Option<(Vec<Nk>, Nk)>,
     /// Dense-MLP layers over all layers (1 without MoE).
@@ -128,8 +132,13 @@ impl Variant {
     /// Adjusts a kernel part built for the model's dense shapes (and `tables`, the
     /// GPU's measured tables if any); leaves it untouched for a dense model with
     /// ordinary attention.
-    pub(super) fn adjust(model: &ModelSpec, tables: Option<&KernelTables>, k: &mut KernelPart) {
-        let moe = MoeCost::new(model);
+    pub(super) fn adjust(
+        model: &ModelSpec,
+        tables: Option<&KernelTables>,
+        qf: &CostFormats,
+        k: &mut KernelPart,
+    ) {
+        let moe = MoeCost::new(model).map(|m| m.with_format(qf.experts));
         let mla = mla_nk(model);
         if moe.is_none() && mla.is_none() {
             return;
@@ -161,10 +170,14 @@ impl Variant {
         }
         let mut moe_table = None;
         if let (Some(m), Some(spec)) = (&moe, &model.moe) {
-            moe_table = m.table_shape(model).and_then(|shape| {
-                let t = tables?.moe.as_ref()?.for_shape(shape)?;
-                Some((t.0.to_vec(), t.1.to_vec()))
-            });
+            // The measured MoE kernels are bf16: quantised experts go on the curves.
+            moe_table = m
+                .table_shape(model)
+                .filter(|_| m.format.is_none())
+                .and_then(|shape| {
+                    let t = tables?.moe.as_ref()?.for_shape(shape)?;
+                    Some((t.0.to_vec(), t.1.to_vec()))
+                });
             let (up, f) = (k.gemm_nk[2].0, k.gemm_nk[3].1);
             let fs = spec.shared_expert_intermediate_size as f64;
             let up_s = match model.mlp {
@@ -181,6 +194,7 @@ impl Variant {
         k.stream_bytes_per_token =
             k.stream_layer.iter().sum::<f64>() * layers + k.stream_step.iter().sum::<f64>();
         k.variant = Some(Box::new(Variant {
+            dense_format: qf.gemm,
             mla,
             dense_mlp_frac,
             moe_table,
@@ -197,7 +211,13 @@ impl Variant {
         tokens: f64,
         gs: &mut [f64; super::NUM_GROUPS],
     ) {
-        let g = |(n, kk): (f64, f64)| k.curves.gemm_us(tokens, n, kk) * cm.layers * 1e-6;
+        let g = |(n, kk): (f64, f64)| {
+            let us = match &self.dense_format {
+                None => k.curves.gemm_us(tokens, n, kk),
+                Some(f) => quant::gemm_us(&k.curves, f, tokens, n, kk),
+            };
+            us * cm.layers * 1e-6
+        };
         if let Some((qkv, o)) = &self.mla {
             gs[QKV] = qkv.iter().map(|s| g(*s)).sum();
             gs[O_PROJ] = g(*o);

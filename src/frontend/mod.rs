@@ -194,6 +194,10 @@ pub struct ClientSetup {
     pub timeout: Option<Dur>,
     /// What the server does with a timed-out request.
     pub on_timeout: OnTimeout,
+    /// The latency bounds the client judges each request by (`[slo]`; as
+    /// `vllm bench serve --goodput` does), if any. Changes no behaviour: it adds the
+    /// goodput and SLO keys to the summary.
+    pub slo: Option<crate::metrics::Slo>,
 }
 
 impl ClientSetup {

@@ -1,7 +1,9 @@
 //! CUDA MPS (DESIGN §1): the steps of several instances run on the GPU at once and
 //! share its SMs and memory bandwidth as a fluid, each instance's compute capped by
 //! its active-thread fraction. Speeds are recomputed ([`fluid_speeds`]) whenever a
-//! job starts or ends; between those instants every job progresses linearly.
+//! job starts or ends; between those instants every job progresses linearly. The
+//! recomputation reuses the GPU's scratch buffers ([`FluidScratch`]): no allocation
+//! per step start or end once the buffers have grown to the number of instances.
 
 use super::{Job, SharedGpu, Wake};
 use crate::time::{Dur, SimTime};
@@ -11,6 +13,7 @@ use crate::time::{Dur, SimTime};
 pub struct Mps {
     jobs: Vec<Job>,
     speeds: Vec<f64>,
+    scratch: FluidScratch,
     last: SimTime,
     version: u64,
     busy: Dur,
@@ -32,9 +35,7 @@ impl Mps {
 
     /// New speeds from `now` on, and the wake at the first job to finish.
     fn reschedule(&mut self, now: SimTime) -> Option<Wake> {
-        let mut speeds = std::mem::take(&mut self.speeds);
-        fluid_speeds(&self.jobs, &mut speeds);
-        self.speeds = speeds;
+        fluid_speeds_with(&self.jobs, &mut self.speeds, &mut self.scratch);
         self.version += 1;
         let mut next = f64::INFINITY;
         for (j, s) in self.jobs.iter().zip(self.speeds.iter()) {
@@ -91,12 +92,28 @@ impl SharedGpu for Mps {
 /// A job running at speed `s` uses `s · sm_share` of the SMs and `s · bw_share` of
 /// the bandwidth.
 pub fn fluid_speeds(jobs: &[Job], out: &mut Vec<f64>) {
+    fluid_speeds_with(jobs, out, &mut FluidScratch::default());
+}
+
+/// Buffers [`fluid_speeds_with`] reuses from one call to the next.
+#[derive(Debug, Clone, Default)]
+pub struct FluidScratch {
+    frozen: Vec<bool>,
+    active: Vec<usize>,
+}
+
+/// [`fluid_speeds`] with its working buffers borrowed from `scratch` (the same
+/// arithmetic in the same order, so the same speeds to the bit).
+pub fn fluid_speeds_with(jobs: &[Job], out: &mut Vec<f64>, scratch: &mut FluidScratch) {
     out.clear();
     out.resize(jobs.len(), 0.0);
-    let mut frozen = vec![false; jobs.len()];
+    let FluidScratch { frozen, active } = scratch;
+    frozen.clear();
+    frozen.resize(jobs.len(), false);
     let (mut sm_left, mut bw_left) = (1.0f64, 1.0f64);
     loop {
-        let active: Vec<usize> = (0..jobs.len()).filter(|&i| !frozen[i]).collect();
+        active.clear();
+        active.extend((0..jobs.len()).filter(|&i| !frozen[i]));
         if active.is_empty() {
             break;
         }
@@ -110,14 +127,14 @@ pub fn fluid_speeds(jobs: &[Job], out: &mut Vec<f64>) {
         if bw_demand > 0.0 {
             d = d.min(bw_left / bw_demand);
         }
-        for &i in &active {
+        for &i in active.iter() {
             d = d.min(1.0 - out[i]);
             if jobs[i].sm_share > 0.0 {
                 d = d.min((jobs[i].cap - out[i] * jobs[i].sm_share) / jobs[i].sm_share);
             }
         }
         let d = d.max(0.0);
-        for &i in &active {
+        for &i in active.iter() {
             out[i] += d;
         }
         sm_left -= d * sm_demand;
@@ -127,7 +144,7 @@ pub fn fluid_speeds(jobs: &[Job], out: &mut Vec<f64>) {
         let sm_full = sm_left <= eps;
         let bw_full = bw_left <= eps;
         let mut any = false;
-        for &i in &active {
+        for &i in active.iter() {
             let j = &jobs[i];
             let hit = out[i] >= 1.0 - eps
                 || (j.sm_share > 0.0 && (sm_full || out[i] * j.sm_share >= j.cap - eps))

@@ -11,11 +11,13 @@
 //! the standard deviation is the population one (`np.std`).
 
 mod deferred;
+pub mod slo;
 pub mod summary;
 
 pub use deferred::ClientClock;
 use deferred::Deferred;
 
+pub use slo::{CostSummary, Slo, SloSummary};
 pub use summary::{
     ClassRow, ClientSummary, FrontEndSummary, GpuRow, InstanceRow, Latency, Stats, Summary,
 };
@@ -78,6 +80,8 @@ pub struct Recorder {
     /// Completed requests and token gaps held until the client's view of them is
     /// known ([`Recorder::defer`], [`Recorder::flush`]).
     deferred: Deferred,
+    /// SLO counts, when the run has `[slo]`.
+    slo: Option<slo::SloCounter>,
 }
 
 /// What [`Recorder`] keeps per workload class.
@@ -141,7 +145,13 @@ impl Recorder {
             csv_error: None,
             classes: Vec::new(),
             deferred: Deferred::default(),
+            slo: None,
         }
+    }
+
+    /// Judges every counted request (and token gap) against these SLOs.
+    pub fn set_slo(&mut self, slo: &Slo) {
+        self.slo = Some(slo::SloCounter::new(*slo));
     }
 
     /// `weight` tokens each came `gap` after the previous token of their request.
@@ -156,6 +166,9 @@ impl Recorder {
     fn add_itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
         if now >= self.window_start && weight > 0 {
             self.itl.add(gap.as_millis_f64(), weight);
+            if let Some(c) = &mut self.slo {
+                c.gaps(gap.as_millis_f64(), weight);
+            }
         }
     }
 
@@ -214,6 +227,11 @@ impl Recorder {
         let ttft = (first - req.arrival).as_millis_f64();
         let e2el = (finish - req.arrival).as_millis_f64();
         self.requests.add(ttft, e2el, req.output_tokens);
+        if let Some(c) = &mut self.slo {
+            let tpot =
+                (req.output_tokens > 1).then(|| (e2el - ttft) / (req.output_tokens - 1) as f64);
+            c.request(ttft, tpot, e2el);
+        }
         if let Some(c) = self.classes.get_mut(req.class as usize) {
             c.requests.add(ttft, e2el, req.output_tokens);
             c.completed += 1;
@@ -335,6 +353,7 @@ impl Recorder {
                     e2el: c.requests.e2el.stats(),
                 })
                 .collect(),
+            slo: self.slo.as_ref().map(|c| c.summarize(duration_s)),
             ..Summary::default()
         }
     }

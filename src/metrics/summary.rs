@@ -15,6 +15,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::slo::{CostSummary, SloSummary};
+
 /// Deserialises a float written by [`Summary`]: `null` (a non-finite value) reads
 /// back as NaN.
 fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -379,6 +381,14 @@ pub struct Summary {
     /// The API servers, written only when the front end is modelled as a queue.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub front_end: Option<FrontEndSummary>,
+    /// What the deployment costs per hour and per million tokens, written in every
+    /// summary of `infersim run` (see [`CostSummary`]).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
+    /// Goodput and SLO attainment, written only when the experiment has `[slo]`
+    /// (see [`crate::metrics::slo`]).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloSummary>,
     /// One row per instance, written only with more than one instance or GPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_instance: Vec<InstanceRow>,

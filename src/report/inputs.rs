@@ -179,6 +179,19 @@ impl InputDigests {
             let d = self.file(&path);
             out.push((format!("trace {trace}"), d));
         }
+        // The price table, when one is named (the default, the GPU file's price, is
+        // in the GPU spec's digest).
+        if let Some(f) = &raw.hardware.price_file {
+            let path = base.map(|b| b.join(f)).unwrap_or_else(|| f.into());
+            let d = self.file(&path);
+            out.push((format!("price file {f}"), d));
+        } else if let Some((name, text)) = raw.hardware.price_provider.as_deref().and_then(|n| {
+            crate::config::prices::SHIPPED_PRICES
+                .iter()
+                .find(|(p, _)| *p == n)
+        }) {
+            out.push((format!("prices {name} (shipped)"), digest(text.as_bytes())));
+        }
         let kernels = kernels_dir();
         let d = self.file(&kernels.join("curves.toml"));
         out.push(("kernel curves".into(), d));

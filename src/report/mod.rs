@@ -107,12 +107,14 @@ pub fn run_row_csv(
             res
         }
     };
+    let mut summary = res.summary;
+    summary.cost = Some(p.meta.cost(&summary));
     Ok(ReportRow::new(
         exp_name,
         p,
         spec.seed,
         spec.replication,
-        res.summary,
+        summary,
     ))
 }
 

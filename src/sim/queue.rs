@@ -1,5 +1,11 @@
 //! The event queue of the event loop and its ordering: events pop by [`EventKey`]
 //! `(time, phase, seq)`, so at one instant by [`Phase`], then in push order.
+//!
+//! The next open-loop arrival waits in a slot of its own beside the heap
+//! ([`EventQueue::push_arrival`]): arrivals come in time order and one at a time, so
+//! merging that slot with the heap's head gives the same order as pushing every
+//! arrival into the heap (the slot's key takes its sequence number from the same
+//! counter), without a heap push and pop per request.
 
 use crate::time::SimTime;
 use std::cmp::Reverse;
@@ -38,6 +44,8 @@ pub struct EventKey {
 #[derive(Debug)]
 pub struct EventQueue<E: Ord> {
     heap: BinaryHeap<Reverse<(EventKey, E)>>,
+    /// The one pending arrival kept out of the heap ([`EventQueue::push_arrival`]).
+    arrival: Option<(EventKey, E)>,
     seq: u64,
 }
 
@@ -45,6 +53,7 @@ impl<E: Ord> Default for EventQueue<E> {
     fn default() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            arrival: None,
             seq: 0,
         }
     }
@@ -61,12 +70,43 @@ impl<E: Ord> EventQueue<E> {
         self.seq += 1;
         self.heap.push(Reverse((key, e)));
     }
+    /// Schedules `e` at `time` in [`Phase::Arrive`] in the arrival slot beside the
+    /// heap: it pops exactly where [`EventQueue::push`] would have put it. At most one
+    /// event is held there at a time (the caller pushes the next arrival once the
+    /// previous one popped); a second one while the slot is full goes to the heap.
+    pub fn push_arrival(&mut self, time: SimTime, e: E) {
+        if self.arrival.is_some() {
+            return self.push(time, Phase::Arrive, e);
+        }
+        let key = EventKey {
+            time,
+            phase: Phase::Arrive,
+            seq: self.seq,
+        };
+        self.seq += 1;
+        self.arrival = Some((key, e));
+    }
+    /// Whether the arrival slot's event comes before the heap's head.
+    fn arrival_first(&self) -> bool {
+        match (&self.arrival, self.heap.peek()) {
+            (Some((k, _)), Some(Reverse((h, _)))) => k < h,
+            (a, _) => a.is_some(),
+        }
+    }
     /// The time of the earliest event.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|Reverse(x)| x.0.time)
+        let h = self.heap.peek().map(|Reverse(x)| x.0.time);
+        match (&self.arrival, h) {
+            (Some((k, _)), Some(h)) => Some(k.time.min(h)),
+            (Some((k, _)), None) => Some(k.time),
+            (None, h) => h,
+        }
     }
     /// Removes the earliest event.
     pub fn pop(&mut self) -> Option<(EventKey, E)> {
+        if self.arrival_first() {
+            return self.arrival.take();
+        }
         self.heap.pop().map(|Reverse(x)| x)
     }
     /// Events pushed so far.
@@ -115,5 +155,50 @@ mod tests {
                 "later"
             ]
         );
+    }
+
+    /// Arrivals held in the slot pop exactly where the heap would have put them:
+    /// the same sequence of pushes through `push` and through `push_arrival` (for
+    /// the arrivals) pops in the same order, ties at one instant included.
+    #[test]
+    fn the_arrival_slot_pops_like_the_heap() {
+        let ns = |n: u64| SimTime::ZERO + Dur(n);
+        // (time, phase, label); arrivals are pushed one at a time, the next after
+        // the previous popped, as the engine does.
+        let mut via_heap = EventQueue::default();
+        let mut via_slot = EventQueue::default();
+        let script: [(u64, Phase, u32); 6] = [
+            (5, Phase::Complete, 1),
+            (5, Phase::Schedule, 2),
+            (3, Phase::Arrive, 3),
+            (5, Phase::Timer, 4),
+            (7, Phase::End, 5),
+            (5, Phase::Arrive, 6),
+        ];
+        for (t, ph, l) in script {
+            via_heap.push(ns(t), ph, l);
+            via_slot.push(ns(t), ph, l);
+        }
+        let mut next_arrival = [5u64, 5, 6, 9].into_iter();
+        let t0 = next_arrival.next().unwrap();
+        via_heap.push(ns(t0), Phase::Arrive, 100);
+        via_slot.push_arrival(ns(t0), 100);
+        let mut a = Vec::new();
+        let mut label = 101;
+        loop {
+            assert_eq!(via_heap.peek_time(), via_slot.peek_time());
+            let (x, y) = (via_heap.pop(), via_slot.pop());
+            assert_eq!(x, y);
+            let Some((_, e)) = x else { break };
+            a.push(e);
+            if e >= 100 {
+                if let Some(t) = next_arrival.next() {
+                    via_heap.push(ns(t), Phase::Arrive, label);
+                    via_slot.push_arrival(ns(t), label);
+                    label += 1;
+                }
+            }
+        }
+        assert_eq!(a, [3, 1, 4, 6, 100, 101, 2, 102, 5, 103]);
     }
 }

@@ -52,7 +52,7 @@ impl Engine<'_> {
         }
         let g = self.open.as_ref().expect("open-loop generator");
         if let Some(t) = g.peek_time().filter(|_| self.may_issue()) {
-            self.q.push(t, Phase::Arrive, Ev::OpenArrival);
+            self.q.push_arrival(t, Ev::OpenArrival);
         }
     }
 

@@ -1,22 +1,25 @@
-//! A [`ModelSpec`] from a Hugging Face `config.json`, for dense decoder-only models
-//! (issue 15, item 1, dense part): `engine.model = "path/config.json"` and
+//! A [`ModelSpec`] from a Hugging Face `config.json` (issue 15, item 1):
+//! `engine.model = "path/config.json"` and
 //! `infersim import-model`. Each derived number keeps a note of the config field it
 //! came from or how it was derived, so [`to_toml`] can write a spec file in the style
 //! of `models/llm/*.toml`, with the parameter-count check block computed here.
 //!
-//! Supported `model_type`s: see [`SUPPORTED`]. Mixture-of-experts, MLA and other
-//! features the cost model does not have yet, and quantised checkpoints, are refused
-//! with an error that says so.
+//! Supported `model_type`s: see [`SUPPORTED`]. This file reads the dense decoder;
+//! mixture-of-experts, MLA, Llama 4's chunked attention and `quantization_config`
+//! are read in `hf_import/sparse.rs`. Architectures with parts not modelled
+//! (Mamba layers, ...) are refused with an error that says so.
 //!
-//! Just over 600 lines: one reader with a note per field for nine architectures; the
-//! TOML writer is in `hf_import/write.rs`.
+//! Just over 600 lines: one reader with a note per field for eighteen architectures;
+//! the TOML writer is in `hf_import/write.rs` (`write_sparse.rs` for MoE/MLA blocks).
 
 use super::{MlpKind, ModelSpec};
 use crate::error::ConfigError;
 use serde_json::{Map, Value};
 use std::path::Path;
 
+mod sparse;
 mod write;
+mod write_sparse;
 pub use write::{param_block, to_toml};
 
 /// `model_type`s this importer reads, with the `architectures` class names each
@@ -34,26 +37,32 @@ pub const SUPPORTED: &[(&str, &[&str])] = &[
     ),
     ("phi3", &["Phi3ForCausalLM"]),
     ("opt", &["OPTForCausalLM"]),
+    ("mixtral", &["MixtralForCausalLM"]),
+    ("phimoe", &["PhiMoEForCausalLM"]),
+    ("qwen2_moe", &["Qwen2MoeForCausalLM"]),
+    ("qwen3_moe", &["Qwen3MoeForCausalLM"]),
+    ("deepseek_v2", &["DeepseekV2ForCausalLM"]),
+    ("deepseek_v3", &["DeepseekV3ForCausalLM"]),
+    ("gpt_oss", &["GptOssForCausalLM"]),
+    (
+        "llama4",
+        &["Llama4ForConditionalGeneration", "Llama4ForCausalLM"],
+    ),
+    ("llama4_text", &["Llama4ForCausalLM"]),
 ];
 
 /// `model_type`s known to need features not modelled yet, with what they need.
 const NOT_YET: &[(&str, &str)] = &[
-    ("mixtral", "mixture-of-experts"),
-    ("qwen2_moe", "mixture-of-experts"),
-    ("qwen3_moe", "mixture-of-experts"),
-    ("phimoe", "mixture-of-experts"),
-    ("olmoe", "mixture-of-experts"),
-    ("dbrx", "mixture-of-experts"),
-    ("granitemoe", "mixture-of-experts"),
-    ("deepseek_v2", "MLA attention and mixture-of-experts"),
-    ("deepseek_v3", "MLA attention and mixture-of-experts"),
+    ("olmoe", "its mixture-of-experts fields are not read yet"),
     (
-        "gpt_oss",
-        "mixture-of-experts, attention sinks and quantised (MXFP4) weights",
+        "dbrx",
+        "its fused mixture-of-experts fields are not read yet",
     ),
-    ("llama4", "mixture-of-experts and chunked attention"),
-    ("llama4_text", "mixture-of-experts and chunked attention"),
-    ("jamba", "mixture-of-experts and Mamba layers"),
+    (
+        "granitemoe",
+        "its mixture-of-experts fields are not read yet",
+    ),
+    ("jamba", "its Mamba layers are not modelled"),
 ];
 
 /// Fields whose presence means experts, whatever the `model_type` says.
@@ -213,8 +222,7 @@ pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigErro
         return Err(top_cfg.err(
             "model_type",
             format!(
-                "{model_type:?} needs {needs}, which infersim does not model yet (MoE, MLA and the \
-                 rest are part of issue 15 and not there yet); supported dense types: {}",
+                "{model_type:?} is not supported: {needs}; supported types: {}",
                 supported_list()
             ),
         ));
@@ -223,8 +231,7 @@ pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigErro
         return Err(top_cfg.err(
             "model_type",
             format!(
-                "unknown model_type {model_type:?}; supported dense types: {} (MoE, MLA and other \
-                 architectures are part of issue 15 and not there yet)",
+                "unknown model_type {model_type:?}; supported types: {}",
                 supported_list()
             ),
         ));
@@ -241,34 +248,35 @@ pub fn import(text: &str, file: &str, name: &str) -> Result<Imported, ConfigErro
             ));
         }
     }
-    if top.contains_key("quantization_config") {
-        return Err(top_cfg.err(
-            "quantization_config",
-            "a quantised checkpoint; quantisation (fp8, AWQ, GPTQ, ...) is issue 15 item 5 and not \
-             there yet: import the unquantised model's config.json",
-        ));
-    }
-    // Gemma 3 multimodal configs keep the language model in `text_config`.
+    // Gemma 3 and Llama 4 multimodal configs keep the language model in `text_config`.
     let cfg = match (model_type.as_str(), top.get("text_config")) {
-        ("gemma3", Some(Value::Object(m))) => Cfg {
+        ("gemma3" | "llama4", Some(Value::Object(m))) => Cfg {
             map: m,
             file,
             prefix: "text_config.",
         },
-        ("gemma3", _) => {
+        ("gemma3" | "llama4", _) => {
             return Err(top_cfg.err(
                 "text_config",
-                "missing; a gemma3 config.json keeps the language model's fields there",
+                format!(
+                    "missing; a {model_type} config.json keeps the language model's fields there"
+                ),
             ))
         }
         _ => top_cfg,
     };
-    for f in EXPERT_FIELDS {
-        if let Some(n) = cfg.uint_opt(f)?.filter(|&n| n > 1) {
-            return Err(cfg.err(
-                f,
-                format!("{n} experts: mixture-of-experts is part of issue 15 and not there yet"),
-            ));
+    if !sparse::MOE_TYPES.contains(&model_type.as_str()) {
+        for f in EXPERT_FIELDS {
+            if let Some(n) = cfg.uint_opt(f)?.filter(|&n| n > 1) {
+                return Err(cfg.err(
+                    f,
+                    format!(
+                        "{n} experts in a config of model_type {model_type:?}, a dense architecture; \
+                         mixture-of-experts models have their own model_type ({})",
+                        sparse::MOE_TYPES.join(", ")
+                    ),
+                ));
+            }
         }
     }
     build(&cfg, &model_type, top, name)
@@ -305,7 +313,12 @@ fn build(
             }
         }
     }
-    let mlp_field = if opt { "ffn_dim" } else { "intermediate_size" };
+    let mlp_field = match model_type {
+        "opt" => "ffn_dim",
+        // Llama 4: `intermediate_size` is an expert's width, the dense MLPs' is this.
+        "llama4" | "llama4_text" => "intermediate_size_mlp",
+        _ => "intermediate_size",
+    };
     let intermediate_size = cfg.uint(mlp_field)?;
     notes.push((
         "intermediate_size",
@@ -338,7 +351,22 @@ fn build(
     if num_heads == 0 {
         return Err(cfg.err("num_attention_heads", "got 0, allowed: at least 1"));
     }
+    let mla_qk = match (
+        cfg.uint_opt("qk_nope_head_dim")?,
+        cfg.uint_opt("qk_rope_head_dim")?,
+    ) {
+        (Some(a), Some(b)) if model_type.starts_with("deepseek_v") => Some((a, b)),
+        _ => None,
+    };
     let head_dim = match cfg.uint_opt("head_dim")? {
+        _ if mla_qk.is_some() => {
+            let (a, b) = mla_qk.unwrap_or_default();
+            notes.push((
+                "head_dim",
+                format!("MLA: a query/key head is qk_nope_head_dim + qk_rope_head_dim = {a} + {b} (the cache holds the latent, see [mla])"),
+            ));
+            a + b
+        }
         Some(h) => {
             notes.push(("head_dim", format!("config.json: {p}head_dim = {h}")));
             h
@@ -442,7 +470,7 @@ fn build(
         MlpKind::Gated
     };
     let attention_bias = match model_type {
-        "qwen2" => {
+        "qwen2" | "qwen2_moe" => {
             notes.push((
                 "attention_bias",
                 "Qwen2 architecture: q/k/v projections have biases".into(),
@@ -495,7 +523,7 @@ fn build(
         .filter(|s| !s.is_empty())
         .unwrap_or(name)
         .to_string();
-    let spec = ModelSpec {
+    let mut spec = ModelSpec {
         name: name.to_string(),
         hf_repo,
         num_layers,
@@ -520,6 +548,7 @@ fn build(
         moe: None,
         mla: None,
     };
+    sparse::extend(cfg, model_type, top, &mut spec, &mut notes)?;
     notes.push((
         "model_card_params_b",
         "not in config.json: fill in from the model card (0: unknown)".into(),
@@ -540,8 +569,13 @@ fn sliding(
     let p = cfg.prefix;
     let none = |why: String| Ok((0, 0, (why, String::new())));
     match model_type {
-        "llama" | "opt" => return none(format!("{model_type} has no sliding-window attention")),
-        "qwen2" | "qwen3" if cfg.bool_opt("use_sliding_window")? != Some(true) => {
+        "llama" | "opt" | "deepseek_v2" | "deepseek_v3" => {
+            return none(format!("{model_type} has no sliding-window attention"))
+        }
+        "llama4" | "llama4_text" => return sparse::llama4_chunks(cfg, n),
+        "qwen2" | "qwen3" | "qwen2_moe" | "qwen3_moe"
+            if cfg.bool_opt("use_sliding_window")? != Some(true) =>
+        {
             return none(format!(
                 "config.json: {p}use_sliding_window = false (sliding_window is ignored when disabled)"
             ))
@@ -628,7 +662,7 @@ fn sliding(
                 ),
             )
         }
-        "qwen2" | "qwen3" => {
+        "qwen2" | "qwen3" | "qwen2_moe" | "qwen3_moe" => {
             let m = cfg
                 .uint_opt("max_window_layers")?
                 .unwrap_or(0)

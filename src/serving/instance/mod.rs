@@ -376,6 +376,14 @@ impl Instance {
         self.outstanding == 0
     }
 
+    /// Bytes a waiting request takes in an instance: its sequence slot (the request
+    /// and its serving state, allocated when it is enqueued) plus its entry in the
+    /// waiting queue. Vector growth slack is not counted (`infersim bench` reports
+    /// the peak-RSS figure beside it).
+    pub fn bytes_per_waiting_request() -> usize {
+        std::mem::size_of::<Seq>() + std::mem::size_of::<u32>()
+    }
+
     /// Requests waiting to be admitted.
     pub fn waiting_len(&self) -> usize {
         self.waiting.len()

@@ -5,7 +5,7 @@ use super::Imported;
 use crate::specs::{MlpKind, ModelSpec};
 
 /// `1234567` as `1,234,567`.
-fn grouped(v: u64) -> String {
+pub(super) fn grouped(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -47,17 +47,41 @@ pub fn to_toml(imp: &Imported, source: &str) -> String {
             "sliding_window_layers" => s.sliding_window_layers.to_string(),
             "learned_position_embeddings" => s.learned_position_embeddings.to_string(),
             "model_card_params_b" => "0.0".into(),
-            _ => unreachable!("every note names a spec field"),
+            "chunked_window" => s.chunked_window.to_string(),
+            "quantization" => format!("{:?}", s.quantization.as_deref().unwrap_or_default()),
+            f => super::write_sparse::table_value(s, f)
+                .unwrap_or_else(|| unreachable!("every note names a spec field")),
         }
     };
     out += &format!("name = {:?}\n", s.name);
     out += &format!("hf_repo = {:?}\n", s.hf_repo);
-    for (field, note) in &imp.notes {
-        let line = format!("{field} = {}", value(field));
+    let line = |out: &mut String, key: &str, field: &str, note: &str| {
+        let line = format!("{key} = {}", value(field));
         if note.is_empty() {
-            out += &format!("{line}\n");
+            *out += &format!("{line}\n");
         } else {
-            out += &format!("{line:<34} # {note}\n");
+            *out += &format!("{line:<34} # {note}\n");
+        }
+    };
+    // Top-level keys first, then the `[moe]` and `[mla]` tables (TOML's order).
+    for (field, note) in imp.notes.iter().filter(|(f, _)| !f.contains('.')) {
+        line(&mut out, field, field, note);
+    }
+    if s.moe.is_some() {
+        out += "# model_card_active_params_b = ?       # MoE: active parameters per token, from the model card\n";
+    }
+    for table in ["moe", "mla"] {
+        let prefix = format!("{table}.");
+        let mut fields = imp
+            .notes
+            .iter()
+            .filter(|(f, _)| f.starts_with(&prefix))
+            .peekable();
+        if fields.peek().is_some() {
+            out += &format!("\n[{table}]\n");
+        }
+        for (field, note) in fields {
+            line(&mut out, &field[prefix.len()..], field, note);
         }
     }
     out += &param_block(s);
@@ -67,6 +91,9 @@ pub fn to_toml(imp: &Imported, source: &str) -> String {
 /// The parameter check block, computed from the spec (equal to
 /// [`ModelSpec::param_count`]).
 pub fn param_block(s: &ModelSpec) -> String {
+    if s.moe.is_some() || s.mla.is_some() {
+        return super::write_sparse::param_block(s);
+    }
     let d = s.hidden_size;
     let (h, kvh, hd, i, v) = (
         s.num_heads as u64,
