@@ -405,7 +405,14 @@ fn cmd_list() -> Result<(), Error> {
             "  {:<24} {:>6.2} B params  {:>6.2} GB weights  {:>7} KiB KV/token  context {}",
             m.name,
             m.param_count() as f64 / 1e9,
-            m.weight_bytes() as f64 / 1e9,
+            // In the checkpoint's own format (DeepSeek-V3's fp8, gpt-oss's MXFP4).
+            crate::cost::quant::weight_bytes(
+                &m,
+                m.quantization
+                    .as_deref()
+                    .and_then(crate::cost::quant::Quantization::from_name)
+                    .as_ref()
+            ) / 1e9,
             m.kv_bytes_per_token() / 1024,
             m.max_context
         );
