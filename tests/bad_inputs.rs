@@ -576,6 +576,7 @@ fn cases() -> Vec<Case> {
     v.extend(shared_context_cases());
     v.extend(front_end_cases());
     v.extend(hf_config_cases());
+    v.extend(expert_parallel_cases());
     v.extend(quantization_cases());
     v.extend(parallel_cases());
     v.extend(slo_price_cases());
@@ -1089,6 +1090,72 @@ fn validate_refuses_what_run_refuses() {
         "{err}"
     );
     assert!(!out.contains(": ok"), "{out}");
+}
+
+/// Expert parallelism and data-parallel attention (src/cost/expert_parallel.rs): the
+/// Qwen3-30B-A3B test fixture (128 experts) on H100s, beside the experiment.
+fn expert_parallel_cases() -> Vec<Case> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let qwen = std::fs::read(root.join("tests/fixtures/moe/qwen3-30b-a3b.toml")).unwrap();
+    let moe = |name: &'static str, gpus: u32, engine: &str| Case {
+        name,
+        text: BASE
+            .replace(
+                "gpu = \"a100-80gb\"",
+                &format!("gpu = \"h100-sxm\"\nnum_gpus = {gpus}"),
+            )
+            .replace(
+                "model = \"llama-3.1-8b\"",
+                &format!("model = \"qwen.toml\"\n{engine}"),
+            ),
+        files: vec![("qwen.toml", qwen.clone())],
+        args: vec!["validate", "{f}"],
+    };
+    vec![
+        case(
+            "ep-on-a-dense-model",
+            edit(
+                "policy = \"continuous\"",
+                "policy = \"continuous\"\ntensor_parallel_size = 2\nenable_expert_parallel = true",
+            )
+            .replace("gpu = \"a100-80gb\"", "gpu = \"a100-80gb\"\nnum_gpus = 2"),
+        ),
+        moe(
+            "ep-experts-not-divisible",
+            3,
+            "enable_expert_parallel = true\ndata_parallel_size = 3",
+        ),
+        moe(
+            "ep-data-parallel-not-dividing-num-gpus",
+            3,
+            "enable_expert_parallel = true\ndata_parallel_size = 2",
+        ),
+        moe("ep-data-parallel-without-ep", 2, "data_parallel_size = 2"),
+        moe(
+            "ep-group-beyond-a-node",
+            16,
+            "enable_expert_parallel = true\ndata_parallel_size = 16",
+        ),
+        Case {
+            name: "ep-deepseek-v3-bf16-over-8-h200",
+            text: BASE
+                .replace("gpu = \"a100-80gb\"", "gpu = \"h200\"\nnum_gpus = 8")
+                .replace(
+                    "model = \"llama-3.1-8b\"",
+                    "model = \"ds.toml\"\nenable_expert_parallel = true\ndata_parallel_size = 8",
+                ),
+            files: vec![(
+                "ds.toml",
+                std::fs::read(root.join("tests/fixtures/ep/deepseek-v3-bf16.toml")).unwrap(),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        moe(
+            "ep-with-pipeline",
+            4,
+            "enable_expert_parallel = true\ntensor_parallel_size = 2\npipeline_parallel_size = 2",
+        ),
+    ]
 }
 
 /// Tensor and pipeline parallelism that vLLM or the hardware cannot run.

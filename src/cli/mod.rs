@@ -173,6 +173,14 @@ struct StepTimeArgs {
     /// Pipeline stages (each a tensor-parallel group).
     #[arg(long, default_value_t = 1)]
     pp: u32,
+    /// Expert parallelism: a MoE layer's experts spread over tp × dp GPUs, with its
+    /// all-to-all (vLLM `--enable-expert-parallel`).
+    #[arg(long)]
+    ep: bool,
+    /// Data-parallel attention ranks with --ep: the step's batch is the union of
+    /// theirs, attention priced per rank on batch / dp.
+    #[arg(long, default_value_t = 1)]
+    dp: u32,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -510,9 +518,11 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
         kv_cache_dtype,
         tensor_parallel: a.tp,
         pipeline_parallel: a.pp,
+        expert_parallel: a.ep,
+        data_parallel: a.dp,
         ..crate::cost::Deployment::default()
     };
-    for (field, v) in [("--tp", a.tp), ("--pp", a.pp)] {
+    for (field, v) in [("--tp", a.tp), ("--pp", a.pp), ("--dp", a.dp)] {
         if !(1..=64).contains(&v) {
             return Err(ConfigError::new(src, field, format!("got {v}, allowed: 1 to 64")).into());
         }
@@ -527,6 +537,12 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
             "--tp"
         };
         return Err(ConfigError::new(src, flag, msg.replace(field, flag)).into());
+    }
+    if let Some((_, msg)) = crate::cost::expert_parallel::layout_errors(&model, Some(&gpu), &deploy)
+        .into_iter()
+        .next()
+    {
+        return Err(ConfigError::new(src, "--ep", msg).into());
     }
     let cm = CostModel::for_deployment(&model, &gpu, &profile, path, &deploy)?;
     let b = cm.explain(&shape);
@@ -581,6 +597,12 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
                 t * 1e3,
                 f * 100.0,
                 a.tp * a.pp
+            );
+        }
+        if let Some(e) = cm.expert_parallel() {
+            println!(
+                "  expert parallelism over {} GPUs (data_parallel_size {}): {} experts per GPU; the all-to-all is in the allreduce group",
+                e.ep, e.dp, e.experts_per_gpu
             );
         }
         println!(

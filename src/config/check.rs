@@ -370,7 +370,11 @@ impl Checker<'_> {
             self.err("hardware.sharing", format!("got {:?}, but an instance of tensor_parallel_size {tp} × pipeline_parallel_size {pp} takes {g} whole GPUs; allowed with parallelism: \"exclusive\"", hw.sharing.name()));
         }
         if hw.num_gpus % g != 0 {
-            self.err("hardware.num_gpus", format!("got {}, but each instance takes tensor_parallel_size {tp} × pipeline_parallel_size {pp} = {g} GPUs; allowed: a multiple of {g}", hw.num_gpus));
+            let dp = match deploy.data_parallel {
+                1 => String::new(),
+                n => format!(" × data_parallel_size {n}"),
+            };
+            self.err("hardware.num_gpus", format!("got {}, but each instance takes tensor_parallel_size {tp} × pipeline_parallel_size {pp}{dp} = {g} GPUs; allowed: a multiple of {g}", hw.num_gpus));
         }
     }
 

@@ -156,6 +156,9 @@ impl Checker<'_> {
             self.err("engine.max_model_len", format!("{max_len} tokens need {} KV blocks but the cache holds only {blocks} ({} tokens); lower max_model_len or raise gpu_memory_utilization", max_len.div_ceil(block_size), blocks.saturating_mul(block_size)));
             return (None, hint);
         }
+        let Some((policy, blocks)) = self.data_parallel_union(&deploy, policy, blocks) else {
+            return (None, hint);
+        };
         (
             Some(Eng {
                 deploy,
@@ -189,14 +192,51 @@ impl Checker<'_> {
                 .as_deref()
                 .and_then(PipelineSchedule::from_name)
                 .unwrap_or_default(),
+            expert_parallel: e.enable_expert_parallel.unwrap_or(false),
+            data_parallel: e.data_parallel_size.unwrap_or(1),
             ..Deployment::default()
         };
         if let Some(m) = model {
             for (field, msg) in layout_errors(m, gpu, &deploy) {
                 self.err(field, msg);
             }
+            for (field, msg) in crate::cost::expert_parallel::layout_errors(m, gpu, &deploy) {
+                self.err(field, msg);
+            }
         }
         deploy
+    }
+
+    /// With `data_parallel_size` N, the one simulated instance holds the union of
+    /// the N ranks: N × each rank's KV blocks, `max_num_seqs` and
+    /// `max_num_batched_tokens` (per rank in vLLM: each DP rank is its own engine
+    /// core with its own scheduler). Continuous batching only.
+    fn data_parallel_union(
+        &mut self,
+        deploy: &Deployment,
+        policy: Policy,
+        blocks: u64,
+    ) -> Option<(Policy, u64)> {
+        let n = deploy.data_parallel.max(1);
+        if n == 1 {
+            return Some((policy, blocks));
+        }
+        let mut policy = policy;
+        match &mut policy {
+            Policy::Continuous {
+                max_num_seqs,
+                max_num_batched_tokens,
+                ..
+            } => {
+                *max_num_seqs = max_num_seqs.saturating_mul(n);
+                *max_num_batched_tokens = max_num_batched_tokens.saturating_mul(n);
+                Some((policy, blocks.saturating_mul(n as u64)))
+            }
+            _ => {
+                self.err("engine.data_parallel_size", format!("got {n}, but data-parallel ranks are vLLM engine cores with continuous batching; allowed with policy \"sequential\" or \"static\": 1"));
+                None
+            }
+        }
     }
 
     /// The batching policy, with the batch it may form: (policy, tokens, sequences).

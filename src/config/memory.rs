@@ -128,7 +128,14 @@ fn plan_sharded(
         activation_bytes(&act, batch_tokens, batch_seqs) + profile.non_torch_memory_gib * GIB;
     let kv_layer =
         crate::cost::quant::kv_bytes_per_token_layer(&rank, deploy.kv_cache_dtype) as f64;
-    let weights = stage_weight_bytes(model, deploy);
+    let weights = if deploy.expert_parallel {
+        // Every GPU of the EP group holds the same: TP shards and E / ep experts.
+        vec![crate::cost::expert_parallel::weight_bytes_per_gpu(
+            model, deploy,
+        )]
+    } else {
+        stage_weight_bytes(model, deploy)
+    };
     let layers = stage_layers(model.num_layers, pp);
     let mut best: Option<(f64, f64, f64)> = None;
     for (i, (&w, &l)) in weights.iter().zip(&layers).enumerate() {
@@ -136,14 +143,36 @@ fn plan_sharded(
         if kv <= 0.0 {
             let stage = if pp > 1 {
                 format!(" of stage {} of {pp} ({l} layers)", i + 1)
+            } else if deploy.expert_parallel {
+                format!(
+                    " (each of the {} GPUs, with {} of the routed experts)",
+                    deploy.gpus(),
+                    model
+                        .moe
+                        .as_ref()
+                        .map_or(0, |m| m.num_experts / deploy.ep_size())
+                )
             } else {
                 String::new()
             };
+            let (field, layout) = match deploy.expert_parallel {
+                true => (
+                    "engine.enable_expert_parallel",
+                    format!(
+                        "tensor_parallel_size {tp}, data_parallel_size {} and expert parallelism",
+                        deploy.data_parallel
+                    ),
+                ),
+                false => (
+                    "engine.tensor_parallel_size",
+                    format!("tensor_parallel_size {tp} and pipeline_parallel_size {pp}"),
+                ),
+            };
             return Err(ConfigError::new(
                 file,
-                "engine.tensor_parallel_size",
+                field,
                 format!(
-                    "{} with tensor_parallel_size {tp} and pipeline_parallel_size {pp} does not fit on {} at gpu_memory_utilization {util}: per GPU{stage}, weights {:.2} GiB + activations and runtime {:.2} GiB exceed the {:.2} GiB budget by {:.2} GiB; use more GPUs per instance",
+                    "{} with {layout} does not fit on {} at gpu_memory_utilization {util}: per GPU{stage}, weights {:.2} GiB + activations and runtime {:.2} GiB exceed the {:.2} GiB budget by {:.2} GiB; use more GPUs per instance",
                     model.name,
                     gpu.label(),
                     w / GIB,

@@ -201,6 +201,12 @@ pub struct RawEngine {
     /// `steady` (default) or `flush`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_schedule: Option<String>,
+    /// Expert parallelism over TP × DP GPUs (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_expert_parallel: Option<bool>,
+    /// Data-parallel attention ranks with expert parallelism (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_parallel_size: Option<u32>,
 }
 
 /// `[engine.continuous]`.

@@ -518,6 +518,16 @@ const PARALLEL: &[Key] = &[
         .default_is("\"steady\"")
         .example("\"flush\"")
         .doc("How a pipelined step's micro-batches flow: `steady` (vLLM's virtual engines keep the stages busy) or `flush` (GPipe fill and drain)."),
+    // Expert parallelism and data-parallel attention (src/cost/expert_parallel.rs).
+    key("enable_expert_parallel", Kind::Bool)
+        .default_is("false")
+        .example("true")
+        .doc("MoE models: each MoE layer's routed experts spread whole over the EP group of tensor_parallel_size × data_parallel_size GPUs (vLLM `--enable-expert-parallel`) instead of each expert split by TP; attention and dense layers stay TP. The experts must divide evenly over the group."),
+    key("data_parallel_size", Kind::Int(1, 64))
+        .unit("ranks")
+        .default_is("1")
+        .example("8")
+        .doc("Attention data-parallel ranks of one expert-parallel instance (vLLM `--data-parallel-size`, with enable_expert_parallel only): each rank its own batch, KV pool, max_num_seqs and max_num_batched_tokens, all ranks' MoE layers in lockstep; the instance takes tensor × data GPUs."),
 ];
 
 /// One `[[instance]]`: the GPU it runs on and settings that override `[engine]`.

@@ -63,6 +63,10 @@ pub struct Deployment {
     pub kv_cache_dtype: super::quant::KvCacheDtype,
     /// How a pipeline's micro-batches are scheduled (no effect with one stage).
     pub pipeline_schedule: PipelineSchedule,
+    /// Attention data-parallel ranks (vLLM `--data-parallel-size`), each a
+    /// tensor-parallel group with its own batch and KV cache, whose MoE layers run
+    /// expert-parallel over all of them (1: none; only with `expert_parallel`).
+    pub data_parallel: u32,
 }
 
 impl Default for Deployment {
@@ -74,14 +78,26 @@ impl Default for Deployment {
             quantization: None,
             kv_cache_dtype: super::quant::KvCacheDtype::Auto,
             pipeline_schedule: PipelineSchedule::Steady,
+            data_parallel: 1,
         }
     }
 }
 
 impl Deployment {
-    /// GPUs one instance occupies: tensor-parallel size × pipeline stages.
+    /// GPUs one instance occupies: tensor-parallel size × pipeline stages ×
+    /// data-parallel ranks.
     pub fn gpus(&self) -> u32 {
-        self.tensor_parallel * self.pipeline_parallel
+        self.tensor_parallel * self.pipeline_parallel * self.data_parallel.max(1)
+    }
+
+    /// GPUs of the expert-parallel group (vLLM: EP size = TP × DP); 1 without
+    /// expert parallelism.
+    pub fn ep_size(&self) -> u32 {
+        if self.expert_parallel {
+            self.tensor_parallel * self.data_parallel.max(1)
+        } else {
+            1
+        }
     }
 
     /// Whether it runs on one GPU without expert parallelism (its number formats

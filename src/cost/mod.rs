@@ -12,6 +12,7 @@
 
 mod breakdown;
 mod deploy;
+pub mod expert_parallel;
 mod kernel_part;
 pub mod kernels;
 pub mod moe;
@@ -290,6 +291,8 @@ pub struct CostModel {
     kernel: Option<Box<KernelPart>>,
     /// The layout and formats it prices.
     deploy: Deployment,
+    /// Expert parallelism's MoE work and all-to-all (`None` without it).
+    ep: Option<Box<expert_parallel::ExpertParallel>>,
     /// Attention FLOPs per cached key in decode, summed over full / window layers
     /// (MLA's absorbed decode differs from its prefill; equal elsewhere).
     attn_flops_key_full: f64,
@@ -332,10 +335,11 @@ impl CostModel {
         path: GpuPath,
         deploy: &Deployment,
     ) -> Result<CostModel, CostError> {
-        if deploy.expert_parallel {
-            return Err(CostError::Unsupported(
-                "expert parallelism is not priced yet".into(),
-            ));
+        if deploy.expert_parallel && model.moe_layers() == 0 {
+            return Err(CostError::Unsupported(format!(
+                "expert parallelism needs MoE layers; {} has none",
+                model.name
+            )));
         }
         // A sharded deployment prices the shard one rank runs (see `parallel`), then
         // adds its collectives.
@@ -392,6 +396,8 @@ impl CostModel {
             api_seq_profile_s: profile.api_seq_overhead_us * 1e-6,
             kernel: None,
             deploy: deploy.clone(),
+            ep: expert_parallel::ExpertParallel::new(model, gpu, deploy, moe.as_deref())
+                .map(Box::new),
             moe,
             chunked: model.chunked_window,
             par: None,
@@ -502,6 +508,13 @@ impl CostModel {
             tokens /= k;
             emitting /= k;
         }
+        // With data-parallel attention one rank's share (1/dp, balanced) of the
+        // union batch is priced; the MoE layers see all of it (`expert_parallel`).
+        let dp = self.dp();
+        if dp > 1.0 {
+            tokens /= dp;
+            emitting /= dp;
+        }
         if tokens > 0.0 {
             g[QKV] = GroupWork {
                 flops: self.dense_flops_per_token * tokens,
@@ -537,10 +550,18 @@ impl CostModel {
             g[ATTN_P].flops /= k;
             g[ATTN_P].bytes /= k;
         }
+        if dp > 1.0 {
+            g[ATTN_P].flops /= dp;
+            g[ATTN_P].bytes /= dp;
+        }
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
         match &self.kernel {
             None => {
-                if let Some(m) = &self.moe {
+                if let Some(e) = &self.ep {
+                    let w = e.work(tokens * dp);
+                    g[QKV].flops += w.flops;
+                    g[QKV].bytes += w.bytes;
+                } else if let Some(m) = &self.moe {
                     let w = m.work(tokens);
                     g[QKV].flops += w.flops;
                     g[QKV].bytes += w.bytes;
@@ -559,7 +580,11 @@ impl CostModel {
                         bytes: dense.bytes * f,
                     };
                 }
-                if let Some(m) = &self.moe {
+                if let Some(e) = &self.ep {
+                    let w = e.work(tokens * dp);
+                    g[MLP].flops += w.flops;
+                    g[MLP].bytes += w.bytes;
+                } else if let Some(m) = &self.moe {
                     let w = m.work(tokens);
                     g[MLP].flops += w.flops;
                     g[MLP].bytes += w.bytes;
@@ -568,7 +593,7 @@ impl CostModel {
                     flops: 0.0,
                     bytes: tokens * kp.stream_bytes_per_token,
                 };
-                kp.price_fixed(self, s, tokens, emitting, k, &mut gs);
+                kp.price_fixed(self, s, tokens, emitting, k * dp, &mut gs);
                 for i in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM] {
                     self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
                 }
@@ -581,7 +606,16 @@ impl CostModel {
             memory_s += gs[COMM];
             transfers_s = p.transfers_s(tokens);
         }
-        let n = s.num_seqs() as f64 / k;
+        if let Some(e) = &self.ep {
+            let (w, t) = e.a2a(tokens * dp);
+            g[COMM].bytes += w.bytes;
+            gs[COMM] += t;
+            memory_s += t;
+        }
+        let mut n = s.num_seqs() as f64 / k;
+        if dp > 1.0 {
+            n /= dp;
+        }
         let busy = s.num_seqs() > 0;
         FixedPart {
             groups: g,
@@ -663,6 +697,10 @@ impl CostModel {
         if k > 1.0 {
             (b, cf, cw) = (b / k, cf / k, cw / k);
         }
+        let dp = self.dp();
+        if dp > 1.0 {
+            (b, cf, cw) = (b / dp, cf / dp, cw / dp);
+        }
         if fixed.decodes > 0 {
             g[ATTN_D] = GroupWork {
                 flops: self.attn_flops_key_full * cf + self.attn_flops_key_window * cw,
@@ -719,15 +757,31 @@ impl CostModel {
     /// the per-sequence part), as [`CostModel::price`] computes them.
     pub fn cpu_s_for(&self, seqs: u64) -> f64 {
         if seqs > 0 {
-            self.cpu_step_s + self.cpu_seq_s * seqs as f64
+            self.cpu_step_s + self.cpu_seq_s_for(seqs)
         } else {
             0.0
         }
     }
 
-    /// The per-sequence part alone of [`CostModel::cpu_s_for`].
+    /// The per-sequence part alone of [`CostModel::cpu_s_for`] (with data-parallel
+    /// attention each rank's engine core schedules its own 1/dp share, concurrently).
     pub fn cpu_seq_s_for(&self, seqs: u64) -> f64 {
-        self.cpu_seq_s * seqs as f64
+        let dp = self.dp();
+        if dp > 1.0 {
+            self.cpu_seq_s * (seqs as f64 / dp)
+        } else {
+            self.cpu_seq_s * seqs as f64
+        }
+    }
+
+    /// Data-parallel attention ranks (1 without).
+    fn dp(&self) -> f64 {
+        self.deploy.data_parallel.max(1) as f64
+    }
+
+    /// The expert-parallel part of the price, if the deployment has one.
+    pub fn expert_parallel(&self) -> Option<&expert_parallel::ExpertParallel> {
+        self.ep.as_deref()
     }
 
     /// Peak FLOP/s the profile achieves (flat profiles; the datasheet peak otherwise).

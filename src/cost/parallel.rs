@@ -135,11 +135,12 @@ pub fn shard(model: &ModelSpec, deploy: &Deployment) -> ModelSpec {
     s.intermediate_size = model.intermediate_size.div_ceil(tp as u64);
     s.vocab_size = vocab_per_rank(model.vocab_size, tp);
     if let Some(m) = &mut s.moe {
+        // Shared experts are an ordinary TP-sharded MLP either way; under expert
+        // parallelism a routed expert stays whole on the GPU holding it.
         if !deploy.expert_parallel {
             m.expert_intermediate_size = m.expert_intermediate_size.div_ceil(tp as u64);
-            m.shared_expert_intermediate_size =
-                m.shared_expert_intermediate_size.div_ceil(tp as u64);
         }
+        m.shared_expert_intermediate_size = m.shared_expert_intermediate_size.div_ceil(tp as u64);
     }
     if layers != model.num_layers {
         s.sliding_window_layers =

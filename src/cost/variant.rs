@@ -223,7 +223,10 @@ impl Variant {
             gs[O_PROJ] = g(*o);
         }
         gs[MLP] *= self.dense_mlp_frac;
-        if let Some(m) = &cm.moe {
+        if let Some(e) = &cm.ep {
+            // `tokens` is one data-parallel rank's share; the EP group sees them all.
+            gs[MLP] += e.time_s(&k.curves, tokens * e.dp as f64);
+        } else if let Some(m) = &cm.moe {
             let table = self.moe_table.as_ref().map(|(t, l)| (&t[..], &l[..]));
             gs[MLP] += m.time_s(&k.curves, table, tokens);
         }
