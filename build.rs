@@ -64,6 +64,7 @@ fn main() {
         writeln!(out, "    ({:?}, include_str!({:?})),", rel.join("/"), abs).expect("string");
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("embedded_files.rs");
+    let dest =
+        PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("embedded_files.rs");
     std::fs::write(&dest, out).expect("write embedded_files.rs");
 }

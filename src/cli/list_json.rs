@@ -99,6 +99,7 @@ pub(super) fn list_json() -> Result<Value, Error> {
         .collect();
     Ok(json!({
         "profiles_dir": dir.display().to_string(),
+        "data_embedded": crate::specs::embedded::is_embedded(&dir),
         "models": models,
         "gpus": gpus,
         "profiles": profiles,

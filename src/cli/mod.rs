@@ -447,7 +447,11 @@ fn cmd_list() -> Result<(), Error> {
             println!("  {:<12} MIG: {}", "", profiles.join(", "));
         }
     }
-    println!("Profiles ({}):", profiles_dir().display());
+    let from = match crate::specs::embedded::is_embedded(&profiles_dir()) {
+        true => " (embedded copies; the build checkout is gone)",
+        false => "",
+    };
+    println!("Profiles ({}{from}):", profiles_dir().display());
     for p in list_profiles() {
         let path = profiles_dir().join(format!("{p}.toml"));
         match crate::profile::read_profile(&path) {

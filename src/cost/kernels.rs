@@ -461,7 +461,8 @@ impl KernelTables {
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        let provenance = crate::specs::embedded::read_to_string(&dir.join("meta.toml")).unwrap_or_default();
+        let provenance =
+            crate::specs::embedded::read_to_string(&dir.join("meta.toml")).unwrap_or_default();
         let moe_path = dir.join("moe.csv");
         let moe = match crate::specs::embedded::exists(&moe_path) {
             true => Some(moe_table::read_moe(&moe_path)?),

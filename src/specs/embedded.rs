@@ -12,6 +12,9 @@
 //!    take effect without a rebuild and a file removed there is really missing;
 //! 3. otherwise the copy embedded at build time.
 //!
+//! Why embedded text rather than files found beside the binary: one file to copy,
+//! nothing to keep in step. The cost is ~5 MB of binary (the kernel CSVs).
+//!
 //! Any other path (a user's spec, profile or trace file) is read from disk only.
 
 use std::path::{Component, Path};
@@ -43,13 +46,25 @@ fn embedded_key(path: &Path) -> Option<String> {
     let shipped = EMBEDDED
         .iter()
         .any(|(k, _)| k.starts_with(&top) && k.as_bytes().get(top.len()) == Some(&b'/'));
-    (shipped && !Path::new(CHECKOUT).join(&top).is_dir()).then_some(key)
+    (shipped && !checkout_has(&top)).then_some(key)
+}
+
+/// Whether the build checkout still has the data folder `top`. The hidden
+/// `INFERSIM_IGNORE_CHECKOUT` makes the binary act as if it were gone (for
+/// `tests/travel.rs`, which cannot remove the checkout it runs from).
+fn checkout_has(top: &str) -> bool {
+    std::env::var_os("INFERSIM_IGNORE_CHECKOUT").is_none() && Path::new(CHECKOUT).join(top).is_dir()
 }
 
 /// The embedded text standing in for `path`, if any (see the module doc).
 pub fn stand_in(path: &Path) -> Option<&'static str> {
     let key = embedded_key(path)?;
     EMBEDDED.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
+}
+
+/// Whether the files of `dir` are served from the embedded copies.
+pub fn is_embedded(dir: &Path) -> bool {
+    embedded_key(&dir.join("_")).is_some()
 }
 
 /// Reads a data file: its embedded copy where it stands in, else the file on disk.
@@ -128,7 +143,9 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k} not embedded");
         }
-        assert!(!keys.iter().any(|k| k.ends_with(".py") || k.ends_with(".md")));
+        assert!(!keys
+            .iter()
+            .any(|k| k.ends_with(".py") || k.ends_with(".md")));
         // With the checkout present, the embedded copies equal the files on disk.
         for (k, text) in EMBEDDED {
             let disk = std::fs::read_to_string(Path::new(CHECKOUT).join(k)).expect(k);
@@ -141,8 +158,13 @@ mod tests {
         let p = Path::new(CHECKOUT).join("calibration/profiles/vllm.toml");
         assert_eq!(stand_in(&p), None);
         assert!(exists(&p));
-        assert_eq!(stand_in(Path::new("/nonexistent/calibration/profiles/vllm.toml")), None);
-        assert!(!exists(Path::new("/nonexistent/calibration/profiles/vllm.toml")));
+        assert_eq!(
+            stand_in(Path::new("/nonexistent/calibration/profiles/vllm.toml")),
+            None
+        );
+        assert!(!exists(Path::new(
+            "/nonexistent/calibration/profiles/vllm.toml"
+        )));
         let names = file_names(&Path::new(CHECKOUT).join("calibration/kernels/h100-sxm"));
         assert!(names.contains(&"gemm.csv".to_string()), "{names:?}");
     }
