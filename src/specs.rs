@@ -857,6 +857,7 @@ pub fn names(list: &[(&str, &str)]) -> String {
     list.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
+pub mod embedded;
 pub mod hf_import;
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ pub(super) fn cmd_calibrate(a: CalibrateArgs) -> Result<(), Error> {
     // A preset without a profile of its own yet starts from the one it borrows.
     let prior_for = |stack: &str| -> Result<crate::profile::Profile, String> {
         let name = crate::stacks::profile_name(stack, |n| {
-            profiles_dir().join(format!("{n}.toml")).exists()
+            crate::specs::embedded::exists(&profiles_dir().join(format!("{n}.toml")))
         });
         let mut p = crate::profile::read_profile(&profiles_dir().join(format!("{name}.toml")))
             .map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@
 pub mod bench;
 mod calibration;
 mod import_model;
+mod list_json;
 mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
 use import_model::{cmd_import_model, ImportModelArgs};
@@ -44,7 +45,12 @@ enum Command {
     },
     /// List shipped models, GPUs (with where their step costs come from) and stack
     /// profiles.
-    List,
+    List {
+        /// Print the list as one JSON object (models, gpus, profiles, stacks,
+        /// price_tables).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the engine presets (`engine.stack = "<engine>@<version>"`): what each
     /// sets, the profile it uses or borrows, and the engine source of every value.
     Stacks,
@@ -199,12 +205,15 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     let res = match cli.command {
         Command::Run(a) => cmd_run(a, &args),
         Command::Validate { file } => cmd_validate(file),
-        Command::List => cmd_list(),
+        Command::List { json: false } => cmd_list(),
+        Command::List { json: true } => list_json::cmd_list_json(),
         Command::Stacks => {
             let dir = crate::profile::profiles_dir();
             print!(
                 "{}",
-                crate::stacks::listing(|name| dir.join(format!("{name}.toml")).exists())
+                crate::stacks::listing(|name| {
+                    crate::specs::embedded::exists(&dir.join(format!("{name}.toml")))
+                })
             );
             Ok(())
         }
@@ -453,7 +462,11 @@ fn cmd_list() -> Result<(), Error> {
             println!("  {:<12} MIG: {}", "", profiles.join(", "));
         }
     }
-    println!("Profiles ({}):", profiles_dir().display());
+    let from = match crate::specs::embedded::is_embedded(&profiles_dir()) {
+        true => " (embedded copies; the build checkout is gone)",
+        false => "",
+    };
+    println!("Profiles ({}{from}):", profiles_dir().display());
     for p in list_profiles() {
         let path = profiles_dir().join(format!("{p}.toml"));
         match crate::profile::read_profile(&path) {

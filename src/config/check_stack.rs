@@ -24,7 +24,8 @@ impl Checker<'_> {
         let Some(p) = stacks::preset(stack) else {
             return stack;
         };
-        let own = profiles_dir().join(format!("{}.toml", p.profile)).exists();
+        let own =
+            crate::specs::embedded::exists(&profiles_dir().join(format!("{}.toml", p.profile)));
         if e.profile.is_none() {
             let note = format!("engine.stack = {stack:?}: {}", p.profile_note(own));
             if !self.warnings.contains(&note) {

@@ -29,7 +29,8 @@ mod moe_table;
 pub use moe_table::{MoeCurve, MoeShape, MoeTable};
 
 /// The directory of the kernel tables and curves: `$INFERSIM_KERNELS` if set, else
-/// `calibration/kernels` of the source tree this binary was built from.
+/// `calibration/kernels` of the source tree this binary was built from (served from
+/// the copies embedded in the binary when that tree is gone: `specs::embedded`).
 pub fn kernels_dir() -> PathBuf {
     match std::env::var_os("INFERSIM_KERNELS") {
         Some(p) => PathBuf::from(p),
@@ -233,7 +234,7 @@ pub struct KernelTables {
 
 /// Reads a CSV file (header row, `#` comments) into its header and rows of fields.
 fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::specs::embedded::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut lines = text
         .lines()
@@ -460,14 +461,15 @@ impl KernelTables {
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        let provenance = std::fs::read_to_string(dir.join("meta.toml")).unwrap_or_default();
+        let provenance =
+            crate::specs::embedded::read_to_string(&dir.join("meta.toml")).unwrap_or_default();
         let moe_path = dir.join("moe.csv");
-        let moe = match moe_path.exists() {
+        let moe = match crate::specs::embedded::exists(&moe_path) {
             true => Some(moe_table::read_moe(&moe_path)?),
             false => None,
         };
         let ar = dir.join("allreduce.csv");
-        let allreduce = if ar.exists() {
+        let allreduce = if crate::specs::embedded::exists(&ar) {
             read_allreduce(&ar)?
         } else {
             HashMap::new()
@@ -498,7 +500,7 @@ pub fn tables_for(gpu: &str) -> Result<Option<Arc<KernelTables>>, CostError> {
         return Ok(t.clone());
     }
     let dir = root.join(gpu);
-    let t = if dir.join("gemm.csv").exists() {
+    let t = if crate::specs::embedded::exists(&dir.join("gemm.csv")) {
         Some(Arc::new(KernelTables::read(gpu, &dir)?))
     } else {
         None
@@ -623,7 +625,7 @@ pub fn curves_file() -> Result<Arc<CurvesFile>, CostError> {
     if let Some(c) = cache.lock().expect("curves cache").get(&path) {
         return Ok(c.clone());
     }
-    let text = std::fs::read_to_string(&path)
+    let text = crate::specs::embedded::read_to_string(&path)
         .map_err(|e| CostError::KernelData(format!("{}: cannot read: {e}", path.display())))?;
     let c: CurvesFile = toml::from_str(&text)
         .map_err(|e| CostError::KernelData(format!("{}: {}", path.display(), e.message())))?;

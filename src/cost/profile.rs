@@ -192,7 +192,8 @@ impl Profile {
 }
 
 /// The directory holding shipped profiles: `$INFERSIM_PROFILES` if set, else
-/// `calibration/profiles` of the source tree this binary was built from.
+/// `calibration/profiles` of the source tree this binary was built from (served from
+/// the copies embedded in the binary when that tree is gone: `specs::embedded`).
 pub fn profiles_dir() -> PathBuf {
     match std::env::var_os("INFERSIM_PROFILES") {
         Some(p) => PathBuf::from(p),
@@ -205,7 +206,7 @@ pub fn read_profile(path: &Path) -> Result<Profile, ConfigError> {
     type Cache = std::sync::Mutex<std::collections::HashMap<PathBuf, (String, Profile)>>;
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::specs::embedded::read_to_string(path)
         .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
     // A calibrated profile carries its fit record (hundreds of residual tables), and a
     // sweep resolves it once per point: parse each file's text once per process.
@@ -238,18 +239,10 @@ pub fn read_profile(path: &Path) -> Result<Profile, ConfigError> {
 
 /// Names of the profiles in [`profiles_dir`], sorted.
 pub fn list_profiles() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(profiles_dir())
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    name.strip_suffix(".toml").map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    crate::specs::embedded::file_names(&profiles_dir())
+        .into_iter()
+        .filter_map(|name| name.strip_suffix(".toml").map(str::to_string))
+        .collect()
 }
 
 /// Finds the stack profile: an explicit name or path if given, else the stack's
@@ -270,7 +263,7 @@ pub fn resolve_profile(
         } else {
             dir.join(format!("{name}.toml"))
         };
-        if !path.exists() {
+        if !crate::specs::embedded::exists(&path) {
             return Err(ConfigError::new(
                 file,
                 field,
@@ -284,7 +277,7 @@ pub fn resolve_profile(
         return read_profile(&path);
     }
     let path = dir.join(format!("{stack}.toml"));
-    if path.exists() {
+    if crate::specs::embedded::exists(&path) {
         return read_profile(&path);
     }
     Err(ConfigError::new(

@@ -89,7 +89,7 @@ impl InputDigests {
     fn file(&mut self, path: &Path) -> String {
         self.files
             .entry(path.to_path_buf())
-            .or_insert_with(|| match std::fs::read(path) {
+            .or_insert_with(|| match crate::specs::embedded::read(path) {
                 Ok(b) => digest(&b),
                 Err(_) => "missing".into(),
             })
@@ -98,14 +98,10 @@ impl InputDigests {
 
     /// The digests of every file directly in `dir`, by name, sorted.
     fn folder(&mut self, dir: &Path, out: &mut Vec<(String, String)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut names: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
+        let names: Vec<PathBuf> = crate::specs::embedded::file_names(dir)
+            .into_iter()
+            .map(|n| dir.join(n))
             .collect();
-        names.sort();
         for p in names {
             let d = self.file(&p);
             let name = p.file_name().map(|n| n.to_string_lossy().to_string());
