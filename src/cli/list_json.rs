@@ -31,7 +31,10 @@ pub(super) fn list_json() -> Result<Value, Error> {
         models.push(json!({
             "name": m.name,
             "params": m.param_count(),
-            "weight_bytes": m.weight_bytes(),
+            "active_params": m.active_param_count(),
+            "quantization": m.quantization,
+            // In the checkpoint's own format, as `list` prints it.
+            "weight_bytes": crate::cost::quant::checkpoint_weight_bytes(&m) as u64,
             "kv_bytes_per_token": m.kv_bytes_per_token(),
             "max_context": m.max_context,
         }));

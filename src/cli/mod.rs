@@ -415,13 +415,7 @@ fn cmd_list() -> Result<(), Error> {
             m.name,
             m.param_count() as f64 / 1e9,
             // In the checkpoint's own format (DeepSeek-V3's fp8, gpt-oss's MXFP4).
-            crate::cost::quant::weight_bytes(
-                &m,
-                m.quantization
-                    .as_deref()
-                    .and_then(crate::cost::quant::Quantization::from_name)
-                    .as_ref()
-            ) / 1e9,
+            crate::cost::quant::checkpoint_weight_bytes(&m) / 1e9,
             m.kv_bytes_per_token() / 1024,
             m.max_context
         );

@@ -245,6 +245,17 @@ pub fn weight_bytes(model: &ModelSpec, q: Option<&Quantization>) -> f64 {
     }
 }
 
+/// Bytes of weights of `model` in its checkpoint's own format (`model.quantization`:
+/// DeepSeek-V3's fp8, gpt-oss's MXFP4; the model's dtype when unquantised or in a
+/// format not priced here).
+pub fn checkpoint_weight_bytes(model: &ModelSpec) -> f64 {
+    let q = model
+        .quantization
+        .as_deref()
+        .and_then(Quantization::from_name);
+    weight_bytes(model, q.as_ref())
+}
+
 /// KV bytes per token per layer in the cache's dtype.
 pub fn kv_bytes_per_token_layer(model: &ModelSpec, kv: KvCacheDtype) -> u64 {
     match kv {
