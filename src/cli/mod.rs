@@ -8,6 +8,7 @@
 
 pub mod bench;
 mod calibration;
+mod compare;
 mod import_model;
 mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
@@ -63,6 +64,9 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Replay every measured study with the shipped profiles: predicted vs measured.
     Reproduce(ReproduceArgs),
+    /// Replay a benchmark result's requests on an experiment's deployment: measured vs
+    /// predicted, as `reproduce` prints them.
+    Compare(compare::CompareArgs),
     /// Kernel tables and roofline curves: `fit` the curves on the measured tables,
     /// `check` the cost model against the tables (with leave-one-GPU-out).
     Kernels {
@@ -212,6 +216,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         } => cmd_bench(json, scale, &scenarios, fast_only, &child),
         Command::Calibrate(a) => cmd_calibrate(a),
         Command::Reproduce(a) => cmd_reproduce(a),
+        Command::Compare(a) => compare::cmd_compare(a),
         Command::Kernels { action, out } => cmd_kernels(&action, out),
     };
     match res {
