@@ -223,7 +223,11 @@ pub fn one_point_study(sp: StudyPoint) -> Study {
             known_miss: Vec::new(),
             plot: Vec::new(),
         },
-        dir: sp.experiment.parent().map(Path::to_path_buf).unwrap_or_default(),
+        dir: sp
+            .experiment
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         points: vec![sp],
     }
 }

@@ -1,0 +1,123 @@
+//! `infersim compare`: a committed benchmark_serving result of the calibration set,
+//! compared against its study point's experiment, predicts exactly what
+//! `infersim reproduce` predicts for that point; bad result files get located errors.
+
+use infersim::calibration::bench_result::{
+    one_point_study, parse_bench_result, read_bench_result, replay_point,
+};
+use std::path::{Path, PathBuf};
+
+fn study_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/measurements/lambda-vllm-0.6-multistep")
+}
+
+const RAW: &str = "raw/prompt_10/1xH100-80GB-SXM/Meta-Llama-3-8B-Instruct_tp1_len2048.json";
+const LABEL: &str = "h100 llama-3-8b, 10 prompts";
+
+#[test]
+fn compare_predicts_what_reproduce_predicts_for_the_lambda_point() {
+    let dir = study_dir();
+    let result = read_bench_result(&dir.join(RAW)).expect("a benchmark result");
+    // The requests are the study's CSV rows: 10 requests, all sent at t = 0.
+    assert_eq!(result.requests.len(), 10);
+    assert_eq!(
+        result.requests.iter().map(|r| r.1 as u64).sum::<u64>(),
+        1369
+    );
+    assert_eq!(
+        result.requests.iter().map(|r| r.2 as u64).sum::<u64>(),
+        1867
+    );
+    let sp = replay_point(&result, &dir.join("h100-llama-3-8b-10.toml"), "raw").expect("replays");
+    let compared = infersim::reproduce::reproduce(&[one_point_study(sp)], 1).expect("runs");
+
+    let studies =
+        infersim::study::load_studies(&["lambda-vllm-0.6-multistep".into()]).expect("loads");
+    let reproduced = infersim::reproduce::reproduce(&studies, 1).expect("runs");
+    let rows: Vec<_> = reproduced
+        .rows
+        .iter()
+        .filter(|r| r.res.point == LABEL)
+        .collect();
+    assert!(
+        rows.len() >= 10,
+        "the study measures {} metrics",
+        rows.len()
+    );
+    for r in rows {
+        let c = compared
+            .rows
+            .iter()
+            .find(|c| c.res.metric == r.res.metric)
+            .unwrap_or_else(|| panic!("compare has no {}", r.res.metric));
+        // The same figures, bit for bit: measured copied verbatim, predicted by the same replay.
+        assert_eq!(
+            c.res.measured.to_bits(),
+            r.res.measured.to_bits(),
+            "{}",
+            r.res.metric
+        );
+        assert_eq!(
+            c.res.predicted.to_bits(),
+            r.res.predicted.to_bits(),
+            "{}",
+            r.res.metric
+        );
+    }
+}
+
+#[test]
+fn the_cli_prints_reproduces_table() {
+    let dir = study_dir();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .arg("compare")
+        .arg(dir.join(RAW))
+        .arg("--experiment")
+        .arg(dir.join("h100-llama-3-8b-10.toml"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // reproduce prints this point's output_throughput as 347.892 measured, 362.679 predicted.
+    let line = text
+        .lines()
+        .find(|l| l.contains(" output_throughput "))
+        .expect("an output_throughput row");
+    assert!(
+        line.contains("347.892") && line.contains("362.679"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_result_names_the_missing_field() {
+    let e = parse_bench_result(r#"{"input_lens": [1]}"#, "x.json").unwrap_err();
+    assert_eq!(e.file, "x.json");
+    assert_eq!(e.field, "output_lens");
+    let e = parse_bench_result("[1, 2]", "x.json").unwrap_err();
+    assert_eq!(e.field, "(file)");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infersim"))
+        .args(["compare", "Cargo.toml", "--experiment", "Cargo.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Cargo.toml: (file): not JSON"));
+}
+
+#[test]
+fn a_finite_rate_without_send_times_is_refused_and_with_them_replayed() {
+    let base = r#""input_lens": [10, 20], "output_lens": [5, 0], "duration": 1.0, "completed": 2"#;
+    let e =
+        parse_bench_result(&format!("{{{base}, \"request_rate\": 4.0}}"), "r.json").unwrap_err();
+    assert_eq!(e.field, "request_rate");
+    let r = parse_bench_result(
+        &format!("{{{base}, \"request_rate\": 4.0, \"arrival_s\": [0.0, 0.25]}}"),
+        "r.json",
+    )
+    .expect("parses");
+    assert_eq!(r.requests[1].0, infersim::time::Dur::from_secs_f64(0.25));
+    // An empty answer (output_len 0) is replayed as one sampled token.
+    assert_eq!((r.requests[1].1, r.requests[1].2), (20, 1));
+    assert_eq!(r.measured.get("duration"), Some(&1.0));
+    assert_eq!(r.measured.get("completed"), Some(&2.0));
+}
