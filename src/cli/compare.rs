@@ -30,13 +30,6 @@ pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Error> {
         .unwrap_or_default();
     let sp = replay_point(&result, &a.experiment, &label).map_err(config_errors)?;
     let report = crate::reproduce::reproduce(&[one_point_study(sp)], a.seed)?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.json()).expect("serialises")
-        );
-    } else {
-        print!("{}", report.table());
-    }
+    super::calibration::print_report(&report, a.json);
     Ok(())
 }
