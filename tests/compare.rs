@@ -121,3 +121,52 @@ fn a_finite_rate_without_send_times_is_refused_and_with_them_replayed() {
     assert_eq!(r.measured.get("duration"), Some(&1.0));
     assert_eq!(r.measured.get("completed"), Some(&2.0));
 }
+
+/// Runs `exp` keeping records, writes the result JSON, compares it against `exp`.
+fn round_trip(exp: &Path, request_rate: serde_json::Value) -> infersim::reproduce::Report {
+    let e = infersim::config::load_experiment(exp).expect("loads");
+    let sc = &e.points[0].scenario;
+    let opts = infersim::sim::RunOptions {
+        keep_records: true,
+        ..Default::default()
+    };
+    let res = infersim::sim::run(sc, e.seed, opts).expect("runs");
+    let json = infersim::experiment::vllm_bench::vllm_bench_json(&res, "m", request_rate)
+        .expect("records kept");
+    let text = serde_json::to_string(&json).expect("serialises");
+    let back = parse_bench_result(&text, "rt.json").expect("reads back");
+    let sp = replay_point(&back, exp, "round trip").expect("replays");
+    infersim::reproduce::reproduce(&[one_point_study(sp)], e.seed).expect("runs")
+}
+
+#[test]
+fn a_run_written_as_vllm_bench_json_compares_with_zero_error() {
+    let exp = study_dir().join("h100-llama-3-8b-10.toml");
+    let report = round_trip(&exp, "inf".into());
+    assert!(report.rows.len() >= 15, "{} metrics", report.rows.len());
+    for r in &report.rows {
+        assert_eq!(r.res.predicted, r.res.measured, "{}", r.res.metric);
+    }
+}
+
+#[test]
+fn a_poisson_run_round_trips_through_its_send_times() {
+    let dir = std::env::temp_dir().join(format!("infersim-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = std::fs::read_to_string(study_dir().join("h100-llama-3-8b-10.toml")).unwrap();
+    let head = &base[..base.find("[workload]").unwrap()];
+    let exp = dir.join("poisson.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "{head}[workload]\narrival = \"poisson\"\nrate_per_s = 4.0\nnum_requests = 40\ninput_tokens = {{ dist = \"fixed\", value = 200 }}\noutput_tokens = {{ dist = \"fixed\", value = 100 }}\n"
+        ),
+    )
+    .unwrap();
+    let report = round_trip(&exp, 4.0.into());
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(report.rows.len() >= 15, "{} metrics", report.rows.len());
+    for r in &report.rows {
+        assert_eq!(r.res.predicted, r.res.measured, "{}", r.res.metric);
+    }
+}
