@@ -170,3 +170,39 @@ fn a_poisson_run_round_trips_through_its_send_times() {
         assert_eq!(r.res.predicted, r.res.measured, "{}", r.res.metric);
     }
 }
+
+#[test]
+fn run_format_vllm_bench_then_compare_prints_zero_errors() {
+    let exp = study_dir().join("h100-llama-3-8b-10.toml");
+    let dir = std::env::temp_dir().join(format!("infersim-vllm-bench-{}", std::process::id()));
+    let bin = env!("CARGO_BIN_EXE_infersim");
+    let run = std::process::Command::new(bin)
+        .arg("run")
+        .arg(&exp)
+        .arg("--out")
+        .arg(&dir)
+        .args(["--quiet", "--force", "--format", "vllm-bench"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = std::process::Command::new(bin)
+        .arg("compare")
+        .arg(dir.join("vllm-bench/0-0.json"))
+        .arg("--experiment")
+        .arg(&exp)
+        .output()
+        .expect("runs");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("compare ")).collect();
+    assert!(rows.len() >= 15, "{text}");
+    for l in rows {
+        assert!(l.contains("  +0.0%"), "{l}");
+    }
+}

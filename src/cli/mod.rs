@@ -135,6 +135,11 @@ struct RunArgs {
     /// only slower.
     #[arg(long)]
     step_by_step: bool,
+    /// Also write every run as a benchmark_serving result JSON
+    /// (`vllm-bench/<point>-<replication>.json`, which `infersim compare` reads; each
+    /// run is simulated again with its records kept).
+    #[arg(long, value_parser = ["vllm-bench"])]
+    format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +364,9 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
     let rows = run_all_with(&exp, &cfg, &ctl)?;
     let manifest = manifest(rows.len(), true);
     write_outputs(&exp, &rows, &dir, &manifest)?;
+    if a.format.is_some() {
+        crate::experiment::vllm_bench::write_vllm_bench(&exp, seed, a.step_by_step, &dir)?;
+    }
     if !a.quiet {
         print!("{}", stdout_report(&exp, &rows)?);
         let uncal: Vec<String> = exp

@@ -48,3 +48,48 @@ pub fn vllm_bench_json(res: &RunResult, model_id: &str, request_rate: Value) -> 
     );
     Some(Value::Object(m))
 }
+
+/// The `request_rate` benchmark_serving would have recorded for `arrival`: the rate
+/// of an open-loop process, `"inf"` for a trace sent all at t = 0, else `null`.
+pub fn request_rate(arrival: &crate::workload::Arrival) -> Value {
+    use crate::workload::Arrival;
+    match arrival {
+        Arrival::Poisson { rate } | Arrival::Gamma { rate, .. } | Arrival::Constant { rate } => {
+            crate::metrics::num(*rate)
+        }
+        Arrival::Trace(t) if t.rows.iter().all(|r| r.0 == crate::time::Dur::ZERO) => "inf".into(),
+        _ => Value::Null,
+    }
+}
+
+/// `run --format vllm-bench`: every run of `exp` (points × replications, with the
+/// seeds `run` used) replayed keeping its records and written to
+/// `dir/vllm-bench/<point>-<replication>.json`. Each run is simulated again (the same
+/// deterministic run), so this doubles the run time.
+pub fn write_vllm_bench(
+    exp: &crate::config::Experiment,
+    seed: u64,
+    step_by_step: bool,
+    dir: &std::path::Path,
+) -> crate::error::Result<()> {
+    let out = dir.join("vllm-bench");
+    std::fs::create_dir_all(&out).map_err(|e| crate::error::Error::io(&out, e))?;
+    for spec in crate::experiment::plan_runs(exp, seed) {
+        let p = &exp.points[spec.point];
+        let opts = crate::sim::RunOptions {
+            keep_records: true,
+            step_by_step,
+            ..Default::default()
+        };
+        let res = crate::sim::run(&p.scenario, spec.seed, opts)?;
+        let rate = request_rate(&p.scenario.workload.arrival);
+        let json = vllm_bench_json(&res, &p.meta.model, rate).unwrap_or(Value::Null);
+        let mut text = serde_json::to_string_pretty(&json).expect("serialises");
+        text.push('\n');
+        crate::experiment::write_atomic(
+            &out.join(format!("{}-{}.json", spec.point, spec.replication)),
+            text.as_bytes(),
+        )?;
+    }
+    Ok(())
+}
