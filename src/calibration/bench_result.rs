@@ -10,7 +10,7 @@
 //! every request is sent at t = 0, which is replayed exactly. With a finite rate the
 //! send times were drawn by the client (Poisson or gamma) and are lost, so such a
 //! file is refused unless it carries the send offsets in an `arrival_s` list (which
-//! `benchmark_serving.py` does not write; `infersim run --format vllm-bench` would).
+//! `benchmark_serving.py` does not write; `infersim run --format vllm-bench` does).
 //! GuideLLM and AIPerf reports are not read: their formats are not in this tool's
 //! reference material, and such a file gets an error naming the supported format.
 
