@@ -233,13 +233,8 @@ pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
         .unwrap_or_else(|| PathBuf::from("output/reproduce"));
     let report = crate::reproduce::reproduce(&studies, a.seed)?;
     crate::reproduce::write_report(&report, &studies, &dir, a.seed)?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.json()).expect("serialises")
-        );
-    } else {
-        print!("{}", report.table());
+    print_report(&report, a.json);
+    if !a.json {
         println!("results: {}", dir.display());
     }
     let missed = report.missed();
@@ -249,4 +244,16 @@ pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Prints a reproduce report: its JSON rows, or its table (`reproduce`, `compare`).
+pub(super) fn print_report(report: &crate::reproduce::Report, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).expect("serialises")
+        );
+    } else {
+        print!("{}", report.table());
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod bench;
 mod calibration;
+mod compare;
 mod import_model;
 mod list_json;
 mod prices;
@@ -69,6 +70,9 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Replay every measured study with the shipped profiles: predicted vs measured.
     Reproduce(ReproduceArgs),
+    /// Replay a benchmark result's requests on an experiment's deployment: measured vs
+    /// predicted, as `reproduce` prints them.
+    Compare(compare::CompareArgs),
     /// Kernel tables and roofline curves: `fit` the curves on the measured tables,
     /// `check` the cost model against the tables (with leave-one-GPU-out).
     Kernels {
@@ -137,6 +141,11 @@ struct RunArgs {
     /// only slower.
     #[arg(long)]
     step_by_step: bool,
+    /// Also write every run as a benchmark_serving result JSON
+    /// (`vllm-bench/<point>-<replication>.json`, which `infersim compare` reads; each
+    /// run is simulated again with its records kept).
+    #[arg(long, value_parser = ["vllm-bench"])]
+    format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +238,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         } => cmd_bench(json, scale, &scenarios, fast_only, &child),
         Command::Calibrate(a) => cmd_calibrate(a),
         Command::Reproduce(a) => cmd_reproduce(a),
+        Command::Compare(a) => compare::cmd_compare(a),
         Command::Kernels { action, out } => cmd_kernels(&action, out),
     };
     match res {
@@ -371,6 +381,9 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
     let rows = run_all_with(&exp, &cfg, &ctl)?;
     let manifest = manifest(rows.len(), true);
     write_outputs(&exp, &rows, &dir, &manifest)?;
+    if a.format.is_some() {
+        crate::experiment::vllm_bench::write_vllm_bench(&exp, seed, a.step_by_step, &dir)?;
+    }
     if !a.quiet {
         print!("{}", stdout_report(&exp, &rows)?);
         let uncal: Vec<String> = exp

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod inputs;
 pub mod plot;
 pub mod row;
+pub mod vllm_bench;
 
 pub use export::csv::{csv_field, summary_csv};
 pub use export::json::summary_json;

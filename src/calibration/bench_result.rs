@@ -1,0 +1,233 @@
+//! Benchmark result files (`vllm bench serve` / `benchmark_serving.py` JSON) read as a
+//! one-point study: the requests it sent, replayed on an experiment's deployment, and
+//! its summary figures as the measured values (`infersim compare`). The comparison
+//! itself is `infersim reproduce`'s ([`crate::reproduce::reproduce`]), so the metric
+//! names, the arithmetic and the table are the same.
+//!
+//! What a result file records, and what it does not: `benchmark_serving.py` keeps
+//! per-request `input_lens`, `output_lens`, `ttfts` and `itls`, and the run's
+//! `request_rate`, but not when each request was sent. With `request_rate` `inf`
+//! every request is sent at t = 0, which is replayed exactly. With a finite rate the
+//! send times were drawn by the client (Poisson or gamma) and are lost, so such a
+//! file is refused unless it carries the send offsets in an `arrival_s` list (which
+//! `benchmark_serving.py` does not write; `infersim run --format vllm-bench` does).
+//! GuideLLM and AIPerf reports are not read: their formats are not in this tool's
+//! reference material, and such a file gets an error naming the supported format.
+
+use crate::config::{load_experiment, Point};
+use crate::error::ConfigError;
+use crate::study::{Study, StudyFile, StudyPoint};
+use crate::time::Dur;
+use crate::workload::{Arrival, SharedContext, Stop, Trace};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The study name compared rows carry.
+pub const COMPARE_STUDY: &str = "compare";
+
+/// The requests of a benchmark result and its summary figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// (send offset, prompt tokens, output tokens) per request, in the file's order.
+    pub requests: Vec<(Dur, u32, u32)>,
+    /// Summary figures the simulator also computes, by metric name.
+    pub measured: BTreeMap<String, f64>,
+}
+
+/// Fields every `benchmark_serving` result has (see `vllm/benchmarks/serve.py`).
+const REQUIRED: [&str; 5] = [
+    "input_lens",
+    "output_lens",
+    "request_rate",
+    "duration",
+    "completed",
+];
+
+fn lens(v: &Value, file: &str, field: &str) -> Result<Vec<u32>, ConfigError> {
+    let err = |m: String| ConfigError::new(file, field, m);
+    let a = v
+        .as_array()
+        .ok_or_else(|| err("allowed: a list of token counts".into()))?;
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_u64()
+                .filter(|&n| n <= u32::MAX as u64)
+                .map(|n| n as u32)
+                .ok_or_else(|| err(format!("item {i} is {x}, allowed: a token count ≥ 0")))
+        })
+        .collect()
+}
+
+/// Parses the text of a result JSON; `file` names it in messages.
+pub fn parse_bench_result(text: &str, file: &str) -> Result<BenchResult, ConfigError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::new(file, "(file)", format!("not JSON: {e}")))?;
+    let Some(obj) = v.as_object() else {
+        return Err(ConfigError::new(
+            file,
+            "(file)",
+            "not a benchmark result: supported is the JSON object `vllm bench serve` / benchmark_serving.py writes (--save-result)",
+        ));
+    };
+    for f in REQUIRED {
+        if !obj.contains_key(f) {
+            return Err(ConfigError::new(
+                file,
+                f,
+                format!(
+                    "missing: not a benchmark result (supported: the JSON `vllm bench serve` / benchmark_serving.py writes with --save-result, which has {}; GuideLLM and AIPerf reports are not read)",
+                    REQUIRED.join(", ")
+                ),
+            ));
+        }
+    }
+    let input = lens(&obj["input_lens"], file, "input_lens")?;
+    let output = lens(&obj["output_lens"], file, "output_lens")?;
+    if input.len() != output.len() || input.is_empty() {
+        return Err(ConfigError::new(
+            file,
+            "output_lens",
+            format!(
+                "{} output lengths for {} input lengths, allowed: one per request, at least one request",
+                output.len(),
+                input.len()
+            ),
+        ));
+    }
+    let offsets: Vec<f64> = match (&obj["request_rate"], obj.get("arrival_s")) {
+        (_, Some(a)) => {
+            let a = a.as_array().filter(|a| a.len() == input.len());
+            let a = a.and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_f64().filter(|t| t.is_finite() && *t >= 0.0))
+                    .collect::<Option<Vec<f64>>>()
+            });
+            a.ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    "arrival_s",
+                    "allowed: one send offset in seconds ≥ 0 per request",
+                )
+            })?
+        }
+        (Value::String(s), None) if s == "inf" => vec![0.0; input.len()],
+        (r, None) => {
+            return Err(ConfigError::new(
+                file,
+                "request_rate",
+                format!(
+                    "got {r}: with a finite rate the client drew each send time and the file does not record them, so the arrivals cannot be replayed; allowed: \"inf\" (all sent at t = 0), or an `arrival_s` list of send offsets"
+                ),
+            ))
+        }
+    };
+    // benchmark_serving counts a request that returned no text as completed with
+    // output_len 0; the engine still prefilled it and sampled one token (as the
+    // committed study replays it, calibration/measurements/lambda-vllm-0.6-multistep).
+    let requests = offsets
+        .iter()
+        .zip(input.iter().zip(&output))
+        .map(|(&t, (&i, &o))| (Dur::from_secs_f64(t), i, o.max(1)))
+        .collect();
+    let names = crate::metrics::summary::metric_names();
+    let measured = obj
+        .iter()
+        .filter(|(k, _)| names.iter().any(|n| n == *k))
+        .filter_map(|(k, v)| Some((k.clone(), v.as_f64().filter(|x| x.is_finite())?)))
+        .collect();
+    Ok(BenchResult { requests, measured })
+}
+
+/// Reads a result JSON (see [`parse_bench_result`]).
+pub fn read_bench_result(path: &Path) -> Result<BenchResult, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
+    parse_bench_result(&text, &file)
+}
+
+/// The experiment's single point with its workload replaced by the result's requests.
+pub fn replay_point(
+    result: &BenchResult,
+    experiment: &Path,
+    label: &str,
+) -> Result<StudyPoint, Vec<ConfigError>> {
+    let exp = load_experiment(experiment)?;
+    let file = experiment.display().to_string();
+    if exp.points.len() != 1 {
+        return Err(vec![ConfigError::new(
+            file,
+            "[sweep]",
+            format!(
+                "{} sweep points, allowed: an experiment of one point (the deployment the result was measured on)",
+                exp.points.len()
+            ),
+        )]);
+    }
+    let mut point: Point = exp.points[0].clone();
+    let w = &mut point.scenario.workload;
+    let max = w.max_context;
+    if let Some(i) = result
+        .requests
+        .iter()
+        .position(|r| r.1 as u64 >= max || r.1 as u64 + r.2 as u64 > max)
+    {
+        return Err(vec![ConfigError::new(
+            file,
+            "engine.max_model_len",
+            format!(
+                "request {i} of the result ({} + {} tokens) does not fit max_model_len = {max}; allowed: the deployment the result was measured on",
+                result.requests[i].1, result.requests[i].2
+            ),
+        )]);
+    }
+    w.arrival = Arrival::Trace(Arc::new(Trace {
+        rows: result.requests.clone(),
+        prefixes: Vec::new(),
+    }));
+    w.stop = Stop::Requests(result.requests.len() as u64);
+    w.classes.clear();
+    w.prompt_pool = None;
+    w.shared = SharedContext::None;
+    Ok(StudyPoint {
+        study: COMPARE_STUDY.into(),
+        label: label.into(),
+        measured: result
+            .measured
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        calibrate: true,
+        point,
+        experiment: experiment.to_path_buf(),
+    })
+}
+
+/// A one-point study of `sp` (no targets), for [`crate::reproduce::reproduce`].
+pub fn one_point_study(sp: StudyPoint) -> Study {
+    Study {
+        file: StudyFile {
+            name: COMPARE_STUDY.into(),
+            gpu: sp.point.meta.gpu.clone(),
+            model: sp.point.meta.model.clone(),
+            stack: sp.point.meta.profile.clone(),
+            trust: "high".into(),
+            calibrate: true,
+            source: sp.label.clone(),
+            experiment: sp.experiment.display().to_string(),
+            point: Vec::new(),
+            target: Vec::new(),
+            known_miss: Vec::new(),
+            plot: Vec::new(),
+        },
+        dir: sp
+            .experiment
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        points: vec![sp],
+    }
+}

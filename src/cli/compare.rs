@@ -1,0 +1,35 @@
+//! `infersim compare RESULT.json --experiment FILE`: a benchmark result's requests
+//! replayed on the experiment's deployment, measured against predicted in
+//! `infersim reproduce`'s table (see [`crate::calibration::bench_result`]).
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub(super) struct CompareArgs {
+    /// Result JSON of `vllm bench serve` / benchmark_serving.py (--save-result).
+    result: PathBuf,
+    /// Experiment TOML describing the deployment ([hardware], [engine]); its
+    /// [workload] is replaced by the result's requests.
+    #[arg(long)]
+    experiment: PathBuf,
+    /// Print a JSON array of {study, point, metric, measured, predicted, rel_error}.
+    #[arg(long)]
+    json: bool,
+    /// Seed of the replay.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Error> {
+    use crate::calibration::bench_result::{one_point_study, read_bench_result, replay_point};
+    let result = read_bench_result(&a.result)?;
+    let label = a
+        .result
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sp = replay_point(&result, &a.experiment, &label).map_err(config_errors)?;
+    let report = crate::reproduce::reproduce(&[one_point_study(sp)], a.seed)?;
+    super::calibration::print_report(&report, a.json);
+    Ok(())
+}
