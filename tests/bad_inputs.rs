@@ -617,7 +617,10 @@ fn quantization_cases() -> Vec<Case> {
             name: "quantization-int8-without-int8-tensor-cores",
             text: q("quantization = \"compressed-tensors\"\nquantization_scheme = \"w8a8-int8\"")
                 .replace("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
-            files: vec![("mine.toml", gpu_spec("int8_tops = 624.0", "int8_tops = 0.0"))],
+            files: vec![(
+                "mine.toml",
+                gpu_spec("int8_tops = 624.0", "int8_tops = 0.0"),
+            )],
             args: vec!["validate", "{f}"],
         },
         case(

@@ -289,7 +289,12 @@ fn w8a8_int8_stores_one_byte_plus_an_fp32_scale_per_output_channel() {
     assert!(close(c.group_s[QKV], 800e-6), "{}", c.group_s[QKV]);
     // The other schemes, by hand: w4a16 a 16-bit scale per group of 128, w8a16 per
     // output channel, w8a8-fp8 and nvfp4 as fp8 and modelopt_fp4.
-    let bpp = |s: &str| Quantization::compressed(s, &m).unwrap().format.bytes_per_param();
+    let bpp = |s: &str| {
+        Quantization::compressed(s, &m)
+            .unwrap()
+            .format
+            .bytes_per_param()
+    };
     assert_eq!(bpp("w4a16"), 0.5 + 2.0 / 128.0);
     assert_eq!(bpp("w8a16"), 1.0 + 2.0 / 8.0);
     assert_eq!(bpp("w8a8-fp8"), 1.0);
@@ -312,7 +317,11 @@ fn w8a8_int8_computes_at_the_int8_peak_where_the_gpu_has_int8_tensor_cores() {
     let step = StepShape::prefill_only(1000);
     let int8 = flat(&m, &gpu, &ct("w8a8-int8", &m)).price(&step);
     let w8a16 = flat(&m, &gpu, &ct("w8a16", &m)).price(&step);
-    assert!(close(int8.group_s[QKV], 1.024e6 / 2e9), "{}", int8.group_s[QKV]);
+    assert!(
+        close(int8.group_s[QKV], 1.024e6 / 2e9),
+        "{}",
+        int8.group_s[QKV]
+    );
     assert!(close(w8a16.group_s[QKV], 1.024e6 / (1e9 * WEIGHT_ONLY_ETA)));
     let q = Quantization::compressed("w8a8-int8", &m).unwrap();
     assert_eq!(q.path_on(&gpu), Ok(ComputePath::W8A8Int8));
@@ -341,7 +350,12 @@ fn the_scheme_needs_compressed_tensors_and_defaults_to_the_checkpoints() {
     let gpu = int8_gpu(1e-3);
     let key = |r: Result<Option<Quantization>, (&'static str, String)>| r.unwrap_err().0;
     assert_eq!(
-        key(quant::resolve_scheme(&m, &gpu, Some("fp8"), Some("w8a8-int8"))),
+        key(quant::resolve_scheme(
+            &m,
+            &gpu,
+            Some("fp8"),
+            Some("w8a8-int8")
+        )),
         "quantization_scheme"
     );
     assert_eq!(
@@ -349,11 +363,21 @@ fn the_scheme_needs_compressed_tensors_and_defaults_to_the_checkpoints() {
         "quantization_scheme"
     );
     assert_eq!(
-        key(quant::resolve_scheme(&m, &gpu, Some("compressed-tensors"), None)),
+        key(quant::resolve_scheme(
+            &m,
+            &gpu,
+            Some("compressed-tensors"),
+            None
+        )),
         "quantization_scheme"
     );
     assert_eq!(
-        key(quant::resolve_scheme(&m, &gpu, Some("compressed-tensors"), Some("int4"))),
+        key(quant::resolve_scheme(
+            &m,
+            &gpu,
+            Some("compressed-tensors"),
+            Some("int4")
+        )),
         "quantization_scheme"
     );
     let got = quant::resolve_scheme(&m, &gpu, Some("compressed-tensors"), Some("w4a16"))
@@ -366,7 +390,9 @@ fn the_scheme_needs_compressed_tensors_and_defaults_to_the_checkpoints() {
         quantization_scheme: Some("w8a8-int8".into()),
         ..tiny_model()
     };
-    let got = quant::resolve_scheme(&ckpt, &gpu, None, None).unwrap().unwrap();
+    let got = quant::resolve_scheme(&ckpt, &gpu, None, None)
+        .unwrap()
+        .unwrap();
     assert_eq!(got.scheme.as_deref(), Some("w8a8-int8"));
     assert_eq!(
         key(quant::resolve_scheme(&ckpt, &gpu, None, Some("w8a16"))),
@@ -409,5 +435,10 @@ fn a_compressed_tensors_config_json_imports_with_its_scheme() {
     let base = CostModel::for_deployment(&bf16, &h100, &p, GpuPath::Auto, &Deployment::default())
         .unwrap()
         .price(&step);
-    assert!(int8.gpu_s() < base.gpu_s(), "{} vs {}", int8.gpu_s(), base.gpu_s());
+    assert!(
+        int8.gpu_s() < base.gpu_s(),
+        "{} vs {}",
+        int8.gpu_s(),
+        base.gpu_s()
+    );
 }
