@@ -386,7 +386,7 @@ pub struct CostFormats {
     /// The quantised MoE experts (every method quantises them; `None`: the model's
     /// dtype).
     pub experts: Option<GemmFormat>,
-    /// The method's name, with `gemm`.
+    /// The method's name (with its compressed-tensors scheme), with `gemm`.
     pub method: Option<String>,
     /// The KV cache's dtype.
     pub kv: KvCacheDtype,
@@ -422,7 +422,10 @@ impl CostFormats {
         Ok(CostFormats {
             gemm: if experts_only { None } else { experts },
             experts,
-            method: q.map(|q| q.method.clone()),
+            method: q.map(|q| match &q.scheme {
+                Some(s) => format!("{} {s}", q.method),
+                None => q.method.clone(),
+            }),
             kv: deploy.kv_cache_dtype,
             kv_layer: kv_bytes_per_token_layer(model, deploy.kv_cache_dtype),
         })

@@ -452,14 +452,15 @@ pub(super) fn extend(
         ));
     }
     if let Some((q, note)) = quantization(top, cfg.file)? {
-        if q == "compressed-tensors" {
+        let ct = q == "compressed-tensors";
+        spec.quantization = Some(q);
+        notes.push(("quantization", note));
+        if ct {
             if let Some((scheme, note)) = compressed_scheme(top, cfg.file)? {
                 spec.quantization_scheme = Some(scheme);
                 notes.push(("quantization_scheme", note));
             }
         }
-        spec.quantization = Some(q);
-        notes.push(("quantization", note));
     }
     if model_type == "gpt_oss" {
         if let Some((_, n)) = notes.iter_mut().find(|(f, _)| *f == "attention_bias") {
