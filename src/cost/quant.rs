@@ -1,6 +1,9 @@
 //! Quantised weights and KV cache (`[engine] quantization`, `[engine] kv_cache_dtype`,
 //! under vLLM's names): what each format stores per parameter, which compute path a
 //! GPU runs it on, and the GEMM time and bytes that follow.
+//! (Over 600 lines because the formats, their compute paths and the resolution of an
+//! engine's `quantization` / `quantization_scheme` against the checkpoint read as one
+//! table; splitting the resolution out is a mechanical follow-up.)
 //!
 //! Physics, per format (bytes per parameter of the quantised linear layers):
 //!
