@@ -62,6 +62,10 @@ pub struct ModelSpec {
     /// `dtype_bytes`. An engine's `quantization` defaults to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
+    /// The compressed-tensors scheme of a `quantization = "compressed-tensors"`
+    /// checkpoint (one of `cost::quant::SCHEMES`, read from its `config_groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_scheme: Option<String>,
     /// Mixture-of-experts MLP (absent: every layer's MLP is dense).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<MoeSpec>,

@@ -607,6 +607,24 @@ fn quantization_cases() -> Vec<Case> {
             q("quantization = \"fp8\"").replace("gpu = \"a100-80gb\"", "gpu = \"t4\""),
         ),
         case(
+            "quantization-scheme-without-compressed-tensors",
+            q("quantization = \"fp8\"\nquantization_scheme = \"w8a8-int8\""),
+        ),
+        case(
+            "quantization-scheme-unknown",
+            q("quantization = \"compressed-tensors\"\nquantization_scheme = \"w4a4-int\""),
+        ),
+        Case {
+            name: "quantization-int8-without-int8-tensor-cores",
+            text: q("quantization = \"compressed-tensors\"\nquantization_scheme = \"w8a8-int8\"")
+                .replace("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
+            files: vec![(
+                "mine.toml",
+                gpu_spec("int8_tops = 624.0", "int8_tops = 0.0"),
+            )],
+            args: vec!["validate", "{f}"],
+        },
+        case(
             "quantization-mxfp4-on-a-dense-model",
             q("quantization = \"mxfp4\""),
         ),

@@ -2,7 +2,9 @@
 //! roofline, fp8 on an H100 equal to its measured fp8 GEMM table, fp8 on an A100
 //! weight-only (16-bit compute, half the bytes), an fp8 KV cache doubling a memory
 //! plan's blocks, 70B fitting one H100 in AWQ, the checkpoint's format as the
-//! default, and every shipped GPU's low-precision rates.
+//! default, and every shipped GPU's low-precision rates; compressed-tensors schemes:
+//! W8A8 INT8's bytes (fp32 channel scales) and INT8 peak by hand, where it is refused,
+//! the scheme key's rules, and an llm-compressor config.json imported with its scheme.
 
 mod common;
 
@@ -249,4 +251,194 @@ fn every_shipped_gpu_states_its_low_precision_rates() {
             assert!((s.fp8_tflops * g.tensor_tflops - g.fp8_tflops * s.tensor_tflops).abs() < 1e-6);
         }
     }
+}
+
+/// A slow Ampere-like GPU with INT8 tensor cores at `int8` TOPS and 1 TB/s.
+fn int8_gpu(int8: f64) -> GpuSpec {
+    GpuSpec {
+        memory_bandwidth_gbps: 1e3,
+        int8_tops: int8,
+        ..slow_ampere()
+    }
+}
+
+fn ct(scheme: &str, m: &ModelSpec) -> Deployment {
+    Deployment {
+        quantization: Some(Quantization::compressed(scheme, m).unwrap()),
+        ..Deployment::default()
+    }
+}
+
+#[test]
+fn w8a8_int8_stores_one_byte_plus_an_fp32_scale_per_output_channel() {
+    // Tiny model: d = 8, so each output row of 8 input weights has one fp32 scale:
+    // 1 + 4/8 = 1.5 B per parameter; 512 dense parameters: 768 B (bf16: 1,024 B).
+    let m = tiny_model();
+    let q = Quantization::compressed("w8a8-int8", &m).unwrap();
+    assert_eq!(q.format.bytes_per_param(), 1.5);
+    assert_eq!(q.method, "compressed-tensors");
+    assert_eq!(quant::weight_bytes(&m, Some(&q)), 1024.0 + 768.0);
+    // A decode step reads the weights once plus the 32 B of K and V of one token
+    // (memory bound at 1 MB/s: 800 µs).
+    let gpu = GpuSpec {
+        int8_tops: 1e-3,
+        ..slow_ampere()
+    };
+    let c = flat(&m, &gpu, &ct("w8a8-int8", &m)).price(&StepShape::decode_only(1, 10, 0));
+    assert_eq!(c.groups[QKV].bytes, 768.0 + 32.0);
+    assert!(close(c.group_s[QKV], 800e-6), "{}", c.group_s[QKV]);
+    // The other schemes, by hand: w4a16 a 16-bit scale per group of 128, w8a16 per
+    // output channel, w8a8-fp8 and nvfp4 as fp8 and modelopt_fp4.
+    let bpp = |s: &str| {
+        Quantization::compressed(s, &m)
+            .unwrap()
+            .format
+            .bytes_per_param()
+    };
+    assert_eq!(bpp("w4a16"), 0.5 + 2.0 / 128.0);
+    assert_eq!(bpp("w8a16"), 1.0 + 2.0 / 8.0);
+    assert_eq!(bpp("w8a8-fp8"), 1.0);
+    assert_eq!(bpp("nvfp4"), 0.5625);
+    for s in quant::SCHEMES {
+        assert_eq!(
+            Quantization::compressed(s, &m).unwrap().scheme.as_deref(),
+            Some(*s)
+        );
+    }
+    assert!(Quantization::compressed("w4a4-int", &m).is_none());
+}
+
+#[test]
+fn w8a8_int8_computes_at_the_int8_peak_where_the_gpu_has_int8_tensor_cores() {
+    // A 1,000-token prefill: 2 × 512 × 1,000 FLOPs (compute bound at 1 TB/s) at
+    // 2 TOPS of INT8 against 1 TFLOP/s of bf16; w8a16 at 1 TFLOP/s × 0.8.
+    let m = tiny_model();
+    let gpu = int8_gpu(2e-3);
+    let step = StepShape::prefill_only(1000);
+    let int8 = flat(&m, &gpu, &ct("w8a8-int8", &m)).price(&step);
+    let w8a16 = flat(&m, &gpu, &ct("w8a16", &m)).price(&step);
+    assert!(
+        close(int8.group_s[QKV], 1.024e6 / 2e9),
+        "{}",
+        int8.group_s[QKV]
+    );
+    assert!(close(w8a16.group_s[QKV], 1.024e6 / (1e9 * WEIGHT_ONLY_ETA)));
+    let q = Quantization::compressed("w8a8-int8", &m).unwrap();
+    assert_eq!(q.path_on(&gpu), Ok(ComputePath::W8A8Int8));
+    // No INT8 tensor cores: refused (as a GPU without them cannot run CUTLASS int8).
+    let e = q.path_on(&slow_ampere()).unwrap_err();
+    assert!(e.contains("INT8 tensor cores"), "{e}");
+    // Below vLLM's CompressedTensorsW8A8Int8.get_min_capability (75): refused.
+    let volta = GpuSpec {
+        compute_capability: "7.0".into(),
+        ..gpu.clone()
+    };
+    let e = q.path_on(&volta).unwrap_err();
+    assert!(e.contains("minimum capability: 75"), "{e}");
+    // The T4 (7.5) runs it, where it cannot run fp8.
+    let (_, t4) = shipped("llama-3.1-8b", "t4");
+    assert_eq!(q.path_on(&t4), Ok(ComputePath::W8A8Int8));
+    let (_, h100) = shipped("llama-3.1-8b", "h100-sxm");
+    let g = quant::GemmFormat::new(&q, &h100).unwrap();
+    assert_eq!(g.peak_flops, h100.int8_tops * 1e12);
+    assert_eq!(g.act_bytes, 1.0);
+}
+
+#[test]
+fn the_scheme_needs_compressed_tensors_and_defaults_to_the_checkpoints() {
+    let m = tiny_model();
+    let gpu = int8_gpu(1e-3);
+    let key = |r: Result<Option<Quantization>, (&'static str, String)>| r.unwrap_err().0;
+    assert_eq!(
+        key(quant::resolve_scheme(
+            &m,
+            &gpu,
+            Some("fp8"),
+            Some("w8a8-int8")
+        )),
+        "quantization_scheme"
+    );
+    assert_eq!(
+        key(quant::resolve_scheme(&m, &gpu, None, Some("w8a8-int8"))),
+        "quantization_scheme"
+    );
+    assert_eq!(
+        key(quant::resolve_scheme(
+            &m,
+            &gpu,
+            Some("compressed-tensors"),
+            None
+        )),
+        "quantization_scheme"
+    );
+    assert_eq!(
+        key(quant::resolve_scheme(
+            &m,
+            &gpu,
+            Some("compressed-tensors"),
+            Some("int4")
+        )),
+        "quantization_scheme"
+    );
+    let got = quant::resolve_scheme(&m, &gpu, Some("compressed-tensors"), Some("w4a16"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Quantization::compressed("w4a16", &m).unwrap());
+    // A checkpoint's scheme is the default; naming another is refused.
+    let ckpt = ModelSpec {
+        quantization: Some("compressed-tensors".into()),
+        quantization_scheme: Some("w8a8-int8".into()),
+        ..tiny_model()
+    };
+    let got = quant::resolve_scheme(&ckpt, &gpu, None, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.scheme.as_deref(), Some("w8a8-int8"));
+    assert_eq!(
+        key(quant::resolve_scheme(&ckpt, &gpu, None, Some("w8a16"))),
+        "quantization_scheme"
+    );
+    assert_eq!(
+        key(quant::resolve_scheme(&ckpt, &gpu, Some("fp8"), None)),
+        "quantization"
+    );
+}
+
+#[test]
+fn a_compressed_tensors_config_json_imports_with_its_scheme() {
+    // RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8's layout: int8 channel
+    // weights, dynamic per-token int8 activations.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hf/llama-3.1-8b-w8a8/config.json");
+    let m = load_model(path.to_str().unwrap(), None, "t", "m").unwrap();
+    assert_eq!(m.quantization.as_deref(), Some("compressed-tensors"));
+    assert_eq!(m.quantization_scheme.as_deref(), Some("w8a8-int8"));
+    let (bf16, h100) = shipped("llama-3.1-8b", "h100-sxm");
+    assert_eq!(m.param_count(), bf16.param_count());
+    let q = quant::resolve(&m, &h100, None).unwrap().unwrap();
+    assert_eq!(q.path_on(&h100), Ok(ComputePath::W8A8Int8));
+    // Embeddings and LM head in bf16, the layers at 1 + 4/4096 B per parameter.
+    let lp = m.layers_params() as f64;
+    let want = (m.param_count() as f64 - lp) * 2.0 + lp * (1.0 + 4.0 / 4096.0);
+    assert_eq!(quant::weight_bytes(&m, Some(&q)), want);
+    // Priced on the curves (there is no int8 table): a decode step is faster than
+    // bf16's, which reads twice the weight bytes.
+    let d = Deployment {
+        quantization: Some(q),
+        ..Deployment::default()
+    };
+    let p = resolve_profile(None, &h100.name, "vllm", None, "t", "p").unwrap();
+    let step = StepShape::decode_only(8, 512, 0);
+    let int8 = CostModel::for_deployment(&m, &h100, &p, GpuPath::Auto, &d)
+        .unwrap()
+        .price(&step);
+    let base = CostModel::for_deployment(&bf16, &h100, &p, GpuPath::Auto, &Deployment::default())
+        .unwrap()
+        .price(&step);
+    assert!(
+        int8.gpu_s() < base.gpu_s(),
+        "{} vs {}",
+        int8.gpu_s(),
+        base.gpu_s()
+    );
 }

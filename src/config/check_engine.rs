@@ -100,7 +100,12 @@ impl Checker<'_> {
         else {
             return (None, hint);
         };
-        let deploy = match crate::cost::quant::resolve(&model, gpu, e.quantization.as_deref()) {
+        let deploy = match crate::cost::quant::resolve_scheme(
+            &model,
+            gpu,
+            e.quantization.as_deref(),
+            e.quantization_scheme.as_deref(),
+        ) {
             Ok(quantization) => Deployment {
                 quantization,
                 kv_cache_dtype: e
@@ -110,8 +115,8 @@ impl Checker<'_> {
                     .unwrap_or_default(),
                 ..deploy
             },
-            Err(msg) => {
-                self.err("engine.quantization", msg);
+            Err((key, msg)) => {
+                self.err(&format!("engine.{key}"), msg);
                 return (None, hint);
             }
         };

@@ -189,6 +189,9 @@ pub struct RawEngine {
     /// Weights' quantization method, vLLM's name (default: the checkpoint's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
+    /// The compressed-tensors scheme (with `quantization = "compressed-tensors"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_scheme: Option<String>,
     /// KV-cache element type, vLLM's name (default `auto`: the model's dtype).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_cache_dtype: Option<String>,

@@ -468,7 +468,11 @@ const ENGINE_SETTINGS: &[Key] = &[
     key("quantization", Kind::Str(crate::cost::quant::METHODS))
         .default_is("the checkpoint's own format (16-bit when it has none)")
         .example("\"fp8\"")
-        .doc("Weights' quantization method, vLLM's `--quantization` name: fp8 (W8A8 on FP8 tensor cores, W8A16 on Ampere), awq / awq_marlin / gptq / gptq_marlin / bitsandbytes (int4 weight-only), modelopt_fp4 (NVFP4), mxfp4 (MoE experts)."),
+        .doc("Weights' quantization method, vLLM's `--quantization` name: fp8 (W8A8 on FP8 tensor cores, W8A16 on Ampere), awq / awq_marlin / gptq / gptq_marlin / bitsandbytes (int4 weight-only), modelopt_fp4 (NVFP4), mxfp4 (MoE experts), compressed-tensors (the scheme in quantization_scheme)."),
+    key("quantization_scheme", Kind::Str(crate::cost::quant::SCHEMES))
+        .default_is("the checkpoint's scheme (its config.json `config_groups`)")
+        .example("\"w8a8-int8\"")
+        .doc("The compressed-tensors scheme, only with quantization = \"compressed-tensors\": w8a8-int8 (W8A8 on INT8 tensor cores), w8a8-fp8 (as fp8), w4a16 / w8a16 (weight-only), nvfp4 (as modelopt_fp4)."),
     key("kv_cache_dtype", Kind::Str(crate::cost::quant::KV_CACHE_DTYPES))
         .default_is("\"auto\"")
         .example("\"fp8\"")

@@ -1,6 +1,9 @@
 //! Quantised weights and KV cache (`[engine] quantization`, `[engine] kv_cache_dtype`,
 //! under vLLM's names): what each format stores per parameter, which compute path a
 //! GPU runs it on, and the GEMM time and bytes that follow.
+//! (Over 600 lines because the formats, their compute paths and the resolution of an
+//! engine's `quantization` / `quantization_scheme` against the checkpoint read as one
+//! table; splitting the resolution out is a mechanical follow-up.)
 //!
 //! Physics, per format (bytes per parameter of the quantised linear layers):
 //!
@@ -11,6 +14,27 @@
 //! | `bitsandbytes` | nf4, block 64, fp32 absmax per block | 0.5 + 4/64 = 0.5625 | W4A16 as above |
 //! | `modelopt_fp4` (NVFP4) | fp4 e2m1, fp8 e4m3 scale per 16 | 0.5 + 1/16 = 0.5625 | W4A4 at `fp4_tflops` where the GPU has FP4 tensor cores, else W4A16 (Marlin) |
 //! | `mxfp4` | fp4 e2m1, e8m0 scale per 32 | 0.5 + 1/32 = 0.53125 | MoE expert weights only (vLLM leaves linear layers unquantised) |
+//! | `compressed-tensors`, scheme `w8a8-int8` | int8, an fp32 scale per output channel | 1 + 4/`hidden_size` | W8A8 at `int8_tops` (INT8 tensor cores, compute capability ≥ 7.5), on the curves |
+//! | `compressed-tensors`, scheme `w8a8-fp8` | as `fp8` | 1 | as `fp8` |
+//! | `compressed-tensors`, scheme `w4a16` | int4, symmetric, a 16-bit scale per group of 128 | 0.5 + 2/128 | W4A16 as awq |
+//! | `compressed-tensors`, scheme `w8a16` | int8, symmetric, a 16-bit scale per output channel | 1 + 2/`hidden_size` | W8A16, weight-only as awq |
+//! | `compressed-tensors`, scheme `nvfp4` | as `modelopt_fp4` | 0.5625 | as `modelopt_fp4` |
+//!
+//! compressed-tensors (llm-compressor checkpoints) is a container: the scheme of its
+//! `config_groups` decides the format, as vLLM's `CompressedTensorsConfig.
+//! _get_scheme_from_parts` (`compressed_tensors.py`) picks it: 8-bit int weights and
+//! 8-bit input activations (`_is_dynamic_token_w8a8` / `_is_static_tensor_w8a8`) →
+//! `CompressedTensorsW8A8Int8` (`get_min_capability` 75, the CUTLASS `cutlass_scaled_mm`
+//! int8 kernel; weight scale a float32 `ChannelQuantScaleParameter`, one per output
+//! row); float 8-bit (`_is_fp8_w8a8`) → `CompressedTensorsW8A8Fp8`, or W8A16Fp8 below
+//! 8.9; weights only (`_is_wNa16_group_channel`, no `input_activations`) →
+//! `CompressedTensorsWNA16` (Marlin, 80; scales in the model's dtype); fp4 with group
+//! 16 (`_is_fp4a4_nvfp4`) → `CompressedTensorsW4A4Fp4`, or W4A16Fp4 (Marlin) without
+//! FP4 tensor cores. The per-channel scale count uses `hidden_size` as every layer's
+//! input width (exact for q/k/v, o and gate/up; `down_proj`'s wider input has fewer
+//! scales per weight, so its scales are overcounted by under 4/`hidden_size` of a byte
+//! per weight). The per-token activation scales (one float per token per GEMM) are
+//! left out. Asymmetric weight-only schemes (zero points) are not modelled.
 //!
 //! Sources: vLLM `vllm/model_executor/layers/quantization/__init__.py`
 //! (`QUANTIZATION_METHODS`, the names); `fp8.py` (`Fp8Config.get_min_capability` = 80,
@@ -43,7 +67,13 @@ pub const METHODS: &[&str] = &[
     "bitsandbytes",
     "modelopt_fp4",
     "mxfp4",
+    "compressed-tensors",
 ];
+
+/// `quantization_scheme` values: the compressed-tensors schemes priced here, named
+/// after llm-compressor's preset schemes (`W8A8` int8, `FP8`, `W4A16`, `W8A16`,
+/// `NVFP4`).
+pub const SCHEMES: &[&str] = &["w8a8-int8", "w8a8-fp8", "w4a16", "w8a16", "nvfp4"];
 
 /// `kv_cache_dtype` values (vLLM's `CacheConfig.cache_dtype`; `fp8` is `fp8_e4m3` on
 /// CUDA).
@@ -73,6 +103,20 @@ pub enum WeightFormat {
     Nvfp4,
     /// MXFP4: e2m1 with an e8m0 scale per 32 (MoE experts only).
     Mxfp4,
+    /// int8 with an fp32 scale per output channel of `per_scale` input weights
+    /// (compressed-tensors W8A8 INT8).
+    Int8 {
+        /// Weights per scale (a row's input width).
+        per_scale: u32,
+    },
+    /// Symmetric int weights with a 16-bit scale per `per_scale` weights and no zero
+    /// point (compressed-tensors W4A16 / W8A16).
+    IntSym {
+        /// Bits per weight (4 or 8).
+        bits: u32,
+        /// Weights per scale (the group, or a row's input width per channel).
+        per_scale: u32,
+    },
 }
 
 impl WeightFormat {
@@ -84,6 +128,8 @@ impl WeightFormat {
             WeightFormat::Nf4 => 0.5 + 4.0 / 64.0,
             WeightFormat::Nvfp4 => 0.5 + 1.0 / 16.0,
             WeightFormat::Mxfp4 => 0.5 + 1.0 / 32.0,
+            WeightFormat::Int8 { per_scale } => 1.0 + 4.0 / per_scale as f64,
+            WeightFormat::IntSym { bits, per_scale } => bits as f64 / 8.0 + 2.0 / per_scale as f64,
         }
     }
 }
@@ -95,6 +141,8 @@ pub struct Quantization {
     pub method: String,
     /// How the weights are stored.
     pub format: WeightFormat,
+    /// The compressed-tensors scheme (one of [`SCHEMES`]; `None` for other methods).
+    pub scheme: Option<String>,
 }
 
 impl Quantization {
@@ -111,6 +159,32 @@ impl Quantization {
         Some(Quantization {
             method: name.to_string(),
             format,
+            scheme: None,
+        })
+    }
+
+    /// `compressed-tensors` with `scheme` (one of [`SCHEMES`]) for `model`, or `None`
+    /// for a scheme not priced here.
+    pub fn compressed(scheme: &str, model: &ModelSpec) -> Option<Quantization> {
+        let channel = model.hidden_size.max(1) as u32;
+        let format = match scheme {
+            "w8a8-int8" => WeightFormat::Int8 { per_scale: channel },
+            "w8a8-fp8" => WeightFormat::Fp8,
+            "w4a16" => WeightFormat::IntSym {
+                bits: 4,
+                per_scale: 128,
+            },
+            "w8a16" => WeightFormat::IntSym {
+                bits: 8,
+                per_scale: channel,
+            },
+            "nvfp4" => WeightFormat::Nvfp4,
+            _ => return None,
+        };
+        Some(Quantization {
+            method: "compressed-tensors".to_string(),
+            format,
+            scheme: Some(scheme.to_string()),
         })
     }
 
@@ -121,6 +195,7 @@ impl Quantization {
             "awq" => 75,
             "gptq" => 60,
             "bitsandbytes" => 70,
+            "compressed-tensors" if matches!(self.format, WeightFormat::Int8 { .. }) => 75,
             _ => 80,
         }
     }
@@ -149,7 +224,14 @@ impl Quantization {
                 self.min_capability()
             ));
         }
+        if matches!(self.format, WeightFormat::Int8 { .. }) && gpu.int8_tops <= 0.0 {
+            return Err(format!(
+                "the compressed-tensors scheme w8a8-int8 needs INT8 tensor cores; {} states int8_tops = 0 (use w8a16 for int8 weights with 16-bit compute)",
+                gpu.name
+            ));
+        }
         Ok(match self.format {
+            WeightFormat::Int8 { .. } => ComputePath::W8A8Int8,
             WeightFormat::Fp8 if cc >= 89 && gpu.fp8_tflops > 0.0 => ComputePath::W8A8Fp8,
             WeightFormat::Nvfp4 if gpu.fp4_tflops > 0.0 => ComputePath::W4A4Fp4,
             _ => ComputePath::WeightOnly,
@@ -164,6 +246,8 @@ pub enum ComputePath {
     W8A8Fp8,
     /// fp4 weights and activations on FP4 tensor cores (NVFP4, Blackwell).
     W4A4Fp4,
+    /// int8 weights and activations on INT8 tensor cores (compressed-tensors W8A8).
+    W8A8Int8,
     /// Weights dequantised to 16 bits inside the GEMM (Marlin): 16-bit activations
     /// and tensor cores, at [`WEIGHT_ONLY_ETA`] of their throughput.
     WeightOnly,
@@ -175,6 +259,7 @@ impl ComputePath {
         match self {
             ComputePath::W8A8Fp8 => "W8A8 on FP8 tensor cores",
             ComputePath::W4A4Fp4 => "W4A4 on FP4 tensor cores",
+            ComputePath::W8A8Int8 => "W8A8 on INT8 tensor cores",
             ComputePath::WeightOnly => "weight-only, dequantised to 16 bits in the GEMM",
         }
     }
@@ -293,6 +378,7 @@ impl GemmFormat {
         let path = q.path_on(gpu)?;
         let (peak_flops, act_bytes) = match path {
             ComputePath::W8A8Fp8 => (gpu.fp8_tflops * 1e12, 1.0),
+            ComputePath::W8A8Int8 => (gpu.int8_tops * 1e12, 1.0),
             ComputePath::W4A4Fp4 => (gpu.fp4_tflops * 1e12, WeightFormat::Nvfp4.bytes_per_param()),
             ComputePath::WeightOnly => (gpu.peak_flops() * WEIGHT_ONLY_ETA, 2.0),
         };
@@ -314,7 +400,7 @@ pub struct CostFormats {
     /// The quantised MoE experts (every method quantises them; `None`: the model's
     /// dtype).
     pub experts: Option<GemmFormat>,
-    /// The method's name, with `gemm`.
+    /// The method's name (with its compressed-tensors scheme), with `gemm`.
     pub method: Option<String>,
     /// The KV cache's dtype.
     pub kv: KvCacheDtype,
@@ -350,7 +436,10 @@ impl CostFormats {
         Ok(CostFormats {
             gemm: if experts_only { None } else { experts },
             experts,
-            method: q.map(|q| q.method.clone()),
+            method: q.map(|q| match &q.scheme {
+                Some(s) => format!("{} {s}", q.method),
+                None => q.method.clone(),
+            }),
             kv: deploy.kv_cache_dtype,
             kv_layer: kv_bytes_per_token_layer(model, deploy.kv_cache_dtype),
         })
@@ -402,16 +491,86 @@ pub fn resolve(
     gpu: &GpuSpec,
     explicit: Option<&str>,
 ) -> Result<Option<Quantization>, String> {
+    resolve_scheme(model, gpu, explicit, None).map_err(|(_, m)| m)
+}
+
+/// [`resolve`] with the engine's `quantization_scheme`: the compressed-tensors scheme
+/// is the explicit one, else the checkpoint's (`ModelSpec.quantization_scheme`); a
+/// scheme without compressed-tensors, or one contradicting the checkpoint's, is
+/// refused. Errors name their key (`quantization` or `quantization_scheme`).
+pub fn resolve_scheme(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    explicit: Option<&str>,
+    scheme: Option<&str>,
+) -> Result<Option<Quantization>, (&'static str, String)> {
+    const Q: &str = "quantization";
+    const S: &str = "quantization_scheme";
+    let method = explicit.or(model.quantization.as_deref());
+    if method != Some("compressed-tensors") {
+        if let Some(s) = scheme {
+            return Err((
+                S,
+                format!(
+                    "got {s:?} with quantization = {}; allowed only with quantization = \"compressed-tensors\" (the scheme of a compressed-tensors checkpoint)",
+                    method.map_or("none".to_string(), |m| format!("{m:?}"))
+                ),
+            ));
+        }
+        return resolve_named(model, gpu, explicit).map_err(|m| (Q, m));
+    }
+    if let (Some(e), Some(c)) = (explicit, model.quantization.as_deref()) {
+        if e != c {
+            return Err((Q, mismatch(model, c, e)));
+        }
+    }
+    let ckpt = model.quantization_scheme.as_deref();
+    let name = match (scheme, ckpt) {
+        (Some(s), Some(c)) if s != c => {
+            return Err((
+                S,
+                format!(
+                    "got {s:?}, but {} is a compressed-tensors checkpoint of scheme {c:?} (its config.json decides the scheme); leave engine.quantization_scheme out",
+                    model.name
+                ),
+            ))
+        }
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) => {
+            return Err((
+                S,
+                format!(
+                    "missing: quantization = \"compressed-tensors\" needs a scheme and {} states none; allowed: {}",
+                    model.name,
+                    crate::config::reference::quoted_list(SCHEMES)
+                ),
+            ))
+        }
+    };
+    let q = Quantization::compressed(name, model).ok_or_else(|| {
+        (
+            S,
+            format!(
+                "got {name:?}, allowed: {}",
+                crate::config::reference::quoted_list(SCHEMES)
+            ),
+        )
+    })?;
+    check(model, gpu, q).map(Some).map_err(|m| (S, m))
+}
+
+fn resolve_named(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    explicit: Option<&str>,
+) -> Result<Option<Quantization>, String> {
     let name = match (explicit, model.quantization.as_deref()) {
         (None, None) => return Ok(None),
         (Some(e), ckpt) => {
             let q = Quantization::from_name(e).ok_or_else(|| unknown(e))?;
             if let Some(c) = ckpt {
                 if !q.serves_checkpoint(c) {
-                    return Err(format!(
-                        "quantization method specified in the model config ({c}) does not match the quantization method specified in the `quantization` argument ({e}) (as vLLM refuses it); leave engine.quantization out to serve {}'s own format",
-                        model.name
-                    ));
+                    return Err(mismatch(model, c, e));
                 }
             }
             return check(model, gpu, q).map(Some);
@@ -428,14 +587,16 @@ pub fn resolve(
     check(model, gpu, q).map(Some)
 }
 
-fn unknown(e: &str) -> String {
-    let hint = if e == "compressed-tensors" {
-        " (compressed-tensors is a container of schemes: name the scheme's vLLM method instead, e.g. \"fp8\" for W8A8-FP8 or \"gptq_marlin\" for W4A16)"
-    } else {
-        ""
-    };
+fn mismatch(model: &ModelSpec, c: &str, e: &str) -> String {
     format!(
-        "got {e:?}, allowed: {}{hint}",
+        "quantization method specified in the model config ({c}) does not match the quantization method specified in the `quantization` argument ({e}) (as vLLM refuses it); leave engine.quantization out to serve {}'s own format",
+        model.name
+    )
+}
+
+fn unknown(e: &str) -> String {
+    format!(
+        "got {e:?}, allowed: {}",
         crate::config::reference::quoted_list(METHODS)
     )
 }
@@ -481,7 +642,7 @@ mod tests {
 
     #[test]
     fn every_listed_name_parses() {
-        for m in METHODS {
+        for m in METHODS.iter().filter(|m| **m != "compressed-tensors") {
             assert_eq!(Quantization::from_name(m).unwrap().method, *m);
         }
         for k in KV_CACHE_DTYPES {

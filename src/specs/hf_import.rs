@@ -545,6 +545,7 @@ fn build(
         model_card_active_params_b: None,
         chunked_window: false,
         quantization: None,
+        quantization_scheme: None,
         moe: None,
         mla: None,
     };

@@ -57,6 +57,7 @@ pub fn tiny_model() -> ModelSpec {
         model_card_active_params_b: None,
         chunked_window: false,
         quantization: None,
+        quantization_scheme: None,
         moe: None,
         mla: None,
     }

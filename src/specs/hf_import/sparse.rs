@@ -116,6 +116,67 @@ pub(super) fn quantization(
     )))
 }
 
+/// The compressed-tensors scheme of `quantization_config.config_groups` (llm-compressor
+/// checkpoints), as `cost::quant::SCHEMES` names it, with its note; `None` without
+/// `config_groups` (the engine then names the scheme). The selection follows vLLM's
+/// `CompressedTensorsConfig._get_scheme_from_parts`: `weights.type` "int" with 8 bits
+/// and 8-bit `input_activations` → W8A8 INT8; "float" 8 bits with activations → W8A8
+/// FP8; "float" 4 bits with group 16 (`format` "nvfp4-pack-quantized") → NVFP4;
+/// weights only ("int", 4 or 8 bits, no `input_activations`) → W4A16 / W8A16. Every
+/// group must give the same scheme (a mixed checkpoint is refused).
+fn compressed_scheme(
+    top: &Map<String, Value>,
+    file: &str,
+) -> Result<Option<(String, String)>, ConfigError> {
+    let q = &top["quantization_config"];
+    let Some(groups) = q.get("config_groups").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let mut found: Option<(String, String)> = None;
+    for (name, g) in groups {
+        let field = format!("quantization_config.config_groups.{name}");
+        let err = |msg: String| ConfigError::new(file, field.clone(), msg);
+        let w = g
+            .get("weights")
+            .filter(|v| v.is_object())
+            .ok_or_else(|| err("missing \"weights\" (the weights' quantization args)".into()))?;
+        let bits = w.get("num_bits").and_then(Value::as_u64).unwrap_or(0);
+        let ty = w.get("type").and_then(Value::as_str).unwrap_or("int");
+        let acts = g.get("input_activations").is_some_and(|v| !v.is_null());
+        let group = w.get("group_size").and_then(Value::as_u64);
+        let scheme = match (ty, bits, acts) {
+            ("int", 8, true) => "w8a8-int8",
+            ("float", 8, true) => "w8a8-fp8",
+            ("float", 4, _) if group == Some(16) => "nvfp4",
+            ("int", 4, false) => "w4a16",
+            ("int", 8, false) => "w8a16",
+            _ => {
+                return Err(err(format!(
+                    "weights type {ty:?}, num_bits {bits}, input_activations {}: a scheme not priced here; priced: int 8-bit with 8-bit activations (w8a8-int8), float 8-bit with activations (w8a8-fp8), float 4-bit group 16 (nvfp4), int 4- or 8-bit weight-only (w4a16, w8a16)",
+                    if acts { "present" } else { "absent" }
+                )))
+            }
+        };
+        let fmt = q.get("format").and_then(Value::as_str).unwrap_or("?");
+        let strategy = w.get("strategy").and_then(Value::as_str).unwrap_or("?");
+        let note = format!(
+            "config.json: quantization_config.config_groups.{name}: weights {ty} {bits}-bit ({strategy}{}), input_activations {}, format {fmt:?} -> scheme {scheme:?}",
+            group.map(|g| format!(", group_size {g}")).unwrap_or_default(),
+            if acts { "present" } else { "absent" }
+        );
+        match &found {
+            Some((s, _)) if s != scheme => {
+                return Err(err(format!(
+                    "scheme {scheme:?}, but another group is {s:?}; a checkpoint mixing schemes is not priced here"
+                )))
+            }
+            Some(_) => {}
+            None => found = Some((scheme.to_string(), note)),
+        }
+    }
+    Ok(found)
+}
+
 /// Whether layer `i` of `n` has a MoE MLP under the architecture's own rule.
 fn moe_layer_rule(cfg: &Cfg, model_type: &str, n: u32) -> Result<(Vec<bool>, String), ConfigError> {
     let p = cfg.prefix;
@@ -391,8 +452,15 @@ pub(super) fn extend(
         ));
     }
     if let Some((q, note)) = quantization(top, cfg.file)? {
+        let ct = q == "compressed-tensors";
         spec.quantization = Some(q);
         notes.push(("quantization", note));
+        if ct {
+            if let Some((scheme, note)) = compressed_scheme(top, cfg.file)? {
+                spec.quantization_scheme = Some(scheme);
+                notes.push(("quantization_scheme", note));
+            }
+        }
     }
     if model_type == "gpt_oss" {
         if let Some((_, n)) = notes.iter_mut().find(|(f, _)| *f == "attention_bias") {

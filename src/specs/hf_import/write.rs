@@ -49,6 +49,9 @@ pub fn to_toml(imp: &Imported, source: &str) -> String {
             "model_card_params_b" => "0.0".into(),
             "chunked_window" => s.chunked_window.to_string(),
             "quantization" => format!("{:?}", s.quantization.as_deref().unwrap_or_default()),
+            "quantization_scheme" => {
+                format!("{:?}", s.quantization_scheme.as_deref().unwrap_or_default())
+            }
             f => super::write_sparse::table_value(s, f)
                 .unwrap_or_else(|| unreachable!("every note names a spec field")),
         }
