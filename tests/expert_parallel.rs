@@ -6,31 +6,12 @@
 
 mod common;
 
-use common::{infersim_bin, profile, slow_gpu, tiny_model};
+use common::{infersim_bin, profile, slow_gpu, tiny_moe};
 use infersim::cost::expert_parallel::weight_bytes_per_gpu;
 use infersim::cost::moe::expected_max_load;
 use infersim::cost::{CostModel, Deployment, GpuPath, StepShape};
-use infersim::specs::{load_gpu, load_model, GpuSpec, MlpKind, ModelSpec, MoeSpec};
+use infersim::specs::{load_gpu, load_model, GpuSpec, ModelSpec};
 use std::path::Path;
-
-/// The tiny model (1 layer, d = 8, 2 heads of 4, vocab 32, fp16) with a gated MoE
-/// MLP: 4 experts of width 4, top-2, no shared expert. One expert 3 · 8 · 4 = 96
-/// params; router 8 · 4 = 32.
-fn tiny_moe() -> ModelSpec {
-    ModelSpec {
-        name: "tiny-moe".into(),
-        mlp: MlpKind::Gated,
-        moe: Some(MoeSpec {
-            num_experts: 4,
-            experts_per_token: 2,
-            expert_intermediate_size: 4,
-            shared_expert_intermediate_size: 0,
-            first_dense_layers: 0,
-            layer_step: 1,
-        }),
-        ..tiny_model()
-    }
-}
 
 /// The slow GPU (1 FLOP or byte per µs) with a link of 1 byte per µs per direction
 /// and 2 µs per message.

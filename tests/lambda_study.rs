@@ -4,6 +4,10 @@
 //! and each replay trace is the raw file's request list. The 40- and 80-prompt H100
 //! points are held out: not fitted, judged by `infersim reproduce` all the same.
 
+#[path = "common/raw.rs"]
+mod raw;
+
+use raw::{close, f64s, median};
 use std::path::{Path, PathBuf};
 
 fn study_dir() -> PathBuf {
@@ -77,28 +81,6 @@ fn load(rel: &str) -> (String, serde_json::Value) {
     let text = std::fs::read_to_string(study_dir().join(rel)).unwrap();
     let v = serde_json::from_str(&text).unwrap();
     (text, v)
-}
-
-fn f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * b.abs().max(1.0)
 }
 
 /// The raw files are the stored copies (same character count, plain ASCII as Python's

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{profile, slow_gpu, tiny_model};
+use common::{profile, slow_gpu, tiny_model, tiny_moe};
 use infersim::cost::moe::{expected_distinct_experts, expected_max_load, MoeCost};
 use infersim::cost::variant::{chunked_keys, chunked_pairs};
 use infersim::cost::{kernels, CostModel, PrefillChunk, Source, StepShape};
@@ -15,25 +15,6 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-
-/// The tiny model (1 layer, d = 8, 2 heads of 4) with a gated MoE MLP: 4 experts of
-/// width 4, top-2, no shared expert. Attention params 256; one expert 3 · 8 · 4 = 96;
-/// router 8 · 4 = 32.
-fn tiny_moe() -> ModelSpec {
-    ModelSpec {
-        name: "tiny-moe".into(),
-        mlp: MlpKind::Gated,
-        moe: Some(MoeSpec {
-            num_experts: 4,
-            experts_per_token: 2,
-            expert_intermediate_size: 4,
-            shared_expert_intermediate_size: 0,
-            first_dense_layers: 0,
-            layer_step: 1,
-        }),
-        ..tiny_model()
-    }
-}
 
 /// Mean and standard error of the distinct experts `tokens` tokens touch, each
 /// choosing `k` distinct of `experts` uniformly, over `trials` seeded draws.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod blocks;
+pub mod raw;
 
 use infersim::cost::CostModel;
 use infersim::gpu::Sharing;
@@ -189,5 +190,25 @@ pub fn continuous() -> Policy {
         max_num_batched_tokens: 2048,
         chunked_prefill: true,
         prefix_caching: false,
+    }
+}
+
+/// The tiny model (1 layer, d = 8, 2 heads of 4) with a gated MoE MLP: 4 experts of
+/// width 4, top-2, no shared expert. Attention params 256; one expert 3 · 8 · 4 = 96;
+/// router 8 · 4 = 32.
+#[allow(dead_code)]
+pub fn tiny_moe() -> ModelSpec {
+    ModelSpec {
+        name: "tiny-moe".into(),
+        mlp: infersim::specs::MlpKind::Gated,
+        moe: Some(infersim::specs::MoeSpec {
+            num_experts: 4,
+            experts_per_token: 2,
+            expert_intermediate_size: 4,
+            shared_expert_intermediate_size: 0,
+            first_dense_layers: 0,
+            layer_step: 1,
+        }),
+        ..tiny_model()
     }
 }
