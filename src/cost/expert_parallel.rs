@@ -142,7 +142,8 @@ impl ExpertParallel {
         }
         let m_e = self.busiest_load(tokens) / touched;
         let floor = curves.anchor.gemm_floor_us;
-        let grouped = |(n, k): (f64, f64)| floor + touched * (curves.gemm_us(m_e, n, k) - floor);
+        let grouped =
+            |(n, k): (f64, f64)| floor + touched * (self.moe.gemm_us(curves, m_e, n, k) - floor);
         grouped(self.moe.expert_nk[0]) + grouped(self.moe.expert_nk[1])
     }
 

@@ -178,7 +178,7 @@ impl MoeCost {
     }
 
     /// Microseconds of one GEMM of `m` rows in the experts' format on `curves`.
-    fn gemm_us(&self, curves: &Curves, m: f64, n: f64, k: f64) -> f64 {
+    pub fn gemm_us(&self, curves: &Curves, m: f64, n: f64, k: f64) -> f64 {
         match &self.format {
             None => curves.gemm_us(m, n, k),
             Some(f) => super::quant::gemm_us(curves, f, m, n, k),
