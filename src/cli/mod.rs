@@ -178,6 +178,10 @@ struct StepTimeArgs {
     /// Weights' quantization method, vLLM's name (default: the checkpoint's own).
     #[arg(long)]
     quantization: Option<String>,
+    /// The compressed-tensors scheme (`w8a8-int8`, `w8a8-fp8`, `w4a16`, `w8a16`,
+    /// `nvfp4`; default: the checkpoint's own), with `--quantization compressed-tensors`.
+    #[arg(long)]
+    quantization_scheme: Option<String>,
     /// KV-cache dtype, vLLM's name (`auto`, `fp8`, `fp8_e4m3`, `fp8_e5m2`).
     #[arg(long, default_value = "auto")]
     kv_cache_dtype: String,
@@ -519,8 +523,20 @@ fn cmd_step_time(a: StepTimeArgs) -> Result<(), Error> {
     } else {
         crate::cost::GpuPath::Auto
     };
-    let quantization = crate::cost::quant::resolve(&model, &gpu, a.quantization.as_deref())
-        .map_err(|m| ConfigError::new(src, "--quantization", m))?;
+    let quantization = crate::cost::quant::resolve_scheme(
+        &model,
+        &gpu,
+        a.quantization.as_deref(),
+        a.quantization_scheme.as_deref(),
+    )
+    .map_err(|(key, m)| {
+        let flag = if key == "quantization" {
+            "--quantization"
+        } else {
+            "--quantization-scheme"
+        };
+        ConfigError::new(src, flag, m)
+    })?;
     let kv_cache_dtype = crate::cost::quant::KvCacheDtype::from_name(&a.kv_cache_dtype)
         .ok_or_else(|| {
             ConfigError::new(
