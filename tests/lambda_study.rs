@@ -7,7 +7,7 @@
 #[path = "common/raw.rs"]
 mod raw;
 
-use raw::{close, f64s, median};
+use raw::assert_summaries_follow_the_lists;
 use std::path::{Path, PathBuf};
 
 fn study_dir() -> PathBuf {
@@ -98,35 +98,7 @@ fn raw_files_are_whole_and_self_consistent() {
         assert_eq!(d["num_prompts"], n, "{rel}");
         assert_eq!(d["completed"], n, "{rel}");
         assert_eq!(d["request_rate"], "inf", "{rel}");
-        let ttfts = f64s(&d["ttfts"]);
-        let itls: Vec<f64> = d["itls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(f64s)
-            .collect();
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        for (key, got) in [
-            ("mean_ttft_ms", mean(&ttfts) * 1000.0),
-            ("median_ttft_ms", median(ttfts.clone()) * 1000.0),
-            ("mean_itl_ms", mean(&itls) * 1000.0),
-            ("median_itl_ms", median(itls.clone()) * 1000.0),
-        ] {
-            let want = d[key].as_f64().unwrap();
-            assert!(close(got, want), "{rel} {key}: {got} vs {want}");
-        }
-        let out: u64 = d["output_lens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .sum();
-        assert_eq!(d["total_output_tokens"].as_u64(), Some(out), "{rel}");
-        let thr = out as f64 / d["duration"].as_f64().unwrap();
-        assert!(
-            close(thr, d["output_throughput"].as_f64().unwrap()),
-            "{rel}"
-        );
+        assert_summaries_follow_the_lists(&d, rel);
     }
 }
 
