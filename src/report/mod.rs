@@ -11,6 +11,7 @@ pub mod guard;
 pub mod inputs;
 pub mod plot;
 pub mod row;
+pub mod shard;
 pub mod vllm_bench;
 
 pub use export::csv::{csv_field, summary_csv};
@@ -24,6 +25,7 @@ pub use guard::{
 };
 pub use inputs::{run_hash_with, InputDigests, StableHasher};
 pub use row::{toml_to_json, Params, ReportRow};
+pub use shard::Shard;
 
 use crate::config::{Experiment, Point};
 use crate::error::{Error, Result};
