@@ -185,6 +185,13 @@ fn report_is_self_contained_and_holds_the_summary_csv_numbers() {
         &out.join("report.html"),
         "infersim run: html-sweep",
         5,
+        &[
+            "Set-up",
+            "Summary",
+            "Plots",
+            "Calibration status",
+            "Limits that apply",
+        ],
         &td[0][0],
     );
 }
@@ -203,6 +210,71 @@ fn a_one_point_run_says_why_it_drew_no_curve() {
     let (_g2, out2) = run(SWEEP);
     let svg = std::fs::read_to_string(out2.join("ttft.svg")).unwrap();
     assert!(!svg.contains("no curve drawn"));
+}
+
+#[test]
+fn reproduce_writes_a_report_with_every_compared_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rep");
+    // The study's exit status says whether its targets are met (1: missed); the
+    // report is written either way.
+    let (code, _, err) = infersim_bin(
+        &[
+            "reproduce",
+            "l4-gemma-3-1b-vllm",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(code == 0 || code == 1, "{err}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for l in links(&html) {
+        assert!(l.starts_with('#'), "a link out of the page: {l}");
+    }
+    assert!(!html.contains("<script"));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("reproduce.json")).unwrap())
+            .unwrap();
+    assert!(!rows.is_empty());
+    let table = table_after(&html, "One row per study");
+    assert_eq!(table.len(), rows.len() + 1);
+    for (r, cells) in rows.iter().zip(&table[1..]) {
+        assert_eq!(cells[0], r["study"].as_str().unwrap());
+        assert_eq!(cells[1], r["point"].as_str().unwrap());
+        assert_eq!(cells[2], r["metric"].as_str().unwrap());
+        let measured = r["measured"].as_f64().unwrap();
+        let predicted = r["predicted"].as_f64().unwrap();
+        assert_eq!(cells[3], format!("{measured:.3}"));
+        assert_eq!(cells[4], format!("{predicted:.3}"));
+        assert_eq!(
+            cells[5],
+            format!("{:+.1}", (predicted / measured - 1.0) * 100.0)
+        );
+    }
+    let svgs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+        .collect();
+    assert!(!svgs.is_empty(), "the study has [[plot]]s");
+    for e in &svgs {
+        let svg = std::fs::read_to_string(e.path()).unwrap();
+        assert!(html.contains(svg.trim()));
+    }
+    assert!(html.contains("<td>GPU part</td><td>l4</td>"));
+    render_and_check(
+        &out.join("report.html"),
+        "infersim reproduce",
+        svgs.len(),
+        &[
+            "Set-up",
+            "Measured against predicted",
+            "Plots",
+            "Calibration status",
+        ],
+        &table[1][2],
+    );
 }
 
 /// A headless Chromium, if one is installed.
@@ -226,7 +298,7 @@ fn chromium() -> Option<PathBuf> {
 /// Renders `file` in headless Chromium and checks the rendered DOM: the title, the
 /// number of inline SVG charts, the section headings and a table cell; and that a
 /// screenshot is drawn.
-fn render_and_check(file: &Path, title: &str, svgs: usize, cell: &str) {
+fn render_and_check(file: &Path, title: &str, svgs: usize, headings: &[&str], cell: &str) {
     let Some(bin) = chromium() else {
         if std::env::var_os("INFERSIM_REQUIRE_CHROMIUM").is_some() {
             panic!("INFERSIM_REQUIRE_CHROMIUM is set but no chromium is installed");
@@ -267,13 +339,7 @@ fn render_and_check(file: &Path, title: &str, svgs: usize, cell: &str) {
         svgs,
         "inline SVG charts in the DOM"
     );
-    for h in [
-        "Set-up",
-        "Summary",
-        "Plots",
-        "Calibration status",
-        "Limits that apply",
-    ] {
+    for h in headings {
         assert!(dom.contains(&format!("<h2>{h}</h2>")), "{h} not rendered");
     }
     assert!(

@@ -121,8 +121,8 @@ impl Section {
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}\
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:.5em 0;font-size:.85em}\
-th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top;white-space:nowrap}\
-th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
+th{background:#f0f0f0;white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 caption{text-align:left;font-weight:bold;padding:.3em 0}\
 .scroll{overflow-x:auto}.note{background:#fff6d6;border-left:4px solid #e0b000;padding:.4em .8em;margin:.5em 0}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
