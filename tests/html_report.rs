@@ -207,6 +207,12 @@ fn a_one_point_run_says_why_it_drew_no_curve() {
         svg.contains("One sweep point: no curve drawn"),
         "SVG note missing"
     );
+    // Nothing swept: no plot files, and the report says why.
+    let unswept = &SWEEP[..SWEEP.find("[sweep]").unwrap()];
+    let (_g3, out3) = run(unswept);
+    let html = std::fs::read_to_string(out3.join("report.html")).unwrap();
+    assert!(html.contains("no curve was drawn"), "HTML note missing");
+    assert!(!out3.join("ttft.svg").exists());
     let (_g2, out2) = run(SWEEP);
     let svg = std::fs::read_to_string(out2.join("ttft.svg")).unwrap();
     assert!(!svg.contains("no curve drawn"));

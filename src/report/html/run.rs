@@ -219,7 +219,9 @@ pub fn run_report(
     hash: &str,
 ) -> String {
     let mut figs = Section::new("Plots");
-    if plots.is_empty() {
+    if plots.is_empty() && exp.points.len() == 1 {
+        figs = figs.note(crate::report::export::svg::ONE_POINT_NOTE);
+    } else if plots.is_empty() {
         figs = figs.note("No plots: no swept axis has numeric values to draw along x.");
     } else if crate::report::export::svg::x_values(exp).len() < 2 {
         figs = figs.note(crate::report::export::svg::ONE_POINT_NOTE);
