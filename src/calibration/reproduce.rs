@@ -425,7 +425,7 @@ pub fn plots(studies: &[Study], seed: u64) -> Vec<(String, String)> {
     out
 }
 
-/// Writes `reproduce.json`, `reproduce.csv` and the plots into `dir`.
+/// Writes `reproduce.json`, `reproduce.csv`, the plots and `report.html` into `dir`.
 pub fn write_report(report: &Report, studies: &[Study], dir: &Path, seed: u64) -> IResult<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json = report.json();
@@ -437,8 +437,10 @@ pub fn write_report(report: &Report, studies: &[Study], dir: &Path, seed: u64) -
         &dir.join("reproduce.csv"),
         crate::experiment::summary_csv(&json).as_bytes(),
     )?;
-    for (name, svg) in plots(studies, seed) {
+    let svgs = plots(studies, seed);
+    for (name, svg) in &svgs {
         crate::experiment::write_atomic(&dir.join(name), svg.as_bytes())?;
     }
-    Ok(())
+    let html = crate::report::html::reproduce::reproduce_report(report, studies, &svgs, seed);
+    crate::experiment::write_atomic(&dir.join(crate::report::html::REPORT_FILE), html.as_bytes())
 }

@@ -2,12 +2,14 @@
 //! collected in a stable order as typed rows ([`row`]), saved per run and reused on
 //! `--resume` by run hash ([`inputs`]), then the report: every output format of
 //! [`export`] (a table on stdout and, in the output folder, `summary.json`,
-//! `summary.csv` and SVG plots), `config.resolved.toml` and `manifest.json`. Files
+//! `summary.csv` and SVG plots), `config.resolved.toml`, `report.html` ([`html`])
+//! and `manifest.json`. Files
 //! are written whole (temporary file, then rename). The pre-run estimate and guard
 //! are in [`guard`].
 
 pub mod export;
 pub mod guard;
+pub mod html;
 pub mod inputs;
 pub mod plot;
 pub mod row;
@@ -359,14 +361,30 @@ pub fn write_outputs(
         written.push(p);
         Ok(())
     };
+    let mut svgs = Vec::new();
     for ex in exporters() {
         for a in ex.export(exp, rows)? {
             if let Destination::File(name) = &a.to {
                 put(name, a.text.as_bytes())?;
+                if name.ends_with(".svg") {
+                    svgs.push((name.clone(), a.text));
+                }
             }
         }
     }
     put("config.resolved.toml", resolved_config(exp).as_bytes())?;
+    let seed = manifest
+        .get("seed")
+        .and_then(Value::as_u64)
+        .unwrap_or(exp.seed);
+    let hash = match manifest.get("experiment_hash").and_then(Value::as_str) {
+        Some(h) => h.to_string(),
+        None => experiment_hash(exp, seed),
+    };
+    put(
+        html::REPORT_FILE,
+        html::run::run_report(exp, rows, &svgs, seed, &hash).as_bytes(),
+    )?;
     // The manifest last: it says the results are complete.
     let mut m = serde_json::to_string_pretty(manifest).expect("manifest serialises");
     m.push('\n');
@@ -406,7 +424,7 @@ pub fn resolved_config(exp: &Experiment) -> String {
 /// Output files this program writes into an experiment's folder (besides
 /// `manifest.json` and `points/`): `config.resolved.toml` and every exporter's.
 pub fn output_files() -> Vec<&'static str> {
-    let mut v = vec!["config.resolved.toml"];
+    let mut v = vec!["config.resolved.toml", html::REPORT_FILE];
     v.extend(export::exported_files());
     v
 }

@@ -7,7 +7,7 @@ use super::{Artifact, Exporter};
 use crate::config::Experiment;
 use crate::error::{Error, Result};
 use crate::metrics::Summary;
-use crate::plot::{line_chart, Series};
+use crate::plot::{line_chart_with, ChartOptions, Series};
 use crate::report::row::{toml_to_json, ReportRow};
 use serde_json::Value;
 
@@ -17,6 +17,57 @@ fn plot_axis(exp: &Experiment) -> Option<usize> {
         vals.iter()
             .all(|v| v.as_float().is_some() || v.as_integer().is_some())
     })
+}
+
+/// What the report says when a run has one sweep point (or one value along x).
+pub const ONE_POINT_NOTE: &str = "One value along the plotted axis: no curve was drawn, as a curve needs at least two sweep points; sweep a numeric axis (e.g. workload.rate_per_s) to get one.";
+
+/// The distinct values of the plotted axis, in sweep order (none without one).
+pub fn x_values(exp: &Experiment) -> Vec<f64> {
+    let Some(ax) = plot_axis(exp) else {
+        return Vec::new();
+    };
+    let mut v: Vec<f64> = Vec::new();
+    for x in &exp.axes[ax].1 {
+        let x = x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
+        if let Some(x) = x {
+            if !v.contains(&x) {
+                v.push(x);
+            }
+        }
+    }
+    v
+}
+
+/// The x axis label of a swept key, with its unit: the arrival rate is the offered
+/// load.
+pub fn axis_label(key: &str) -> String {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    if name == "rate_per_s" || name.ends_with("rate_per_s") {
+        return "offered load (req/s)".into();
+    }
+    let unit = if name.ends_with("_ms") {
+        "ms"
+    } else if name.ends_with("_us") {
+        "µs"
+    } else if name.ends_with("_per_s") {
+        "1/s"
+    } else if name.ends_with("_s") {
+        "s"
+    } else if name.ends_with("_gib") {
+        "GiB"
+    } else if name.contains("token") {
+        "tokens"
+    } else if name.contains("utilization") || name.contains("fraction") {
+        "fraction"
+    } else if name.contains("seqs") {
+        "sequences"
+    } else if name.contains("gpu") {
+        "GPUs"
+    } else {
+        "count"
+    };
+    format!("{name} ({unit})")
 }
 
 /// A plotted metric.
@@ -35,13 +86,13 @@ const CHARTS: &[Chart] = &[
     (
         "throughput.svg",
         "Request throughput",
-        "completed requests / s",
+        "request throughput (req/s)",
         &[(|s| s.request_throughput, "")],
     ),
     (
         "output_throughput.svg",
         "Output token throughput",
-        "output tokens / s",
+        "output throughput (tokens/s)",
         &[(|s| s.output_throughput, "")],
     ),
     (
@@ -141,14 +192,21 @@ pub fn plots(exp: &Experiment, rows: &[ReportRow]) -> Result<Vec<(String, String
         }
         v
     };
-    let x_label = x_key.rsplit('.').next().unwrap_or(x_key);
+    let x_label = axis_label(x_key);
+    let offered = x_label.starts_with("offered load");
     let mut out = Vec::new();
     for &(file, title, y, lines) in CHARTS {
-        let svg = line_chart(
+        let opts = ChartOptions {
+            y_equals_x: offered && file == "throughput.svg",
+            log_y_when_wide: y.contains("(ms)"),
+            one_point_note: None,
+        };
+        let svg = line_chart_with(
             &format!("{}: {title}", exp.name),
-            x_label,
+            &x_label,
             y,
             &series(lines),
+            &opts,
         )
         .map_err(|e| Error::Sim(e.to_string()))?;
         out.push((file.to_string(), svg));
