@@ -277,8 +277,13 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged> {
     let mut docs = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| bad(f, "(file)", format!("is not a shard file (invalid JSON: {e})")))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            bad(
+                f,
+                "(file)",
+                format!("is not a shard file (invalid JSON: {e})"),
+            )
+        })?;
         let kind = match v.get("kind") {
             Some(Value::String(k)) => k.clone(),
             _ => {
@@ -333,11 +338,20 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged> {
 }
 
 /// Merges shard files of kind `"run"`.
-fn merge_run_shards(docs: &[(PathBuf, String, Value)], dir: &Path, opts: &MergeOptions) -> Result<Merged> {
+fn merge_run_shards(
+    docs: &[(PathBuf, String, Value)],
+    dir: &Path,
+    opts: &MergeOptions,
+) -> Result<Merged> {
     let mut shards: Vec<(PathBuf, RunShard)> = Vec::new();
     for (f, _, v) in docs {
-        let s: RunShard = serde_json::from_value(v.clone())
-            .map_err(|e| bad(f, "(file)", format!("is not a complete run shard file: {e}")))?;
+        let s: RunShard = serde_json::from_value(v.clone()).map_err(|e| {
+            bad(
+                f,
+                "(file)",
+                format!("is not a complete run shard file: {e}"),
+            )
+        })?;
         if s.format != SHARD_FORMAT {
             return Err(bad(
                 f,
@@ -418,7 +432,7 @@ fn merge_run_shards(docs: &[(PathBuf, String, Value)], dir: &Path, opts: &MergeO
             f0,
             "shards",
             format!(
-                "shard{} {} of this job {} missing (expected {}); run them with `infersim run {} --shard i/{n}`",
+                "shard{} {} of this job {} missing (expected {}); run {} with `infersim run {} --shard {} --out` the shards' folder",
                 if missing.len() == 1 { "" } else { "s" },
                 missing.join(", "),
                 if missing.len() == 1 { "is" } else { "are" },
@@ -427,7 +441,9 @@ fn merge_run_shards(docs: &[(PathBuf, String, Value)], dir: &Path, opts: &MergeO
                     .map(|i| shard_file_name(Shard { index: i, count: n }))
                     .collect::<Vec<_>>()
                     .join(", "),
-                s0.file
+                if missing.len() == 1 { "it" } else { "each" },
+                s0.file,
+                if missing.len() == 1 { missing[0].clone() } else { format!("i/{n}") }
             ),
         ));
     }
