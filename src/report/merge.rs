@@ -246,7 +246,7 @@ pub fn shard_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 return Err(ConfigError::new(
                     p.display().to_string(),
                     "(folder)",
-                    "holds no shard file (shard-<i>-of-<n>.json, written by `infersim run FILE --shard i/n --out` this folder)",
+                    "holds no shard file shard-<i>-of-<n>.json (`infersim run FILE --shard i/n --out` this folder writes them)",
                 )
                 .into());
             }
@@ -291,7 +291,7 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged> {
                     f,
                     "kind",
                     format!(
-                        "missing or not a string; a shard file has kind {}",
+                        "missing or not a string; allowed: {}",
                         crate::config::reference::quoted_list(SHARD_KINDS)
                     ),
                 ))
@@ -432,7 +432,7 @@ fn merge_run_shards(
             f0,
             "shards",
             format!(
-                "shard{} {} of this job {} missing (expected {}); run {} with `infersim run {} --shard {} --out` the shards' folder",
+                "shard{} {} of this job {} missing (expected {}); run {} with `infersim run {} --shard {} --out {}`",
                 if missing.len() == 1 { "" } else { "s" },
                 missing.join(", "),
                 if missing.len() == 1 { "is" } else { "are" },
@@ -443,7 +443,8 @@ fn merge_run_shards(
                     .join(", "),
                 if missing.len() == 1 { "it" } else { "each" },
                 s0.file,
-                if missing.len() == 1 { missing[0].clone() } else { format!("i/{n}") }
+                if missing.len() == 1 { missing[0].clone() } else { format!("i/{n}") },
+                f0.parent().map(|p| p.display().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| ".".into())
             ),
         ));
     }
@@ -498,7 +499,7 @@ fn merge_run_shards(
         for r in &s.runs {
             if r.hash != hashes[r.run] {
                 return Err(bad(
-                    &f,
+                    f,
                     "runs",
                     format!(
                         "run {} has run hash {} but the experiment gives {}; run the shard again",
