@@ -314,6 +314,7 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged> {
         Some(p) if p.is_dir() => p.clone(),
         _ => first
             .parent()
+            .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
@@ -453,6 +454,16 @@ fn merge_run_shards(
         .experiment
         .clone()
         .unwrap_or_else(|| PathBuf::from(&s0.file));
+    if opts.experiment.is_none() && !exp_file.is_file() {
+        return Err(bad(
+            f0,
+            "file",
+            format!(
+                "the shards ran {}, which is not a file from here; run the merge in the shards' working folder or pass --experiment FILE",
+                s0.file
+            ),
+        ));
+    }
     let exp = crate::config::load_experiment(&exp_file).map_err(|mut errs| {
         if errs.len() == 1 {
             Error::Config(errs.remove(0))
