@@ -77,12 +77,15 @@ wait_for 20 "munged" test -S "$sock"
 host=$(hostname -s)
 cpus=$(nproc)
 mkdir -p "$tmp/state" "$tmp/spool"
+ctld_port=$(free_port)
+slurmd_port=$(free_port)
+while [ "$slurmd_port" = "$ctld_port" ]; do slurmd_port=$(free_port); done
 export SLURM_CONF=$tmp/slurm.conf
 cat >"$SLURM_CONF" <<CONF
 ClusterName=infersimci
 SlurmctldHost=$host
-SlurmctldPort=$(free_port)
-SlurmdPort=$(free_port)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
