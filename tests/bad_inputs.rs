@@ -574,6 +574,7 @@ fn cases() -> Vec<Case> {
         },
     ];
     v.extend(shared_context_cases());
+    v.extend(shard_cases());
     v.extend(front_end_cases());
     v.extend(hf_config_cases());
     v.extend(expert_parallel_cases());
@@ -763,6 +764,61 @@ fn shared_context_cases() -> Vec<Case> {
         trace_case(
             "trace-session-column-count",
             format!("{trace},session_id\n0,10,10\n").as_bytes(),
+        ),
+    ]
+}
+
+/// `run --shard` and `merge`: shard files and folders they refuse.
+fn shard_cases() -> Vec<Case> {
+    let run = |name, files: Vec<(&'static str, Vec<u8>)>, args| Case {
+        name,
+        text: BASE.to_string(),
+        files,
+        args,
+    };
+    // A well-formed shard 0 of 2 (no runs needed: the missing shard is found first).
+    let shard0 = format!(
+        r#"{{"kind": "run", "format": 1, "infersim_version": "{}", "experiment": "t", "file": "exp.toml", "seed": 1, "experiment_hash": "0123456789abcdef", "shard": 0, "shards": 2, "runs_total": 1, "command_line": [], "runs": []}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    vec![
+        run(
+            "shard-not-i-of-n",
+            Vec::new(),
+            vec!["run", "{f}", "--out", "{d}/out", "--shard", "2/2"],
+        ),
+        run(
+            "shard-into-another-configs-folder",
+            vec![(
+                "out/manifest.json",
+                br#"{"experiment": "t", "experiment_hash": "0123456789abcdef"}"#.to_vec(),
+            )],
+            vec!["run", "{f}", "--out", "{d}/out", "--shard", "0/2"],
+        ),
+        run(
+            "merge-folder-without-shards",
+            vec![("out/notes.txt", b"mine".to_vec())],
+            vec!["merge", "{d}/out"],
+        ),
+        run(
+            "merge-shard-not-json",
+            vec![("out/shard-0-of-1.json", b"{ not json".to_vec())],
+            vec!["merge", "{d}/out"],
+        ),
+        run(
+            "merge-shard-unknown-kind",
+            vec![("out/shard-0-of-1.json", br#"{"kind": "sweep"}"#.to_vec())],
+            vec!["merge", "{d}/out"],
+        ),
+        run(
+            "merge-shard-without-kind",
+            vec![("out/shard-0-of-1.json", br#"{"runs": []}"#.to_vec())],
+            vec!["merge", "{d}/out"],
+        ),
+        run(
+            "merge-shard-missing",
+            vec![("out/shard-0-of-2.json", shard0.into_bytes())],
+            vec!["merge", "{d}/out"],
         ),
     ]
 }

@@ -11,6 +11,7 @@ mod calibration;
 mod compare;
 mod import_model;
 mod list_json;
+mod merge;
 mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
 use import_model::{cmd_import_model, ImportModelArgs};
@@ -73,6 +74,9 @@ enum Command {
     /// Replay a benchmark result's requests on an experiment's deployment: measured vs
     /// predicted, as `reproduce` prints them.
     Compare(compare::CompareArgs),
+    /// Combine the shard files of `run --shard i/n` into the results of the unsharded
+    /// run (byte-identical).
+    Merge(merge::MergeArgs),
     /// Kernel tables and roofline curves: `fit` the curves on the measured tables,
     /// `check` the cost model against the tables (with leave-one-GPU-out).
     Kernels {
@@ -146,6 +150,10 @@ struct RunArgs {
     /// run is simulated again with its records kept).
     #[arg(long, value_parser = ["vllm-bench"])]
     format: Option<String>,
+    /// Run only shard i of n (0-based): the runs k with k mod n = i, written to
+    /// `shard-i-of-n.json` in the output folder; `infersim merge` combines the n shards.
+    #[arg(long, value_name = "i/n")]
+    shard: Option<crate::experiment::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +251,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Calibrate(a) => cmd_calibrate(a),
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Compare(a) => compare::cmd_compare(a),
+        Command::Merge(a) => merge::cmd_merge(a),
         Command::Kernels { action, out } => cmd_kernels(&action, out),
     };
     match res {
@@ -349,22 +358,14 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("output").join(&exp.name));
     let hash = experiment_hash(&exp, seed);
+    if let Some(shard) = a.shard {
+        return cmd_run_shard(&a, argv, &exp, &cfg, &dir, &hash, shard);
+    }
     claim_output(&dir, &hash, a.resume, a.force)?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let file = a.file.display().to_string();
     let manifest = |runs: usize, complete: bool| {
-        serde_json::json!({
-            "infersim_version": env!("CARGO_PKG_VERSION"),
-            "experiment": exp.name,
-            "file": a.file.display().to_string(),
-            "seed": seed,
-            "replications": exp.replications,
-            "points": exp.points.len(),
-            "runs": runs,
-            "experiment_hash": hash,
-            "complete": complete,
-            "command_line": argv,
-            "profiles_dir": profiles_dir().display().to_string(),
-        })
+        crate::experiment::merge::run_manifest(&exp, &file, seed, &hash, runs, complete, argv)
     };
     // Claim the folder first, so that an interrupted run can be resumed and is not
     // mistaken for another configuration's.
@@ -402,6 +403,56 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
             println!("note: profile {} is not calibrated on measurements; treat absolute numbers as estimates", uncal.join(", "));
         }
         println!("results: {}", dir.display());
+    }
+    Ok(())
+}
+
+/// `run --shard i/n`: the shard's runs, saved in `points/` and written to its shard
+/// file; no summary and no manifest (`infersim merge` writes them).
+fn cmd_run_shard(
+    a: &RunArgs,
+    argv: &[String],
+    exp: &crate::config::Experiment,
+    cfg: &RunConfig,
+    dir: &std::path::Path,
+    hash: &str,
+    shard: crate::experiment::Shard,
+) -> Result<(), Error> {
+    use crate::experiment::merge::{claim_shard_output, write_run_shard};
+    if a.format.is_some() {
+        return Err(ConfigError::new(
+            "<command line>",
+            "--format",
+            "cannot be combined with --shard; write the vllm-bench results from an unsharded run",
+        )
+        .into());
+    }
+    claim_shard_output(dir, hash, a.force)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    install_interrupt_handler();
+    let ctl = RunControl {
+        points_dir: Some(dir.join("points")),
+        resume: a.resume,
+        stop_after: std::env::var("INFERSIM_STOP_AFTER_POINTS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        resume_hint: resume_command(argv),
+        requests_dir: a.requests_csv.then(|| dir.join("requests")),
+    };
+    let seed = cfg.seed.unwrap_or(exp.seed);
+    let rows = crate::experiment::run_shard_with(exp, cfg, &ctl, shard)?;
+    let hashes = crate::experiment::run_hashes(exp, seed);
+    let file = a.file.display().to_string();
+    let path = write_run_shard(dir, exp, &file, seed, shard, argv, &rows, &hashes)?;
+    if !a.quiet {
+        println!(
+            "shard {shard}: {} of {} runs written to {}; when all {} shards are done: infersim merge {}",
+            rows.len(),
+            hashes.len(),
+            path.display(),
+            shard.count,
+            dir.display()
+        );
     }
     Ok(())
 }

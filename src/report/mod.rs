@@ -11,6 +11,7 @@ pub mod export;
 pub mod guard;
 pub mod html;
 pub mod inputs;
+pub mod merge;
 pub mod plot;
 pub mod row;
 pub mod shard;
@@ -212,6 +213,21 @@ fn saved_summary(dir: &Path, spec: RunSpec, hash: &str) -> Option<Summary> {
 /// `stop_after`) stops scheduling new runs: the finished ones stay saved and the
 /// result is [`Error::Interrupted`] with a message saying how to resume.
 pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Result<Vec<ReportRow>> {
+    Ok(run_shard_with(exp, cfg, ctl, Shard::WHOLE)?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect())
+}
+
+/// Like [`run_all_with`], for only the runs `shard` owns (run `k` of [`plan_runs`]
+/// with `k mod n = i`): their rows with their index `k`, in order. Resuming, saving
+/// and interruption work as there, counted over the shard's runs.
+pub fn run_shard_with(
+    exp: &Experiment,
+    cfg: &RunConfig,
+    ctl: &RunControl,
+    shard: Shard,
+) -> Result<Vec<(usize, ReportRow)>> {
     let seed = cfg.seed.unwrap_or(exp.seed);
     let runs = plan_runs(exp, seed);
     if let Some(d) = &ctl.points_dir {
@@ -222,7 +238,11 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
         (Some(d), true) => runs
             .iter()
             .zip(&hashes)
-            .map(|(&s, h)| {
+            .enumerate()
+            .map(|(k, (&s, h))| {
+                if !shard.owns(k) {
+                    return None;
+                }
                 let summary = saved_summary(d, s, h)?;
                 Some(ReportRow::new(
                     &exp.name,
@@ -235,8 +255,12 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
             .collect(),
         _ => vec![None; runs.len()],
     };
-    let todo: Vec<usize> = (0..runs.len()).filter(|&i| rows[i].is_none()).collect();
-    let reused = runs.len() - todo.len();
+    let todo: Vec<usize> = shard
+        .indices(runs.len())
+        .filter(|&i| rows[i].is_none())
+        .collect();
+    let owned = shard.indices(runs.len()).count();
+    let reused = owned - todo.len();
     let bar = if cfg.quiet || todo.len() < 2 {
         indicatif::ProgressBar::hidden()
     } else {
@@ -308,7 +332,7 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
         }
     }
     let done = rows.iter().filter(|r| r.is_some()).count();
-    if done < rows.len() {
+    if done < owned {
         let saved = match &ctl.points_dir {
             Some(d) => format!("saved in {}", d.display()),
             None => "not saved (no output folder)".into(),
@@ -319,15 +343,15 @@ pub fn run_all_with(exp: &Experiment, cfg: &RunConfig, ctl: &RunControl) -> Resu
             format!("run `{}`", ctl.resume_hint)
         };
         return Err(Error::Interrupted(format!(
-            "interrupted: {done} of {} runs finished ({reused} reused, {} new) and {saved}; to finish the other {}, {hint}",
-            rows.len(),
+            "interrupted: {done} of {owned} runs finished ({reused} reused, {} new) and {saved}; to finish the other {}, {hint}",
             done - reused,
-            rows.len() - done
+            owned - done
         )));
     }
     Ok(rows
         .into_iter()
-        .map(|r| r.expect("every run done"))
+        .enumerate()
+        .filter_map(|(k, r)| r.map(|r| (k, r)))
         .collect())
 }
 
