@@ -6,8 +6,15 @@ use super::*;
 
 #[derive(Debug, Args)]
 pub(super) struct CompareArgs {
-    /// Result JSON of `vllm bench serve` / benchmark_serving.py (--save-result).
+    /// Result file: `vllm bench serve` / benchmark_serving.py JSON (--save-result),
+    /// a GuideLLM report JSON, or AIPerf's profile_export.jsonl.
     result: PathBuf,
+    /// The result file's format (default: told from its content).
+    #[arg(long, value_name = "vllm|guidellm|aiperf")]
+    format: Option<crate::calibration::bench_result::BenchFormat>,
+    /// Which benchmark of a GuideLLM report holding several (from 0).
+    #[arg(long)]
+    benchmark: Option<usize>,
     /// Experiment TOML describing the deployment ([hardware], [engine]); its
     /// [workload] is replaced by the result's requests.
     #[arg(long)]
@@ -21,8 +28,8 @@ pub(super) struct CompareArgs {
 }
 
 pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Error> {
-    use crate::calibration::bench_result::{one_point_study, read_bench_result, replay_point};
-    let result = read_bench_result(&a.result)?;
+    use crate::calibration::bench_result::{one_point_study, read_result, replay_point};
+    let result = read_result(&a.result, a.format, a.benchmark)?;
     let label = a
         .result
         .file_name()
