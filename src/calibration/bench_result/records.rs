@@ -51,7 +51,7 @@ fn put_stats(m: &mut BTreeMap<String, f64>, name: &str, v: &[f64]) {
 }
 
 /// The requests of `recs` in send order (offsets from the first send), and the
-/// run's figures: `completed`, `duration` (first send to last completion), the three
+/// run's figures: `completed`, `duration`, token totals, (first send to last completion), the three
 /// throughputs over it, and TTFT, TPOT and E2E latency statistics (TPOT over
 /// requests of more than one output token: the record's own figure, else
 /// (E2E − TTFT) / (output − 1)). `field` names the records in messages.
@@ -90,6 +90,8 @@ pub(crate) fn from_records(
     let mut m = BTreeMap::new();
     m.insert("completed".into(), n);
     m.insert("duration".into(), duration);
+    m.insert("total_input_tokens".into(), inp as f64);
+    m.insert("total_output_tokens".into(), out as f64);
     if duration > 0.0 {
         m.insert("request_throughput".into(), n / duration);
         m.insert("output_throughput".into(), out as f64 / duration);
