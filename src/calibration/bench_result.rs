@@ -29,6 +29,7 @@ use std::sync::Arc;
 pub mod aiperf;
 pub mod guidellm;
 pub mod records;
+pub mod write_study;
 
 /// The study name compared rows carry.
 pub const COMPARE_STUDY: &str = "compare";

@@ -22,6 +22,11 @@ pub(super) struct CompareArgs {
     /// Print a JSON array of {study, point, metric, measured, predicted, rel_error}.
     #[arg(long)]
     json: bool,
+    /// Also write the result and the experiment as a study folder DIR (the layout
+    /// of calibration/measurements/*, named by DIR's last component), for
+    /// `infersim calibrate` / `reproduce`.
+    #[arg(long, value_name = "DIR")]
+    write_study: Option<PathBuf>,
     /// Seed of the replay.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -36,7 +41,19 @@ pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Error> {
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sp = replay_point(&result, &a.experiment, &label).map_err(config_errors)?;
+    if let Some(dir) = &a.write_study {
+        crate::calibration::bench_result::write_study::write_study(
+            dir,
+            &a.result,
+            &result,
+            &sp,
+            &a.experiment,
+        )?;
+    }
     let report = crate::reproduce::reproduce(&[one_point_study(sp)], a.seed)?;
     super::calibration::print_report(&report, a.json);
+    if let Some(dir) = &a.write_study {
+        eprintln!("wrote study {}", dir.display());
+    }
     Ok(())
 }
