@@ -1,4 +1,5 @@
-//! `infersim compare RESULT.json --experiment FILE`: a benchmark result's requests
+//! `infersim compare RESULT --experiment FILE [--write-study DIR]`: a benchmark result's
+//! (vLLM, GuideLLM or AIPerf) requests
 //! replayed on the experiment's deployment, measured against predicted in
 //! `infersim reproduce`'s table (see [`crate::calibration::bench_result`]).
 
