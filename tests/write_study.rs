@@ -2,6 +2,8 @@
 //! loader accepts, and replaying it predicts what the committed study predicts for
 //! the same result (the Lambda H100 10-prompt point), figure for figure.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -70,18 +72,7 @@ fn a_written_study_loads_and_reproduces_the_committed_point() {
             continue;
         };
         shared += 1;
-        assert_eq!(
-            w.res.measured.to_bits(),
-            r.res.measured.to_bits(),
-            "{}",
-            r.res.metric
-        );
-        assert_eq!(
-            w.res.predicted.to_bits(),
-            r.res.predicted.to_bits(),
-            "{}",
-            r.res.metric
-        );
+        common::residual::assert_same_figures(&w.res, &r.res);
     }
     assert!(shared >= 10, "{shared} shared metrics");
     // Targets were written for the measured throughput and medians: they are judged.
