@@ -157,3 +157,35 @@ fn a_guidellm_sample_or_an_unpicked_benchmark_is_refused() {
         "benchmarks[0].requests.successful[1].prompt_tokens"
     );
 }
+
+#[test]
+fn aiperfs_aggregate_json_gives_its_own_figures_for_the_requests_beside_it() {
+    let agg = read("aiperf/profile_export_aiperf.json");
+    let records = read("aiperf.jsonl");
+    assert_eq!(agg.requests, records.requests);
+    let m = |k: &str| agg.measured[k];
+    assert_eq!(m("duration"), 1.3); // benchmark_duration.avg, not the records' 1.25
+    assert_eq!(m("request_throughput"), 3.0 / 1.3);
+    assert_eq!(m("completed"), 3.0);
+    assert_eq!(m("median_ttft_ms"), 125.0); // time_to_first_token.p50
+    assert_eq!(m("p99_e2el_ms"), 990.0); // request_latency.p99
+    assert_eq!(m("mean_tpot_ms"), 52.083333333333336); // inter_token_latency.avg
+                                                       // The latency statistics agree with those worked out from the records.
+    for k in [
+        "mean_ttft_ms",
+        "std_ttft_ms",
+        "p95_tpot_ms",
+        "median_e2el_ms",
+    ] {
+        assert_eq!(agg.measured[k], records.measured[k], "{k}");
+    }
+    // Without the JSONL beside it the aggregate cannot be replayed, and says so.
+    let dir = std::env::temp_dir().join(format!("infersim-aiperf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lone = dir.join("profile_export_aiperf.json");
+    std::fs::copy(fixture("aiperf/profile_export_aiperf.json"), &lone).unwrap();
+    let e = read_result(&lone, None, None).unwrap_err();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(e.file.ends_with("profile_export.jsonl"), "{e}");
+    assert!(e.message.contains("no per-request records"), "{e}");
+}

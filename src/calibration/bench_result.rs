@@ -226,11 +226,42 @@ pub fn parse_result(
             Ok(v) if aiperf::is_aiperf_aggregate(&v) => Err(ConfigError::new(
                 file,
                 "(file)",
-                "AIPerf's aggregate profile_export_aiperf.json holds no per-request records; allowed: the profile_export.jsonl beside it",
+                "AIPerf's aggregate profile_export_aiperf.json holds no per-request records; allowed: the file read from disk with the profile_export.jsonl beside it, or that JSONL",
             )),
             _ => aiperf::parse_aiperf_jsonl(text, file),
         },
     }
+}
+
+/// AIPerf's aggregate JSON at `path`: the requests of the `profile_export.jsonl`
+/// beside it, the aggregate's figures as measured. `None` when `text` is not one.
+fn aiperf_aggregate(
+    path: &Path,
+    text: &str,
+    format: Option<BenchFormat>,
+) -> Option<Result<BenchResult, ConfigError>> {
+    if !matches!(format, None | Some(BenchFormat::Aiperf)) {
+        return None;
+    }
+    let v: Value = serde_json::from_str(text).ok()?;
+    if !aiperf::is_aiperf_aggregate(&v) || aiperf::is_aiperf_record(&v) {
+        return None;
+    }
+    let file = path.display().to_string();
+    let jsonl = path.with_file_name("profile_export.jsonl");
+    let jname = jsonl.display().to_string();
+    Some((|| {
+        let records = std::fs::read_to_string(&jsonl).map_err(|e| {
+            ConfigError::new(
+                &jname,
+                "(file)",
+                format!("cannot read ({e}): the aggregate {file} holds no per-request records, they are read from the profile_export.jsonl beside it"),
+            )
+        })?;
+        let mut r = aiperf::parse_aiperf_jsonl(&records, &jname)?;
+        r.measured = aiperf::aggregate_figures(&v, &file)?;
+        Ok(r)
+    })())
 }
 
 /// Reads a result file (see [`parse_result`]).
@@ -242,6 +273,9 @@ pub fn read_result(
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
+    if let Some(r) = aiperf_aggregate(path, &text, format) {
+        return r;
+    }
     parse_result(&text, &file, format, benchmark)
 }
 

@@ -9,7 +9,8 @@
 //! `metrics.inter_token_latency` (per request, (last − first token) / (output − 1),
 //! vLLM's TPOT), each `{value, unit}`; a failed request has a non-null `error` and
 //! is left out. The aggregate `profile_export_aiperf.json` holds no per-request
-//! records, so it cannot be replayed and gets an error pointing to the JSONL.
+//! records: given it, the requests are read from the `profile_export.jsonl` beside it
+//! and the measured figures are the aggregate's own ([`aggregate_figures`]).
 
 use super::records::{from_records, number, tokens, Record};
 use super::BenchResult;
@@ -130,4 +131,63 @@ pub(crate) fn parse_aiperf_jsonl(text: &str, file: &str) -> Result<BenchResult, 
         })
         .collect();
     from_records(recs, file, "(records)")
+}
+
+/// AIPerf aggregate keys and the simulator metric each one's statistics map to
+/// (`inter_token_latency` is per request (last − first token) / (output − 1): TPOT).
+const AGGREGATE_STATS: [(&str, &str); 3] = [
+    ("time_to_first_token", "ttft_ms"),
+    ("request_latency", "e2el_ms"),
+    ("inter_token_latency", "tpot_ms"),
+];
+
+/// AIPerf aggregate keys whose `avg` is a run figure, and the simulator's name.
+const AGGREGATE_FIGURES: [(&str, &str); 7] = [
+    ("request_count", "completed"),
+    ("benchmark_duration", "duration"),
+    ("request_throughput", "request_throughput"),
+    ("output_token_throughput", "output_throughput"),
+    ("total_token_throughput", "total_token_throughput"),
+    ("total_isl", "total_input_tokens"),
+    ("total_osl", "total_output_tokens"),
+];
+
+/// The figures of the aggregate `profile_export_aiperf.json` `v` under the
+/// simulator's metric names: run figures from each key's `avg`, and for TTFT, E2E
+/// latency and TPOT `avg`, `p50`, `std`, `p90`, `p95`, `p99` as mean, median, std and
+/// percentiles (latencies converted to ms by their `unit`).
+pub(crate) fn aggregate_figures(
+    v: &Value,
+    file: &str,
+) -> Result<std::collections::BTreeMap<String, f64>, ConfigError> {
+    let mut m = std::collections::BTreeMap::new();
+    for (k, name) in AGGREGATE_FIGURES {
+        if let Some(x) = v.get(k).filter(|x| !x.is_null()) {
+            m.insert(
+                name.to_string(),
+                number(x.get("avg"), file, &format!("{k}.avg"))?,
+            );
+        }
+    }
+    for (k, name) in AGGREGATE_STATS {
+        let Some(x) = v.get(k).filter(|x| !x.is_null()) else {
+            continue;
+        };
+        for (stat, ours) in [
+            ("avg", "mean"),
+            ("p50", "median"),
+            ("std", "std"),
+            ("p90", "p90"),
+            ("p95", "p95"),
+            ("p99", "p99"),
+        ] {
+            let one = serde_json::json!({"value": x.get(stat), "unit": x.get("unit")});
+            if x.get(stat).is_some_and(|s| !s.is_null()) {
+                if let Some(ms) = ms(Some(&one), file, &format!("{k}.{stat}"))? {
+                    m.insert(format!("{ours}_{name}"), ms);
+                }
+            }
+        }
+    }
+    Ok(m)
 }
