@@ -122,3 +122,25 @@ fn a_guidellm_report_becomes_a_study_replaying_its_send_times() {
     assert_eq!(names, vec![std::ffi::OsString::from("g")]);
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn an_aiperf_aggregate_study_keeps_the_records_it_replayed() {
+    let base = tmp("aiperf");
+    let dir = base.join("a");
+    let agg = root().join("tests/fixtures/bench/aiperf/profile_export_aiperf.json");
+    let out = compare_write(&agg, &dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.join("raw/profile_export.jsonl")).unwrap(),
+        std::fs::read(agg.with_file_name("profile_export.jsonl")).unwrap()
+    );
+    let study = infersim::study::load_study(&dir).expect("loads");
+    let duration = study.points[0].measured.iter().find(|m| m.0 == "duration");
+    assert_eq!(duration.map(|m| m.1), Some(1.3)); // the aggregate's benchmark_duration
+    std::fs::remove_dir_all(&base).ok();
+}

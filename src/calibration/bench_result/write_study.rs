@@ -95,6 +95,15 @@ pub fn write_study(
     let written = (|| -> Result<(), Error> {
         let bytes = std::fs::read(result_path).map_err(|e| Error::io(result_path, e))?;
         write_atomic(&tmp.join("raw").join(&raw_name), &bytes)?;
+        // AIPerf's aggregate JSON was replayed with the requests of the JSONL beside
+        // it: that is kept too.
+        let aggregate = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .is_ok_and(|v| super::aiperf::is_aiperf_aggregate(&v));
+        if aggregate {
+            let jsonl = result_path.with_file_name("profile_export.jsonl");
+            let b = std::fs::read(&jsonl).map_err(|e| Error::io(&jsonl, e))?;
+            write_atomic(&tmp.join("raw/profile_export.jsonl"), &b)?;
+        }
         let mut csv = String::from("arrival_s,input_tokens,output_tokens\n");
         for (t, i, o) in &result.requests {
             let _ = writeln!(
