@@ -10,7 +10,7 @@
 //! vLLM's TPOT), each `{value, unit}`; a failed request has a non-null `error` and
 //! is left out. The aggregate `profile_export_aiperf.json` holds no per-request
 //! records: given it, the requests are read from the `profile_export.jsonl` beside it
-//! and the measured figures are the aggregate's own ([`aggregate_figures`]).
+//! and the measured figures are the aggregate's own (`aggregate_figures`).
 
 use super::records::{from_records, number, tokens, Record};
 use super::BenchResult;
