@@ -2,6 +2,8 @@
 //! compared against its study point's experiment, predicts exactly what
 //! `infersim reproduce` predicts for that point; bad result files get located errors.
 
+mod common;
+
 use infersim::calibration::bench_result::{
     one_point_study, parse_bench_result, read_bench_result, replay_point,
 };
@@ -51,18 +53,7 @@ fn compare_predicts_what_reproduce_predicts_for_the_lambda_point() {
             .find(|c| c.res.metric == r.res.metric)
             .unwrap_or_else(|| panic!("compare has no {}", r.res.metric));
         // The same figures, bit for bit: measured copied verbatim, predicted by the same replay.
-        assert_eq!(
-            c.res.measured.to_bits(),
-            r.res.measured.to_bits(),
-            "{}",
-            r.res.metric
-        );
-        assert_eq!(
-            c.res.predicted.to_bits(),
-            r.res.predicted.to_bits(),
-            "{}",
-            r.res.metric
-        );
+        common::residual::assert_same_figures(&c.res, &r.res);
     }
 }
 

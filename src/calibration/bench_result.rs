@@ -11,8 +11,10 @@
 //! send times were drawn by the client (Poisson or gamma) and are lost, so such a
 //! file is refused unless it carries the send offsets in an `arrival_s` list (which
 //! `benchmark_serving.py` does not write; `infersim run --format vllm-bench` does).
-//! GuideLLM and AIPerf reports are not read: their formats are not in this tool's
-//! reference material, and such a file gets an error naming the supported format.
+//! GuideLLM reports ([`guidellm`]) and AIPerf per-request exports ([`aiperf`]) record
+//! each request's send time, so they replay at any rate; their figures are computed
+//! from the per-request records ([`records`]). [`parse_result`] tells the formats
+//! apart (or takes a [`BenchFormat`]) and gives them all as the same [`BenchResult`].
 
 use crate::config::{load_experiment, Point};
 use crate::error::ConfigError;
@@ -23,6 +25,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+
+pub mod aiperf;
+pub mod guidellm;
+pub mod records;
+pub mod write_study;
 
 /// The study name compared rows carry.
 pub const COMPARE_STUDY: &str = "compare";
@@ -78,7 +85,7 @@ pub fn parse_bench_result(text: &str, file: &str) -> Result<BenchResult, ConfigE
                 file,
                 f,
                 format!(
-                    "missing: not a benchmark result (supported: the JSON `vllm bench serve` / benchmark_serving.py writes with --save-result, which has {}; GuideLLM and AIPerf reports are not read)",
+                    "missing: not a benchmark result (supported: the JSON `vllm bench serve` / benchmark_serving.py writes with --save-result, which has {})",
                     REQUIRED.join(", ")
                 ),
             ));
@@ -141,12 +148,135 @@ pub fn parse_bench_result(text: &str, file: &str) -> Result<BenchResult, ConfigE
     Ok(BenchResult { requests, measured })
 }
 
-/// Reads a result JSON (see [`parse_bench_result`]).
+/// Reads a result JSON of `vllm bench serve` (see [`parse_bench_result`]).
 pub fn read_bench_result(path: &Path) -> Result<BenchResult, ConfigError> {
+    read_result(path, Some(BenchFormat::Vllm), None)
+}
+
+/// The benchmark tools whose result files `infersim compare` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchFormat {
+    /// `vllm bench serve` / `benchmark_serving.py --save-result` JSON.
+    Vllm,
+    /// GuideLLM's report JSON.
+    Guidellm,
+    /// AIPerf's `profile_export.jsonl`.
+    Aiperf,
+}
+
+impl std::str::FromStr for BenchFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "vllm" => Ok(Self::Vllm),
+            "guidellm" => Ok(Self::Guidellm),
+            "aiperf" => Ok(Self::Aiperf),
+            _ => Err(format!("{s:?}, allowed: vllm, guidellm, aiperf")),
+        }
+    }
+}
+
+/// What a file of none of the formats is told.
+const EXPECTED: &str = "expected one of: the JSON `vllm bench serve` / benchmark_serving.py --save-result writes (input_lens, output_lens, ...), a GuideLLM report JSON (a `benchmarks` list), AIPerf's profile_export.jsonl (one {metadata, metrics, error} object per line)";
+
+/// Parses a result file of `format`, or of the format its content shows when `None`;
+/// `benchmark` picks one benchmark of a GuideLLM report holding several.
+pub fn parse_result(
+    text: &str,
+    file: &str,
+    format: Option<BenchFormat>,
+    benchmark: Option<usize>,
+) -> Result<BenchResult, ConfigError> {
+    let whole: Result<Value, _> = serde_json::from_str(text);
+    let first_line = || {
+        let l = text.lines().find(|l| !l.trim().is_empty())?;
+        serde_json::from_str::<Value>(l).ok()
+    };
+    let format = match (format, &whole) {
+        (Some(f), _) => f,
+        (None, Ok(v)) if guidellm::is_guidellm(v) => BenchFormat::Guidellm,
+        (None, Ok(v)) if aiperf::is_aiperf_record(v) => BenchFormat::Aiperf,
+        (None, Ok(v)) if aiperf::is_aiperf_aggregate(v) => BenchFormat::Aiperf,
+        (None, Ok(v)) if v.get("input_lens").is_some() => BenchFormat::Vllm,
+        (None, Ok(_)) => {
+            return Err(ConfigError::new(
+                file,
+                "(file)",
+                format!("not a benchmark result: {EXPECTED}"),
+            ))
+        }
+        (None, Err(_)) if first_line().is_some_and(|v| aiperf::is_aiperf_record(&v)) => {
+            BenchFormat::Aiperf
+        }
+        (None, Err(e)) => {
+            return Err(ConfigError::new(
+                file,
+                "(file)",
+                format!("not JSON: {e}; {EXPECTED}"),
+            ))
+        }
+    };
+    match format {
+        BenchFormat::Vllm => parse_bench_result(text, file),
+        BenchFormat::Guidellm => match whole {
+            Ok(v) => guidellm::parse_guidellm(&v, file, benchmark),
+            Err(e) => Err(ConfigError::new(file, "(file)", format!("not JSON: {e}"))),
+        },
+        BenchFormat::Aiperf => match whole {
+            Ok(v) if aiperf::is_aiperf_aggregate(&v) => Err(ConfigError::new(
+                file,
+                "(file)",
+                "AIPerf's aggregate profile_export_aiperf.json holds no per-request records; allowed: the file read from disk with the profile_export.jsonl beside it, or that JSONL",
+            )),
+            _ => aiperf::parse_aiperf_jsonl(text, file),
+        },
+    }
+}
+
+/// AIPerf's aggregate JSON at `path`: the requests of the `profile_export.jsonl`
+/// beside it, the aggregate's figures as measured. `None` when `text` is not one.
+fn aiperf_aggregate(
+    path: &Path,
+    text: &str,
+    format: Option<BenchFormat>,
+) -> Option<Result<BenchResult, ConfigError>> {
+    if !matches!(format, None | Some(BenchFormat::Aiperf)) {
+        return None;
+    }
+    let v: Value = serde_json::from_str(text).ok()?;
+    if !aiperf::is_aiperf_aggregate(&v) || aiperf::is_aiperf_record(&v) {
+        return None;
+    }
+    let file = path.display().to_string();
+    let jsonl = path.with_file_name("profile_export.jsonl");
+    let jname = jsonl.display().to_string();
+    Some((|| {
+        let records = std::fs::read_to_string(&jsonl).map_err(|e| {
+            ConfigError::new(
+                &jname,
+                "(file)",
+                format!("cannot read ({e}): the aggregate {file} holds no per-request records, they are read from the profile_export.jsonl beside it"),
+            )
+        })?;
+        let mut r = aiperf::parse_aiperf_jsonl(&records, &jname)?;
+        r.measured = aiperf::aggregate_figures(&v, &file)?;
+        Ok(r)
+    })())
+}
+
+/// Reads a result file (see [`parse_result`]).
+pub fn read_result(
+    path: &Path,
+    format: Option<BenchFormat>,
+    benchmark: Option<usize>,
+) -> Result<BenchResult, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
-    parse_bench_result(&text, &file)
+    if let Some(r) = aiperf_aggregate(path, &text, format) {
+        return r;
+    }
+    parse_result(&text, &file, format, benchmark)
 }
 
 /// The experiment's single point with its workload replaced by the result's requests.

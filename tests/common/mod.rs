@@ -4,6 +4,7 @@
 
 pub mod blocks;
 pub mod raw;
+pub mod residual;
 
 use infersim::cost::CostModel;
 use infersim::gpu::Sharing;
