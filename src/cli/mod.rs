@@ -11,6 +11,7 @@ mod calibration;
 mod compare;
 mod import_model;
 mod list_json;
+mod plan;
 mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
 use import_model::{cmd_import_model, ImportModelArgs};
@@ -73,6 +74,9 @@ enum Command {
     /// Replay a benchmark result's requests on an experiment's deployment: measured vs
     /// predicted, as `reproduce` prints them.
     Compare(compare::CompareArgs),
+    /// Search a space of deployments for the cheapest one meeting the SLOs at a
+    /// target rate (`[plan]`, `[plan.space]`): table, plan.json, plan.csv, plan.svg.
+    Plan(plan::PlanArgs),
     /// Kernel tables and roofline curves: `fit` the curves on the measured tables,
     /// `check` the cost model against the tables (with leave-one-GPU-out).
     Kernels {
@@ -243,6 +247,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Calibrate(a) => cmd_calibrate(a),
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Compare(a) => compare::cmd_compare(a),
+        Command::Plan(a) => plan::cmd_plan(a),
         Command::Kernels { action, out } => cmd_kernels(&action, out),
     };
     match res {
