@@ -56,16 +56,8 @@ fn report(path: &Path, threads: usize, shard: Option<Shard>) -> infersim::plan::
         .num_threads(threads)
         .build()
         .unwrap();
-    pool.install(|| {
-        run_plan(
-            &plan,
-            &PlanOptions {
-                quiet: true,
-                shard,
-            },
-        )
-    })
-    .unwrap()
+    pool.install(|| run_plan(&plan, &PlanOptions { quiet: true, shard }))
+        .unwrap()
 }
 
 fn files(r: &PlanReport, dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -91,13 +83,16 @@ fn the_winner_holds_with_other_seeds_and_the_next_cheaper_does_not() {
     assert!(runs.iter().all(|v| v.met), "winner re-runs: {runs:?}");
     let n = r.next_cheaper.expect("a cheaper candidate that misses");
     let nc = &r.candidates[n];
-    assert!(nc.cost_per_hour_usd.unwrap() <= win.cost_per_hour_usd.unwrap());
+    assert!(nc.cost_per_hour_usd.unwrap() < win.cost_per_hour_usd.unwrap());
     assert_eq!(nc.meets_target, Some(false));
     assert!(nc.max_rate.unwrap_or(0.0) < 6.0);
     let runs = verify(&plan, n, 6.0, 5).unwrap();
     // It missed the target in the search; the re-runs show it is not reliable there
     // either (a candidate near its limit passes with some seeds).
-    assert!(runs.iter().any(|v| !v.met), "next cheaper re-runs: {runs:?}");
+    assert!(
+        runs.iter().any(|v| !v.met),
+        "next cheaper re-runs: {runs:?}"
+    );
     // No searched candidate cheaper than the winner meets the target, and the
     // runner-up costs at least as much.
     for c in r.candidates.iter().filter(|c| c.pruned.is_none()) {
@@ -109,7 +104,10 @@ fn the_winner_holds_with_other_seeds_and_the_next_cheaper_does_not() {
     assert!(ru.cost_per_hour_usd >= win.cost_per_hour_usd);
     // Everything dominated costs at least the runner-up's price.
     for c in &r.candidates {
-        if c.pruned.as_deref().is_some_and(|p| p.starts_with("dominated")) {
+        if c.pruned
+            .as_deref()
+            .is_some_and(|p| p.starts_with("dominated"))
+        {
             assert!(c.cost_per_hour_usd >= ru.cost_per_hour_usd, "{}", c.label);
             assert!(c.max_rate.is_none() && c.runs == 0);
         }
@@ -140,13 +138,20 @@ fn pruning_is_by_memory_layout_and_roofline_and_each_holds() {
     // TP 2 on one GPU is not a layout.
     for c in &r.candidates {
         if c.setup.tp > c.setup.num_gpus {
-            assert!(c.pruned.as_deref().unwrap().starts_with("invalid"), "{}", c.label);
+            assert!(
+                c.pruned.as_deref().unwrap().starts_with("invalid"),
+                "{}",
+                c.label
+            );
         }
         // The roofline bounds every rate found, and prunes only below the target.
         if let (Some(m), Some(b)) = (c.max_rate, c.roofline_rate) {
             assert!(m <= b, "{}: {m} > {b}", c.label);
         }
-        if c.pruned.as_deref().is_some_and(|p| p.starts_with("roofline")) {
+        if c.pruned
+            .as_deref()
+            .is_some_and(|p| p.starts_with("roofline"))
+        {
             assert!(c.roofline_rate.unwrap() < 6.0);
         }
     }
@@ -178,7 +183,9 @@ fn sharded_then_merged_equals_unsharded_and_threads_do_not_matter() {
         assert!(a.1 == b.1, "{} differs after merging shards", a.0);
     }
     // A missing shard is an error naming it.
-    let e = merge_plan_shards(&shard_files[..2]).unwrap_err().to_string();
+    let e = merge_plan_shards(&shard_files[..2])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shard") && e.contains("missing"), "{e}");
 }
 
@@ -210,11 +217,16 @@ fn bad_plan_keys_name_the_file_field_and_what_is_allowed() {
         assert!(msg.contains(want), "wanted {want:?} in:\n{msg}");
     }
     // "max" searches every candidate: cheapest_only does not apply.
-    let (msg, code) = plan_error(
-        &PLAN.replacen("target_rate = 6.0", "target_rate = \"max\"\ncheapest_only = true", 1),
-    );
+    let (msg, code) = plan_error(&PLAN.replacen(
+        "target_rate = 6.0",
+        "target_rate = \"max\"\ncheapest_only = true",
+        1,
+    ));
     assert_eq!(code, 2);
-    assert!(msg.contains("plan.cheapest_only: applies only with a numeric target_rate"), "{msg}");
+    assert!(
+        msg.contains("plan.cheapest_only: applies only with a numeric target_rate"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! one file per command.
 
 pub mod bench;
+pub mod bench_plan;
 mod calibration;
 mod compare;
 mod import_model;
@@ -691,13 +692,21 @@ fn cmd_bench(
         println!("{}", serde_json::to_string(&row).expect("serialises"));
         return Ok(());
     }
-    for o in only {
+    // The planner's scenario runs in this process, after the others (alone when it is
+    // the only one asked for).
+    let all = only.is_empty();
+    let want_plan = all || only.iter().any(|o| o == "plan");
+    let only: Vec<String> = only.iter().filter(|o| *o != "plan").cloned().collect();
+    if want_plan && !all && only.is_empty() {
+        return bench_plan::run_plan_bench(json);
+    }
+    for o in &only {
         if !SCENARIOS.contains(&o.as_str()) {
             return Err(ConfigError::new(
                 cl,
                 "--scenario",
                 format!(
-                    "unknown scenario {o:?}; scenarios: {}",
+                    "unknown scenario {o:?}; scenarios: {}, plan",
                     SCENARIOS.join(", ")
                 ),
             )
@@ -709,7 +718,7 @@ fn cmd_bench(
     let mut rows: Vec<BenchRow> = Vec::new();
     for name in SCENARIOS
         .iter()
-        .filter(|n| only.is_empty() || only.iter().any(|o| o == *n))
+        .filter(|n| all || only.iter().any(|o| o == *n))
     {
         let modes: &[&str] = if fast_only {
             &["fast-forward"]
@@ -814,6 +823,9 @@ fn cmd_bench(
         for line in crate::bench::target_lines(&rows) {
             println!("{line}");
         }
+    }
+    if want_plan && !json {
+        bench_plan::run_plan_bench(false)?;
     }
     Ok(())
 }

@@ -36,7 +36,10 @@ pub(super) fn cmd_plan(a: PlanArgs) -> Result<(), Error> {
         .into());
     }
     let shard: Option<Shard> = match &a.shard {
-        Some(s) => Some(s.parse().map_err(|e: String| ConfigError::new(cl, "--shard", e))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| ConfigError::new(cl, "--shard", e))?,
+        ),
         None => None,
     };
     let plan = load_plan(&a.file)?;
@@ -76,11 +79,17 @@ pub(super) fn cmd_plan(a: PlanArgs) -> Result<(), Error> {
     print!("{}", report.table());
     if let Some(t) = plan.settings.target_rate {
         let n = plan.settings.verify_seeds;
-        for (what, i) in [("cheapest", report.winner), ("next cheaper", report.next_cheaper)] {
+        for (what, i) in [
+            ("cheapest", report.winner),
+            ("next cheaper", report.next_cheaper),
+        ] {
             let Some(i) = i else { continue };
             let runs = pool.install(|| verify(&plan, i, t, n))?;
             let met = runs.iter().filter(|v| v.met).count();
-            let lat: Vec<String> = runs.iter().map(|v| format!("{:.1}", v.latency_ms)).collect();
+            let lat: Vec<String> = runs
+                .iter()
+                .map(|v| format!("{:.1}", v.latency_ms))
+                .collect();
             let metric = plan.slo_name();
             println!(
                 "re-run {what} #{i} at {t} req/s with {n} other seeds: {met}/{n} meet the SLOs; {metric}: {}",

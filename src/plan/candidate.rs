@@ -116,7 +116,10 @@ pub fn enumerate(plan: &PlanFile) -> Vec<Setup> {
     for model in or(&sp.model, get("engine", "model")) {
         for gpu in or(&sp.gpu, get("hardware", "gpu")) {
             for &n in &ori(&sp.num_gpus, geti("hardware", "num_gpus")) {
-                for &tp in &ori(&sp.tensor_parallel_size, geti("engine", "tensor_parallel_size")) {
+                for &tp in &ori(
+                    &sp.tensor_parallel_size,
+                    geti("engine", "tensor_parallel_size"),
+                ) {
                     for &pp in &ori(
                         &sp.pipeline_parallel_size,
                         geti("engine", "pipeline_parallel_size"),
@@ -253,7 +256,11 @@ pub fn build(plan: &PlanFile, s: &Setup) -> Result<Built, (String, String)> {
         Err(es) => {
             let memory = es.iter().find(|e| e.message.contains("does not fit"));
             let e = memory.unwrap_or(&es[0]);
-            let kind = if memory.is_some() { "memory" } else { "invalid" };
+            let kind = if memory.is_some() {
+                "memory"
+            } else {
+                "invalid"
+            };
             Err((kind.to_string(), format!("{}: {}", e.field, e.message)))
         }
     }

@@ -117,12 +117,9 @@ pub fn load_plan(path: &Path) -> Result<PlanFile> {
         return Err(ConfigError::new(&file, "plan.space", "has no candidates").into());
     };
     let varied = candidate::varied_keys();
-    if let Err(es) = crate::config::build_table(
-        candidate::table(&plan, s),
-        path.parent(),
-        &file,
-        &varied,
-    ) {
+    if let Err(es) =
+        crate::config::build_table(candidate::table(&plan, s), path.parent(), &file, &varied)
+    {
         // Errors about the keys the planner sets depend on the candidate (pruned);
         // the others are the file's.
         let own: Vec<ConfigError> = es
@@ -229,7 +226,12 @@ pub fn run_plan(plan: &PlanFile, opts: &PlanOptions) -> Result<ShardFile> {
         .collect();
     if let Some((_, Some(b))) = built.iter().find(|(_, b)| b.is_some()) {
         if !rate_driven(&b.scenario) {
-            return Err(ConfigError::new(&file, "workload.arrival", "plans need arrivals set by a rate: poisson, gamma or constant, without classes").into());
+            return Err(ConfigError::new(
+                &file,
+                "workload.arrival",
+                "plans need arrivals set by a rate: poisson, gamma or constant, without classes",
+            )
+            .into());
         }
     }
     let mut results: Vec<CandidateResult> = Vec::with_capacity(built.len());
@@ -333,9 +335,7 @@ fn slo_of(plan: &PlanFile) -> Vec<(String, f64)> {
         .map(|t| {
             t.iter()
                 .filter_map(|(k, v)| {
-                    let x = v
-                        .as_float()
-                        .or_else(|| v.as_integer().map(|i| i as f64))?;
+                    let x = v.as_float().or_else(|| v.as_integer().map(|i| i as f64))?;
                     Some((k.clone(), x))
                 })
                 .collect()
@@ -421,9 +421,10 @@ pub fn merge_plan_shards(paths: &[PathBuf]) -> Result<PlanReport> {
                 format!("is not a plan shard file: {e}"),
             )
         })?;
-        let sh: Shard = f.shard.parse().map_err(|e: String| {
-            ConfigError::new(p.display().to_string(), "shard", e)
-        })?;
+        let sh: Shard = f
+            .shard
+            .parse()
+            .map_err(|e: String| ConfigError::new(p.display().to_string(), "shard", e))?;
         shards.push((sh, f));
     }
     let Some((first_shard, first)) = shards.first().cloned() else {
@@ -433,17 +434,36 @@ pub fn merge_plan_shards(paths: &[PathBuf]) -> Result<PlanReport> {
     for (k, (sh, f)) in shards.iter().enumerate() {
         let file = paths[k].display().to_string();
         if f.plan_digest != first.plan_digest || sh.count != n {
-            return Err(ConfigError::new(&file, "plan_digest", format!("is a shard of another plan or shard count than {} (shard {})", paths[0].display(), first.shard)).into());
+            return Err(ConfigError::new(
+                &file,
+                "plan_digest",
+                format!(
+                    "is a shard of another plan or shard count than {} (shard {})",
+                    paths[0].display(),
+                    first.shard
+                ),
+            )
+            .into());
         }
     }
     let mut seen = vec![false; n];
     for (sh, _) in &shards {
         if std::mem::replace(&mut seen[sh.index], true) {
-            return Err(ConfigError::new("<command line>", "shards", format!("shard {sh} given twice")).into());
+            return Err(ConfigError::new(
+                "<command line>",
+                "shards",
+                format!("shard {sh} given twice"),
+            )
+            .into());
         }
     }
     if let Some(i) = seen.iter().position(|s| !s) {
-        return Err(ConfigError::new("<command line>", "shards", format!("shard {i}/{n} is missing")).into());
+        return Err(ConfigError::new(
+            "<command line>",
+            "shards",
+            format!("shard {i}/{n} is missing"),
+        )
+        .into());
     }
     let mut merged = first.clone();
     merged.shard = Shard::WHOLE.to_string();

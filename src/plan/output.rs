@@ -31,7 +31,8 @@ pub struct PlanReport {
     pub winner: Option<usize>,
     /// The second cheapest meeting the target (or second highest rate).
     pub runner_up: Option<usize>,
-    /// The dearest searched candidate cheaper than the winner (it misses the target).
+    /// The dearest searched candidate that costs less per hour than the winner (it
+    /// misses the target): the margin.
     pub next_cheaper: Option<usize>,
     /// Candidates meeting the target that no other beats on both cost per hour and
     /// latency at the target, by cost.
@@ -84,12 +85,7 @@ impl PlanReport {
             let mut cheaper: Vec<&CandidateResult> = searched
                 .iter()
                 .copied()
-                .filter(|r| {
-                    w.is_some_and(|w| {
-                        let wr = &candidates[w];
-                        (cost(r), r.index) < (cost(wr), wr.index)
-                    })
-                })
+                .filter(|r| w.is_some_and(|w| cost(r) < cost(&candidates[w])))
                 .collect();
             by_cost(&mut cheaper);
             (
@@ -267,7 +263,11 @@ impl PlanReport {
                 show(r.usd_per_million_output_tokens, 3)
             );
         }
-        let pruned: Vec<String> = self.pruned.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let pruned: Vec<String> = self
+            .pruned
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
         out += &format!(
             "\npruned: {}\n",
             if pruned.is_empty() {
@@ -289,7 +289,10 @@ impl PlanReport {
             .filter_map(|r| Some((r.cost_per_hour_usd?, r.max_rate.unwrap_or(0.0), r.index)))
             .collect();
         super::svg::scatter(
-            &format!("{}: cost per hour vs highest rate meeting the SLOs", self.name),
+            &format!(
+                "{}: cost per hour vs highest rate meeting the SLOs",
+                self.name
+            ),
             &pts,
             &self.frontier_cost_rate,
             self.target_rate,

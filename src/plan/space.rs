@@ -142,13 +142,17 @@ fn allowed(keys: &[(&str, &str)]) -> String {
 pub fn parse_plan(text: &str, path: &Path) -> Result<PlanFile, Vec<ConfigError>> {
     let file = path.display().to_string();
     let f = file.as_str();
-    let mut base: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        vec![crate::config::expand::toml_error(&e, text, f)]
-    })?;
+    let mut base: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![crate::config::expand::toml_error(&e, text, f)])?;
     let mut errs = Vec::new();
     for k in ["sweep", "variant"] {
         if base.contains_key(k) {
-            errs.push(err(f, k, "is not allowed in a plan file: the search space is [plan.space]; remove it"));
+            errs.push(err(
+                f,
+                k,
+                "is not allowed in a plan file: the search space is [plan.space]; remove it",
+            ));
         }
     }
     let plan = match base.remove("plan") {
@@ -162,7 +166,14 @@ pub fn parse_plan(text: &str, path: &Path) -> Result<PlanFile, Vec<ConfigError>>
             return Err(errs);
         }
         None => {
-            errs.push(err(f, "plan", format!("is missing: a plan file needs [plan] (keys: {}) and [plan.space]", allowed(PLAN_KEYS))));
+            errs.push(err(
+                f,
+                "plan",
+                format!(
+                    "is missing: a plan file needs [plan] (keys: {}) and [plan.space]",
+                    allowed(PLAN_KEYS)
+                ),
+            ));
             return Err(errs);
         }
     };
@@ -248,7 +259,10 @@ pub fn parse_plan(text: &str, path: &Path) -> Result<PlanFile, Vec<ConfigError>>
         errs.push(err(
             f,
             "plan.space",
-            format!("is missing: [plan.space] with axes among {}", allowed(SPACE_KEYS)),
+            format!(
+                "is missing: [plan.space] with axes among {}",
+                allowed(SPACE_KEYS)
+            ),
         ));
     }
     if s.target_rate.is_none() && cheapest_given && s.cheapest_only {
@@ -265,7 +279,11 @@ pub fn parse_plan(text: &str, path: &Path) -> Result<PlanFile, Vec<ConfigError>>
             errs.push(err(f, "workload.rate_per_s", "is set by the planner (the rates it tries); remove it and give the target as plan.target_rate"));
         }
         if w.contains_key("num_requests") {
-            errs.push(err(f, "workload.num_requests", "plans use timed runs: give workload.duration_s (and warmup_s) instead"));
+            errs.push(err(
+                f,
+                "workload.num_requests",
+                "plans use timed runs: give workload.duration_s (and warmup_s) instead",
+            ));
         } else if !w.contains_key("duration_s") {
             errs.push(err(
                 f,
@@ -354,9 +372,9 @@ fn parse_space(t: &toml::Table, f: &str, sp: &mut Space, errs: &mut Vec<ConfigEr
                 .is_some(),
             "num_gpus" => ints(1, 4096).map(|x| sp.num_gpus = x).is_some(),
             "tensor_parallel_size" => ints(1, 64).map(|x| sp.tensor_parallel_size = x).is_some(),
-            "pipeline_parallel_size" => ints(1, 64)
-                .map(|x| sp.pipeline_parallel_size = x)
-                .is_some(),
+            "pipeline_parallel_size" => {
+                ints(1, 64).map(|x| sp.pipeline_parallel_size = x).is_some()
+            }
             "instances_per_gpu" => ints(2, 16).map(|x| sp.instances_per_gpu = x).is_some(),
             "max_num_seqs" => ints(1, 65536).map(|x| sp.max_num_seqs = x).is_some(),
             _ => ints(1, 1 << 20)
@@ -378,7 +396,7 @@ fn parse_space(t: &toml::Table, f: &str, sp: &mut Space, errs: &mut Vec<ConfigEr
             "is missing: sharing \"mps\" or \"time-slice\" needs the pods per GPU to try (2 to 16)",
         ));
     }
-    if has("mig") != !sp.mig.is_empty() {
+    if has("mig") == sp.mig.is_empty() {
         errs.push(err(
             f,
             "plan.space.mig",
