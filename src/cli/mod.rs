@@ -269,6 +269,9 @@ fn config_errors(mut errs: Vec<ConfigError>) -> Error {
 }
 
 fn cmd_validate(file: PathBuf) -> Result<(), Error> {
+    if crate::plan::is_plan_file(&file) {
+        return plan::cmd_validate_plan(&file);
+    }
     let exp = load_experiment(&file).map_err(config_errors)?;
     for w in &exp.warnings {
         eprintln!("warning: {w}");

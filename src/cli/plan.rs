@@ -100,3 +100,18 @@ pub(super) fn cmd_plan(a: PlanArgs) -> Result<(), Error> {
     println!("wrote {}", dir.display());
     Ok(())
 }
+
+/// `infersim validate PLAN`: the plan's keys and its experiment part checked, and
+/// how many candidates its space holds.
+pub(super) fn cmd_validate_plan(file: &std::path::Path) -> Result<(), Error> {
+    let plan = load_plan(file)?;
+    let n = crate::plan::candidate::enumerate(&plan).len();
+    println!(
+        "{}: ok (plan: {n} candidate{}, {} replication{} per rate)",
+        file.display(),
+        if n == 1 { "" } else { "s" },
+        plan.settings.replications,
+        if plan.settings.replications == 1 { "" } else { "s" }
+    );
+    Ok(())
+}

@@ -144,6 +144,15 @@ fn errors(mut es: Vec<ConfigError>) -> Error {
     }
 }
 
+/// Whether `path` holds a plan file (a TOML file with a top-level `[plan]` table)
+/// rather than an experiment: `infersim validate` checks each as what it is.
+pub fn is_plan_file(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.get("plan").is_some_and(|p| p.is_table()))
+}
+
 /// Options of one plan run.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
