@@ -56,6 +56,7 @@ pub mod error;
 pub mod frontend;
 pub mod gpu;
 pub mod metrics;
+pub mod plan;
 pub mod report;
 pub mod router;
 pub mod serving;

@@ -37,6 +37,9 @@ pub(super) fn cmd_merge(a: MergeArgs) -> Result<(), Error> {
         if let Some((exp, rows)) = &m.run {
             print!("{}", stdout_report(exp, rows)?);
         }
+        if let Some(report) = &m.plan {
+            print!("{}", report.table());
+        }
     }
     println!(
         "merged {} {} shard{} into {} ({} files)",

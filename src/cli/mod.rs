@@ -7,11 +7,13 @@
 //! one file per command.
 
 pub mod bench;
+pub mod bench_plan;
 mod calibration;
 mod compare;
 mod import_model;
 mod list_json;
 mod merge;
+mod plan;
 mod prices;
 use calibration::{cmd_calibrate, cmd_kernels, cmd_reproduce, CalibrateArgs, ReproduceArgs};
 use import_model::{cmd_import_model, ImportModelArgs};
@@ -77,6 +79,9 @@ enum Command {
     /// Combine the shard files of `run --shard i/n` into the results of the unsharded
     /// run (byte-identical).
     Merge(merge::MergeArgs),
+    /// Search a space of deployments for the cheapest one meeting the SLOs at a
+    /// target rate (`[plan]`, `[plan.space]`): table, plan.json, plan.csv, plan.svg.
+    Plan(plan::PlanArgs),
     /// Kernel tables and roofline curves: `fit` the curves on the measured tables,
     /// `check` the cost model against the tables (with leave-one-GPU-out).
     Kernels {
@@ -252,6 +257,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Compare(a) => compare::cmd_compare(a),
         Command::Merge(a) => merge::cmd_merge(a),
+        Command::Plan(a) => plan::cmd_plan(a),
         Command::Kernels { action, out } => cmd_kernels(&action, out),
     };
     match res {
@@ -272,6 +278,9 @@ fn config_errors(mut errs: Vec<ConfigError>) -> Error {
 }
 
 fn cmd_validate(file: PathBuf) -> Result<(), Error> {
+    if crate::plan::is_plan_file(&file) {
+        return plan::cmd_validate_plan(&file);
+    }
     let exp = load_experiment(&file).map_err(config_errors)?;
     for w in &exp.warnings {
         eprintln!("warning: {w}");
@@ -737,13 +746,21 @@ fn cmd_bench(
         println!("{}", serde_json::to_string(&row).expect("serialises"));
         return Ok(());
     }
-    for o in only {
+    // The planner's scenario runs in this process, after the others (alone when it is
+    // the only one asked for).
+    let all = only.is_empty();
+    let want_plan = all || only.iter().any(|o| o == "plan");
+    let only: Vec<String> = only.iter().filter(|o| *o != "plan").cloned().collect();
+    if want_plan && !all && only.is_empty() {
+        return bench_plan::run_plan_bench(json);
+    }
+    for o in &only {
         if !SCENARIOS.contains(&o.as_str()) {
             return Err(ConfigError::new(
                 cl,
                 "--scenario",
                 format!(
-                    "unknown scenario {o:?}; scenarios: {}",
+                    "unknown scenario {o:?}; scenarios: {}, plan",
                     SCENARIOS.join(", ")
                 ),
             )
@@ -755,7 +772,7 @@ fn cmd_bench(
     let mut rows: Vec<BenchRow> = Vec::new();
     for name in SCENARIOS
         .iter()
-        .filter(|n| only.is_empty() || only.iter().any(|o| o == *n))
+        .filter(|n| all || only.iter().any(|o| o == *n))
     {
         let modes: &[&str] = if fast_only {
             &["fast-forward"]
@@ -860,6 +877,9 @@ fn cmd_bench(
         for line in crate::bench::target_lines(&rows) {
             println!("{line}");
         }
+    }
+    if want_plan && !json {
+        bench_plan::run_plan_bench(false)?;
     }
     Ok(())
 }

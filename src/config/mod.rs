@@ -235,6 +235,19 @@ pub fn load_experiment(path: &Path) -> Result<Experiment, Vec<ConfigError>> {
     parse_experiment(&text, path)
 }
 
+/// Checks one resolved experiment table (no `[sweep]`, no `[[variant]]`) and builds
+/// it, as each sweep point is: the planner's candidates (`infersim plan`) go through
+/// here. `varied` names the keys that differ between the tables checked together.
+pub fn build_table(
+    d: toml::Table,
+    base: Option<&Path>,
+    file: &str,
+    varied: &[String],
+) -> Result<(RawExperiment, check::Built), Vec<ConfigError>> {
+    let mut traces = TraceCache::default();
+    check_point(d, base, file, varied, &mut traces).map(|(raw, built, _)| (raw, built))
+}
+
 /// The most distinct errors reported for one file.
 pub const MAX_REPORTED_ERRORS: usize = 100;
 

@@ -223,6 +223,8 @@ pub struct Merged {
     pub written: Vec<PathBuf>,
     /// For run shards, the experiment and its rows (for the table).
     pub run: Option<(Experiment, Vec<ReportRow>)>,
+    /// For plan shards, the merged plan report (for the table).
+    pub plan: Option<crate::plan::PlanReport>,
 }
 
 /// The shard files named by `inputs`: a file as given, a folder's
@@ -321,12 +323,7 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged> {
     let dir = opts.out.clone().unwrap_or(default_dir);
     match kind.as_str() {
         "run" => merge_run_shards(&docs, &dir, opts),
-        // The planner's shards: its `merge_plan_shards` goes here.
-        "plan" => Err(bad(
-            first,
-            "kind",
-            "\"plan\" shards are written by `infersim plan --shard`, which this build does not have; merge them with the infersim that wrote them",
-        )),
+        "plan" => merge_plan(&docs, &dir),
         other => Err(bad(
             first,
             "kind",
@@ -544,6 +541,23 @@ fn merge_run_shards(
         dir: dir.to_path_buf(),
         written,
         run: Some((exp, rows)),
+        plan: None,
+    })
+}
+
+/// Merges the shard files of `infersim plan --shard i/n` ([`crate::plan::merge_plan_shards`]
+/// checks them) and writes the unsharded plan's outputs into `dir`.
+fn merge_plan(docs: &[(PathBuf, String, Value)], dir: &Path) -> Result<Merged> {
+    let paths: Vec<PathBuf> = docs.iter().map(|(p, _, _)| p.clone()).collect();
+    let report = crate::plan::merge_plan_shards(&paths)?;
+    let written = crate::plan::write_outputs(&report, dir)?;
+    Ok(Merged {
+        kind: "plan".into(),
+        shards: paths.len(),
+        dir: dir.to_path_buf(),
+        written,
+        run: None,
+        plan: Some(report),
     })
 }
 
