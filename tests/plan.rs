@@ -248,3 +248,38 @@ fn the_command_writes_its_files_and_refuses_bad_input_with_exit_2() {
     assert!(out.join("shard-1-of-2.json").is_file());
     assert_eq!(infersim::cli::main_with_args(args(&["--shard", "2/2"])), 2);
 }
+
+/// Sharing modes: MPS and time-sliced pods split the GPU's memory (0.9 / pods unless
+/// the file sets it) and build; MIG slices build as GPUs of their own; with
+/// `target_rate = "max"` every candidate is searched and its rate stays under its
+/// roofline bound (counted over the MIG instances, which outnumber the GPU).
+#[test]
+fn sharing_modes_build_and_max_searches_every_candidate() {
+    let text = PLAN
+        .replacen("target_rate = 6.0", "target_rate = \"max\"\nmax_steps = 14", 1)
+        .replacen(
+            "gpu = [\"t4\", \"l4\", \"a10g\"]\nnum_gpus = [1, 2]\ntensor_parallel_size = [1, 2]\nmax_num_seqs = [64, 256]",
+            "gpu = [\"a100-80gb\"]\nsharing = [\"exclusive\", \"mps\", \"time-slice\", \"mig\"]\ninstances_per_gpu = [2]\nmig = [\"3g.40gb\", \"1g.10gb\"]",
+            1,
+        )
+        .replacen("llama-3.1-8b", "llama-3.2-1b", 1);
+    let d = tempfile::tempdir().unwrap();
+    let path = write(d.path(), "share.toml", &text);
+    let r = finalize(report(&path, 2, None));
+    assert_eq!(r.candidates_total, 5);
+    assert_eq!(r.searched, 5, "{:?}", r.candidates);
+    for c in &r.candidates {
+        let (m, b) = (c.max_rate.unwrap(), c.roofline_rate.unwrap());
+        assert!(m > 0.0 && m <= b, "{}: {m} vs {b}", c.label);
+        // One physical GPU's price, whatever runs on it.
+        assert_eq!(c.cost_per_hour_usd, r.candidates[0].cost_per_hour_usd);
+    }
+    assert_eq!(r.candidates[1].instances, 2); // mps ×2
+    assert_eq!(r.candidates[4].instances, 7); // seven 1g.10gb slices
+                                              // The winner has the highest rate.
+    let w = r.winner.unwrap();
+    assert!(r
+        .candidates
+        .iter()
+        .all(|c| c.max_rate <= r.candidates[w].max_rate));
+}

@@ -111,7 +111,11 @@ pub(super) fn cmd_validate_plan(file: &std::path::Path) -> Result<(), Error> {
         file.display(),
         if n == 1 { "" } else { "s" },
         plan.settings.replications,
-        if plan.settings.replications == 1 { "" } else { "s" }
+        if plan.settings.replications == 1 {
+            ""
+        } else {
+            "s"
+        }
     );
     Ok(())
 }

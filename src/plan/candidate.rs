@@ -198,6 +198,14 @@ pub fn table(plan: &PlanFile, s: &Setup) -> toml::Table {
         V::Integer(s.pods_per_gpu as i64),
     );
     let mut eng = sec(&mut d, "engine");
+    // Pods sharing a GPU split its memory: unless the file says, each takes an equal
+    // share of vLLM's default 0.9.
+    if s.pods_per_gpu > 1 && !eng.contains_key("gpu_memory_utilization") {
+        eng.insert(
+            "gpu_memory_utilization".into(),
+            V::Float(0.9 / s.pods_per_gpu as f64),
+        );
+    }
     eng.insert("model".into(), V::String(s.model.clone()));
     eng.insert("tensor_parallel_size".into(), V::Integer(s.tp as i64));
     eng.insert("pipeline_parallel_size".into(), V::Integer(s.pp as i64));
@@ -288,7 +296,7 @@ pub fn rate_driven(sc: &Scenario) -> bool {
 /// An upper bound on the request rate a candidate can serve, from the roofline:
 /// every token costs at least 2 FLOPs per active parameter, and every step (of at
 /// most `max_num_batched_tokens` tokens) reads each GPU's share of the weights, so
-/// tokens per second ≤ GPUs × min(F / 2P, tokens per step × bandwidth / weights);
+/// tokens per second ≤ GPUs (MIG instances with MIG) × min(F / 2P, tokens per step × bandwidth / weights);
 /// divided by the mean prompt + output tokens of a request. Quantised weights are
 /// allowed twice the bf16 peak (FP8 tensor cores).
 pub fn roofline_rate(b: &Built, batch_tokens: u64) -> f64 {
@@ -310,5 +318,9 @@ pub fn roofline_rate(b: &Built, batch_tokens: u64) -> f64 {
     let per_gpu = (flops / (2.0 * p)).min(batch_tokens as f64 * bw / w);
     let wl = &b.scenario.workload;
     let tokens = (wl.input.mean() + wl.output.mean()).max(1.0);
-    b.gpus as f64 * per_gpu / tokens
+    // Physical GPUs, or the MIG instances (each priced with its slice's spec) when
+    // there are more of them; a tensor-parallel group is one GPU to the simulation,
+    // hence the larger of the two.
+    let gpus = (b.gpus as usize).max(b.scenario.gpus.len()).max(1);
+    gpus as f64 * per_gpu / tokens
 }

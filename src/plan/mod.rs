@@ -326,7 +326,11 @@ fn searched_result(
     }
     if let Some(p) = &found.best {
         r.max_rate = Some(p.rate);
-        r.max_rate_confidence = Some(conf(p));
+        r.max_rate_confidence = Some(if found.bracketed {
+            conf(p)
+        } else {
+            format!("{}, a lower bound: no failing rate found", conf(p))
+        });
         let c = crate::metrics::CostSummary::new(
             b.gpus,
             b.usd_per_gpu_hour,

@@ -222,8 +222,13 @@ impl PlanReport {
                 None => format!("{what:<13} none\n"),
             }
         };
-        out += &line("cheapest:", self.winner);
-        out += &line("runner-up:", self.runner_up);
+        let (first, second) = if self.target_rate.is_some() {
+            ("cheapest:", "runner-up:")
+        } else {
+            ("highest rate:", "second:")
+        };
+        out += &line(first, self.winner);
+        out += &line(second, self.runner_up);
         if self.target_rate.is_some() {
             out += &line("next cheaper:", self.next_cheaper);
         }
@@ -243,9 +248,17 @@ impl PlanReport {
         });
         for r in rows {
             let mark = if Some(r.index) == self.winner {
-                " <- cheapest"
+                if self.target_rate.is_some() {
+                    " <- cheapest"
+                } else {
+                    " <- highest rate"
+                }
             } else if Some(r.index) == self.runner_up {
-                " <- runner-up"
+                if self.target_rate.is_some() {
+                    " <- runner-up"
+                } else {
+                    " <- second"
+                }
             } else if self.frontier_cost_rate.contains(&r.index) {
                 " (frontier)"
             } else {

@@ -87,6 +87,9 @@ pub struct Search {
     pub at_target: Option<PointResult>,
     /// Simulations run.
     pub runs: u32,
+    /// Whether a failing rate above the best was found (else the best is only a
+    /// lower bound: the steps ran out, or the roofline bound passed).
+    pub bracketed: bool,
 }
 
 /// Searches `b`'s highest passing rate, at most `bound` requests per second.
@@ -137,6 +140,7 @@ pub fn search(b: &Built, s: &PlanSettings, seed: u64, bound: f64) -> Result<Sear
         }
     }
     Ok(Search {
+        bracketed: fail.is_some_and(|f| pass.as_ref().is_none_or(|p| f > p.rate)),
         best: pass,
         at_target,
         runs: steps * reps,
