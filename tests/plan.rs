@@ -247,6 +247,35 @@ fn the_command_writes_its_files_and_refuses_bad_input_with_exit_2() {
     assert_eq!(infersim::cli::main_with_args(args(&["--shard", "1/2"])), 0);
     assert!(out.join("shard-1-of-2.json").is_file());
     assert_eq!(infersim::cli::main_with_args(args(&["--shard", "2/2"])), 2);
+    // The HTML report is self-contained and holds every candidate's row.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for external in ["href=\"http", "src=\"http", "<script", "<link", "url("] {
+        assert!(!html.contains(external), "report.html holds {external}");
+    }
+    let csv = std::fs::read_to_string(out.join("plan.csv")).unwrap();
+    let rows = csv.lines().count() - 1;
+    assert!(
+        html.matches("<tr").count() > rows,
+        "{rows} candidate rows and a header"
+    );
+    assert!(html.contains("<svg"), "the plot is inlined");
+    // `infersim merge` on the folder of a 2-way split writes the unsharded files.
+    let shards = d.path().join("shards");
+    for i in ["0/2", "1/2"] {
+        let mut v = args(&["--shard", i]);
+        v[4] = shards.display().to_string();
+        assert_eq!(infersim::cli::main_with_args(v), 0);
+    }
+    let merged = d.path().join("merged");
+    let cmd = ["infersim", "merge", &shards.display().to_string(), "--out"];
+    let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+    v.extend([merged.display().to_string(), "--quiet".into()]);
+    assert_eq!(infersim::cli::main_with_args(v), 0);
+    for f in ["plan.json", "plan.csv", "plan.svg", "report.html"] {
+        let a = std::fs::read(out.join(f)).unwrap();
+        let b = std::fs::read(merged.join(f)).unwrap();
+        assert!(a == b, "{f} differs after infersim merge");
+    }
 }
 
 /// Sharing modes: MPS and time-sliced pods split the GPU's memory (0.9 / pods unless

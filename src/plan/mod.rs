@@ -13,6 +13,7 @@
 //! sharded plan merged ([`merge_plan_shards`]) gives the same report byte for byte.
 
 pub mod candidate;
+mod html;
 pub mod output;
 pub mod search;
 pub mod space;

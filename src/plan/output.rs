@@ -151,39 +151,51 @@ impl PlanReport {
         s
     }
 
-    /// `plan.csv`: one row per candidate.
-    pub fn csv(&self) -> String {
-        let mut out = String::from("index,label,model,gpu,num_gpus,tp,pp,sharing,pods_per_gpu,mig,max_num_seqs,max_num_batched_tokens,instances,cost_per_hour_usd,roofline_rate,max_rate,max_rate_confidence,meets_target,target_confidence,latency_at_target_ms,usd_per_million_output_tokens,usd_per_million_tokens,runs,pruned\n");
+    /// The columns of `plan.csv` (and of the HTML report's candidate table).
+    pub const COLUMNS: &'static str = "index,label,model,gpu,num_gpus,tp,pp,sharing,pods_per_gpu,mig,max_num_seqs,max_num_batched_tokens,instances,cost_per_hour_usd,roofline_rate,max_rate,max_rate_confidence,meets_target,target_confidence,latency_at_target_ms,usd_per_million_output_tokens,usd_per_million_tokens,runs,pruned";
+
+    /// One row of cells per candidate, in [`Self::COLUMNS`] order, unquoted.
+    pub fn cells(&self) -> Vec<Vec<String>> {
         let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
         let u = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_default();
-        for r in &self.candidates {
-            let s = &r.setup;
-            let row = [
-                r.index.to_string(),
-                r.label.clone(),
-                s.model.clone(),
-                s.gpu.clone(),
-                s.num_gpus.to_string(),
-                s.tp.to_string(),
-                s.pp.to_string(),
-                s.sharing.clone(),
-                s.pods_per_gpu.to_string(),
-                s.mig.clone().unwrap_or_default(),
-                u(s.max_num_seqs),
-                u(s.max_num_batched_tokens),
-                r.instances.to_string(),
-                f(r.cost_per_hour_usd),
-                f(r.roofline_rate),
-                f(r.max_rate),
-                r.max_rate_confidence.clone().unwrap_or_default(),
-                r.meets_target.map(|b| b.to_string()).unwrap_or_default(),
-                r.target_confidence.clone().unwrap_or_default(),
-                f(r.latency_at_target_ms),
-                f(r.usd_per_million_output_tokens),
-                f(r.usd_per_million_tokens),
-                r.runs.to_string(),
-                r.pruned.clone().unwrap_or_default(),
-            ];
+        self.candidates
+            .iter()
+            .map(|r| {
+                let s = &r.setup;
+                vec![
+                    r.index.to_string(),
+                    r.label.clone(),
+                    s.model.clone(),
+                    s.gpu.clone(),
+                    s.num_gpus.to_string(),
+                    s.tp.to_string(),
+                    s.pp.to_string(),
+                    s.sharing.clone(),
+                    s.pods_per_gpu.to_string(),
+                    s.mig.clone().unwrap_or_default(),
+                    u(s.max_num_seqs),
+                    u(s.max_num_batched_tokens),
+                    r.instances.to_string(),
+                    f(r.cost_per_hour_usd),
+                    f(r.roofline_rate),
+                    f(r.max_rate),
+                    r.max_rate_confidence.clone().unwrap_or_default(),
+                    r.meets_target.map(|b| b.to_string()).unwrap_or_default(),
+                    r.target_confidence.clone().unwrap_or_default(),
+                    f(r.latency_at_target_ms),
+                    f(r.usd_per_million_output_tokens),
+                    f(r.usd_per_million_tokens),
+                    r.runs.to_string(),
+                    r.pruned.clone().unwrap_or_default(),
+                ]
+            })
+            .collect()
+    }
+
+    /// `plan.csv`: one row per candidate.
+    pub fn csv(&self) -> String {
+        let mut out = format!("{}\n", Self::COLUMNS);
+        for row in self.cells() {
             let row: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
             out += &row.join(",");
             out.push('\n');
@@ -339,6 +351,7 @@ pub fn write_outputs(report: &PlanReport, dir: &Path) -> Result<Vec<PathBuf>> {
         ("plan.csv", report.csv()),
         ("plan.svg", report.svg()),
         ("plan.json", report.json()),
+        ("report.html", super::html::html(report)),
     ] {
         let p = dir.join(name);
         crate::report::write_atomic(&p, text.as_bytes())?;
