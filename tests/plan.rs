@@ -247,6 +247,10 @@ fn the_command_writes_its_files_and_refuses_bad_input_with_exit_2() {
     assert_eq!(infersim::cli::main_with_args(args(&["--shard", "1/2"])), 0);
     assert!(out.join("shard-1-of-2.json").is_file());
     assert_eq!(infersim::cli::main_with_args(args(&["--shard", "2/2"])), 2);
+    // `infersim run` on a plan file says to use `infersim plan`.
+    let run = ["infersim", "run", &path.display().to_string(), "--quiet"];
+    let run: Vec<String> = run.iter().map(|s| s.to_string()).collect();
+    assert_eq!(infersim::cli::main_with_args(run), 2);
     // The HTML report is self-contained and holds every candidate's row.
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     for external in ["href=\"http", "src=\"http", "<script", "<link", "url("] {

@@ -320,6 +320,14 @@ fn resume_command(argv: &[String]) -> String {
 }
 
 fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
+    if crate::plan::is_plan_file(&a.file) {
+        return Err(ConfigError::new(
+            a.file.display().to_string(),
+            "plan",
+            "this is a plan file (it has a top-level [plan]); search it with `infersim plan FILE`, or remove [plan] and [plan.space] to run it as an experiment",
+        )
+        .into());
+    }
     let exp = load_experiment(&a.file).map_err(config_errors)?;
     for w in &exp.warnings {
         eprintln!("warning: {w}");
