@@ -390,16 +390,7 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
     m.push('\n');
     crate::experiment::write_atomic(&dir.join("manifest.json"), m.as_bytes())?;
     install_interrupt_handler();
-    let ctl = RunControl {
-        points_dir: Some(dir.join("points")),
-        resume: a.resume,
-        // Hidden, for tests: behave as if interrupted after this many runs.
-        stop_after: std::env::var("INFERSIM_STOP_AFTER_POINTS")
-            .ok()
-            .and_then(|v| v.parse().ok()),
-        resume_hint: resume_command(argv),
-        requests_dir: a.requests_csv.then(|| dir.join("requests")),
-    };
+    let ctl = run_control(&a, argv, &dir);
     let rows = run_all_with(&exp, &cfg, &ctl)?;
     let manifest = manifest(rows.len(), true);
     write_outputs(&exp, &rows, &dir, &manifest)?;
@@ -422,6 +413,20 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         println!("results: {}", dir.display());
     }
     Ok(())
+}
+
+/// How `run` (whole or one shard) saves, resumes and streams its runs in `dir`.
+fn run_control(a: &RunArgs, argv: &[String], dir: &std::path::Path) -> RunControl {
+    RunControl {
+        points_dir: Some(dir.join("points")),
+        resume: a.resume,
+        // Hidden, for tests: behave as if interrupted after this many runs.
+        stop_after: std::env::var("INFERSIM_STOP_AFTER_POINTS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        resume_hint: resume_command(argv),
+        requests_dir: a.requests_csv.then(|| dir.join("requests")),
+    }
 }
 
 /// `run --shard i/n`: the shard's runs, saved in `points/` and written to its shard
@@ -447,15 +452,7 @@ fn cmd_run_shard(
     claim_shard_output(dir, hash, a.force)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     install_interrupt_handler();
-    let ctl = RunControl {
-        points_dir: Some(dir.join("points")),
-        resume: a.resume,
-        stop_after: std::env::var("INFERSIM_STOP_AFTER_POINTS")
-            .ok()
-            .and_then(|v| v.parse().ok()),
-        resume_hint: resume_command(argv),
-        requests_dir: a.requests_csv.then(|| dir.join("requests")),
-    };
+    let ctl = run_control(a, argv, dir);
     let seed = cfg.seed.unwrap_or(exp.seed);
     let rows = crate::experiment::run_shard_with(exp, cfg, &ctl, shard)?;
     let hashes = crate::experiment::run_hashes(exp, seed);

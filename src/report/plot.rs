@@ -104,10 +104,19 @@ pub fn line_chart(
     line_chart_with(title, x_label, y_label, series, &ChartOptions::default())
 }
 
-/// Draws the series (and the y = x line) on a chart of either y scale.
+/// Draws the mesh (axis labels and tick formats), the series and the y = x line on
+/// a chart of either y scale.
 macro_rules! draw_body {
-    ($chart:expr, $series:expr, $diag:expr, $clean:expr) => {{
+    ($chart:expr, ($x_desc:expr, $y_desc:expr, $x_fmt:expr, $y_fmt:expr), $series:expr, $diag:expr, $clean:expr) => {{
         let chart = $chart;
+        chart
+            .configure_mesh()
+            .x_desc($x_desc)
+            .y_desc($y_desc)
+            .x_label_formatter($x_fmt)
+            .y_label_formatter($y_fmt)
+            .draw()
+            .map_err(plot_err)?;
         if let Some((a, b)) = $diag {
             let grey = RGBColor(150, 150, 150);
             let n = 40;
@@ -236,29 +245,25 @@ pub fn line_chart_with(
             let mut chart = builder
                 .build_cartesian_2d((x0 - pad)..(x1 + pad), (ypos / 1.3..y1 * 1.3).log_scale())
                 .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_desc)
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&y_fmt)
-                .draw()
-                .map_err(plot_err)?;
-            draw_body!(&mut chart, series, diag, &clean);
+            draw_body!(
+                &mut chart,
+                (x_label, y_desc, &x_fmt, &y_fmt),
+                series,
+                diag,
+                &clean
+            );
         } else {
             let y1 = if y1 > 0.0 { y1 * 1.08 } else { 1.0 };
             let mut chart = builder
                 .build_cartesian_2d((x0 - pad)..(x1 + pad), 0.0..y1)
                 .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_desc)
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&y_fmt)
-                .draw()
-                .map_err(plot_err)?;
-            draw_body!(&mut chart, series, diag, &clean);
+            draw_body!(
+                &mut chart,
+                (x_label, y_desc, &x_fmt, &y_fmt),
+                series,
+                diag,
+                &clean
+            );
         }
         if one_point && series.iter().any(|s| !s.markers_only) {
             note(
