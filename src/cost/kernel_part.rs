@@ -214,19 +214,10 @@ impl KernelPart {
         k
     }
 
-    /// Fills the group seconds of everything but decode attention and the sampler,
-    /// for `tokens` tokens of which `emitting` sample: the whole step, or with a
-    /// pipeline one of its `micro_batches` (prefill attention is then the chunks'
-    /// share, 1/`micro_batches` of theirs).
-    pub(super) fn price_fixed(
-        &self,
-        cm: &CostModel,
-        s: &StepShape,
-        tokens: f64,
-        emitting: f64,
-        micro_batches: f64,
-        gs: &mut [f64; NUM_GROUPS],
-    ) {
+    /// Fills the group seconds of the dense GEMMs (QKV, output, MLP) and of the
+    /// streaming kernels for `tokens` tokens (all zero for none): the part of a
+    /// step's price that depends on its token count alone.
+    pub(super) fn dense_s(&self, cm: &CostModel, tokens: f64, gs: &mut [f64; NUM_GROUPS]) {
         if tokens > 0.0 {
             match &self.dense {
                 Some((ms, curves)) => {
@@ -259,13 +250,28 @@ impl KernelPart {
             }
             gs[ELEM] = us * 1e-6;
         }
-        if s.emitting > 0 {
-            let e = emitting;
-            gs[HEAD] = match &self.head {
-                Some((ms, c)) => kernels::interp_linear(ms, c, e),
-                None => self.curves.gemm_us(e, self.head_nk.0, self.head_nk.1),
-            } * 1e-6;
-        }
+    }
+
+    /// Seconds of the LM head for `emitting` sampling sequences (more than none).
+    pub(super) fn head_s(&self, emitting: f64) -> f64 {
+        let e = emitting;
+        (match &self.head {
+            Some((ms, c)) => kernels::interp_linear(ms, c, e),
+            None => self.curves.gemm_us(e, self.head_nk.0, self.head_nk.1),
+        }) * 1e-6
+    }
+
+    /// Seconds of the prefill attention of the step's chunks: the whole step, or with
+    /// a pipeline one of its `micro_batches` (1/`micro_batches` of the chunks'). With
+    /// `cached`, a table's price per pair of a prompt length comes from the cost
+    /// model's cache.
+    pub(super) fn prefill_s(
+        &self,
+        cm: &CostModel,
+        s: &StepShape,
+        micro_batches: f64,
+        cached: bool,
+    ) -> f64 {
         let mut us = 0.0;
         for p in &s.prefills {
             let len = (p.cached + p.new) as f64;
@@ -275,9 +281,20 @@ impl KernelPart {
                 Some((lens, lat)) => {
                     // The table prices a whole prompt of `len` tokens; a chunk on top
                     // of cached tokens attends a share of its pairs.
-                    let whole = kernels::interp_linear(lens, lat, len);
-                    let pairs = len * (len + 1.0) / 2.0;
-                    us += whole / pairs * (full * cm.full_layers + win * cm.window_layers);
+                    let per_pair = || {
+                        let whole = kernels::interp_linear(lens, lat, len);
+                        let pairs = len * (len + 1.0) / 2.0;
+                        whole / pairs
+                    };
+                    let per_pair = match cached {
+                        true => f64::from_bits(
+                            cm.cache
+                                .prefill
+                                .get(p.cached + p.new, || [per_pair().to_bits()])[0],
+                        ),
+                        false => per_pair(),
+                    };
+                    us += per_pair * (full * cm.full_layers + win * cm.window_layers);
                 }
                 None => {
                     let c = &self.curves;
@@ -290,7 +307,7 @@ impl KernelPart {
         if micro_batches > 1.0 {
             us /= micro_batches;
         }
-        gs[ATTN_P] = us * 1e-6;
+        us * 1e-6
     }
 
     /// Decode attention seconds for `bf` decodes with the given context sums (as

@@ -42,19 +42,49 @@ pub fn kernels_dir() -> PathBuf {
 /// points, linear between them, constant below the first point and proportional
 /// (y · x / x_last) beyond the last.
 pub fn interp_linear(xs: &[f64], ys: &[f64], x: f64) -> f64 {
-    let n = xs.len();
-    if n == 0 {
-        return 0.0;
+    Bracket::of(xs, x).interp(xs, ys)
+}
+
+/// Where `x` falls on a sorted grid for [`interp_linear`]: found once, it
+/// interpolates every row measured on that grid with the same arithmetic.
+#[derive(Debug, Clone, Copy)]
+enum Bracket {
+    /// The grid is empty.
+    Empty,
+    /// At or below the first point.
+    Below,
+    /// At or beyond the last point, at `x`.
+    Beyond(f64),
+    /// Between points `i` and `i + 1`, at weight `t` of the upper one.
+    Between(usize, f64),
+}
+
+impl Bracket {
+    #[inline]
+    fn of(xs: &[f64], x: f64) -> Bracket {
+        let n = xs.len();
+        if n == 0 {
+            return Bracket::Empty;
+        }
+        if x <= xs[0] {
+            return Bracket::Below;
+        }
+        if x >= xs[n - 1] {
+            return Bracket::Beyond(x);
+        }
+        let i = xs.partition_point(|&v| v <= x) - 1;
+        Bracket::Between(i, (x - xs[i]) / (xs[i + 1] - xs[i]))
     }
-    if x <= xs[0] {
-        return ys[0];
+
+    #[inline]
+    fn interp(self, xs: &[f64], ys: &[f64]) -> f64 {
+        match self {
+            Bracket::Empty => 0.0,
+            Bracket::Below => ys[0],
+            Bracket::Beyond(x) => ys[xs.len() - 1] * x / xs[xs.len() - 1],
+            Bracket::Between(i, t) => ys[i] + t * (ys[i + 1] - ys[i]),
+        }
     }
-    if x >= xs[n - 1] {
-        return ys[n - 1] * x / xs[n - 1];
-    }
-    let i = xs.partition_point(|&v| v <= x) - 1;
-    let t = (x - xs[i]) / (xs[i + 1] - xs[i]);
-    ys[i] + t * (ys[i + 1] - ys[i])
 }
 
 /// Where `x` falls on a sorted grid, for log-space interpolation: the lower index and
@@ -131,9 +161,10 @@ impl AttnGrid {
     /// the largest values, constant below the smallest.
     pub fn latency_us(&self, batch: f64, len: f64) -> f64 {
         let nl = self.lens.len();
-        let row = |bi: usize| -> f64 {
-            interp_linear(&self.lens, &self.lat_us[bi * nl..(bi + 1) * nl], len)
-        };
+        // Both rows are interpolated at the same length: its bracket is found once.
+        let at = Bracket::of(&self.lens, len);
+        let row =
+            |bi: usize| -> f64 { at.interp(&self.lens, &self.lat_us[bi * nl..(bi + 1) * nl]) };
         // interp_linear over the batch axis, evaluating only the two rows it needs.
         let bs = &self.batches;
         let n = bs.len();

@@ -11,6 +11,7 @@
 //! (`kernel_part`), breakdowns, deployments and parallelism live in their own files.
 
 mod breakdown;
+mod cache;
 mod deploy;
 pub mod expert_parallel;
 mod kernel_part;
@@ -237,6 +238,121 @@ pub struct FixedPart {
     micro_batches: f64,
     /// Stage-to-stage transfer seconds of the step (0 without a pipeline).
     transfers_s: f64,
+    /// Whether the sampler is compute-bound (kernel model; its seconds are in
+    /// `group_s`, fixed with its work).
+    sampler_compute: bool,
+}
+
+/// The kernel model's groups that depend on a step's token count alone, in the order
+/// QKV, output, MLP, elementwise (see [`CostModel::price_fixed`]).
+#[derive(Debug, Clone, Copy)]
+struct TokenPart {
+    groups: [GroupWork; 4],
+    group_s: [f64; 4],
+    /// Whether each is compute-bound.
+    compute: [bool; 4],
+}
+
+/// Words of a cached [`TokenPart`].
+const TOKEN_WORDS: usize = 13;
+
+impl TokenPart {
+    fn encode(&self) -> [u64; TOKEN_WORDS] {
+        let mut w = [0; TOKEN_WORDS];
+        for j in 0..4 {
+            w[2 * j] = self.groups[j].flops.to_bits();
+            w[2 * j + 1] = self.groups[j].bytes.to_bits();
+            w[8 + j] = self.group_s[j].to_bits();
+            w[12] |= (self.compute[j] as u64) << j;
+        }
+        w
+    }
+
+    fn decode(w: [u64; TOKEN_WORDS]) -> TokenPart {
+        let f = f64::from_bits;
+        TokenPart {
+            groups: std::array::from_fn(|j| GroupWork {
+                flops: f(w[2 * j]),
+                bytes: f(w[2 * j + 1]),
+            }),
+            group_s: std::array::from_fn(|j| f(w[8 + j])),
+            compute: std::array::from_fn(|j| w[12] >> j & 1 == 1),
+        }
+    }
+}
+
+/// The kernel model's groups that depend on a step's emitting count alone: the LM
+/// head and the sampler (all zero when nothing samples).
+#[derive(Debug, Clone, Copy)]
+struct HeadPart {
+    head: GroupWork,
+    sampler: GroupWork,
+    head_s: f64,
+    sampler_s: f64,
+    head_compute: bool,
+    sampler_compute: bool,
+}
+
+/// Words of a cached [`HeadPart`].
+const HEAD_WORDS: usize = 7;
+
+impl HeadPart {
+    fn encode(&self) -> [u64; HEAD_WORDS] {
+        [
+            self.head.flops.to_bits(),
+            self.head.bytes.to_bits(),
+            self.sampler.flops.to_bits(),
+            self.sampler.bytes.to_bits(),
+            self.head_s.to_bits(),
+            self.sampler_s.to_bits(),
+            self.head_compute as u64 | (self.sampler_compute as u64) << 1,
+        ]
+    }
+
+    fn decode(w: [u64; HEAD_WORDS]) -> HeadPart {
+        let f = f64::from_bits;
+        HeadPart {
+            head: GroupWork {
+                flops: f(w[0]),
+                bytes: f(w[1]),
+            },
+            sampler: GroupWork {
+                flops: f(w[2]),
+                bytes: f(w[3]),
+            },
+            head_s: f(w[4]),
+            sampler_s: f(w[5]),
+            head_compute: w[6] & 1 == 1,
+            sampler_compute: w[6] >> 1 & 1 == 1,
+        }
+    }
+}
+
+/// Token counts whose [`TokenPart`] is cached (steps of more are priced every time).
+const TOKEN_CAPACITY: usize = 16384;
+/// Emitting counts whose [`HeadPart`] is cached.
+const HEAD_CAPACITY: usize = 4096;
+/// Prompt lengths whose prefill attention price per pair is cached.
+const PREFILL_CAPACITY: usize = 16384;
+
+/// The caches of a cost model's count-dependent parts, shared by its clones.
+#[derive(Debug)]
+struct PriceCache {
+    tokens: cache::CountCache<TOKEN_WORDS>,
+    heads: cache::CountCache<HEAD_WORDS>,
+    /// The prefill table's µs per attended pair of a whole prompt, by its length
+    /// (the bits of an `f64`).
+    prefill: cache::CountCache<1>,
+}
+
+impl PriceCache {
+    fn new() -> PriceCache {
+        PriceCache {
+            tokens: cache::CountCache::new(TOKEN_CAPACITY),
+            heads: cache::CountCache::new(HEAD_CAPACITY),
+            prefill: cache::CountCache::new(PREFILL_CAPACITY),
+        }
+    }
 }
 
 /// How the GPU part of a cost model was chosen.
@@ -303,6 +419,11 @@ pub struct CostModel {
     chunked: bool,
     /// Collectives and pipeline of a sharded deployment (`None` on one GPU).
     par: Option<Box<parallel::Parallel>>,
+    /// Exact prices of the parts that depend on a step's token count or emitting
+    /// count alone, filled as steps are priced and shared by the model's clones: it
+    /// holds only what the fields above (fixed at construction) determine, so a
+    /// method that changed one of those would have to start a new cache.
+    cache: std::sync::Arc<PriceCache>,
 }
 
 impl CostModel {
@@ -401,6 +522,7 @@ impl CostModel {
             moe,
             chunked: model.chunked_window,
             par: None,
+            cache: std::sync::Arc::new(PriceCache::new()),
         };
         if model.mla.is_some() {
             cm.attn_flops_pair_full = pair_flops * model.full_layers() as f64;
@@ -497,12 +619,19 @@ impl CostModel {
     /// completes it for given context sums, with the same arithmetic in the same order
     /// as [`CostModel::price`], so the result is identical to the bit.
     pub fn price_fixed(&self, s: &StepShape) -> FixedPart {
+        self.price_fixed_in(s, true)
+    }
+
+    /// [`CostModel::price_fixed`], taking the parts that depend on the token count
+    /// and on the emitting count alone from the cache (`cached`) or computing them.
+    fn price_fixed_in(&self, s: &StepShape, cached: bool) -> FixedPart {
         let mut g = [GroupWork::default(); NUM_GROUPS];
         let mut gs = [0.0; NUM_GROUPS];
         // With a pipeline, one stage's share of one (average) micro-batch is priced
         // and `price_decodes` multiplies it by the schedule's stage times.
         let k = self.micro_batches(s.num_seqs());
-        let mut tokens = s.num_tokens() as f64;
+        let n = s.num_tokens();
+        let mut tokens = n as f64;
         let mut emitting = s.emitting as f64;
         if k > 1.0 {
             tokens /= k;
@@ -515,23 +644,9 @@ impl CostModel {
             tokens /= dp;
             emitting /= dp;
         }
-        if tokens > 0.0 {
-            g[QKV] = GroupWork {
-                flops: self.dense_flops_per_token * tokens,
-                bytes: self.dense_bytes + tokens * self.kv_write_bytes_per_token,
-            };
-        }
-        if s.emitting > 0 {
-            let e = emitting;
-            g[HEAD] = GroupWork {
-                flops: self.head_flops_per_seq * e,
-                bytes: self.head_bytes,
-            };
-            g[SAMPLER] = GroupWork {
-                flops: 0.0,
-                bytes: self.sampler_bytes_per_seq * e,
-            };
-        }
+        // One micro-batch on one rank: `tokens` and `emitting` are the step's own
+        // integer counts, and the parts that depend on them alone are cached.
+        let whole = cached && k <= 1.0 && dp <= 1.0;
         for p in &s.prefills {
             let full = Self::chunk_pairs(p.cached, p.new, 0);
             let win = self.window_pairs(p.cached, p.new);
@@ -555,8 +670,15 @@ impl CostModel {
             g[ATTN_P].bytes /= dp;
         }
         let (mut compute_s, mut memory_s) = (0.0, 0.0);
+        let mut sampler_compute = false;
         match &self.kernel {
             None => {
+                if tokens > 0.0 {
+                    g[QKV] = self.dense_work(tokens);
+                }
+                if s.emitting > 0 {
+                    (g[HEAD], g[SAMPLER]) = self.head_work(emitting);
+                }
                 if let Some(e) = &self.ep {
                     let w = e.work(tokens * dp);
                     g[QKV].flops += w.flops;
@@ -573,29 +695,52 @@ impl CostModel {
                 }
             }
             Some(kp) => {
-                let dense = g[QKV];
-                for (i, f) in kp.dense_shares.iter().enumerate() {
-                    g[QKV + i] = GroupWork {
-                        flops: dense.flops * f,
-                        bytes: dense.bytes * f,
-                    };
-                }
-                if let Some(e) = &self.ep {
-                    let w = e.work(tokens * dp);
-                    g[MLP].flops += w.flops;
-                    g[MLP].bytes += w.bytes;
-                } else if let Some(m) = &self.moe {
-                    let w = m.work(tokens);
-                    g[MLP].flops += w.flops;
-                    g[MLP].bytes += w.bytes;
-                }
-                g[ELEM] = GroupWork {
-                    flops: 0.0,
-                    bytes: tokens * kp.stream_bytes_per_token,
+                let t = match whole {
+                    true => TokenPart::decode(
+                        self.cache
+                            .tokens
+                            .get(n, || self.token_part(kp, tokens, dp).encode()),
+                    ),
+                    false => self.token_part(kp, tokens, dp),
                 };
-                kp.price_fixed(self, s, tokens, emitting, k * dp, &mut gs);
-                for i in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM] {
-                    self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
+                let h = match whole {
+                    true => HeadPart::decode(
+                        self.cache
+                            .heads
+                            .get(s.emitting, || self.head_part(kp, emitting).encode()),
+                    ),
+                    false => self.head_part(kp, emitting),
+                };
+                for (j, i) in [QKV, O_PROJ, MLP, ELEM].into_iter().enumerate() {
+                    g[i] = t.groups[j];
+                    gs[i] = t.group_s[j];
+                }
+                if s.emitting > 0 {
+                    (g[HEAD], g[SAMPLER]) = (h.head, h.sampler);
+                    gs[HEAD] = h.head_s;
+                }
+                // The sampler's time is fixed with its work; `price_decodes` adds it.
+                gs[SAMPLER] = h.sampler_s;
+                sampler_compute = h.sampler_compute;
+                gs[ATTN_P] = kp.prefill_s(self, s, k * dp, cached);
+                let attn_compute = self.compute_bound_at(&g[ATTN_P], self.peak_flops);
+                let bound = [
+                    t.compute[0],
+                    t.compute[1],
+                    t.compute[2],
+                    h.head_compute,
+                    attn_compute,
+                    t.compute[3],
+                ];
+                for (i, c) in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM]
+                    .into_iter()
+                    .zip(bound)
+                {
+                    if c {
+                        compute_s += gs[i];
+                    } else {
+                        memory_s += gs[i];
+                    }
                 }
             }
         }
@@ -632,6 +777,93 @@ impl CostModel {
             api_s: self.api_seq_s * s.emitting as f64,
             micro_batches: k,
             transfers_s,
+            sampler_compute,
+        }
+    }
+
+    /// Work of the dense GEMMs (all three groups together) and the KV-cache write
+    /// for `tokens` tokens.
+    fn dense_work(&self, tokens: f64) -> GroupWork {
+        GroupWork {
+            flops: self.dense_flops_per_token * tokens,
+            bytes: self.dense_bytes + tokens * self.kv_write_bytes_per_token,
+        }
+    }
+
+    /// Work of the LM head and of the sampler for `emitting` sampling sequences.
+    fn head_work(&self, emitting: f64) -> (GroupWork, GroupWork) {
+        let e = emitting;
+        (
+            GroupWork {
+                flops: self.head_flops_per_seq * e,
+                bytes: self.head_bytes,
+            },
+            GroupWork {
+                flops: 0.0,
+                bytes: self.sampler_bytes_per_seq * e,
+            },
+        )
+    }
+
+    /// The kernel model's groups that depend on the token count alone (`tokens`
+    /// tokens on one rank of `dp`): the dense GEMMs with the MoE layers, and the
+    /// streaming kernels; their work, seconds and bound.
+    fn token_part(&self, kp: &KernelPart, tokens: f64, dp: f64) -> TokenPart {
+        let mut g = [GroupWork::default(); NUM_GROUPS];
+        let mut gs = [0.0; NUM_GROUPS];
+        if tokens > 0.0 {
+            g[QKV] = self.dense_work(tokens);
+        }
+        let dense = g[QKV];
+        for (i, f) in kp.dense_shares.iter().enumerate() {
+            g[QKV + i] = GroupWork {
+                flops: dense.flops * f,
+                bytes: dense.bytes * f,
+            };
+        }
+        if let Some(e) = &self.ep {
+            let w = e.work(tokens * dp);
+            g[MLP].flops += w.flops;
+            g[MLP].bytes += w.bytes;
+        } else if let Some(m) = &self.moe {
+            let w = m.work(tokens);
+            g[MLP].flops += w.flops;
+            g[MLP].bytes += w.bytes;
+        }
+        g[ELEM] = GroupWork {
+            flops: 0.0,
+            bytes: tokens * kp.stream_bytes_per_token,
+        };
+        kp.dense_s(self, tokens, &mut gs);
+        let ids = [QKV, O_PROJ, MLP, ELEM];
+        TokenPart {
+            groups: ids.map(|i| g[i]),
+            group_s: ids.map(|i| gs[i]),
+            compute: ids.map(|i| self.compute_bound_at(&g[i], self.peak_of(i))),
+        }
+    }
+
+    /// The kernel model's groups that depend on the emitting count alone
+    /// (`emitting` sampling sequences on one rank): the LM head and the sampler.
+    fn head_part(&self, kp: &KernelPart, emitting: f64) -> HeadPart {
+        let (mut head, mut sampler) = (GroupWork::default(), GroupWork::default());
+        let mut head_s = 0.0;
+        if emitting > 0.0 {
+            (head, sampler) = self.head_work(emitting);
+            head_s = kp.head_s(emitting);
+        }
+        let sampler_s = if sampler.bytes > 0.0 {
+            kp.curves.stream_us(sampler.bytes) * 1e-6
+        } else {
+            0.0
+        };
+        HeadPart {
+            head,
+            sampler,
+            head_s,
+            sampler_s,
+            head_compute: self.compute_bound_at(&head, self.peak_flops),
+            sampler_compute: self.compute_bound_at(&sampler, self.peak_flops),
         }
     }
 
@@ -666,6 +898,16 @@ impl CostModel {
         w.flops / peak_flops > w.bytes / self.peak_bw
     }
 
+    /// The datasheet peak FLOP/s a group's bound is judged at: the dense GEMMs'
+    /// weight format's for them, the 16-bit tensor peak for the rest.
+    fn peak_of(&self, i: usize) -> f64 {
+        if i <= MLP {
+            self.dense_peak_flops
+        } else {
+            self.peak_flops
+        }
+    }
+
     /// Adds a kernel-model group's time to the compute or memory part by its bound.
     fn classify(
         &self,
@@ -675,12 +917,7 @@ impl CostModel {
         compute_s: &mut f64,
         memory_s: &mut f64,
     ) {
-        let peak = if i <= MLP {
-            self.dense_peak_flops
-        } else {
-            self.peak_flops
-        };
-        if self.compute_bound_at(&g[i], peak) {
+        if self.compute_bound_at(&g[i], self.peak_of(i)) {
             *compute_s += gs[i];
         } else {
             *memory_s += gs[i];
@@ -718,11 +955,12 @@ impl CostModel {
                 if fixed.decodes > 0 {
                     gs[ATTN_D] = kp.decode_s(self, b, cf, cw);
                 }
-                if g[SAMPLER].bytes > 0.0 {
-                    gs[SAMPLER] = kp.curves.stream_us(g[SAMPLER].bytes) * 1e-6;
-                }
-                for i in [ATTN_D, SAMPLER] {
-                    self.classify(i, &g, &gs, &mut compute_s, &mut memory_s);
+                // The sampler's seconds and bound came with the fixed part.
+                self.classify(ATTN_D, &g, &gs, &mut compute_s, &mut memory_s);
+                if fixed.sampler_compute {
+                    compute_s += gs[SAMPLER];
+                } else {
+                    memory_s += gs[SAMPLER];
                 }
             }
         }
@@ -751,6 +989,23 @@ impl CostModel {
             cpu_overlap: self.cpu_overlap,
             api_s: fixed.api_s,
         }
+    }
+
+    /// The CPU parts (serial, overlapped) of [`StepCost::exclusive_durations`] for
+    /// every completion of `fixed` by [`CostModel::price_decodes`]: they do not
+    /// depend on the context sums, and are computed as that price computes them,
+    /// without pricing decode attention.
+    pub fn cpu_durations(&self, fixed: &FixedPart) -> (Dur, Dur) {
+        let c = StepCost {
+            cpu_s: fixed.cpu_s,
+            cpu_overlap: self.cpu_overlap,
+            api_s: fixed.api_s,
+            ..StepCost::default()
+        };
+        (
+            Dur::from_secs_f64(c.cpu_serial_s()),
+            Dur::from_secs_f64(c.cpu_overlapped_s()),
+        )
     }
 
     /// The engine's CPU seconds of a step of `seqs` sequences (its fixed part plus
@@ -819,6 +1074,121 @@ impl CostModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::resolve_profile;
+    use crate::specs::{load_gpu, load_model};
+
+    fn model_on(gpu: &str, model: &str, deploy: &Deployment) -> CostModel {
+        let g = load_gpu(gpu, None, "t", "gpu").unwrap();
+        let m = load_model(model, None, "t", "model").unwrap();
+        let p = resolve_profile(None, "-", "vllm", None, "test", "profile").unwrap();
+        CostModel::for_deployment(&m, &g, &p, GpuPath::Auto, deploy).unwrap()
+    }
+
+    /// Steps of every kind: decode-only, prefill-only, mixed, several chunks on top
+    /// of cached tokens, nothing emitting, and token, emitting and prompt-length
+    /// counts beyond the caches' capacities (priced every time).
+    fn shapes() -> Vec<StepShape> {
+        let mut out = vec![StepShape::default()];
+        for (batch, ctx) in [
+            (1, 1),
+            (1, 500),
+            (7, 3000),
+            (64, 1200),
+            (300, 900),
+            (5000, 40),
+        ] {
+            out.push(StepShape::decode_only(batch, ctx, 0));
+            out.push(StepShape::decode_only(batch, ctx, 512));
+        }
+        for tokens in [
+            1, 2, 15, 16, 17, 127, 128, 129, 1000, 2048, 8191, 16383, 16384, 20000,
+        ] {
+            out.push(StepShape::prefill_only(tokens));
+        }
+        for (decodes, chunks) in [(3, vec![(0, 100)]), (40, vec![(2000, 512), (0, 33)])] {
+            let prefills: Vec<PrefillChunk> = chunks
+                .into_iter()
+                .map(|(cached, new)| PrefillChunk { cached, new })
+                .collect();
+            let emitting = decodes + prefills.len() as u64;
+            out.push(StepShape {
+                prefills,
+                decodes,
+                decode_ctx_full: decodes * 700,
+                decode_ctx_window: decodes * 256,
+                emitting,
+            });
+        }
+        // A chunk that does not finish its prompt emits nothing.
+        out.push(StepShape {
+            prefills: vec![PrefillChunk {
+                cached: 30000,
+                new: 100,
+            }],
+            emitting: 0,
+            ..StepShape::default()
+        });
+        out
+    }
+
+    /// The cached price is the computed one to the bit, on its first use (which
+    /// fills the caches) and on its second (which reads them), on a GPU with kernel
+    /// tables and one without, for dense, sliding-window and MoE models, with tensor
+    /// and pipeline parallelism.
+    #[test]
+    fn cached_price_equals_computed_price_bit_for_bit() {
+        let tp2 = Deployment {
+            tensor_parallel: 2,
+            ..Deployment::default()
+        };
+        let pp2 = Deployment {
+            pipeline_parallel: 2,
+            ..Deployment::default()
+        };
+        let one = Deployment::default();
+        let cases = [
+            ("a100-80gb", "llama-3.1-8b", &one),
+            ("l4", "llama-3.1-8b", &one),
+            ("a100-80gb", "gemma-3-1b-it", &one),
+            ("l4", "gemma-3-1b-it", &one),
+            ("h100-sxm", "qwen3-30b-a3b", &one),
+            ("a100-80gb", "llama-3.1-8b", &tp2),
+            ("h100-sxm", "llama-3.1-70b", &pp2),
+        ];
+        // Debug prints every f64 in its shortest round-trip form: equal strings are
+        // equal bits (the sign of a zero included).
+        let bits = |c: &StepCost| format!("{c:?}");
+        for (gpu, model, deploy) in cases {
+            let cm = model_on(gpu, model, deploy);
+            for s in shapes() {
+                let want = cm.price_fixed_in(&s, false);
+                for pass in ["fill", "hit"] {
+                    let got = cm.price_fixed(&s);
+                    assert_eq!(
+                        format!("{got:?}"),
+                        format!("{want:?}"),
+                        "{gpu} {model} {s:?} {pass}"
+                    );
+                    let (cf, cw) = (s.decode_ctx_full, s.decode_ctx_window);
+                    let (a, b) = (
+                        cm.price_decodes(&got, cf, cw),
+                        cm.price_decodes(&want, cf, cw),
+                    );
+                    assert_eq!(bits(&a), bits(&b), "{gpu} {model} {s:?} {pass}");
+                    assert_eq!(bits(&cm.price(&s)), bits(&b), "{gpu} {model} {s:?} {pass}");
+                    let (serial, _, overlapped) = b.exclusive_durations();
+                    assert_eq!(cm.cpu_durations(&got), (serial, overlapped));
+                }
+            }
+            // A clone shares the filled caches (and prices the same).
+            let c2 = cm.clone();
+            assert!(std::sync::Arc::ptr_eq(&cm.cache, &c2.cache));
+            if cm.kernel.is_some() && deploy.pipeline_parallel <= 1 {
+                assert!(cm.cache.tokens.filled_pages() > 0, "{gpu} {model}");
+                assert!(cm.cache.heads.filled_pages() > 0, "{gpu} {model}");
+            }
+        }
+    }
 
     #[test]
     fn chunk_pairs_by_hand() {

@@ -65,7 +65,7 @@ impl Instance {
         self.shape.emitting = emitted;
         let fixed = self.cost.price_fixed(&self.shape);
         // The CPU parts depend only on the batch, not on the contexts.
-        let (serial, _, overlapped) = self.cost.price_decodes(&fixed, 0, 0).exclusive_durations();
+        let (serial, overlapped) = self.cost.cpu_durations(&fixed);
         // Context sums grow by one token per sequence per step (below the window
         // only for window layers: no crossing happens inside the stretch).
         let (mut ctx_full, mut ctx_window) =
