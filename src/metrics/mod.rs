@@ -427,6 +427,7 @@ impl Sketch {
     /// sketch switches to buckets, by replaying the stored samples in the order they
     /// were added (the same operations in the same order as keeping them up to date
     /// here, so the same bits).
+    #[inline]
     pub fn add(&mut self, v: f64, weight: u64) {
         if !v.is_finite() || weight == 0 {
             return;
@@ -438,19 +439,26 @@ impl Sketch {
         } else {
             self.exact.push((v, weight));
             if self.exact.len() > EXACT_LIMIT {
-                self.bucketed = true;
-                let exact = std::mem::take(&mut self.exact);
-                for (k, &(v, w)) in exact.iter().enumerate() {
-                    if k == 0 {
-                        self.min = v;
-                        self.max = v;
-                    }
-                    self.accumulate(v, w);
-                }
-                for (v, w) in exact {
-                    self.put(v, w);
-                }
+                self.switch_to_buckets();
             }
+        }
+    }
+
+    /// Moves the exact samples into buckets, working out the running sums, minimum
+    /// and maximum from them in the order they were added.
+    #[cold]
+    fn switch_to_buckets(&mut self) {
+        self.bucketed = true;
+        let exact = std::mem::take(&mut self.exact);
+        for (k, &(v, w)) in exact.iter().enumerate() {
+            if k == 0 {
+                self.min = v;
+                self.max = v;
+            }
+            self.accumulate(v, w);
+        }
+        for (v, w) in exact {
+            self.put(v, w);
         }
     }
 

@@ -155,6 +155,22 @@ fn radix_sort_is_the_stable_comparison_sort() {
             assert!(ab == bb, "len {len}, seed {seed}, unit {unit}");
         }
     }
+    // Narrow ranges (keys that differ only in some middle bits), all-equal values
+    // with different weights, and a latency-like spread over a few octaves.
+    let narrow: Vec<(f64, u64)> = (0..5000u64)
+        .map(|k| (100.0 + ((k * 37) % 64) as f64 * 0.25, k % 3 + 1))
+        .collect();
+    let same: Vec<(f64, u64)> = (0..1000u64).map(|k| (2.5, k + 1)).collect();
+    let spread: Vec<(f64, u64)> = (0..140_000u64)
+        .map(|k| (20.0 + ((k * 7919) % 100_003) as f64 * 0.013, 1 + k % 2))
+        .collect();
+    for (name, v) in [("narrow", narrow), ("same", same), ("spread", spread)] {
+        let mut a = v.clone();
+        let mut b = v;
+        sort_by_total_order(&mut a);
+        b.sort_by(|x, y| x.0.total_cmp(&y.0));
+        assert!(a == b, "{name}");
+    }
     // The key orders as total_cmp does, and inverts.
     let vals = [-f64::INFINITY, -2.0, -0.0, 0.0, 5e-324, 1.0, f64::INFINITY];
     for w in vals.windows(2) {
