@@ -694,15 +694,18 @@ impl Engine<'_> {
             // are identical to step-by-step, to the nanosecond.
             let mut now = now;
             loop {
+                // Nothing below pushes an event until the step that ends the loop, so
+                // the queue's next time is read once per round.
+                let next = self.q.peek_time();
                 if self.sched_pending[i]
-                    || self.q.peek_time().is_some_and(|t| t <= now)
+                    || next.is_some_and(|t| t <= now)
                     || self.client.aborts_pending(i)
                 {
                     // (An abort the instance could not apply yet, inside a multi-step
                     // block, is retried at each step's end.)
                     break;
                 }
-                let limit = self.q.peek_time().unwrap_or(SimTime::MAX);
+                let limit = next.unwrap_or(SimTime::MAX);
                 let run = self.inst[i].fast_forward(now, limit, &mut self.rec);
                 if run.steps > 0 {
                     now = run.end;
@@ -727,7 +730,7 @@ impl Engine<'_> {
                     .model
                     .closed_form_step(now, i, &cost)
                     .expect("a closed-form GPU prices the whole step");
-                if self.q.peek_time().is_some_and(|t| t <= end) {
+                if next.is_some_and(|t| t <= end) {
                     self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
                     return Ok(());
                 }

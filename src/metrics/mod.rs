@@ -421,30 +421,53 @@ impl Sketch {
     }
 
     /// Adds `weight` samples of value `v` (non-finite values are ignored).
+    ///
+    /// While the samples are kept exactly, only they are stored: the running sums,
+    /// minimum and maximum the bucketed statistics need are worked out when the
+    /// sketch switches to buckets, by replaying the stored samples in the order they
+    /// were added (the same operations in the same order as keeping them up to date
+    /// here, so the same bits).
+    #[inline]
     pub fn add(&mut self, v: f64, weight: u64) {
         if !v.is_finite() || weight == 0 {
             return;
         }
-        if self.n == 0 {
-            self.min = v;
-            self.max = v;
-        }
         self.n += weight;
-        self.sum += v * weight as f64;
-        self.sum_sq += v * v * weight as f64;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
         if self.bucketed {
+            self.accumulate(v, weight);
             self.put(v, weight);
         } else {
             self.exact.push((v, weight));
             if self.exact.len() > EXACT_LIMIT {
-                self.bucketed = true;
-                for (v, w) in std::mem::take(&mut self.exact) {
-                    self.put(v, w);
-                }
+                self.switch_to_buckets();
             }
         }
+    }
+
+    /// Moves the exact samples into buckets, working out the running sums, minimum
+    /// and maximum from them in the order they were added.
+    #[cold]
+    fn switch_to_buckets(&mut self) {
+        self.bucketed = true;
+        let exact = std::mem::take(&mut self.exact);
+        for (k, &(v, w)) in exact.iter().enumerate() {
+            if k == 0 {
+                self.min = v;
+                self.max = v;
+            }
+            self.accumulate(v, w);
+        }
+        for (v, w) in exact {
+            self.put(v, w);
+        }
+    }
+
+    /// Adds `weight` samples of `v` to the running sums, minimum and maximum.
+    fn accumulate(&mut self, v: f64, weight: u64) {
+        self.sum += v * weight as f64;
+        self.sum_sq += v * v * weight as f64;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
     }
 
     fn put(&mut self, v: f64, w: u64) {
@@ -504,7 +527,7 @@ impl Sketch {
 
 /// Statistics of weighted samples: (value, count). Sorts in place.
 fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
-    w.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sort_by_total_order(w);
     let n: u64 = w.iter().map(|x| x.1).sum();
     let (mean, std) = if n == 0 {
         (0.0, 0.0)
@@ -517,14 +540,113 @@ fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
             / n as f64;
         (mean, var.sqrt())
     };
+    // With every weight 1 (the per-request metrics), the k-th order statistic is
+    // the k-th entry: no scan for it.
+    let unit = w.iter().all(|x| x.1 == 1);
+    let pct = |p: f64| {
+        if unit {
+            unit_percentile(w, p)
+        } else {
+            percentile(w, n, p)
+        }
+    };
     Stats {
         mean,
-        median: percentile(w, n, 50.0),
+        median: pct(50.0),
         std,
-        p50: percentile(w, n, 50.0),
-        p90: percentile(w, n, 90.0),
-        p95: percentile(w, n, 95.0),
-        p99: percentile(w, n, 99.0),
+        p50: pct(50.0),
+        p90: pct(90.0),
+        p95: pct(95.0),
+        p99: pct(99.0),
+    }
+}
+
+/// [`percentile`] of sorted samples that all have weight 1: the same arithmetic on
+/// the same order statistics, read by index.
+fn unit_percentile(sorted: &[(f64, u64)], p: f64) -> f64 {
+    let n = sorted.len() as u64;
+    if n == 0 {
+        return 0.0;
+    }
+    let rank = p / 100.0 * (n - 1) as f64;
+    let lo = rank.floor() as u64;
+    let frac = rank - lo as f64;
+    let at = |idx: u64| {
+        sorted
+            .get(idx as usize)
+            .map_or(sorted[sorted.len() - 1].0, |x| x.0)
+    };
+    let a = at(lo);
+    if frac == 0.0 {
+        a
+    } else {
+        a + frac * (at(lo + 1) - a)
+    }
+}
+
+/// Below this many samples the comparison sort is used (the radix sort's counting
+/// passes cost more than they save).
+const RADIX_MIN: usize = 256;
+/// Bits of the key sorted per pass of the radix sort (six passes cover 64 bits).
+const RADIX_BITS: u32 = 11;
+
+/// The unsigned integer whose order is [`f64::total_cmp`]'s order of `v`:
+/// `total_cmp` flips every bit but the sign of a negative value and compares as a
+/// signed integer; flipping the sign bit too makes that an unsigned comparison.
+fn total_order_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    b ^ ((((b as i64) >> 63) as u64) >> 1) ^ (1 << 63)
+}
+
+/// The inverse of [`total_order_key`].
+fn from_total_order_key(k: u64) -> f64 {
+    let b = k ^ (1 << 63);
+    f64::from_bits(b ^ ((((b as i64) >> 63) as u64) >> 1))
+}
+
+/// Sorts `w` by value in [`f64::total_cmp`] order, stably: exactly the permutation
+/// of `w.sort_by(|a, b| a.0.total_cmp(&b.0))`. A least-significant-digit radix sort
+/// on [`total_order_key`] (each counting pass is stable, so the result is the stable
+/// sort by the whole key; equal keys are equal values and keep their order), in
+/// passes of [`RADIX_BITS`] bits, skipping a pass in which every key has the same
+/// digit.
+fn sort_by_total_order(w: &mut [(f64, u64)]) {
+    if w.len() < RADIX_MIN {
+        w.sort_by(|a, b| a.0.total_cmp(&b.0));
+        return;
+    }
+    const BUCKETS: usize = 1 << RADIX_BITS;
+    const PASSES: usize = 64usize.div_ceil(RADIX_BITS as usize);
+    let mask = (BUCKETS - 1) as u64;
+    let mut src: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (total_order_key(v), c)).collect();
+    let mut counts = vec![[0usize; BUCKETS]; PASSES];
+    for &(k, _) in &src {
+        for (p, c) in counts.iter_mut().enumerate() {
+            c[((k >> (p as u32 * RADIX_BITS)) & mask) as usize] += 1;
+        }
+    }
+    let mut dst = vec![(0u64, 0u64); src.len()];
+    let n = src.len();
+    for (p, c) in counts.iter_mut().enumerate() {
+        let shift = p as u32 * RADIX_BITS;
+        if c[((src[0].0 >> shift) & mask) as usize] == n {
+            continue;
+        }
+        let mut at = 0;
+        for x in c.iter_mut() {
+            let k = *x;
+            *x = at;
+            at += k;
+        }
+        for &e in &src {
+            let d = ((e.0 >> shift) & mask) as usize;
+            dst[c[d]] = e;
+            c[d] += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    for (x, &(k, c)) in w.iter_mut().zip(&src) {
+        *x = (from_total_order_key(k), c);
     }
 }
 

@@ -69,3 +69,171 @@ fn tpot_and_throughput_as_benchmark_serving() {
     assert_eq!(s.total_token_throughput, 21.0 / 4.0);
     assert!(s.latency.batch.is_none());
 }
+
+/// The statistics as they were computed before the radix sort: a stable comparison
+/// sort, then [`percentile`] for every quantile (the slow reference).
+fn reference_stats(w: &mut [(f64, u64)]) -> Stats {
+    w.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n: u64 = w.iter().map(|x| x.1).sum();
+    let (mean, std) = if n == 0 {
+        (0.0, 0.0)
+    } else {
+        let mean = w.iter().map(|&(v, c)| v * c as f64).sum::<f64>() / n as f64;
+        let var = w
+            .iter()
+            .map(|&(v, c)| (v - mean) * (v - mean) * c as f64)
+            .sum::<f64>()
+            / n as f64;
+        (mean, var.sqrt())
+    };
+    Stats {
+        mean,
+        median: percentile(w, n, 50.0),
+        std,
+        p50: percentile(w, n, 50.0),
+        p90: percentile(w, n, 90.0),
+        p95: percentile(w, n, 95.0),
+        p99: percentile(w, n, 99.0),
+    }
+}
+
+fn bits(s: &Stats) -> [u64; 7] {
+    [s.mean, s.median, s.std, s.p50, s.p90, s.p95, s.p99].map(f64::to_bits)
+}
+
+/// Values that exercise the key: both zeros, negatives, subnormals, infinities,
+/// repeats (with different weights, so the stable order shows), and a spread of
+/// magnitudes in every digit of the key.
+fn awkward(len: usize, seed: u64, unit: bool) -> Vec<(f64, u64)> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let special = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE / 4.0,
+        5e-324,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        250.0,
+    ];
+    (0..len)
+        .map(|_| {
+            let r = next();
+            let v = match r % 4 {
+                0 => special[(r >> 8) as usize % special.len()],
+                1 => ((r >> 11) % 1000) as f64 * 0.5,
+                2 => f64::from_bits(r >> 2) * if r & 2 == 0 { 1.0 } else { -1.0 },
+                _ => (r >> 11) as f64 / (1u64 << 53) as f64 * 3000.0,
+            };
+            let v = if v.is_nan() { 7.0 } else { v };
+            (v, if unit { 1 } else { 1 + (r >> 40) % 5 })
+        })
+        .collect()
+}
+
+/// The radix sort gives exactly the stable comparison sort's permutation (values
+/// and weights in the same places), on small and large inputs.
+#[test]
+fn radix_sort_is_the_stable_comparison_sort() {
+    for (len, seed) in [(0, 1), (1, 2), (255, 3), (256, 4), (1000, 5), (70_000, 6)] {
+        for unit in [true, false] {
+            let mut a = awkward(len, seed, unit);
+            let mut b = a.clone();
+            sort_by_total_order(&mut a);
+            b.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let ab: Vec<(u64, u64)> = a.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+            let bb: Vec<(u64, u64)> = b.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+            assert!(ab == bb, "len {len}, seed {seed}, unit {unit}");
+        }
+    }
+    // Narrow ranges (keys that differ only in some middle bits), all-equal values
+    // with different weights, and a latency-like spread over a few octaves.
+    let narrow: Vec<(f64, u64)> = (0..5000u64)
+        .map(|k| (100.0 + ((k * 37) % 64) as f64 * 0.25, k % 3 + 1))
+        .collect();
+    let same: Vec<(f64, u64)> = (0..1000u64).map(|k| (2.5, k + 1)).collect();
+    let spread: Vec<(f64, u64)> = (0..140_000u64)
+        .map(|k| (20.0 + ((k * 7919) % 100_003) as f64 * 0.013, 1 + k % 2))
+        .collect();
+    for (name, v) in [("narrow", narrow), ("same", same), ("spread", spread)] {
+        let mut a = v.clone();
+        let mut b = v;
+        sort_by_total_order(&mut a);
+        b.sort_by(|x, y| x.0.total_cmp(&y.0));
+        assert!(a == b, "{name}");
+    }
+    // The key orders as total_cmp does, and inverts.
+    let vals = [-f64::INFINITY, -2.0, -0.0, 0.0, 5e-324, 1.0, f64::INFINITY];
+    for w in vals.windows(2) {
+        assert!(total_order_key(w[0]) < total_order_key(w[1]), "{w:?}");
+    }
+    for v in vals {
+        assert_eq!(
+            from_total_order_key(total_order_key(v)).to_bits(),
+            v.to_bits()
+        );
+    }
+}
+
+/// Exact statistics are bit for bit those of the comparison sort and the scanning
+/// percentile, with unit and with mixed weights.
+#[test]
+fn exact_stats_match_the_reference_bit_for_bit() {
+    for (len, seed) in [(1, 7), (2, 8), (300, 9), (5000, 10), (40_000, 11)] {
+        for unit in [true, false] {
+            // Finite samples only, as a sketch holds.
+            let w: Vec<(f64, u64)> = awkward(len, seed, unit)
+                .into_iter()
+                .map(|(v, c)| {
+                    (
+                        if v.is_finite() && v.abs() < 1e100 {
+                            v
+                        } else {
+                            3.0
+                        },
+                        c,
+                    )
+                })
+                .collect();
+            let (mut a, mut b) = (w.clone(), w);
+            assert_eq!(bits(&exact_stats(&mut a)), bits(&reference_stats(&mut b)));
+        }
+    }
+}
+
+/// A sketch that switched to buckets has the running sums, minimum and maximum it
+/// would have had keeping them up to date from the first sample.
+#[test]
+fn bucketed_sums_replay_the_samples_in_order() {
+    let mut s = Sketch::default();
+    let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for k in 0..(EXACT_LIMIT as u64 + 5000) {
+        let v = ((k * 7919) % 10_007) as f64 * 0.37 + 0.01;
+        let w = 1 + k % 3;
+        s.add(v, w);
+        sum += v * w as f64;
+        sum_sq += v * v * w as f64;
+        min = min.min(v);
+        max = max.max(v);
+    }
+    assert!(s.bucketed);
+    assert_eq!(s.sum.to_bits(), sum.to_bits());
+    assert_eq!(s.sum_sq.to_bits(), sum_sq.to_bits());
+    assert_eq!((s.min, s.max), (min, max));
+    assert_eq!(
+        s.count(),
+        (0..EXACT_LIMIT as u64 + 5000)
+            .map(|k| 1 + k % 3)
+            .sum::<u64>()
+    );
+}

@@ -225,11 +225,25 @@ impl LengthDist {
                 }
             }
         };
-        if v.is_finite() && v >= 1.0 {
-            v.round().min(1e12) as u64
-        } else {
-            1
+        tokens(v)
+    }
+
+    /// The length every draw gives, if the distribution is [`LengthDist::Fixed`]
+    /// (which draws no random number): what [`LengthDist::sample`] returns for it.
+    pub fn fixed(&self) -> Option<u64> {
+        match *self {
+            LengthDist::Fixed { value } => Some(tokens(value as f64)),
+            _ => None,
         }
+    }
+}
+
+/// A drawn length as a token count: rounded, at least 1, at most 10^12.
+fn tokens(v: f64) -> u64 {
+    if v.is_finite() && v >= 1.0 {
+        v.round().min(1e12) as u64
+    } else {
+        1
     }
 }
 
@@ -376,6 +390,12 @@ pub struct LengthSampler {
     /// The prompts of a shared-prefix workload, if it is one.
     shared: Option<shared_prefix::PrefixPrompts>,
     max_context: u64,
+    /// [`LengthDist::fixed`] of the prompt and output lengths, drawn once.
+    fixed_input: Option<u64>,
+    fixed_output: Option<u64>,
+    /// What every [`LengthSampler::draw`] returns, when that is always the same:
+    /// fixed prompt and output lengths, no prompt pool and no shared prefix.
+    constant: Option<(u32, u32)>,
 }
 
 impl LengthSampler {
@@ -409,7 +429,7 @@ impl LengthSampler {
             )),
             _ => None,
         };
-        LengthSampler {
+        let mut s = LengthSampler {
             input: w.input.clone(),
             output: w.output.clone(),
             in_rng,
@@ -418,7 +438,16 @@ impl LengthSampler {
             pool,
             shared,
             max_context: w.max_context.max(2),
+            fixed_input: w.input.fixed(),
+            fixed_output: w.output.fixed(),
+            constant: None,
+        };
+        if let (Some(i), Some(o), None, true) =
+            (s.fixed_input, s.fixed_output, &s.shared, s.pool.is_empty())
+        {
+            s.constant = Some(s.clamp(i, o));
         }
+        s
     }
 
     /// Longest prompt + output.
@@ -442,6 +471,9 @@ impl LengthSampler {
 
     /// Draws the next (input, output, prompt of the pool), clamped to the context.
     pub fn draw(&mut self) -> (u32, u32, Option<u32>) {
+        if let Some((i, o)) = self.constant {
+            return (i, o, None);
+        }
         let (i, o, prefix) = self.draw_unclamped();
         let (i, o) = self.clamp(i, o);
         (i, o, prefix)
@@ -455,13 +487,47 @@ impl LengthSampler {
             let (i, g) = sp.next_prompt();
             (i, Some(g))
         } else if self.pool.is_empty() {
-            (self.input.sample(&mut self.in_rng), None)
+            let i = match self.fixed_input {
+                Some(i) => i,
+                None => self.input.sample(&mut self.in_rng),
+            };
+            (i, None)
         } else {
             let k = self.prompt_rng.gen_range(0..self.pool.len());
             (self.pool[k], Some(k as u32))
         };
-        let o = self.output.sample(&mut self.out_rng);
+        let o = match self.fixed_output {
+            Some(o) => o,
+            None => self.output.sample(&mut self.out_rng),
+        };
         (i, o, prefix)
+    }
+}
+
+/// The inter-arrival gap of an open loop, in seconds. The distributions are built
+/// once, with the parameters every draw would build them with, so they draw the same
+/// numbers; parameters the config checks keep valid, were they not, give the mean
+/// gap (a zero gap would issue requests at one instant forever).
+#[derive(Debug, Clone, Copy)]
+enum Gap {
+    Exp(Exp<f64>),
+    Gamma(Gamma<f64>),
+    /// Always this many seconds (a constant rate, a distribution that could not be
+    /// built, or a trace's 0).
+    Fixed(f64),
+}
+
+impl Gap {
+    fn of(a: &Arrival) -> Gap {
+        match *a {
+            Arrival::Poisson { rate } => Exp::new(rate).map_or(Gap::Fixed(1.0 / rate), Gap::Exp),
+            Arrival::Gamma { rate, burstiness } => {
+                Gamma::new(burstiness, 1.0 / (rate * burstiness))
+                    .map_or(Gap::Fixed(1.0 / rate), Gap::Gamma)
+            }
+            Arrival::Constant { rate } => Gap::Fixed(1.0 / rate),
+            _ => Gap::Fixed(0.0),
+        }
     }
 }
 
@@ -472,6 +538,8 @@ pub type NextArrival = (SimTime, u64, Option<(u32, u32)>);
 #[derive(Debug, Clone)]
 pub struct OpenLoop {
     arrival: Arrival,
+    /// The inter-arrival distribution, built once from `arrival`.
+    gap: Gap,
     rng: ChaCha8Rng,
     next_time: SimTime,
     next_index: u64,
@@ -497,6 +565,7 @@ impl OpenLoop {
         };
         OpenLoop {
             arrival: w.arrival.clone(),
+            gap: Gap::of(&w.arrival),
             rng: rng(seed, streams::ARRIVALS),
             next_time: SimTime::ZERO,
             next_index: 0,
@@ -540,19 +609,10 @@ impl OpenLoop {
         if t >= self.end {
             return None;
         }
-        // Parameters the config checks keep valid; were they not, the mean gap keeps
-        // time moving (a zero gap would issue requests at one instant forever).
-        let gap_s = match self.arrival {
-            Arrival::Poisson { rate } => Exp::new(rate)
-                .map(|d| d.sample(&mut self.rng))
-                .unwrap_or(1.0 / rate),
-            Arrival::Gamma { rate, burstiness } => {
-                Gamma::new(burstiness, 1.0 / (rate * burstiness))
-                    .map(|d| d.sample(&mut self.rng))
-                    .unwrap_or(1.0 / rate)
-            }
-            Arrival::Constant { rate } => 1.0 / rate,
-            _ => 0.0,
+        let gap_s = match &self.gap {
+            Gap::Exp(d) => d.sample(&mut self.rng),
+            Gap::Gamma(d) => d.sample(&mut self.rng),
+            Gap::Fixed(s) => *s,
         };
         self.next_time = t + Dur::from_secs_f64(gap_s);
         self.next_index += 1;
