@@ -203,37 +203,10 @@ impl Instance {
         chunk: bool,
         longest_out: u64,
     ) -> Result<u64, Refusal> {
-        if entry & REC == 0 {
-            return self.admit_seq(entry, pos, now, budget, chunk, longest_out);
+        if entry & REC != 0 {
+            return self.admit_record(entry & !REC, pos, now, budget, chunk, longest_out);
         }
-        let rank = entry & !REC;
-        let (req, enqueued) = self.recs[rank as usize].unpack();
-        let slot = self.alloc_seq(Seq::new(req, enqueued, rank));
-        match self.admit_seq(slot, pos, now, budget, chunk, longest_out) {
-            Ok(n) => {
-                self.recs[rank as usize].retire();
-                self.admitted_recs.push((rank, slot));
-                Ok(n)
-            }
-            Err(r) => {
-                // The record still waits; the slot goes back unused.
-                self.seqs[slot as usize].state = State::Free;
-                self.free_slots.push(slot);
-                Err(r)
-            }
-        }
-    }
-
-    /// [`Instance::admit_one`] for a request in sequence slot `slot`.
-    fn admit_seq(
-        &mut self,
-        slot: u32,
-        pos: usize,
-        now: SimTime,
-        budget: u64,
-        chunk: bool,
-        longest_out: u64,
-    ) -> Result<u64, Refusal> {
+        let slot = entry;
         let reserve = self.policy.reserves_whole_batch();
         let layers = self.geo.layers();
         let bs = self.geo.block_size;
@@ -276,7 +249,11 @@ impl Instance {
         self.kv.reacquire(taken_back);
         let ok = self.kv.try_alloc(need);
         debug_assert!(ok);
-        let removed = self.waiting.remove(pos);
+        let removed = if pos == 0 {
+            self.waiting.pop_front()
+        } else {
+            self.waiting.remove(pos)
+        };
         debug_assert!(removed.is_some_and(|e| e == slot || e & REC != 0));
         if group > 0 {
             let g = self.seqs[slot as usize]
@@ -309,6 +286,35 @@ impl Instance {
         self.chunks.push((slot, new));
         self.plan.admitted.push(id);
         Ok(new)
+    }
+
+    /// [`Instance::admit_one`] for the record of rank `rank`: its sequence is built
+    /// in a free slot, and given back if the admission is refused.
+    #[inline(never)]
+    fn admit_record(
+        &mut self,
+        rank: u32,
+        pos: usize,
+        now: SimTime,
+        budget: u64,
+        chunk: bool,
+        longest_out: u64,
+    ) -> Result<u64, Refusal> {
+        let (req, enqueued) = self.recs[rank as usize].unpack();
+        let slot = self.alloc_seq(Seq::new(req, enqueued, rank));
+        match self.admit_one(slot, pos, now, budget, chunk, longest_out) {
+            Ok(n) => {
+                self.recs[rank as usize].retire();
+                self.admitted_recs.push((rank, slot));
+                Ok(n)
+            }
+            Err(r) => {
+                // The record still waits; the slot goes back unused.
+                self.seqs[slot as usize].state = State::Free;
+                self.free_slots.push(slot);
+                Err(r)
+            }
+        }
     }
 
     /// Schedules the next chunk of running prefill `slot`: at most `budget` tokens.

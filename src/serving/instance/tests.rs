@@ -242,6 +242,7 @@ fn the_running_cap_and_budget_hold_whatever_the_scheduler_asks() {
 #[test]
 fn a_new_request_waits_as_a_record_and_a_preempted_one_as_its_sequence() {
     let mut inst = Instance::new(0, continuous(1, 2048, false), cost(), geo(), 1000, 4096);
+    inst.short_queue = 0;
     let mut rec = Recorder::new(SimTime::ZERO, false);
     for id in 0..3 {
         inst.note_routed(&req(id, 8, 4));
@@ -298,6 +299,7 @@ impl Scheduler for AdmitThenPreempt {
 #[test]
 fn a_waiting_handle_names_its_request_for_the_whole_step() {
     let mut inst = Instance::new(0, continuous(8, 2048, false), cost(), geo(), 1000, 4096);
+    inst.short_queue = 0;
     inst.set_scheduler(Box::new(AdmitThenPreempt));
     inst.note_routed(&req(0, 8, 2));
     inst.enqueue(req(0, 8, 2), SimTime::ZERO);
@@ -313,9 +315,12 @@ fn a_waiting_handle_names_its_request_for_the_whole_step() {
 
 /// Every step's plan and every completion of a run of `n` requests with ids from
 /// `first_id` (lengths, priorities and prompts from the request's index; three
-/// arrive, then two steps run), on a pool small enough to preempt, under `sched`.
-fn trace(first_id: u64, n: u64, sched: &str) -> Vec<String> {
+/// arrive, then two steps run), on a pool small enough to preempt, under `sched`,
+/// new requests waiting as records behind `short_queue` others.
+fn trace(first_id: u64, n: u64, sched: &str, short_queue: usize) -> Vec<String> {
     let mut inst = Instance::new(0, continuous(6, 96, true), cost(), geo(), 24, 4096);
+    inst.short_queue = short_queue;
+    let mut records = 0;
     let choice = SchedulerChoice::Config(SchedulerConfig {
         name: sched.into(),
         ..SchedulerConfig::default()
@@ -332,6 +337,7 @@ fn trace(first_id: u64, n: u64, sched: &str) -> Vec<String> {
         r.prefix = (i % 2 == 0).then_some((i % 4) as u32);
         inst.note_routed(&r);
         inst.enqueue(r, SimTime(t + 7));
+        records += inst.waiting.iter().filter(|&&e| e & REC != 0).count();
         let steps = match (i % 3, i + 1 == n) {
             (_, true) => 10_000,
             (2, _) => 2,
@@ -364,6 +370,7 @@ fn trace(first_id: u64, n: u64, sched: &str) -> Vec<String> {
     }
     assert!(inst.policy_error().is_none());
     assert!(inst.is_empty(), "{sched}: {} left", inst.outstanding);
+    out.push(format!("records seen {}", records > 0));
     out
 }
 
@@ -371,9 +378,16 @@ fn trace(first_id: u64, n: u64, sched: &str) -> Vec<String> {
 fn requests_waiting_as_sequences_are_served_exactly_as_records_are() {
     // Ids past 40 bits do not fit a record: every such request waits as a sequence.
     for sched in ["fcfs", "priority", "lpm"] {
-        let records = trace(0, 60, sched);
+        let records = trace(0, 60, sched, 0);
         // The pool is short enough to preempt.
         assert!(records.iter().any(|l| !l.contains("] [] [")), "{sched}");
-        assert_eq!(records, trace(1 << 41, 60, sched), "{sched}");
+        assert_eq!(records.last().unwrap(), "records seen true");
+        let mut sequences = trace(1 << 41, 60, sched, 0);
+        assert_eq!(sequences.pop().unwrap(), "records seen false");
+        let mut mixed = trace(0, 60, sched, 4);
+        assert_eq!(mixed.last().unwrap(), "records seen true");
+        assert_eq!(records[..records.len() - 1], sequences[..], "{sched}");
+        mixed.pop();
+        assert_eq!(mixed, sequences, "{sched}");
     }
 }
