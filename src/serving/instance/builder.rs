@@ -11,7 +11,7 @@
 //! policy, recorded and reported by the run. What was decided is kept as data in the
 //! instance's [`StepPlan`].
 
-use super::{Instance, State};
+use super::{Instance, State, REC};
 use crate::policy::{Admission, Policy, View};
 use crate::time::SimTime;
 
@@ -217,8 +217,44 @@ impl<'a> StepBuilder<'a> {
             .unwrap_or(0)
     }
 
+    /// The sequence slot handle `h` names: its own for a sequence, the one a record
+    /// got when it was admitted in this step; `None` for a record still waiting (or
+    /// an unknown handle).
+    fn seq_slot(&self, h: Handle) -> Option<u32> {
+        if h.0 & REC == 0 {
+            return Some(h.0);
+        }
+        let rank = h.0 & !REC;
+        self.inst
+            .admitted_recs
+            .iter()
+            .find(|e| e.0 == rank)
+            .map(|e| e.1)
+    }
+
+    /// What a scheduler sees of the request at queue entry or slot `slot`.
     fn view_of(&self, slot: u32) -> ReqView {
         let inst = &*self.inst;
+        if slot & REC != 0 {
+            // A request never admitted: nothing generated, computed or held.
+            let w = &inst.recs[(slot & !REC) as usize];
+            return ReqView {
+                handle: Handle(slot),
+                id: w.id(),
+                arrival: w.arrival(),
+                enqueued: w.enqueued(),
+                prompt_tokens: w.input_tokens(),
+                output_tokens: w.output_tokens(),
+                generated: 0,
+                computed: 0,
+                priority: w.priority(),
+                tenant: w.tenant(),
+                class: w.class(),
+                phase: Phase::Waiting,
+                blocks_held: 0,
+                admitted: 0,
+            };
+        }
         let s = &inst.seqs[slot as usize];
         let (phase, computed, generated) = match s.state {
             State::Decoding | State::Padded => {
@@ -257,11 +293,16 @@ impl<'a> StepBuilder<'a> {
     /// holds (0 for a prompt without one, or with the cache off): the signal of
     /// SGLang's longest-prefix-match order.
     pub fn cached_prefix_blocks(&self, h: Handle) -> u64 {
-        self.inst
-            .seqs
-            .get(h.0 as usize)
-            .and_then(|s| s.req.prefix)
-            .map_or(0, |p| self.inst.cached_prefix_blocks(p))
+        let prefix = match self.seq_slot(h) {
+            Some(slot) => self.inst.seqs.get(slot as usize).and_then(|s| s.req.prefix),
+            None => self
+                .inst
+                .recs
+                .get((h.0 & !REC) as usize)
+                .filter(|w| w.live())
+                .and_then(|w| w.prefix()),
+        };
+        prefix.map_or(0, |p| self.inst.cached_prefix_blocks(p))
     }
 
     /// The waiting queue in its order: preempted requests first (most recently
@@ -334,7 +375,16 @@ impl<'a> StepBuilder<'a> {
     /// Preempts running request `h` (recompute: its KV is released, it waits at the
     /// front of the queue and resumes by recomputing its context).
     pub fn preempt(&mut self, h: Handle) -> Result<(), Refusal> {
-        let Some(s) = self.inst.seqs.get(h.0 as usize) else {
+        let Some(slot) = self.seq_slot(h) else {
+            return match self.inst.recs.get((h.0 & !REC) as usize) {
+                Some(w) if w.live() => {
+                    let id = w.id();
+                    Err(self.violate(format!("preempt: request {id} is not running")))
+                }
+                _ => Err(self.violate(format!("preempt: no request {}", h.0 & !REC))),
+            };
+        };
+        let Some(s) = self.inst.seqs.get(slot as usize) else {
             return Err(self.violate(format!("preempt: no request {}", h.0)));
         };
         if !matches!(s.state, State::Prefilling | State::Decoding | State::Padded) {
@@ -342,7 +392,7 @@ impl<'a> StepBuilder<'a> {
             return Err(self.violate(format!("preempt: request {id} is not running")));
         }
         self.preempted = true;
-        self.inst.preempt_slot(h.0);
+        self.inst.preempt_slot(slot);
         Ok(())
     }
 
@@ -351,23 +401,23 @@ impl<'a> StepBuilder<'a> {
     /// blocks cannot be had (preempt and try again).
     pub fn continue_prefill(&mut self, h: Handle) -> Result<u64, Refusal> {
         self.close_decodes();
-        if !self.inst.partial.contains(&h.0) {
+        let slot = self.seq_slot(h).unwrap_or(h.0);
+        let named = self.inst.rank_of(h.0);
+        if !self.inst.partial.contains(&slot) {
             return Err(self.violate(format!(
-                "continue_prefill: request in slot {} is not a running prefill waiting for its next chunk",
-                h.0
+                "continue_prefill: request in slot {named} is not a running prefill waiting for its next chunk"
             )));
         }
-        if self.inst.chunks.iter().any(|c| c.0 == h.0) {
+        if self.inst.chunks.iter().any(|c| c.0 == slot) {
             return Err(self.violate(format!(
-                "continue_prefill: slot {} already has a chunk in this step",
-                h.0
+                "continue_prefill: slot {named} already has a chunk in this step"
             )));
         }
-        match self.inst.prefill_one(h.0, self.budget) {
+        match self.inst.prefill_one(slot, self.budget) {
             Ok(n) => {
                 self.budget -= n;
                 if n > 0 {
-                    let id = self.inst.seqs[h.0 as usize].req.id;
+                    let id = self.inst.seqs[slot as usize].req.id;
                     self.inst.plan.prefills.push((id, n));
                 }
                 Ok(n)
@@ -399,7 +449,8 @@ impl<'a> StepBuilder<'a> {
     pub fn admit(&mut self, h: Handle, max_tokens: u64, chunk: bool) -> Result<u64, Refusal> {
         self.close_decodes();
         let Some(pos) = self.inst.waiting.iter().position(|&s| s == h.0) else {
-            return Err(self.violate(format!("admit: request in slot {} is not waiting", h.0)));
+            let named = self.inst.rank_of(h.0);
+            return Err(self.violate(format!("admit: request in slot {named} is not waiting")));
         };
         let lim = self.limits();
         if self.inst.running_count >= lim.max_seqs {
@@ -421,7 +472,12 @@ impl<'a> StepBuilder<'a> {
         if self.budget != u64::MAX {
             self.budget -= n;
         }
-        let id = self.inst.seqs[h.0 as usize].req.id;
+        let id = *self
+            .inst
+            .plan
+            .admitted
+            .last()
+            .expect("admit_one records it");
         self.inst.plan.prefills.push((id, n));
         Ok(n)
     }
@@ -440,7 +496,7 @@ impl<'a> StepBuilder<'a> {
             .waiting
             .iter()
             .take(self.admit_cap as usize)
-            .map(|&s| self.inst.seqs[s as usize].req.output_tokens)
+            .map(|&e| self.inst.entry_output_tokens(e))
             .max()
             .unwrap_or(0) as u64;
         self.longest_out = Some(l);

@@ -56,7 +56,8 @@ impl Instance {
         let reserve = self.policy.reserves_whole_batch();
         if let Some(g) = self.seqs[slot as usize].req.prefix {
             if let Some(set) = self.lenders.get_mut(g as usize) {
-                set.remove(&(self.seqs[slot as usize].base, slot));
+                let s = &self.seqs[slot as usize];
+                set.remove(&(s.base, s.rank, slot));
             }
         }
         let s = &mut self.seqs[slot as usize];

@@ -1,7 +1,7 @@
 //! Invariants: the aggregate bookkeeping recounted over every sequence (tests and
 //! `check_invariants` runs).
 
-use super::{Instance, Seq, State, NO_SLOT};
+use super::{Instance, Seq, State, NO_SLOT, REC};
 
 impl Instance {
     /// Checks that every loan of blocks links two running sequences of the same
@@ -112,6 +112,28 @@ impl Instance {
         }
         if n_dec != self.dec.n {
             return Err(format!("decode set {} but {n_dec} decoding", self.dec.n));
+        }
+        // The queue holds exactly the live records and the waiting sequences.
+        let live = self.recs.iter().filter(|w| w.live()).count();
+        let waiting_seqs = self
+            .seqs
+            .iter()
+            .filter(|s| s.state == State::Waiting)
+            .count();
+        let queued_recs = self.waiting.iter().filter(|&&e| e & REC != 0).count();
+        let all_live = self.waiting.iter().all(|&e| {
+            if e & REC != 0 {
+                self.recs[(e & !REC) as usize].live()
+            } else {
+                self.seqs[e as usize].state == State::Waiting
+            }
+        });
+        if !all_live || queued_recs != live || self.waiting.len() != live + waiting_seqs {
+            return Err(format!(
+                "waiting queue of {} entries ({queued_recs} records), {live} live records, \
+                 {waiting_seqs} waiting sequences",
+                self.waiting.len()
+            ));
         }
         if running != self.running_count as u64 {
             return Err(format!(

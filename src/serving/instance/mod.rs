@@ -30,6 +30,9 @@ mod prefix;
 mod step;
 #[cfg(test)]
 mod tests;
+mod waiter;
+
+use waiter::{Waiter, REC};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -74,10 +77,48 @@ struct Seq {
     borrowed: u64,
     /// The sequence whose blocks it borrows ([`NO_SLOT`] if none).
     lender: u32,
+    /// Its rank (`waiter.rs`): the number ties between sequences are broken by.
+    rank: u32,
+}
+
+impl Seq {
+    /// A request that reached the instance at `enqueued`, before any admission.
+    fn new(req: Request, enqueued: SimTime, rank: u32) -> Seq {
+        Seq {
+            req,
+            state: State::Waiting,
+            admit: 0,
+            generated: 0,
+            computed: 0,
+            target: req.input_tokens as u64,
+            held: 0,
+            enqueued,
+            scheduled: None,
+            first_token: None,
+            last_token: enqueued,
+            base: 0,
+            k_join: 0,
+            gen_join: 0,
+            below_window: true,
+            attached: false,
+            cached_own: None,
+            borrowed: 0,
+            lender: NO_SLOT,
+            rank,
+        }
+    }
 }
 
 /// No sequence.
 const NO_SLOT: u32 = u32::MAX;
+
+/// A request that finds fewer than this many requests waiting waits as its sequence
+/// slot, built at once, rather than as a record: it is admitted soon, and packing it
+/// to unpack it a few steps later costs more than the bytes save (continuous-90pct,
+/// whose queue peaks at 17, ran 2.6 % more instructions with every new request a
+/// record). A long queue's requests beyond the first `SHORT_QUEUE` are records, so
+/// it takes at most `SHORT_QUEUE` slots more than records would.
+const SHORT_QUEUE: usize = 32;
 
 /// What a preempted sequence left in the prefix cache.
 #[derive(Debug, Clone, Copy)]
@@ -174,9 +215,22 @@ pub struct Instance {
     geo: KvGeometry,
     /// The KV pool.
     pub kv: KvPool,
+    /// Sequences: admitted requests, and preempted ones waiting to resume.
     seqs: Vec<Seq>,
     free_slots: Vec<u32>,
+    /// Requests never admitted, waiting, by rank (`waiter.rs`); unused records are
+    /// not live.
+    recs: Vec<Waiter>,
+    /// Ranks free for the next request, the last freed first.
+    free_ranks: Vec<u32>,
+    /// Records admitted in the step being planned: (rank, sequence slot), so that
+    /// their handles stay valid for the step.
+    admitted_recs: Vec<(u32, u32)>,
+    /// The waiting queue: sequence slots, and ranks of records marked with [`REC`].
     waiting: VecDeque<u32>,
+    /// Queue length below which a new request waits as its sequence rather than a
+    /// record ([`SHORT_QUEUE`]; tests set 0 to make every new request a record).
+    short_queue: usize,
     running: Vec<(u32, u64)>,
     running_count: u32,
     partial: Vec<u32>,
@@ -198,8 +252,9 @@ pub struct Instance {
     /// sampling), so the prefix cache also holds their generated tokens.
     identical_outputs: bool,
     /// Per prompt: decoding sequences attached to it that borrow nothing, by
-    /// (base, slot): the possible lenders, the one with the longest context last.
-    lenders: Vec<BTreeSet<(i64, u32)>>,
+    /// (base, rank, slot): the possible lenders, the one with the longest context
+    /// (then the highest rank) last.
+    lenders: Vec<BTreeSet<(i64, u32, u32)>>,
     /// Per lender: the sequences borrowing its blocks.
     lent_to: BTreeMap<u32, Vec<u32>>,
     /// Outstanding requests (waiting + running), for routers.
@@ -253,6 +308,10 @@ impl Instance {
             kv: KvPool::new(kv_blocks, &geo),
             seqs: Vec::new(),
             free_slots: Vec::new(),
+            recs: Vec::new(),
+            free_ranks: Vec::new(),
+            admitted_recs: Vec::new(),
+            short_queue: SHORT_QUEUE,
             waiting: VecDeque::new(),
             running: Vec::new(),
             running_count: 0,
@@ -376,12 +435,14 @@ impl Instance {
         self.outstanding == 0
     }
 
-    /// Bytes a waiting request takes in an instance: its sequence slot (the request
-    /// and its serving state, allocated when it is enqueued) plus its entry in the
+    /// Bytes a request that has never been admitted takes while it waits in an
+    /// instance's long queue: its compact record (the request and when it arrived
+    /// here; its sequence slot is built when it is admitted) plus its entry in the
     /// waiting queue. Vector growth slack is not counted (`infersim bench` reports
-    /// the peak-RSS figure beside it).
+    /// the peak-RSS figure beside it). A preempted request, and a new one that finds
+    /// fewer than 32 waiting, wait in their sequence slots instead.
     pub fn bytes_per_waiting_request() -> usize {
-        std::mem::size_of::<Seq>() + std::mem::size_of::<u32>()
+        std::mem::size_of::<Waiter>() + std::mem::size_of::<u32>()
     }
 
     /// Requests waiting to be admitted.
@@ -412,39 +473,81 @@ impl Instance {
 
     /// Accepts a request from the router (after [`Instance::note_routed`]).
     pub fn enqueue(&mut self, req: Request, now: SimTime) {
-        let seq = Seq {
-            req,
-            state: State::Waiting,
-            admit: 0,
-            generated: 0,
-            computed: 0,
-            target: req.input_tokens as u64,
-            held: 0,
-            enqueued: now,
-            scheduled: None,
-            first_token: None,
-            last_token: now,
-            base: 0,
-            k_join: 0,
-            gen_join: 0,
-            below_window: true,
-            attached: false,
-            cached_own: None,
-            borrowed: 0,
-            lender: NO_SLOT,
+        let rank = match self.free_ranks.pop() {
+            Some(r) => r,
+            None => {
+                self.recs.push(Waiter::default());
+                (self.recs.len() - 1) as u32
+            }
         };
-        let slot = match self.free_slots.pop() {
+        assert!(rank < REC, "more than 2^31 requests held by one instance");
+        let packed = if self.waiting.len() < self.short_queue {
+            None
+        } else {
+            Waiter::pack(&req, now)
+        };
+        let entry = match packed {
+            Some(w) => {
+                self.recs[rank as usize] = w;
+                REC | rank
+            }
+            None => self.alloc_seq(Seq::new(req, now, rank)),
+        };
+        self.waiting.push_back(entry);
+        self.stats.max_queue = self.stats.max_queue.max(self.waiting.len() as u64);
+    }
+
+    /// Puts `seq` in a free sequence slot; returns the slot.
+    fn alloc_seq(&mut self, seq: Seq) -> u32 {
+        match self.free_slots.pop() {
             Some(s) => {
                 self.seqs[s as usize] = seq;
                 s
             }
             None => {
                 self.seqs.push(seq);
-                (self.seqs.len() - 1) as u32
+                let slot = (self.seqs.len() - 1) as u32;
+                assert!(slot < REC, "more than 2^31 sequences in one instance");
+                slot
             }
-        };
-        self.waiting.push_back(slot);
-        self.stats.max_queue = self.stats.max_queue.max(self.waiting.len() as u64);
+        }
+    }
+
+    /// Frees sequence slot `slot` and its request's rank.
+    fn free_seq(&mut self, slot: u32) {
+        let s = &mut self.seqs[slot as usize];
+        s.state = State::Free;
+        s.cached_own = None;
+        self.free_ranks.push(s.rank);
+        self.free_slots.push(slot);
+    }
+
+    /// The number a queue entry or handle is named by in messages: its rank (the
+    /// slot number of earlier versions).
+    fn rank_of(&self, entry: u32) -> u32 {
+        if entry & REC != 0 {
+            entry & !REC
+        } else {
+            self.seqs.get(entry as usize).map_or(entry, |s| s.rank)
+        }
+    }
+
+    /// Output tokens of the request at queue entry `entry`.
+    fn entry_output_tokens(&self, entry: u32) -> u32 {
+        if entry & REC != 0 {
+            self.recs[(entry & !REC) as usize].output_tokens()
+        } else {
+            self.seqs[entry as usize].req.output_tokens
+        }
+    }
+
+    /// When the request at queue entry `entry` reached the instance.
+    fn entry_enqueued(&self, entry: u32) -> SimTime {
+        if entry & REC != 0 {
+            self.recs[(entry & !REC) as usize].enqueued()
+        } else {
+            self.seqs[entry as usize].enqueued
+        }
     }
 
     /// Declares whether requests with the same prompt produce the same tokens

@@ -55,11 +55,11 @@ impl Instance {
         {
             return;
         }
-        let (g, base) = (s.req.prefix.expect("attached") as usize, s.base);
+        let (g, base, rank) = (s.req.prefix.expect("attached") as usize, s.base, s.rank);
         if self.lenders.len() <= g {
             self.lenders.resize(g + 1, BTreeSet::new());
         }
-        self.lenders[g].insert((base, slot));
+        self.lenders[g].insert((base, rank, slot));
     }
 
     /// Layer-blocks of the shared prompt prefix that `slot` references (and so does
@@ -86,7 +86,7 @@ impl Instance {
         {
             return None;
         }
-        let &(base, lender) = self.lenders.get(s.req.prefix? as usize)?.last()?;
+        let &(base, _, lender) = self.lenders.get(s.req.prefix? as usize)?.last()?;
         let bs = self.geo.block_size;
         let full = (base + self.k as i64) as u64 / bs;
         let blocks = full.min((s.target - 1) / bs).saturating_sub(group);
@@ -112,10 +112,13 @@ impl Instance {
         let Some(mut borrowers) = self.lent_to.remove(&slot) else {
             return 0;
         };
-        // The new owner: most blocks borrowed, then lowest slot.
+        // The new owner: most blocks borrowed, then lowest rank.
         let heir = *borrowers
             .iter()
-            .max_by_key(|&&b| (self.seqs[b as usize].borrowed, std::cmp::Reverse(b)))
+            .max_by_key(|&&b| {
+                let s = &self.seqs[b as usize];
+                (s.borrowed, std::cmp::Reverse(s.rank))
+            })
             .expect("a lender has borrowers");
         borrowers.retain(|&b| b != heir);
         let h = &mut self.seqs[heir as usize];

@@ -2,7 +2,7 @@
 //! planned step, and emitting tokens and completing requests when it ends.
 
 use super::builder::{Refusal, StepBuilder};
-use super::{CachedOwn, Finished, Instance, State};
+use super::{CachedOwn, Finished, Instance, Seq, State, REC};
 use crate::cost::{PrefillChunk, StepCost};
 use crate::metrics::Recorder;
 use crate::policy::View;
@@ -116,6 +116,7 @@ impl Instance {
         self.process_window_crossings();
         self.chunks.clear();
         self.plan.clear();
+        self.admitted_recs.clear();
         self.grown_this_step = false;
         // Inside a multi-step block the scheduler is not called (multi_step.rs).
         let continuation = self.continue_block();
@@ -182,27 +183,30 @@ impl Instance {
             now,
             running: self.running_count,
             waiting: self.waiting.len() as u32,
-            oldest_wait_since: self
-                .waiting
-                .front()
-                .map(|&s| self.seqs[s as usize].enqueued),
+            oldest_wait_since: self.waiting.front().map(|&e| self.entry_enqueued(e)),
             planned_tokens,
             preempted,
         }
     }
 
-    /// Admits waiting request `slot` (at `pos` in the waiting queue) with at most
-    /// `budget` new tokens, splitting its prompt if `chunk`; static batches reserve KV
-    /// for `longest_out` output tokens at least. Nothing changes when it is refused.
+    /// Admits the waiting request at queue entry `entry` (at `pos` in the waiting
+    /// queue) with at most `budget` new tokens, splitting its prompt if `chunk`;
+    /// static batches reserve KV for `longest_out` output tokens at least. A record
+    /// (never admitted before) gets its sequence slot now. Nothing changes when it is
+    /// refused.
     pub(super) fn admit_one(
         &mut self,
-        slot: u32,
+        entry: u32,
         pos: usize,
         now: SimTime,
         budget: u64,
         chunk: bool,
         longest_out: u64,
     ) -> Result<u64, Refusal> {
+        if entry & REC != 0 {
+            return self.admit_record(entry & !REC, pos, now, budget, chunk, longest_out);
+        }
+        let slot = entry;
         let reserve = self.policy.reserves_whole_batch();
         let layers = self.geo.layers();
         let bs = self.geo.block_size;
@@ -245,8 +249,12 @@ impl Instance {
         self.kv.reacquire(taken_back);
         let ok = self.kv.try_alloc(need);
         debug_assert!(ok);
-        let removed = self.waiting.remove(pos);
-        debug_assert_eq!(removed, Some(slot));
+        let removed = if pos == 0 {
+            self.waiting.pop_front()
+        } else {
+            self.waiting.remove(pos)
+        };
+        debug_assert!(removed.is_some_and(|e| e == slot || e & REC != 0));
         if group > 0 {
             let g = self.seqs[slot as usize]
                 .req
@@ -278,6 +286,35 @@ impl Instance {
         self.chunks.push((slot, new));
         self.plan.admitted.push(id);
         Ok(new)
+    }
+
+    /// [`Instance::admit_one`] for the record of rank `rank`: its sequence is built
+    /// in a free slot, and given back if the admission is refused.
+    #[inline(never)]
+    fn admit_record(
+        &mut self,
+        rank: u32,
+        pos: usize,
+        now: SimTime,
+        budget: u64,
+        chunk: bool,
+        longest_out: u64,
+    ) -> Result<u64, Refusal> {
+        let (req, enqueued) = self.recs[rank as usize].unpack();
+        let slot = self.alloc_seq(Seq::new(req, enqueued, rank));
+        match self.admit_one(slot, pos, now, budget, chunk, longest_out) {
+            Ok(n) => {
+                self.recs[rank as usize].retire();
+                self.admitted_recs.push((rank, slot));
+                Ok(n)
+            }
+            Err(r) => {
+                // The record still waits; the slot goes back unused.
+                self.seqs[slot as usize].state = State::Free;
+                self.free_slots.push(slot);
+                Err(r)
+            }
+        }
     }
 
     /// Schedules the next chunk of running prefill `slot`: at most `budget` tokens.
@@ -476,10 +513,7 @@ impl Instance {
             self.kv.release(held);
             self.detach(slot);
         }
-        let s = &mut self.seqs[slot as usize];
-        s.state = State::Free;
-        s.cached_own = None;
         self.running_count -= 1;
-        self.free_slots.push(slot);
+        self.free_seq(slot);
     }
 }

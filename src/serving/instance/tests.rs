@@ -238,3 +238,156 @@ fn the_running_cap_and_budget_hold_whatever_the_scheduler_asks() {
     assert_eq!(inst.running_len(), 2);
     assert!(inst.policy_error().is_none());
 }
+
+#[test]
+fn a_new_request_waits_as_a_record_and_a_preempted_one_as_its_sequence() {
+    let mut inst = Instance::new(0, continuous(1, 2048, false), cost(), geo(), 1000, 4096);
+    inst.short_queue = 0;
+    let mut rec = Recorder::new(SimTime::ZERO, false);
+    for id in 0..3 {
+        inst.note_routed(&req(id, 8, 4));
+        inst.enqueue(req(id, 8, 4), SimTime::ZERO);
+    }
+    // Three records by rank 0, 1, 2; no sequence built yet.
+    assert_eq!((inst.seqs.len(), inst.recs.len()), (0, 3));
+    assert!(inst.waiting.iter().all(|&e| e & REC != 0));
+    let mut t = 0;
+    assert!(step(&mut inst, &mut t, &mut rec));
+    // The cap of one admits request 0: its sequence has rank 0, the others still
+    // wait as records.
+    assert_eq!(inst.seqs.len(), 1);
+    assert_eq!((inst.seqs[0].req.id, inst.seqs[0].rank), (0, 0));
+    assert_eq!(inst.waiting_len(), 2);
+    // Preempted, it waits at the front as its sequence.
+    inst.preempt_slot(0);
+    assert_eq!(inst.waiting.front(), Some(&0));
+    assert_eq!(inst.seqs[0].state, State::Waiting);
+    inst.check_invariants().unwrap();
+    // Aborting a record frees its rank for the next request; the queue keeps its order.
+    assert_eq!(inst.abort(1), Some(Aborted { generated: 0 }));
+    assert_eq!(inst.outstanding, 2);
+    assert_eq!(
+        inst.waiting.iter().copied().collect::<Vec<_>>(),
+        [0, REC | 2]
+    );
+    inst.note_routed(&req(3, 8, 4));
+    inst.enqueue(req(3, 8, 4), SimTime(5));
+    assert_eq!(inst.waiting.back(), Some(&(REC | 1)));
+    assert_eq!(inst.recs.len(), 3);
+    inst.check_invariants().unwrap();
+    assert_eq!(inst.abort(1), None);
+}
+
+/// Admits the head of the queue, then preempts it by the handle it had while waiting.
+#[derive(Debug)]
+struct AdmitThenPreempt;
+
+impl Scheduler for AdmitThenPreempt {
+    fn name(&self) -> &str {
+        "admit-then-preempt"
+    }
+    fn schedule(&mut self, s: &mut StepBuilder<'_>) {
+        if let Some(r) = s.waiting_front() {
+            assert_eq!(r.phase, builder::Phase::Waiting);
+            assert!(s.admit(r.handle, 1000, true).is_ok());
+            assert_eq!(s.running().next().map(|v| v.id), Some(r.id));
+            assert_eq!(s.preempt(r.handle), Ok(()));
+        }
+    }
+}
+
+#[test]
+fn a_waiting_handle_names_its_request_for_the_whole_step() {
+    let mut inst = Instance::new(0, continuous(8, 2048, false), cost(), geo(), 1000, 4096);
+    inst.short_queue = 0;
+    inst.set_scheduler(Box::new(AdmitThenPreempt));
+    inst.note_routed(&req(0, 8, 2));
+    inst.enqueue(req(0, 8, 2), SimTime::ZERO);
+    let mut wake = None;
+    let _ = inst.plan_step(SimTime(0), &mut wake);
+    assert_eq!(inst.last_plan().admitted, vec![0]);
+    assert_eq!(inst.last_plan().preempted, vec![0]);
+    assert!(inst.policy_error().is_none());
+    // Back in the queue, as a sequence now.
+    assert_eq!(inst.waiting.iter().copied().collect::<Vec<_>>(), [0]);
+    inst.check_invariants().unwrap();
+}
+
+/// Every step's plan and every completion of a run of `n` requests with ids from
+/// `first_id` (lengths, priorities and prompts from the request's index; three
+/// arrive, then two steps run), on a pool small enough to preempt, under `sched`,
+/// new requests waiting as records behind `short_queue` others.
+fn trace(first_id: u64, n: u64, sched: &str, short_queue: usize) -> Vec<String> {
+    let mut inst = Instance::new(0, continuous(6, 96, true), cost(), geo(), 24, 4096);
+    inst.short_queue = short_queue;
+    let mut records = 0;
+    let choice = SchedulerChoice::Config(SchedulerConfig {
+        name: sched.into(),
+        ..SchedulerConfig::default()
+    });
+    inst.set_scheduler(choice.build(0).unwrap());
+    let mut rec = Recorder::new(SimTime::ZERO, false);
+    let mut out = Vec::new();
+    let mut t = 0u64;
+    let mut done = Vec::new();
+    for i in 0..n {
+        let (input, output) = (20 + (i as u32 * 37) % 90, 3 + i as u32 % 23);
+        let mut r = Request::new(first_id + i, SimTime(t), input, output);
+        r.priority = (i % 3) as i32;
+        r.prefix = (i % 2 == 0).then_some((i % 4) as u32);
+        inst.note_routed(&r);
+        inst.enqueue(r, SimTime(t + 7));
+        records += inst.waiting.iter().filter(|&&e| e & REC != 0).count();
+        let steps = match (i % 3, i + 1 == n) {
+            (_, true) => 10_000,
+            (2, _) => 2,
+            _ => 0,
+        };
+        for _ in 0..steps {
+            let mut wake = None;
+            if inst.plan_step(SimTime(t), &mut wake).is_none() {
+                break;
+            }
+            t += 1_000_000;
+            inst.finish_step(SimTime(t), &mut rec, &mut done);
+            inst.check_invariants().unwrap();
+            let p = inst.last_plan();
+            let rel = |v: &[u64]| v.iter().map(|id| id - first_id).collect::<Vec<_>>();
+            out.push(format!(
+                "{:?} {:?} {:?} {} {:?}",
+                rel(&p.admitted),
+                rel(&p.preempted),
+                p.prefills
+                    .iter()
+                    .map(|c| (c.0 - first_id, c.1))
+                    .collect::<Vec<_>>(),
+                p.decodes,
+                done.drain(..)
+                    .map(|f| (f.req.id - first_id, f.at))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(inst.policy_error().is_none());
+    assert!(inst.is_empty(), "{sched}: {} left", inst.outstanding);
+    out.push(format!("records seen {}", records > 0));
+    out
+}
+
+#[test]
+fn requests_waiting_as_sequences_are_served_exactly_as_records_are() {
+    // Ids past 40 bits do not fit a record: every such request waits as a sequence.
+    for sched in ["fcfs", "priority", "lpm"] {
+        let records = trace(0, 60, sched, 0);
+        // The pool is short enough to preempt.
+        assert!(records.iter().any(|l| !l.contains("] [] [")), "{sched}");
+        assert_eq!(records.last().unwrap(), "records seen true");
+        let mut sequences = trace(1 << 41, 60, sched, 0);
+        assert_eq!(sequences.pop().unwrap(), "records seen false");
+        let mut mixed = trace(0, 60, sched, 4);
+        assert_eq!(mixed.last().unwrap(), "records seen true");
+        assert_eq!(records[..records.len() - 1], sequences[..], "{sched}");
+        mixed.pop();
+        assert_eq!(mixed, sequences, "{sched}");
+    }
+}
