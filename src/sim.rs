@@ -411,11 +411,29 @@ fn run_inner(
 }
 
 impl Engine<'_> {
-    /// Counts GPU busy time of work still in flight when the run ends at `now`.
+    /// Counts GPU busy time of work still in flight when the run ends at `now`, and
+    /// the requests still in flight against the SLO bounds they have already missed
+    /// ([`Recorder::unfinished`]): those at the instances, in transit to them, and in
+    /// the front end's ingress queue (not those the client has given up on, already
+    /// counted as failed, nor those it has not sent).
     fn finalize(&mut self, now: SimTime) {
         for g in &mut self.gpus {
             g.model.close(now);
         }
+        let (rec, client) = (&mut self.rec, &self.client);
+        for i in &self.inst {
+            i.for_each_unfinished(|r, first| {
+                if !client.abandoned(r.id) {
+                    rec.unfinished(r, first, now);
+                }
+            });
+        }
+        for r in self.in_transit.iter().flatten() {
+            if !client.abandoned(r.id) {
+                rec.unfinished(r, None, now);
+            }
+        }
+        client.for_each_in_ingress(|r| rec.unfinished(r, None, now));
     }
 
     /// Copies every GPU's busy time out of its model, for the summary.

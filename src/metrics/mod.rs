@@ -154,6 +154,16 @@ impl Recorder {
         self.slo = Some(slo::SloCounter::new(*slo));
     }
 
+    /// A request still in flight when a timed run ends at `end` (sent at its
+    /// `arrival`), with its first token's time if it came: it counts against the SLO
+    /// bounds it has already missed ([`slo::SloCounter::unfinished`]).
+    pub fn unfinished(&mut self, req: &Request, first_token: Option<SimTime>, end: SimTime) {
+        if let Some(c) = &mut self.slo {
+            let ttft = first_token.map(|t| (t - req.arrival).as_millis_f64());
+            c.unfinished((end - req.arrival).as_millis_f64(), ttft);
+        }
+    }
+
     /// `weight` tokens each came `gap` after the previous token of their request.
     pub fn itl(&mut self, now: SimTime, gap: Dur, weight: u64) {
         if self.deferred.itl {
