@@ -343,6 +343,12 @@ fn run_inner(
     };
     let elapsed = now.as_secs_f64();
     let mut summary = e.rec.summarize(duration_s);
+    // The drain after the last admission (an offline batch drains by design).
+    if matches!(sc.workload.stop, Stop::Requests(_))
+        && !matches!(sc.workload.arrival, Arrival::Offline { .. })
+    {
+        summary.drain_s = Some((duration_s - e.rec.last_scheduled.as_secs_f64()).max(0.0));
+    }
     let busy: f64 = e.gpus.iter().map(|g| g.busy.as_secs_f64()).sum();
     let frac = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
     let kv_frac = |i: &Instance| i.kv.peak as f64 / i.kv.capacity.max(1) as f64;

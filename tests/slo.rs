@@ -146,6 +146,31 @@ fn a_timed_run_that_judged_no_request_meets_no_slo() {
     assert_eq!(s.slo_attainment, 0.0);
 }
 
+/// The drain: in [`ten_in_a_row`] request 10 is admitted at 450 ms and the run ends
+/// at 500 ms, so the last 50 ms (a tenth of the run: no note yet) had nothing new to
+/// admit; a long last request makes most of the run drain, and the note appears.
+#[test]
+fn the_drain_after_the_last_admission_is_measured_and_noted_past_a_tenth() {
+    let sc = ten_in_a_row(slo(&[("p99_ttft_ms", 1e6)]));
+    let r = run(&sc, 0, opts(false)).expect("runs").summary;
+    assert!((r.drain_s.expect("a request-count run") - 0.05).abs() < 1e-12);
+    assert_eq!(r.drain_note(), None);
+    // Requests 1..=9 of 1 output token and request 10 of 41: request 10 is admitted
+    // at 9 × 10 = 90 ms and ends at 90 + 410 = 500 ms: a 410 ms drain of 500 ms.
+    let cost = CostModel::new(&tiny_model(), &instant_gpu(), &profile(0.0, 10_000.0, 0.0)).unwrap();
+    let mut rows = vec![(0.0, 4, 1); 9];
+    rows.push((0.0, 4, 41));
+    let sc = single(Policy::Sequential, cost, 64, 1000, trace_workload(&rows));
+    let r = run(&sc, 0, opts(false)).expect("runs").summary;
+    assert!((r.duration - 0.5).abs() < 1e-12, "{}", r.duration);
+    assert!((r.drain_s.unwrap() - 0.41).abs() < 1e-12);
+    let note = r.drain_note().expect("82 % of the run is drain");
+    assert!(
+        note.contains("the last 0.4 s of the 0.5 s run (82 %)"),
+        "{note}"
+    );
+}
+
 #[test]
 fn a_bound_just_below_a_latency_excludes_that_request() {
     // 309.999 ms leaves request 7 (TTFT 310 ms) out; TPOT 9.999 leaves every

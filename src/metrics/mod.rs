@@ -71,6 +71,8 @@ pub struct Recorder {
     pub tokens_emitted: u64,
     /// Latest completion counted.
     pub last_finish: SimTime,
+    /// Latest first admission (scheduling) of a counted request.
+    pub last_scheduled: SimTime,
     /// Per-request records, if asked for.
     pub records: Option<Vec<RequestRecord>>,
     csv: Option<Box<dyn std::io::Write + Send>>,
@@ -140,6 +142,7 @@ impl Recorder {
             output_tokens: 0,
             tokens_emitted: 0,
             last_finish: SimTime::ZERO,
+            last_scheduled: SimTime::ZERO,
             records: keep_records.then(Vec::new),
             csv: None,
             csv_error: None,
@@ -251,6 +254,7 @@ impl Recorder {
         self.input_tokens += req.input_tokens as u64;
         self.output_tokens += req.output_tokens as u64;
         self.last_finish = self.last_finish.max(finish);
+        self.last_scheduled = self.last_scheduled.max(scheduled);
         if self.records.is_none() && self.csv.is_none() {
             return;
         }
