@@ -343,6 +343,12 @@ fn run_inner(
     };
     let elapsed = now.as_secs_f64();
     let mut summary = e.rec.summarize(duration_s);
+    // The drain after the last admission (an offline batch drains by design).
+    if matches!(sc.workload.stop, Stop::Requests(_))
+        && !matches!(sc.workload.arrival, Arrival::Offline { .. })
+    {
+        summary.drain_s = Some((duration_s - e.rec.last_scheduled.as_secs_f64()).max(0.0));
+    }
     let busy: f64 = e.gpus.iter().map(|g| g.busy.as_secs_f64()).sum();
     let frac = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
     let kv_frac = |i: &Instance| i.kv.peak as f64 / i.kv.capacity.max(1) as f64;
@@ -411,11 +417,29 @@ fn run_inner(
 }
 
 impl Engine<'_> {
-    /// Counts GPU busy time of work still in flight when the run ends at `now`.
+    /// Counts GPU busy time of work still in flight when the run ends at `now`, and
+    /// the requests still in flight against the SLO bounds they have already missed
+    /// ([`Recorder::unfinished`]): those at the instances, in transit to them, and in
+    /// the front end's ingress queue (not those the client has given up on, already
+    /// counted as failed, nor those it has not sent).
     fn finalize(&mut self, now: SimTime) {
         for g in &mut self.gpus {
             g.model.close(now);
         }
+        let (rec, client) = (&mut self.rec, &self.client);
+        for i in &self.inst {
+            i.for_each_unfinished(|r, first| {
+                if !client.abandoned(r.id) {
+                    rec.unfinished(r, first, now);
+                }
+            });
+        }
+        for r in self.in_transit.iter().flatten() {
+            if !client.abandoned(r.id) {
+                rec.unfinished(r, None, now);
+            }
+        }
+        client.for_each_in_ingress(|r| rec.unfinished(r, None, now));
     }
 
     /// Copies every GPU's busy time out of its model, for the summary.

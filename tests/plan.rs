@@ -215,6 +215,15 @@ fn bad_plan_keys_name_the_file_field_and_what_is_allowed() {
         assert_eq!(code, 2, "{msg}");
         assert!(msg.contains("bad.toml"), "{msg}");
         assert!(msg.contains(want), "wanted {want:?} in:\n{msg}");
+        // Plan keys are located at their line, as an experiment's keys are.
+        if want.starts_with("plan.") {
+            let text = PLAN.replacen(from, to, 1);
+            let line = text[..text.find(to).unwrap()].matches('\n').count() + 1;
+            assert!(
+                msg.contains(&format!("bad.toml:{line}:")),
+                "line {line} in:\n{msg}"
+            );
+        }
     }
     // "max" searches every candidate: cheapest_only does not apply.
     let (msg, code) = plan_error(&PLAN.replacen(

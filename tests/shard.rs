@@ -10,25 +10,7 @@ use common::infersim_bin as infersim;
 use std::path::{Path, PathBuf};
 
 /// 4 points × 2 replications: 8 runs, dealt 3 / 3 / 2 over three shards.
-const SWEEP: &str = r#"
-name = "shards"
-seed = 3
-replications = 2
-[hardware]
-gpu = "l4"
-[engine]
-model = "llama-3.2-1b"
-policy = "continuous"
-max_model_len = 4096
-[workload]
-arrival = "poisson"
-rate_per_s = 5.0
-num_requests = 300
-input_tokens = { dist = "uniform", mean = 200, range_ratio = 0.5 }
-output_tokens = { dist = "lognormal", mean = 150.0, std = 100.0 }
-[sweep]
-"workload.rate_per_s" = [1.0, 2.0, 4.0, 8.0]
-"#;
+const SWEEP: &str = include_str!("fixtures/shard-sweep.toml");
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

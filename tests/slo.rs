@@ -14,6 +14,8 @@ use infersim::policy::Policy;
 use infersim::report::{run_row, RunSpec};
 use infersim::sim::{run, RunOptions, Scenario};
 use infersim::specs::GpuSpec;
+use infersim::time::Dur;
+use infersim::workload::Stop;
 use std::path::Path;
 
 /// A GPU so fast that the tiny model's kernels round to 0 ns: a step lasts exactly
@@ -96,6 +98,77 @@ fn goodput_counts_the_requests_within_every_bound() {
         ]
     );
     assert!(!s.slo_met, "p99 TTFT does not hold");
+}
+
+/// [`ten_in_a_row`] cut off by a timed end at `end_ms` (no warm-up).
+fn ten_cut_at(slo: Slo, end_ms: u64) -> SloSummary {
+    let mut sc = ten_in_a_row(slo);
+    sc.workload.stop = Stop::Timed {
+        duration: Dur(end_ms * 1_000_000),
+        warmup: Dur::ZERO,
+    };
+    let fast = run(&sc, 0, opts(false)).expect("runs");
+    let slow = run(&sc, 0, opts(true)).expect("runs");
+    assert_eq!(fast.summary, slow.summary, "fast-forward = step by step");
+    fast.summary.slo.clone().expect("an [slo] run has SLO keys")
+}
+
+#[test]
+fn requests_in_flight_at_a_timed_end_count_against_the_bounds_they_missed() {
+    // Ended at 275 ms: requests 1..=5 completed (TTFT 10, 60, ..., 210 ms; E2E 50,
+    // ..., 250 ms); request 6 has its first token (at 260 ms) and is decoding;
+    // 7..=10 wait, 275 ms after they were sent.
+    let s = ten_cut_at(slo(&[("p90_ttft_ms", 100.0), ("p50_e2el_ms", 270.0)]), 275);
+    // TTFT: 2 completed within (1, 2); 3 completed and all 5 in flight missed it.
+    assert_eq!(s.rows[0].attainment, 0.2);
+    assert!(!s.rows[0].met);
+    // E2E: the 5 completed within; the 5 in flight are past 270 ms.
+    assert_eq!(s.rows[1].attainment, 0.5);
+    assert!(s.rows[1].met, "50 % within at p50 holds");
+    assert_eq!(s.unfinished_late, 5);
+    assert_eq!(s.slo_attainment, 0.2);
+    assert_eq!(s.goodput, 2.0 / 0.275);
+    // Looser bounds nobody in flight has missed yet: judged on the completed only.
+    let s = ten_cut_at(slo(&[("p90_ttft_ms", 280.0), ("p50_e2el_ms", 280.0)]), 275);
+    assert_eq!(s.unfinished_late, 0);
+    assert_eq!((s.rows[0].attainment, s.rows[1].attainment), (1.0, 1.0));
+    assert!(s.slo_met);
+}
+
+#[test]
+fn a_timed_run_that_judged_no_request_meets_no_slo() {
+    // Ended at 5 ms, before the first step: nothing completed, nobody has waited
+    // past 100 ms. Before in-flight requests were judged this held vacuously.
+    let s = ten_cut_at(slo(&[("p99_ttft_ms", 100.0)]), 5);
+    assert_eq!(s.unfinished_late, 0);
+    assert_eq!(s.rows[0].attainment, 0.0);
+    assert!(!s.slo_met);
+    assert_eq!(s.slo_attainment, 0.0);
+}
+
+/// The drain: in [`ten_in_a_row`] request 10 is admitted at 450 ms and the run ends
+/// at 500 ms, so the last 50 ms (a tenth of the run: no note yet) had nothing new to
+/// admit; a long last request makes most of the run drain, and the note appears.
+#[test]
+fn the_drain_after_the_last_admission_is_measured_and_noted_past_a_tenth() {
+    let sc = ten_in_a_row(slo(&[("p99_ttft_ms", 1e6)]));
+    let r = run(&sc, 0, opts(false)).expect("runs").summary;
+    assert!((r.drain_s.expect("a request-count run") - 0.05).abs() < 1e-12);
+    assert_eq!(r.drain_note(), None);
+    // Requests 1..=9 of 1 output token and request 10 of 41: request 10 is admitted
+    // at 9 × 10 = 90 ms and ends at 90 + 410 = 500 ms: a 410 ms drain of 500 ms.
+    let cost = CostModel::new(&tiny_model(), &instant_gpu(), &profile(0.0, 10_000.0, 0.0)).unwrap();
+    let mut rows = vec![(0.0, 4, 1); 9];
+    rows.push((0.0, 4, 41));
+    let sc = single(Policy::Sequential, cost, 64, 1000, trace_workload(&rows));
+    let r = run(&sc, 0, opts(false)).expect("runs").summary;
+    assert!((r.duration - 0.5).abs() < 1e-12, "{}", r.duration);
+    assert!((r.drain_s.unwrap() - 0.41).abs() < 1e-12);
+    let note = r.drain_note().expect("82 % of the run is drain");
+    assert!(
+        note.contains("the last 0.4 s of the 0.5 s run (82 %)"),
+        "{note}"
+    );
 }
 
 #[test]

@@ -119,26 +119,8 @@ pids+=($!)
 idle() { sinfo -h -N -o '%T' | grep -qE '^(idle|mixed)'; }
 wait_for 60 "the node to be idle" idle
 
-# A small sweep: 4 points x 2 replications = 8 runs.
-cat >"$tmp/sweep.toml" <<'TOML'
-name = "slurm-ci"
-seed = 5
-replications = 2
-[hardware]
-gpu = "l4"
-[engine]
-model = "llama-3.2-1b"
-policy = "continuous"
-max_model_len = 4096
-[workload]
-arrival = "poisson"
-rate_per_s = 5.0
-num_requests = 400
-input_tokens = { dist = "uniform", mean = 200, range_ratio = 0.5 }
-output_tokens = { dist = "lognormal", mean = 150.0, std = 100.0 }
-[sweep]
-"workload.rate_per_s" = [1.0, 2.0, 4.0, 8.0]
-TOML
+# A small sweep: 4 points x 2 replications = 8 runs (the fixture tests/shard.rs uses).
+cp "$root/tests/fixtures/shard-sweep.toml" "$tmp/sweep.toml"
 cd "$tmp"
 # The unsharded reference: the command each shard runs (infersim-array.sbatch), less
 # its --shard, with the same --out (the manifest records the command line), moved

@@ -137,6 +137,15 @@ impl Report {
             .count()
     }
 
+    /// Of [`Report::missed`], those the study does not explain as known misses
+    /// (`[[known_miss]]`): what `reproduce` fails on.
+    pub fn missed_unexplained(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| !r.held_out && r.pass() == Some(false) && r.known_miss.is_none())
+            .count()
+    }
+
     /// Held-out targets (points not fitted, judged all the same): (met, judged).
     pub fn held_out_met(&self) -> (usize, usize) {
         let judged = self
@@ -191,7 +200,11 @@ impl Report {
                 (Some(t), Some(p)) => format!(
                     "{} {}{}",
                     t.describe(),
-                    if p { "ok" } else { "MISSED" },
+                    match (p, &r.known_miss) {
+                        (true, _) => "ok",
+                        (false, Some(_)) => "missed (known)",
+                        (false, None) => "MISSED",
+                    },
                     if r.held_out { " (held out)" } else { "" }
                 ),
                 _ if !r.calibrate => "(not in calibration set)".into(),
@@ -219,9 +232,15 @@ impl Report {
             .iter()
             .filter(|r| !r.held_out && r.target.is_some())
             .count();
+        let known = self.missed() - self.missed_unexplained();
         s.push_str(&format!(
-            "{} of {with_target} calibration-set targets met\n",
-            with_target - self.missed()
+            "{} of {with_target} calibration-set targets met{}\n",
+            with_target - self.missed(),
+            if known > 0 {
+                format!(" ({known} missed target(s) are known misses the study explains)")
+            } else {
+                String::new()
+            }
         ));
         let (met, judged) = self.held_out_met();
         if judged > 0 {

@@ -237,7 +237,8 @@ pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Error> {
     if !a.json {
         println!("results: {}", dir.display());
     }
-    let missed = report.missed();
+    // Known misses are reported (the table and the study say why) but do not fail.
+    let missed = report.missed_unexplained();
     if missed > 0 {
         return Err(Error::Check(format!(
             "{missed} calibration-set target(s) missed (see the table)"

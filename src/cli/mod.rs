@@ -410,6 +410,9 @@ fn cmd_run(a: RunArgs, argv: &[String]) -> Result<(), Error> {
         if !uncal.is_empty() {
             println!("note: profile {} is not calibrated on measurements; treat absolute numbers as estimates", uncal.join(", "));
         }
+        for n in crate::report::run_notes(&rows) {
+            println!("note: {n}");
+        }
         println!("results: {}", dir.display());
     }
     Ok(())

@@ -71,6 +71,8 @@ pub struct Recorder {
     pub tokens_emitted: u64,
     /// Latest completion counted.
     pub last_finish: SimTime,
+    /// Latest first admission (scheduling) of a counted request.
+    pub last_scheduled: SimTime,
     /// Per-request records, if asked for.
     pub records: Option<Vec<RequestRecord>>,
     csv: Option<Box<dyn std::io::Write + Send>>,
@@ -140,6 +142,7 @@ impl Recorder {
             output_tokens: 0,
             tokens_emitted: 0,
             last_finish: SimTime::ZERO,
+            last_scheduled: SimTime::ZERO,
             records: keep_records.then(Vec::new),
             csv: None,
             csv_error: None,
@@ -152,6 +155,16 @@ impl Recorder {
     /// Judges every counted request (and token gap) against these SLOs.
     pub fn set_slo(&mut self, slo: &Slo) {
         self.slo = Some(slo::SloCounter::new(*slo));
+    }
+
+    /// A request still in flight when a timed run ends at `end` (sent at its
+    /// `arrival`), with its first token's time if it came: it counts against the SLO
+    /// bounds it has already missed ([`slo::SloCounter::unfinished`]).
+    pub fn unfinished(&mut self, req: &Request, first_token: Option<SimTime>, end: SimTime) {
+        if let Some(c) = &mut self.slo {
+            let ttft = first_token.map(|t| (t - req.arrival).as_millis_f64());
+            c.unfinished((end - req.arrival).as_millis_f64(), ttft);
+        }
     }
 
     /// `weight` tokens each came `gap` after the previous token of their request.
@@ -241,6 +254,7 @@ impl Recorder {
         self.input_tokens += req.input_tokens as u64;
         self.output_tokens += req.output_tokens as u64;
         self.last_finish = self.last_finish.max(finish);
+        self.last_scheduled = self.last_scheduled.max(scheduled);
         if self.records.is_none() && self.csv.is_none() {
             return;
         }

@@ -99,6 +99,11 @@ pub struct SloCounter {
     good: u64,
     /// Requests judged.
     requests: u64,
+    /// Per given bound: requests still in flight at the end that had already missed
+    /// it ([`SloCounter::unfinished`]).
+    late: Vec<u64>,
+    /// Requests still in flight at the end that had already missed some bound.
+    late_any: u64,
 }
 
 impl SloCounter {
@@ -107,6 +112,7 @@ impl SloCounter {
         SloCounter {
             slo,
             within: vec![0; slo.given().count()],
+            late: vec![0; slo.given().count()],
             ..SloCounter::default()
         }
     }
@@ -144,22 +150,49 @@ impl SloCounter {
         }
     }
 
+    /// A request still in flight when a timed run ends, sent `waited_ms` before the
+    /// end, with its TTFT if its first token came: the bounds it has already missed
+    /// (a TTFT over the bound, or no first token after longer than it; in flight
+    /// longer than the E2E bound) count as missed; the others are not judged (see
+    /// the module documentation).
+    pub fn unfinished(&mut self, waited_ms: f64, ttft_ms: Option<f64>) {
+        let mut any = false;
+        for (i, (m, _, bound)) in self.slo.given().enumerate() {
+            let missed = match m {
+                TTFT => ttft_ms.unwrap_or(waited_ms) > bound,
+                E2EL => waited_ms > bound,
+                _ => false,
+            };
+            if missed {
+                self.late[i] += 1;
+                any = true;
+            }
+        }
+        self.late_any += any as u64;
+    }
+
     /// The summary keys, with `duration_s` the denominator of goodput (that of the
     /// throughputs).
     pub fn summarize(&self, duration_s: f64) -> SloSummary {
         let frac = |x: u64, n: u64| if n > 0 { x as f64 / n as f64 } else { 1.0 };
+        // No request judged, completed or late: no evidence that any SLO holds.
+        let judged = self.requests + self.late_any > 0;
         let rows: Vec<SloRow> = self
             .slo
             .given()
-            .zip(&self.within)
-            .map(|((m, p, bound), &within)| {
-                let n = if m == ITL { self.gaps } else { self.requests };
-                let attainment = frac(within, n);
+            .zip(self.within.iter().zip(&self.late))
+            .map(|((m, p, bound), (&within, &late))| {
+                let n = if m == ITL {
+                    self.gaps
+                } else {
+                    self.requests + late
+                };
+                let attainment = if judged { frac(within, n) } else { 0.0 };
                 SloRow {
                     name: Slo::key(m, p),
                     bound_ms: bound,
                     attainment,
-                    met: attainment >= SLO_PERCENTILES[p] as f64 / 100.0,
+                    met: judged && attainment >= SLO_PERCENTILES[p] as f64 / 100.0,
                 }
             })
             .collect();
@@ -169,8 +202,13 @@ impl SloCounter {
             } else {
                 0.0
             },
-            slo_attainment: frac(self.good, self.requests),
+            slo_attainment: if judged {
+                frac(self.good, self.requests + self.late_any)
+            } else {
+                0.0
+            },
             slo_met: rows.iter().all(|r| r.met),
+            unfinished_late: self.late_any,
             rows,
         }
     }
@@ -200,6 +238,9 @@ pub struct SloSummary {
     pub slo_attainment: f64,
     /// Whether every SLO holds.
     pub slo_met: bool,
+    /// Requests still in flight at the end of a timed run that had already missed a
+    /// bound (counted as missing it).
+    pub unfinished_late: u64,
     /// Each SLO.
     pub rows: Vec<SloRow>,
 }
@@ -210,6 +251,7 @@ impl Serialize for SloSummary {
         m.serialize_entry("goodput", &self.goodput)?;
         m.serialize_entry("slo_attainment", &self.slo_attainment)?;
         m.serialize_entry("slo_met", &self.slo_met)?;
+        m.serialize_entry("slo_unfinished_late", &self.unfinished_late)?;
         for r in &self.rows {
             m.serialize_entry(&format!("slo_{}_attainment", r.name), &r.attainment)?;
             m.serialize_entry(&format!("slo_{}_met", r.name), &r.met)?;
@@ -244,6 +286,10 @@ impl<'de> Deserialize<'de> for SloSummary {
             goodput: float(Some(goodput)),
             slo_attainment: float(m.get("slo_attainment")),
             slo_met: m.get("slo_met").and_then(Value::as_bool).unwrap_or(false),
+            unfinished_late: m
+                .get("slo_unfinished_late")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
             rows,
         })
     }
@@ -343,11 +389,49 @@ mod tests {
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(
             text,
-            "{\"goodput\":2.0,\"slo_attainment\":0.6666666666666666,\"slo_met\":false,\"slo_p99_itl_ms_attainment\":0.98,\"slo_p99_itl_ms_met\":false}"
+            "{\"goodput\":2.0,\"slo_attainment\":0.6666666666666666,\"slo_met\":false,\"slo_unfinished_late\":0,\"slo_p99_itl_ms_attainment\":0.98,\"slo_p99_itl_ms_met\":false}"
         );
         let back: SloSummary = serde_json::from_str(&text).unwrap();
         assert_eq!(back.rows[0].attainment, 0.98);
         assert_eq!(back.goodput, 2.0);
+    }
+
+    /// Requests still in flight at the end count against the bounds they have
+    /// already missed, and only those; a run that judged nothing meets no SLO.
+    #[test]
+    fn unfinished_requests_count_against_bounds_already_missed() {
+        let mut slo = Slo::default();
+        slo.set("p90_ttft_ms", 100.0);
+        slo.set("p50_e2el_ms", 1000.0);
+        let mut c = SloCounter::new(slo);
+        // Nothing judged: no SLO holds (it used to hold vacuously).
+        let s = c.summarize(1.0);
+        assert!(!s.slo_met && !s.rows[0].met && !s.rows[1].met);
+        assert_eq!(s.slo_attainment, 0.0);
+        // Nine completed requests within both bounds.
+        for _ in 0..9 {
+            c.request(50.0, Some(1.0), 500.0);
+        }
+        // In flight at the end: one without a first token after 150 ms (missed
+        // TTFT only), one with a 20 ms TTFT after 1500 ms (missed E2E only), one
+        // without a first token after 50 ms and one with a 30 ms TTFT after 40 ms
+        // (missed nothing yet: not judged).
+        c.unfinished(150.0, None);
+        c.unfinished(1500.0, Some(20.0));
+        c.unfinished(50.0, None);
+        c.unfinished(40.0, Some(30.0));
+        let s = c.summarize(1.0);
+        // TTFT: 9 within of 9 + 1 = 0.9, which meets p90; E2E: 9 of 10.
+        assert_eq!(s.rows[0].attainment, 0.9);
+        assert!(s.rows[0].met);
+        assert_eq!(s.rows[1].attainment, 0.9);
+        // Every bound: 9 good of 9 completed + 2 late.
+        assert_eq!(s.slo_attainment, 9.0 / 11.0);
+        assert_eq!(s.unfinished_late, 2);
+        assert_eq!(s.goodput, 9.0, "goodput counts completed requests only");
+        // One more, its first token at 101 ms: TTFT 9 of 11 < 90 %.
+        c.unfinished(300.0, Some(101.0));
+        assert!(!c.summarize(1.0).rows[0].met);
     }
 
     #[test]

@@ -374,6 +374,15 @@ pub struct Summary {
     /// them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_cache_hit_rate: Option<f64>,
+    /// Seconds from the last admission of a request (its first scheduling) to the
+    /// end of `duration`: the tail of the run in which nothing new entered the batch
+    /// and the engine only finished what it held, with ever fewer sequences. Written
+    /// for runs that stop after a number of requests (whose `duration` ends with the
+    /// last completion; not for offline batches, which drain by design); a long
+    /// drain makes `request_throughput` under-report the deployment's sustained
+    /// capacity ([`Summary::drain_note`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_s: Option<f64>,
     /// What the client saw fail, written only when the run has client behaviour
     /// (`[client]`) or a rate limit.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -407,6 +416,24 @@ impl Summary {
             Ok(Value::Object(m)) => m,
             _ => unreachable!("a summary serialises to an object"),
         }
+    }
+
+    /// A warning when the drain ([`Summary::drain_s`]) takes more than a tenth of
+    /// `duration`: `request_throughput` then mixes the loaded part of the run with
+    /// a tail in which the load fell away, so it under-reports what the deployment
+    /// sustains. (A tenth is where the under-report starts to matter next to the
+    /// run-to-run spread of a few percent; the figure says how much it is.)
+    pub fn drain_note(&self) -> Option<String> {
+        let d = self.drain_s?;
+        let frac = d / self.duration;
+        (frac > 0.1).then(|| {
+            format!(
+                "the last {d:.1} s of the {:.1} s run ({:.0} %) came after the last request was admitted, while the batch emptied: request_throughput ({:.3} req/s) under-reports the sustained capacity; measure it with a timed run (workload.duration_s with warmup_s) or more requests",
+                self.duration,
+                100.0 * frac,
+                self.request_throughput
+            )
+        })
     }
 
     /// The value of the metric serialised as `name` (for names that come from data,

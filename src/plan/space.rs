@@ -140,6 +140,20 @@ fn allowed(keys: &[(&str, &str)]) -> String {
 
 /// Parses a plan file's text; every error found.
 pub fn parse_plan(text: &str, path: &Path) -> Result<PlanFile, Vec<ConfigError>> {
+    parse_plan_keys(text, path).map_err(|errs| {
+        // Each error at the line and column of its key or value, as an experiment's.
+        let spans = crate::config::validate::Spans::new(text);
+        let (file, none) = (
+            path.display().to_string(),
+            crate::config::validate::PointSources::default(),
+        );
+        errs.into_iter()
+            .map(|e| spans.locate(e, &file, &none).0)
+            .collect()
+    })
+}
+
+fn parse_plan_keys(text: &str, path: &Path) -> Result<PlanFile, Vec<ConfigError>> {
     let file = path.display().to_string();
     let f = file.as_str();
     let mut base: toml::Table = text

@@ -27,7 +27,7 @@ pub use guard::{
     GUARD_MAX_SECONDS, GUARD_TOKENS_PER_S,
 };
 pub use inputs::{run_hash_with, InputDigests, StableHasher};
-pub use row::{toml_to_json, Params, ReportRow};
+pub use row::{run_notes, toml_to_json, Params, ReportRow};
 pub use shard::Shard;
 
 use crate::config::{Experiment, Point};

@@ -84,8 +84,41 @@ impl ReportRow {
         }
     }
 
+    /// `point N (axis = value, ...)`, the point's name in notes.
+    pub fn label(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        if params.is_empty() {
+            format!("point {}", self.point)
+        } else {
+            format!("point {} ({})", self.point, params.join(", "))
+        }
+    }
+
     /// The row as a JSON object (what `summary.json` holds for it).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("a row serialises")
     }
+}
+
+/// The runs' warnings about their own figures, one per point and replication that
+/// has one: today, a drain after the last arrival long enough to make
+/// `request_throughput` under-report capacity ([`Summary::drain_note`]).
+pub fn run_notes(rows: &[ReportRow]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| {
+            let rep = if r.replication > 0 {
+                format!(", replication {}", r.replication)
+            } else {
+                String::new()
+            };
+            r.summary
+                .drain_note()
+                .map(|n| format!("{}{rep}: {n}", r.label()))
+        })
+        .collect()
 }

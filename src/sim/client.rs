@@ -91,6 +91,21 @@ impl ClientState {
         }
     }
 
+    /// Whether the client has given up on request `id` (timed out).
+    pub(super) fn abandoned(&self, id: u64) -> bool {
+        self.flights.get(&id).is_some_and(|f| f.abandoned)
+    }
+
+    /// Calls `f` with every request in the front end's ingress queue (sent, not yet
+    /// at an instance) that the client still waits for.
+    pub(super) fn for_each_in_ingress(&self, mut f: impl FnMut(&Request)) {
+        for r in self.ingress.iter().flatten() {
+            if !self.abandoned(r.id) {
+                f(r);
+            }
+        }
+    }
+
     /// Whether the front end is a queue (steps then run one by one: each step's
     /// chunks enter it at the step's end).
     pub(super) fn is_queue(&self) -> bool {

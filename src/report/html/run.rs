@@ -149,6 +149,9 @@ pub fn summary_section(rows: &[ReportRow]) -> Section {
             nested.join(", ")
         ));
     }
+    for n in crate::report::run_notes(rows) {
+        s = s.note(n);
+    }
     s
 }
 

@@ -445,6 +445,20 @@ impl Instance {
         std::mem::size_of::<Waiter>() + std::mem::size_of::<u32>()
     }
 
+    /// Calls `f` with every request the instance holds that has not finished
+    /// (waiting, prefilling or decoding), and when its first token came if it did:
+    /// what a timed run's end leaves in flight.
+    pub fn for_each_unfinished(&self, mut f: impl FnMut(&Request, Option<SimTime>)) {
+        for s in &self.seqs {
+            if matches!(
+                s.state,
+                State::Waiting | State::Prefilling | State::Decoding
+            ) {
+                f(&s.req, s.first_token);
+            }
+        }
+    }
+
     /// Requests waiting to be admitted.
     pub fn waiting_len(&self) -> usize {
         self.waiting.len()
