@@ -457,6 +457,11 @@ impl Instance {
                 f(&s.req, s.first_token);
             }
         }
+        // Requests never admitted wait as records, not in sequence slots.
+        for &e in self.waiting.iter().filter(|&&e| e & REC != 0) {
+            let (req, _) = self.recs[(e & !REC) as usize].unpack();
+            f(&req, None);
+        }
     }
 
     /// Requests waiting to be admitted.

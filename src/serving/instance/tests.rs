@@ -275,6 +275,12 @@ fn a_new_request_waits_as_a_record_and_a_preempted_one_as_its_sequence() {
     assert_eq!(inst.waiting.back(), Some(&(REC | 1)));
     assert_eq!(inst.recs.len(), 3);
     inst.check_invariants().unwrap();
+    // A timed run's end sees every unfinished request: the preempted sequence 0
+    // and the records 2 and 3, none with a first token.
+    let mut left = Vec::new();
+    inst.for_each_unfinished(|r, first| left.push((r.id, first)));
+    left.sort();
+    assert_eq!(left, [(0, None), (2, None), (3, None)]);
     assert_eq!(inst.abort(1), None);
 }
 
