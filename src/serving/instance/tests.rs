@@ -276,11 +276,14 @@ fn a_new_request_waits_as_a_record_and_a_preempted_one_as_its_sequence() {
     assert_eq!(inst.recs.len(), 3);
     inst.check_invariants().unwrap();
     // A timed run's end sees every unfinished request: the preempted sequence 0
-    // and the records 2 and 3, none with a first token.
+    // (its first token came at the end of its one step) and the records 2 and 3,
+    // with none.
     let mut left = Vec::new();
     inst.for_each_unfinished(|r, first| left.push((r.id, first)));
     left.sort();
-    assert_eq!(left, [(0, None), (2, None), (3, None)]);
+    let first = Some(SimTime(t * 1000));
+    assert_eq!(inst.seqs[0].first_token, first);
+    assert_eq!(left, [(0, first), (2, None), (3, None)]);
     assert_eq!(inst.abort(1), None);
 }
 
