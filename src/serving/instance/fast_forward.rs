@@ -44,7 +44,14 @@ impl Instance {
         };
         // The stack's semantics (multi-step blocks, padding, async scheduling) are
         // applied where a planned step is priced; such steps are planned one by one.
-        if self.in_flight
+        //
+        // When the gap to the next event is no longer than the last step that could
+        // not run for reaching it, its first step would most likely reach it too, and
+        // pricing it here as well as in `plan_step` doubles the cost of a step (three
+        // GPUs stepping in turn: nearly every try). Not trying only leaves the steps to
+        // be planned one by one, with the same results; a longer gap tries again.
+        if limit.since(now) <= self.ff_short
+            || self.in_flight
             || !self.stack.is_plain()
             || self.dec.n == 0
             || !self.partial.is_empty()
@@ -84,6 +91,9 @@ impl Instance {
             let gpu = cost.gpu_duration();
             let end = t + serial + gpu.max(overlapped);
             if end >= limit {
+                if out.steps == 0 {
+                    self.ff_short = end.since(t);
+                }
                 break;
             }
             if !reserve {

@@ -242,6 +242,10 @@ pub struct Instance {
     in_flight: bool,
     step_started: SimTime,
     last_step_end: Option<SimTime>,
+    /// Length of the last decode step [`Instance::fast_forward`] priced and could not
+    /// run because it reached the next event: a stretch is not tried again while the
+    /// gap to the next event is no longer (see there).
+    ff_short: crate::time::Dur,
     /// Longest prompt + output a sequence may reach.
     max_len: u64,
     /// Whether the prefix cache is modelled (continuous policy with it on, and a
@@ -328,6 +332,7 @@ impl Instance {
             in_flight: false,
             step_started: SimTime::ZERO,
             last_step_end: None,
+            ff_short: crate::time::Dur::ZERO,
             max_len,
             pc: false,
             groups: Vec::new(),
