@@ -542,18 +542,7 @@ impl Sketch {
 /// Statistics of weighted samples: (value, count). Sorts in place.
 fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
     sort_by_total_order(w);
-    let n: u64 = w.iter().map(|x| x.1).sum();
-    let (mean, std) = if n == 0 {
-        (0.0, 0.0)
-    } else {
-        let mean = w.iter().map(|&(v, c)| v * c as f64).sum::<f64>() / n as f64;
-        let var = w
-            .iter()
-            .map(|&(v, c)| (v - mean) * (v - mean) * c as f64)
-            .sum::<f64>()
-            / n as f64;
-        (mean, var.sqrt())
-    };
+    let (n, mean, std) = moments(w);
     // With every weight 1 (the per-request metrics), the k-th order statistic is
     // the k-th entry: no scan for it.
     let unit = w.iter().all(|x| x.1 == 1);
@@ -573,6 +562,22 @@ fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
         p95: pct(95.0),
         p99: pct(99.0),
     }
+}
+
+/// Count, mean and standard deviation of weighted samples (summed in their order;
+/// zeros when empty).
+fn moments(w: &[(f64, u64)]) -> (u64, f64, f64) {
+    let n: u64 = w.iter().map(|x| x.1).sum();
+    if n == 0 {
+        return (0, 0.0, 0.0);
+    }
+    let mean = w.iter().map(|&(v, c)| v * c as f64).sum::<f64>() / n as f64;
+    let var = w
+        .iter()
+        .map(|&(v, c)| (v - mean) * (v - mean) * c as f64)
+        .sum::<f64>()
+        / n as f64;
+    (n, mean, var.sqrt())
 }
 
 /// [`percentile`] of sorted samples that all have weight 1: the same arithmetic on

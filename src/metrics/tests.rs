@@ -71,21 +71,11 @@ fn tpot_and_throughput_as_benchmark_serving() {
 }
 
 /// The statistics as they were computed before the radix sort: a stable comparison
-/// sort, then [`percentile`] for every quantile (the slow reference).
+/// sort, then [`percentile`] for every quantile (the slow reference; the moments are
+/// the same function's).
 fn reference_stats(w: &mut [(f64, u64)]) -> Stats {
     w.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n: u64 = w.iter().map(|x| x.1).sum();
-    let (mean, std) = if n == 0 {
-        (0.0, 0.0)
-    } else {
-        let mean = w.iter().map(|&(v, c)| v * c as f64).sum::<f64>() / n as f64;
-        let var = w
-            .iter()
-            .map(|&(v, c)| (v - mean) * (v - mean) * c as f64)
-            .sum::<f64>()
-            / n as f64;
-        (mean, var.sqrt())
-    };
+    let (n, mean, std) = moments(w);
     Stats {
         mean,
         median: percentile(w, n, 50.0),
