@@ -42,7 +42,7 @@ impl Instance {
         } else {
             d.cnt_above[r] += 1;
         }
-        d.finish.push(Reverse((k_fin, admit, slot)));
+        d.finish.push((k_fin, admit, slot));
         self.lender_insert(slot);
         self.tenant_decoding(slot, 1);
     }

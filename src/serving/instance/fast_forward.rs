@@ -60,7 +60,7 @@ impl Instance {
             return out;
         }
         // Steps before the first completion and the first window crossing.
-        let next_finish = self.dec.finish.peek().map_or(u64::MAX, |r| r.0 .0);
+        let next_finish = self.dec.finish.peek_step().unwrap_or(u64::MAX);
         let next_cross = self.dec.cross.peek().map_or(u64::MAX, |r| r.0 .0);
         let reserve = self.policy.reserves_whole_batch();
         let bs = self.geo.block_size;

@@ -31,6 +31,7 @@ mod step;
 #[cfg(test)]
 mod tests;
 mod waiter;
+mod wheel;
 
 use waiter::{Waiter, REC};
 
@@ -157,7 +158,9 @@ struct DecodeSet {
     /// Sequences below / past the window by residue `(-base) mod block_size`.
     cnt_below: Vec<u32>,
     cnt_above: Vec<u32>,
-    finish: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    finish: wheel::StepWheel,
+    /// The finish entries taken at a step's end (kept for its capacity).
+    due: Vec<wheel::Entry>,
     cross: BinaryHeap<Reverse<(u64, u64, u32)>>,
 }
 

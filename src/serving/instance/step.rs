@@ -8,7 +8,6 @@ use crate::metrics::Recorder;
 use crate::policy::View;
 use crate::time::SimTime;
 use crate::workload::Request;
-use std::cmp::Reverse;
 
 impl Instance {
     pub(super) fn is_running(&self, entry: (u32, u64)) -> bool {
@@ -380,11 +379,11 @@ impl Instance {
         self.tenant_decode_steps(1);
 
         // Completions among decodes.
-        while let Some(&Reverse((kf, admit, slot))) = self.dec.finish.peek() {
-            if kf > k {
-                break;
-            }
-            self.dec.finish.pop();
+        // (Nothing below adds to the finish steps: taking the due ones first and then
+        // processing them is popping them one by one.)
+        let mut due = std::mem::take(&mut self.dec.due);
+        self.dec.finish.take_due(k, &mut due);
+        for &(_, admit, slot) in &due {
             let s = &self.seqs[slot as usize];
             if s.admit != admit || s.state != State::Decoding {
                 continue;
@@ -403,6 +402,7 @@ impl Instance {
                 done.push(self.retire(slot, now, rec));
             }
         }
+        self.dec.due = due;
 
         // Prefill chunks.
         let chunks = std::mem::take(&mut self.chunks);
