@@ -17,7 +17,7 @@ mod sessions;
 
 pub use queue::{EventKey, EventQueue, Phase};
 
-use crate::cost::StepCost;
+use crate::cost::StepTimes;
 use crate::error::SimError;
 use crate::frontend::{ClientSetup, FrontEndSetup};
 use crate::gpu::{self, GpuWork, Job, SharedGpu, Sharing, Wake};
@@ -641,7 +641,7 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn start_step(&mut self, now: SimTime, i: usize, cost: &StepCost) {
+    fn start_step(&mut self, now: SimTime, i: usize, cost: &StepTimes) {
         let g = self.sc.instances[i].gpu;
         if let Some(end) = self.gpus[g].model.closed_form_step(now, i, cost) {
             self.steps[i].gpu_done = true;

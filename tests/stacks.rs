@@ -46,14 +46,14 @@ fn multi_step_an_arrival_waits_for_the_block() {
 
     // The same prices from the cost model itself.
     let cost = tiny_cost(&profile(0.0, 1000.0, 0.0));
-    let first = ns(&cost.price(&StepShape::prefill_only(4)));
-    let block_start = ns(&cost.price(&StepShape::decode_only(1, 5, 0)));
+    let first = ns(&cost.price(&StepShape::prefill_only(4)).times());
+    let block_start = ns(&cost.price(&StepShape::decode_only(1, 5, 0)).times());
     let later: u64 = (6..=8)
         .map(|l| {
             let mut c = cost.price(&StepShape::decode_only(1, l, 0));
             c.cpu_s = 0.0;
             c.cpu_overlap = 1.0;
-            ns(&c)
+            ns(&c.times())
         })
         .sum();
     assert_eq!(first, t1 * US);
@@ -84,13 +84,15 @@ fn a_sequence_finishing_inside_the_block_keeps_its_slot_until_the_block_ends() {
     assert_eq!(inst.last_plan().decodes, 2);
     // Two sequences computed (r1 attends 4 + 3 = 7 keys, r0's slot 7 too), one emits;
     // no CPU step part inside the block.
-    let mut expect = cost.price(&StepShape {
-        prefills: Vec::new(),
-        decodes: 2,
-        decode_ctx_full: 14,
-        decode_ctx_window: 0,
-        emitting: 1,
-    });
+    let mut expect = cost
+        .price(&StepShape {
+            prefills: Vec::new(),
+            decodes: 2,
+            decode_ctx_full: 14,
+            decode_ctx_window: 0,
+            emitting: 1,
+        })
+        .times();
     expect.cpu_s = 0.0;
     expect.cpu_overlap = 1.0;
     assert_eq!(c, expect);
@@ -128,15 +130,17 @@ fn cuda_graph_padding_prices_the_padded_batch() {
         emitting: 5,
         ..StepShape::default()
     };
-    assert_eq!(prefill, cost.price(&shape));
+    assert_eq!(prefill, cost.price(&shape).times());
     let c = step(&mut inst, &mut t, &mut rec).unwrap();
-    let mut expect = cost.price(&StepShape {
-        prefills: Vec::new(),
-        decodes: 8,
-        decode_ctx_full: 5 * 5 + 3,
-        decode_ctx_window: 0,
-        emitting: 5,
-    });
+    let mut expect = cost
+        .price(&StepShape {
+            prefills: Vec::new(),
+            decodes: 8,
+            decode_ctx_full: 5 * 5 + 3,
+            decode_ctx_window: 0,
+            emitting: 5,
+        })
+        .times();
     expect.cpu_s = (1000.0 + 10.0 * 5.0) * 1e-6;
     assert_eq!(c, expect);
     assert_eq!(c.cpu_s, cost.cpu_s_for(5));
@@ -146,7 +150,7 @@ fn cuda_graph_padding_prices_the_padded_batch() {
     let mut inst = instance(cost.clone(), padded, &[(4, 10); 9]);
     step(&mut inst, &mut t, &mut rec).unwrap();
     let c = step(&mut inst, &mut t, &mut rec).unwrap();
-    assert_eq!(c, cost.price(&StepShape::decode_only(9, 5, 0)));
+    assert_eq!(c, cost.price(&StepShape::decode_only(9, 5, 0)).times());
 }
 
 /// vLLM V1 capture list [1, 2, 4, 8, 16, ...]: a batch of 17 pads to 24.
@@ -181,7 +185,7 @@ fn async_scheduling_overlaps_the_cpu_with_the_gpu() {
     assert_eq!(c.cpu_overlap, 1.0);
     // 1000 µs of CPU under 1856 µs of GPU: the step takes 1856, not 2856.
     assert_eq!(ns(&c), 1856 * US);
-    assert_eq!(ns(&serial), 2856 * US);
+    assert_eq!(ns(&serial.times()), 2856 * US);
     assert_eq!(c.wall_s(), c.gpu_s().max(c.cpu_s));
 }
 

@@ -41,14 +41,16 @@ fn without_streaming_a_blocks_tokens_arrive_at_its_end() {
             c.cpu_s = 0.0;
             c.cpu_overlap = 1.0;
         }
-        ns(&c)
+        ns(&c.times())
     };
     let chunk = PrefillChunk { cached: 0, new: 4 };
-    let p = ns(&cost.price(&StepShape {
-        prefills: vec![chunk, chunk],
-        emitting: 2,
-        ..StepShape::default()
-    }));
+    let p = ns(&cost
+        .price(&StepShape {
+            prefills: vec![chunk, chunk],
+            emitting: 2,
+            ..StepShape::default()
+        })
+        .times());
     let s = [
         decode(2, 5, 2, true),
         decode(2, 6, 2, false),

@@ -183,6 +183,72 @@ pub struct StepCost {
 }
 
 impl StepCost {
+    /// The step's times, without its breakdown by kernel group.
+    pub fn times(&self) -> StepTimes {
+        StepTimes {
+            compute_s: self.compute_s,
+            memory_s: self.memory_s,
+            gpu_overhead_s: self.gpu_overhead_s,
+            cpu_s: self.cpu_s,
+            cpu_overlap: self.cpu_overlap,
+            api_s: self.api_s,
+        }
+    }
+
+    /// GPU time of the step when the GPU is exclusive.
+    pub fn gpu_s(&self) -> f64 {
+        self.times().gpu_s()
+    }
+
+    /// CPU time that cannot overlap the instance's own GPU work (runs before it).
+    pub fn cpu_serial_s(&self) -> f64 {
+        self.times().cpu_serial_s()
+    }
+
+    /// CPU time that overlaps the instance's own GPU work (see
+    /// [`StepTimes::cpu_overlapped_s`]).
+    pub fn cpu_overlapped_s(&self) -> f64 {
+        self.times().cpu_overlapped_s()
+    }
+
+    /// GPU time of the step when the GPU is exclusive, rounded to the nanosecond.
+    pub fn gpu_duration(&self) -> Dur {
+        self.times().gpu_duration()
+    }
+
+    /// How the step divides on an exclusive GPU (see
+    /// [`StepTimes::exclusive_durations`]).
+    pub fn exclusive_durations(&self) -> (Dur, Dur, Dur) {
+        self.times().exclusive_durations()
+    }
+
+    /// Wall time of the step on an exclusive GPU:
+    /// serial CPU part, then max(GPU time, overlapped CPU part).
+    pub fn wall_s(&self) -> f64 {
+        self.times().wall_s()
+    }
+}
+
+/// The times of a priced step: what the simulation needs of it (the per-group
+/// breakdown of [`StepCost`] is for reports). [`CostModel::price_times`] gives them
+/// without building that breakdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    /// Seconds of GPU time spent in compute-bound groups at full (exclusive) speed.
+    pub compute_s: f64,
+    /// Seconds of GPU time spent in memory-bound groups at full speed.
+    pub memory_s: f64,
+    /// GPU-side overhead seconds (launches, per-sequence kernels).
+    pub gpu_overhead_s: f64,
+    /// CPU-side seconds (engine scheduling and output handling).
+    pub cpu_s: f64,
+    /// Fraction of `cpu_s` that overlaps the instance's own GPU work.
+    pub cpu_overlap: f64,
+    /// API-server seconds of this step's streamed outputs (see [`StepCost::api_s`]).
+    pub api_s: f64,
+}
+
+impl StepTimes {
     /// GPU time of the step when the GPU is exclusive.
     pub fn gpu_s(&self) -> f64 {
         self.compute_s + self.memory_s + self.gpu_overhead_s
@@ -241,6 +307,33 @@ pub struct FixedPart {
     /// Whether the sampler is compute-bound (kernel model; its seconds are in
     /// `group_s`, fixed with its work).
     sampler_compute: bool,
+}
+
+/// The scalars of a [`FixedPart`] that completing it into [`StepTimes`] needs (one
+/// micro-batch, one rank, kernel model).
+#[derive(Debug, Clone, Copy)]
+struct FixedTimes {
+    compute_s: f64,
+    memory_s: f64,
+    decodes: u64,
+    gpu_overhead_s: f64,
+    cpu_s: f64,
+    api_s: f64,
+    sampler_s: f64,
+    sampler_compute: bool,
+}
+
+/// Seconds summed by bound, in order: (compute-bound, memory-bound), each from zero.
+fn split_by_bound<const N: usize>(compute: [bool; N], secs: [f64; N]) -> (f64, f64) {
+    let (mut c, mut m) = (0.0, 0.0);
+    for (is_compute, s) in compute.into_iter().zip(secs) {
+        if is_compute {
+            c += s;
+        } else {
+            m += s;
+        }
+    }
+    (c, m)
 }
 
 /// The kernel model's groups that depend on a step's token count alone, in the order
@@ -647,20 +740,7 @@ impl CostModel {
         // One micro-batch on one rank: `tokens` and `emitting` are the step's own
         // integer counts, and the parts that depend on them alone are cached.
         let whole = cached && k <= 1.0 && dp <= 1.0;
-        for p in &s.prefills {
-            let full = Self::chunk_pairs(p.cached, p.new, 0);
-            let win = self.window_pairs(p.cached, p.new);
-            g[ATTN_P].flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
-            let keys = (p.cached + p.new) as f64;
-            let keys_w = if self.window == 0 {
-                keys
-            } else if self.chunked {
-                variant::chunked_keys(p.cached, p.new, self.window)
-            } else {
-                keys.min(self.window as f64)
-            };
-            g[ATTN_P].bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
-        }
+        g[ATTN_P] = self.prefill_attn_work(s);
         if k > 1.0 {
             g[ATTN_P].flops /= k;
             g[ATTN_P].bytes /= k;
@@ -695,21 +775,12 @@ impl CostModel {
                 }
             }
             Some(kp) => {
-                let t = match whole {
-                    true => TokenPart::decode(
-                        self.cache
-                            .tokens
-                            .get(n, || self.token_part(kp, tokens, dp).encode()),
+                let (t, h) = match whole {
+                    true => self.cached_parts(kp, n, s.emitting),
+                    false => (
+                        self.token_part(kp, tokens, dp),
+                        self.head_part(kp, emitting),
                     ),
-                    false => self.token_part(kp, tokens, dp),
-                };
-                let h = match whole {
-                    true => HeadPart::decode(
-                        self.cache
-                            .heads
-                            .get(s.emitting, || self.head_part(kp, emitting).encode()),
-                    ),
-                    false => self.head_part(kp, emitting),
                 };
                 for (j, i) in [QKV, O_PROJ, MLP, ELEM].into_iter().enumerate() {
                     g[i] = t.groups[j];
@@ -724,24 +795,17 @@ impl CostModel {
                 sampler_compute = h.sampler_compute;
                 gs[ATTN_P] = kp.prefill_s(self, s, k * dp, cached);
                 let attn_compute = self.compute_bound_at(&g[ATTN_P], self.peak_flops);
-                let bound = [
-                    t.compute[0],
-                    t.compute[1],
-                    t.compute[2],
-                    h.head_compute,
-                    attn_compute,
-                    t.compute[3],
-                ];
-                for (i, c) in [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM]
-                    .into_iter()
-                    .zip(bound)
-                {
-                    if c {
-                        compute_s += gs[i];
-                    } else {
-                        memory_s += gs[i];
-                    }
-                }
+                (compute_s, memory_s) = split_by_bound(
+                    [
+                        t.compute[0],
+                        t.compute[1],
+                        t.compute[2],
+                        h.head_compute,
+                        attn_compute,
+                        t.compute[3],
+                    ],
+                    [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM].map(|i| gs[i]),
+                );
             }
         }
         let mut transfers_s = 0.0;
@@ -778,6 +842,173 @@ impl CostModel {
             micro_batches: k,
             transfers_s,
             sampler_compute,
+        }
+    }
+
+    /// Work of the prefill attention of a step's chunks (one micro-batch, one rank).
+    fn prefill_attn_work(&self, s: &StepShape) -> GroupWork {
+        let mut w = GroupWork::default();
+        for p in &s.prefills {
+            let full = Self::chunk_pairs(p.cached, p.new, 0);
+            let win = self.window_pairs(p.cached, p.new);
+            w.flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
+            let keys = (p.cached + p.new) as f64;
+            let keys_w = if self.window == 0 {
+                keys
+            } else if self.chunked {
+                variant::chunked_keys(p.cached, p.new, self.window)
+            } else {
+                keys.min(self.window as f64)
+            };
+            w.bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
+        }
+        w
+    }
+
+    /// Work of the decode attention over `cf` attended keys in full layers and `cw`
+    /// in sliding-window layers.
+    fn decode_attn_work(&self, cf: f64, cw: f64) -> GroupWork {
+        GroupWork {
+            flops: self.attn_flops_key_full * cf + self.attn_flops_key_window * cw,
+            bytes: self.kv_read_full * cf + self.kv_read_window * cw,
+        }
+    }
+
+    /// The token-count and emitting-count parts of a step of `n` tokens of which
+    /// `emitting` sample, from the caches (one micro-batch on one rank).
+    fn cached_parts(&self, kp: &KernelPart, n: u64, emitting: u64) -> (TokenPart, HeadPart) {
+        (
+            TokenPart::decode(
+                self.cache
+                    .tokens
+                    .get(n, || self.token_part(kp, n as f64, 1.0).encode()),
+            ),
+            HeadPart::decode(
+                self.cache
+                    .heads
+                    .get(emitting, || self.head_part(kp, emitting as f64).encode()),
+            ),
+        )
+    }
+
+    /// The kernel model, when a step is priced as one micro-batch on one rank (no
+    /// pipeline, no data-parallel attention): then [`CostModel::price_times`] and
+    /// [`CostModel::decode_times`] take their figures straight from the parts.
+    fn plain_kernel(&self) -> Option<&KernelPart> {
+        let plain = self.dp() <= 1.0 && self.par.as_ref().is_none_or(|p| p.pp <= 1);
+        self.kernel.as_deref().filter(|_| plain)
+    }
+
+    /// The times of step `s`, identical to the bit to `self.price(s).times()`. With
+    /// the kernel model on one micro-batch and one rank (the common case) they are
+    /// worked out with the same operations in the same order, without the per-group
+    /// arrays of [`StepCost`] (building, copying and returning those took about a
+    /// third of the price of a step); otherwise they come from the full price.
+    pub fn price_times(&self, s: &StepShape) -> StepTimes {
+        let Some(kp) = self.plain_kernel() else {
+            return self.price(s).times();
+        };
+        let n = s.num_tokens();
+        let (t, h) = self.cached_parts(kp, n, s.emitting);
+        let (tokens, emitting) = (n as f64, s.emitting as f64);
+        let attn_p = self.prefill_attn_work(s);
+        let head_s = if s.emitting > 0 { h.head_s } else { 0.0 };
+        let (compute_s, mut memory_s) = split_by_bound(
+            [
+                t.compute[0],
+                t.compute[1],
+                t.compute[2],
+                h.head_compute,
+                self.compute_bound_at(&attn_p, self.peak_flops),
+                t.compute[3],
+            ],
+            [
+                t.group_s[0],
+                t.group_s[1],
+                t.group_s[2],
+                head_s,
+                kp.prefill_s(self, s, 1.0, true),
+                t.group_s[3],
+            ],
+        );
+        if let Some(p) = &self.par {
+            memory_s += p.stage_comm(tokens, emitting).1;
+        }
+        if let Some(e) = &self.ep {
+            memory_s += e.a2a(tokens).1;
+        }
+        let seqs = s.num_seqs();
+        let fixed = FixedTimes {
+            compute_s,
+            memory_s,
+            decodes: s.decodes,
+            gpu_overhead_s: if seqs > 0 {
+                self.gpu_step_s + self.gpu_seq_s * seqs as f64
+            } else {
+                0.0
+            },
+            cpu_s: self.cpu_s_for(seqs),
+            api_s: self.api_seq_s * emitting,
+            sampler_s: h.sampler_s,
+            sampler_compute: h.sampler_compute,
+        };
+        self.complete_times(kp, &fixed, s.decode_ctx_full, s.decode_ctx_window)
+    }
+
+    /// The times of `fixed` completed for these context sums, identical to the bit
+    /// to `self.price_decodes(fixed, ctx_full, ctx_window).times()` (the same
+    /// operations without the per-group arrays where [`CostModel::price_times`] has
+    /// them).
+    pub fn decode_times(&self, fixed: &FixedPart, ctx_full: u64, ctx_window: u64) -> StepTimes {
+        let Some(kp) = self.plain_kernel() else {
+            return self.price_decodes(fixed, ctx_full, ctx_window).times();
+        };
+        let f = FixedTimes {
+            compute_s: fixed.compute_s,
+            memory_s: fixed.memory_s,
+            decodes: fixed.decodes,
+            gpu_overhead_s: fixed.gpu_overhead_s,
+            cpu_s: fixed.cpu_s,
+            api_s: fixed.api_s,
+            sampler_s: fixed.group_s[SAMPLER],
+            sampler_compute: fixed.sampler_compute,
+        };
+        self.complete_times(kp, &f, ctx_full, ctx_window)
+    }
+
+    /// [`CostModel::price_decodes`] on one micro-batch and one rank with the kernel
+    /// model, for the times alone: decode attention, then the sampler.
+    fn complete_times(
+        &self,
+        kp: &KernelPart,
+        f: &FixedTimes,
+        ctx_full: u64,
+        ctx_window: u64,
+    ) -> StepTimes {
+        let (mut compute_s, mut memory_s) = (f.compute_s, f.memory_s);
+        let (cf, cw) = (ctx_full as f64, ctx_window as f64);
+        let (mut work, mut secs) = (GroupWork::default(), 0.0);
+        if f.decodes > 0 {
+            work = self.decode_attn_work(cf, cw);
+            secs = kp.decode_s(self, f.decodes as f64, cf, cw);
+        }
+        if self.compute_bound_at(&work, self.peak_of(ATTN_D)) {
+            compute_s += secs;
+        } else {
+            memory_s += secs;
+        }
+        if f.sampler_compute {
+            compute_s += f.sampler_s;
+        } else {
+            memory_s += f.sampler_s;
+        }
+        StepTimes {
+            compute_s,
+            memory_s,
+            gpu_overhead_s: f.gpu_overhead_s,
+            cpu_s: f.cpu_s,
+            cpu_overlap: self.cpu_overlap,
+            api_s: f.api_s,
         }
     }
 
@@ -939,10 +1170,7 @@ impl CostModel {
             (b, cf, cw) = (b / dp, cf / dp, cw / dp);
         }
         if fixed.decodes > 0 {
-            g[ATTN_D] = GroupWork {
-                flops: self.attn_flops_key_full * cf + self.attn_flops_key_window * cw,
-                bytes: self.kv_read_full * cf + self.kv_read_window * cw,
-            };
+            g[ATTN_D] = self.decode_attn_work(cf, cw);
         }
         let (mut compute_s, mut memory_s) = (fixed.compute_s, fixed.memory_s);
         match &self.kernel {
@@ -1133,8 +1361,9 @@ mod tests {
 
     /// The cached price is the computed one to the bit, on its first use (which
     /// fills the caches) and on its second (which reads them), on a GPU with kernel
-    /// tables and one without, for dense, sliding-window and MoE models, with tensor
-    /// and pipeline parallelism.
+    /// tables and one without, for dense, sliding-window and MoE models, with tensor,
+    /// pipeline, expert and data parallelism; and the times alone
+    /// ([`CostModel::price_times`], [`CostModel::decode_times`]) are the full price's.
     #[test]
     fn cached_price_equals_computed_price_bit_for_bit() {
         let tp2 = Deployment {
@@ -1146,6 +1375,16 @@ mod tests {
             ..Deployment::default()
         };
         let one = Deployment::default();
+        let ep = Deployment {
+            tensor_parallel: 2,
+            expert_parallel: true,
+            ..Deployment::default()
+        };
+        let dp2 = Deployment {
+            data_parallel: 2,
+            expert_parallel: true,
+            ..Deployment::default()
+        };
         let cases = [
             ("a100-80gb", "llama-3.1-8b", &one),
             ("l4", "llama-3.1-8b", &one),
@@ -1154,6 +1393,8 @@ mod tests {
             ("h100-sxm", "qwen3-30b-a3b", &one),
             ("a100-80gb", "llama-3.1-8b", &tp2),
             ("h100-sxm", "llama-3.1-70b", &pp2),
+            ("h100-sxm", "qwen3-30b-a3b", &ep),
+            ("h100-sxm", "qwen3-30b-a3b", &dp2),
         ];
         // Debug prints every f64 in its shortest round-trip form: equal strings are
         // equal bits (the sign of a zero included).
@@ -1178,12 +1419,21 @@ mod tests {
                     assert_eq!(bits(&cm.price(&s)), bits(&b), "{gpu} {model} {s:?} {pass}");
                     let (serial, _, overlapped) = b.exclusive_durations();
                     assert_eq!(cm.cpu_durations(&got), (serial, overlapped));
+                    // The times alone, without the per-group arrays, to the bit.
+                    let times = format!("{:?}", b.times());
+                    assert_eq!(
+                        format!("{:?}", cm.price_times(&s)),
+                        times,
+                        "{gpu} {model} {s:?}"
+                    );
+                    let t = cm.decode_times(&got, cf, cw);
+                    assert_eq!(format!("{t:?}"), times, "{gpu} {model} {s:?} {pass}");
                 }
             }
             // A clone shares the filled caches (and prices the same).
             let c2 = cm.clone();
             assert!(std::sync::Arc::ptr_eq(&cm.cache, &c2.cache));
-            if cm.kernel.is_some() && deploy.pipeline_parallel <= 1 {
+            if cm.kernel.is_some() && deploy.pipeline_parallel <= 1 && deploy.data_parallel <= 1 {
                 assert!(cm.cache.tokens.filled_pages() > 0, "{gpu} {model}");
                 assert!(cm.cache.heads.filled_pages() > 0, "{gpu} {model}");
             }

@@ -3,7 +3,7 @@
 //! shares the GPU, so a step's end is known when it starts (closed form).
 
 use super::{Job, SharedGpu, Wake};
-use crate::cost::StepCost;
+use crate::cost::StepTimes;
 use crate::time::{Dur, SimTime};
 
 /// An exclusive GPU.
@@ -25,7 +25,7 @@ impl SharedGpu for Exclusive {
         &mut self,
         now: SimTime,
         instance: usize,
-        cost: &StepCost,
+        cost: &StepTimes,
     ) -> Option<SimTime> {
         let (serial, gpu, overlapped) = cost.exclusive_durations();
         let floor = now + serial + overlapped;
@@ -81,21 +81,21 @@ mod tests {
     #[test]
     fn a_step_ends_at_the_later_of_its_gpu_and_cpu_parts() {
         let mut gpu = Exclusive::default();
-        let a = StepCost {
+        let a = StepTimes {
             compute_s: 0.003,
             cpu_s: 0.004,
             cpu_overlap: 0.5,
-            ..StepCost::default()
+            ..StepTimes::default()
         };
         assert_eq!(gpu.closed_form_step(ms(0.0), 0, &a), Some(ms(5.0)));
         assert_eq!(gpu.busy(), Dur::ZERO, "counted when the step ends");
         gpu.step_ended(0);
         assert_eq!(gpu.busy(), Dur::from_millis_f64(3.0));
-        let b = StepCost {
+        let b = StepTimes {
             memory_s: 0.001,
             cpu_s: 0.006,
             cpu_overlap: 0.5,
-            ..StepCost::default()
+            ..StepTimes::default()
         };
         assert_eq!(gpu.closed_form_step(ms(10.0), 0, &b), Some(ms(16.0)));
         gpu.close(ms(13.5));

@@ -28,7 +28,7 @@ pub use exclusive::Exclusive;
 pub use mps::{fluid_speeds, Mps};
 pub use timeslice::TimeSlice;
 
-use crate::cost::StepCost;
+use crate::cost::StepTimes;
 use crate::time::{Dur, SimTime};
 
 /// How a GPU is shared among the instances placed on it.
@@ -71,7 +71,7 @@ pub struct GpuWork {
 
 impl GpuWork {
     /// From a priced step.
-    pub fn of(c: &StepCost) -> Self {
+    pub fn of(c: &StepTimes) -> Self {
         GpuWork {
             compute_s: c.compute_s,
             memory_s: c.memory_s,
@@ -151,7 +151,7 @@ pub trait SharedGpu: std::fmt::Debug + Send {
         &mut self,
         _now: SimTime,
         _instance: usize,
-        _cost: &StepCost,
+        _cost: &StepTimes,
     ) -> Option<SimTime> {
         None
     }

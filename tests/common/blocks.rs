@@ -3,7 +3,7 @@
 //! step-by-step timeline of a trace, and an instance stepped by hand.
 
 use super::{profile, single, tiny_cost, tiny_model, trace_workload};
-use infersim::cost::{CostModel, StepCost};
+use infersim::cost::{CostModel, StepTimes};
 use infersim::instance::Instance;
 use infersim::kv::KvGeometry;
 use infersim::metrics::Recorder;
@@ -31,7 +31,7 @@ pub fn multi_step(n: u32) -> StackSemantics {
 }
 
 /// A step's duration on an exclusive GPU, ns: serial CPU, then max(GPU, overlapped).
-pub fn ns(c: &StepCost) -> u64 {
+pub fn ns(c: &StepTimes) -> u64 {
     let (serial, gpu, overlapped) = c.exclusive_durations();
     serial.0 + gpu.0.max(overlapped.0)
 }
@@ -62,7 +62,7 @@ pub fn at_us(s: f64) -> u64 {
 }
 
 /// Plans and finishes steps back to back from `t` (ns); returns the step's cost.
-pub fn step(inst: &mut Instance, t: &mut u64, rec: &mut Recorder) -> Option<StepCost> {
+pub fn step(inst: &mut Instance, t: &mut u64, rec: &mut Recorder) -> Option<StepTimes> {
     let mut wake = None;
     let cost = inst.plan_step(SimTime(*t), &mut wake)?;
     *t += ns(&cost);

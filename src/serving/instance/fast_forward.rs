@@ -30,12 +30,14 @@ impl Instance {
     /// anything, finish a sequence, cross the sliding window, or fail to get its new
     /// KV blocks, so those steps go through [`Instance::plan_step`] as usual.
     ///
-    /// Each step is priced as [`CostModel::price`](crate::cost::CostModel::price) prices it (its fixed part once,
-    /// then [`CostModel::price_decodes`](crate::cost::CostModel::price_decodes) for the step's context sums), its time
-    /// rounded by [`StepCost::exclusive_durations`](crate::cost::StepCost::exclusive_durations) as a planned step's is, and its
-    /// tokens recorded in the same order, so the results are identical to planning
-    /// the steps one by one, to the nanosecond; only the bookkeeping of planning
-    /// (heaps, admission, the event queue) is skipped.
+    /// Each step is priced as a planned step is
+    /// ([`CostModel::price_times`](crate::cost::CostModel::price_times)): its fixed part
+    /// once, then [`CostModel::decode_times`](crate::cost::CostModel::decode_times) for
+    /// the step's context sums, its time rounded by
+    /// [`StepTimes::exclusive_durations`](crate::cost::StepTimes::exclusive_durations),
+    /// and its tokens recorded in the same order, so the results are identical to
+    /// planning the steps one by one, to the nanosecond; only the bookkeeping of
+    /// planning (heaps, admission, the event queue) is skipped.
     pub fn fast_forward(&mut self, now: SimTime, limit: SimTime, rec: &mut Recorder) -> Stretch {
         let mut out = Stretch {
             steps: 0,
@@ -87,7 +89,7 @@ impl Instance {
         // (k + 1 < next_finish) nor start at a crossing (k < next_cross).
         while self.k + 1 < next_finish && self.k < next_cross {
             let k1 = self.k + 1;
-            let cost = self.cost.price_decodes(&fixed, ctx_full, ctx_window);
+            let cost = self.cost.decode_times(&fixed, ctx_full, ctx_window);
             let gpu = cost.gpu_duration();
             let end = t + serial + gpu.max(overlapped);
             if end >= limit {

@@ -25,7 +25,7 @@
 //! ends, so the held outputs go out then); the scheduler preempts as usual.
 
 use super::{Finished, Instance, State};
-use crate::cost::StepCost;
+use crate::cost::StepTimes;
 use crate::metrics::Recorder;
 use crate::time::SimTime;
 
@@ -198,12 +198,13 @@ impl Instance {
 
     /// Prices the planned step (`self.shape`), with the stack's semantics:
     /// CUDA-graph padding, the CPU part of a block's later steps (`continuation`),
-    /// async scheduling. The plain stack's price is [`CostModel::price`]'s, untouched.
+    /// async scheduling. The plain stack's times are [`CostModel::price_times`]',
+    /// untouched.
     ///
-    /// [`CostModel::price`]: crate::cost::CostModel::price
-    pub(super) fn price_planned(&mut self, continuation: bool) -> StepCost {
+    /// [`CostModel::price_times`]: crate::cost::CostModel::price_times
+    pub(super) fn price_planned(&mut self, continuation: bool) -> StepTimes {
         if self.stack.is_plain() {
-            return self.cost.price(&self.shape);
+            return self.cost.price_times(&self.shape);
         }
         let real_seqs = self.shape.num_seqs();
         let rows = self.shape.num_tokens();
@@ -226,7 +227,7 @@ impl Instance {
                 self.shape.decode_ctx_window += pad;
             }
         }
-        let mut cost = self.cost.price(&self.shape);
+        let mut cost = self.cost.price_times(&self.shape);
         if pad > 0 {
             (
                 self.shape.decodes,

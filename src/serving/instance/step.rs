@@ -3,7 +3,7 @@
 
 use super::builder::{Refusal, StepBuilder};
 use super::{CachedOwn, Finished, Instance, Seq, State, REC};
-use crate::cost::{PrefillChunk, StepCost};
+use crate::cost::{PrefillChunk, StepTimes};
 use crate::metrics::Recorder;
 use crate::policy::View;
 use crate::time::SimTime;
@@ -109,7 +109,7 @@ impl Instance {
 
     /// Plans the next step at `now`. Returns the priced step, or `None` if there is
     /// nothing to run; in that case `wake_at` may say when to ask again (a batch timer).
-    pub fn plan_step(&mut self, now: SimTime, wake_at: &mut Option<SimTime>) -> Option<StepCost> {
+    pub fn plan_step(&mut self, now: SimTime, wake_at: &mut Option<SimTime>) -> Option<StepTimes> {
         debug_assert!(!self.in_flight);
         *wake_at = None;
         self.process_window_crossings();
