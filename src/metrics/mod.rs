@@ -106,6 +106,13 @@ struct RequestSketches {
 }
 
 impl RequestSketches {
+    /// Room for `n` requests in each sketch ([`Sketch::reserve`]).
+    fn reserve(&mut self, n: usize) {
+        self.ttft.reserve(n);
+        self.tpot.reserve(n);
+        self.e2el.reserve(n);
+    }
+
     /// A completed request of `output_tokens` with these TTFT and E2E (ms); TPOT as
     /// `benchmark_serving` defines it, for requests of more than one output token.
     fn add(&mut self, ttft: f64, e2el: f64, output_tokens: u32) {
@@ -150,6 +157,15 @@ impl Recorder {
             deferred: Deferred::default(),
             slo: None,
         }
+    }
+
+    /// Expects about `n` counted requests (a run of a known number of requests):
+    /// the per-request sketches make room for them now rather than grow while they
+    /// fill (never more than [`EXACT_LIMIT`] + 1 entries each). Only the run's own
+    /// sketches: how the requests split among the classes is not known beforehand.
+    pub fn expect_requests(&mut self, n: u64) {
+        self.requests
+            .reserve(usize::try_from(n).unwrap_or(usize::MAX));
     }
 
     /// Judges every counted request (and token gap) against these SLOs.
@@ -448,13 +464,33 @@ impl Sketch {
         }
         self.n += weight;
         if self.bucketed {
-            self.accumulate(v, weight);
-            self.put(v, weight);
+            self.add_bucketed(v, weight);
         } else {
             self.exact.push((v, weight));
             if self.exact.len() > EXACT_LIMIT {
                 self.switch_to_buckets();
             }
+        }
+    }
+
+    /// [`Sketch::add`] once the samples are bucketed. Kept out of line so that `add`
+    /// itself stays small for the common case of exact samples (a push): with the
+    /// bucket arithmetic inlined, every call saved and restored a full set of
+    /// registers, which cost as much as the push.
+    #[inline(never)]
+    fn add_bucketed(&mut self, v: f64, weight: u64) {
+        self.accumulate(v, weight);
+        self.put(v, weight);
+    }
+
+    /// Makes room for `n` more exact samples (at most as many as are ever kept
+    /// exactly), so that a sketch whose number of samples is known beforehand does
+    /// not grow its storage by doubling (a reallocation and a copy each time) while
+    /// it fills. Nothing once the samples are bucketed.
+    pub fn reserve(&mut self, n: usize) {
+        if !self.bucketed {
+            let room = (EXACT_LIMIT + 1).saturating_sub(self.exact.len());
+            self.exact.reserve_exact(n.min(room));
         }
     }
 
