@@ -262,6 +262,9 @@ fn run_inner(
         loads: Vec::with_capacity(n),
         rec: {
             let mut r = Recorder::new(warmup, opts.keep_records);
+            if let Some(n) = limit {
+                r.expect_requests(n);
+            }
             r.set_classes(&sc.workload.classes);
             if let Some(slo) = &sc.client.slo {
                 r.set_slo(slo);

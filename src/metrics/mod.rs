@@ -106,6 +106,13 @@ struct RequestSketches {
 }
 
 impl RequestSketches {
+    /// Room for `n` requests in each sketch ([`Sketch::reserve`]).
+    fn reserve(&mut self, n: usize) {
+        self.ttft.reserve(n);
+        self.tpot.reserve(n);
+        self.e2el.reserve(n);
+    }
+
     /// A completed request of `output_tokens` with these TTFT and E2E (ms); TPOT as
     /// `benchmark_serving` defines it, for requests of more than one output token.
     fn add(&mut self, ttft: f64, e2el: f64, output_tokens: u32) {
@@ -150,6 +157,15 @@ impl Recorder {
             deferred: Deferred::default(),
             slo: None,
         }
+    }
+
+    /// Expects about `n` counted requests (a run of a known number of requests):
+    /// the per-request sketches make room for them now rather than grow while they
+    /// fill (never more than [`EXACT_LIMIT`] + 1 entries each). Only the run's own
+    /// sketches: how the requests split among the classes is not known beforehand.
+    pub fn expect_requests(&mut self, n: u64) {
+        self.requests
+            .reserve(usize::try_from(n).unwrap_or(usize::MAX));
     }
 
     /// Judges every counted request (and token gap) against these SLOs.
@@ -448,13 +464,33 @@ impl Sketch {
         }
         self.n += weight;
         if self.bucketed {
-            self.accumulate(v, weight);
-            self.put(v, weight);
+            self.add_bucketed(v, weight);
         } else {
             self.exact.push((v, weight));
             if self.exact.len() > EXACT_LIMIT {
                 self.switch_to_buckets();
             }
+        }
+    }
+
+    /// [`Sketch::add`] once the samples are bucketed. Kept out of line so that `add`
+    /// itself stays small for the common case of exact samples (a push): with the
+    /// bucket arithmetic inlined, every call saved and restored a full set of
+    /// registers, which cost as much as the push.
+    #[inline(never)]
+    fn add_bucketed(&mut self, v: f64, weight: u64) {
+        self.accumulate(v, weight);
+        self.put(v, weight);
+    }
+
+    /// Makes room for `n` more exact samples (at most as many as are ever kept
+    /// exactly), so that a sketch whose number of samples is known beforehand does
+    /// not grow its storage by doubling (a reallocation and a copy each time) while
+    /// it fills. Nothing once the samples are bucketed.
+    pub fn reserve(&mut self, n: usize) {
+        if !self.bucketed {
+            let room = (EXACT_LIMIT + 1).saturating_sub(self.exact.len());
+            self.exact.reserve_exact(n.min(room));
         }
     }
 
@@ -498,9 +534,9 @@ impl Sketch {
     }
 
     /// Mean, median, standard deviation and percentiles of the samples.
-    pub fn stats(&mut self) -> Stats {
+    pub fn stats(&self) -> Stats {
         if !self.bucketed {
-            return exact_stats(&mut self.exact);
+            return exact_stats(&self.exact);
         }
         let n = self.n as f64;
         let mean = self.sum / n;
@@ -539,25 +575,90 @@ impl Sketch {
     }
 }
 
-/// Statistics of weighted samples: (value, count). Sorts in place.
-fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
-    sort_by_total_order(w);
-    let (n, mean, std) = moments(w);
-    // With every weight 1 (the per-request metrics), the k-th order statistic is
-    // the k-th entry: no scan for it.
-    let unit = w.iter().all(|x| x.1 == 1);
-    let pct = |p: f64| {
-        if unit {
-            unit_percentile(w, p)
+/// Statistics of weighted samples: (value, count), left as they are (the sort works
+/// on a copy of their bits).
+///
+/// The result is bit for bit that of sorting the samples stably by
+/// [`f64::total_cmp`] and then taking [`moments`] and [`percentile`] of them: the
+/// sort gives the same order (equal values keep the order they were added in, which
+/// matters for the sums of weighted samples), the sums add the same terms in the
+/// same order, and the percentiles read the same order statistics.
+fn exact_stats(w: &[(f64, u64)]) -> Stats {
+    if w.iter().all(|x| x.1 == 1) {
+        // With every weight 1 (the per-request metrics) equal values are
+        // indistinguishable, so the bare keys are sorted (8 bytes an entry instead of
+        // 16), and the k-th order statistic is the k-th key: no scan for it.
+        let mut keys: Vec<u64> = w.iter().map(|x| x.0.to_bits()).collect();
+        if sort_samples(&mut keys) {
+            unit_stats(&keys, f64::from_bits)
         } else {
-            percentile(w, n, p)
+            unit_stats(&keys, from_total_order_key)
         }
+    } else {
+        let mut pairs: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+        if sort_samples(&mut pairs) {
+            weighted_stats(&pairs, f64::from_bits)
+        } else {
+            weighted_stats(&pairs, from_total_order_key)
+        }
+    }
+}
+
+/// Sorts entries whose keys are the bits of samples stably by [`f64::total_cmp`] of
+/// the samples, and says how to read a sample back from its key: `true` when the
+/// keys are still the bits (no sample has its sign bit set: the bits of +0.0 up to
+/// +inf are ordered as the values, so neither way needs a conversion; the common
+/// case, latencies), `false` when they had to become [`total_order_key`]s.
+fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let (mut min, mut max) = key_range(v);
+    // A sign bit set (a negative value, -0.0 included) makes the largest key
+    // at least 2^63.
+    let bits = max < 1 << 63;
+    if !bits {
+        for x in v.iter_mut() {
+            x.set_key(total_order_key(f64::from_bits(x.key())));
+        }
+        (min, max) = key_range(v);
+    }
+    sort_keys(v, min, max);
+    bits
+}
+
+/// [`exact_stats`] of unit-weight samples sorted as keys that `value` reads.
+fn unit_stats(keys: &[u64], value: impl Fn(u64) -> f64 + Copy) -> Stats {
+    let (n, mean, std) = moments(keys.iter().map(|&k| (value(k), 1)));
+    let last = keys.len().saturating_sub(1);
+    stats_from(mean, std, |p| {
+        interpolate(n, p, |idx| value(keys[(idx as usize).min(last)]))
+    })
+}
+
+/// [`exact_stats`] of weighted samples sorted as (key, weight) with keys that
+/// `value` reads.
+fn weighted_stats(pairs: &[(u64, u64)], value: impl Fn(u64) -> f64 + Copy) -> Stats {
+    let (n, mean, std) = moments(pairs.iter().map(|&(k, c)| (value(k), c)));
+    let mut cursor = OrderStats {
+        sorted: pairs,
+        pos: 0,
+        before: 0,
     };
+    stats_from(mean, std, |p| {
+        interpolate(n, p, |idx| value(cursor.at(idx)))
+    })
+}
+
+/// [`Stats`] with this mean and standard deviation and the percentiles `pct` gives,
+/// asked for in increasing order (the median is the 50th percentile).
+fn stats_from(mean: f64, std: f64, mut pct: impl FnMut(f64) -> f64) -> Stats {
+    let p50 = pct(50.0);
     Stats {
         mean,
-        median: pct(50.0),
+        median: p50,
         std,
-        p50: pct(50.0),
+        p50,
         p90: pct(90.0),
         p95: pct(95.0),
         p99: pct(99.0),
@@ -566,35 +667,28 @@ fn exact_stats(w: &mut [(f64, u64)]) -> Stats {
 
 /// Count, mean and standard deviation of weighted samples (summed in their order;
 /// zeros when empty).
-fn moments(w: &[(f64, u64)]) -> (u64, f64, f64) {
-    let n: u64 = w.iter().map(|x| x.1).sum();
+fn moments<I: Iterator<Item = (f64, u64)> + Clone>(w: I) -> (u64, f64, f64) {
+    let n: u64 = w.clone().map(|x| x.1).sum();
     if n == 0 {
         return (0, 0.0, 0.0);
     }
-    let mean = w.iter().map(|&(v, c)| v * c as f64).sum::<f64>() / n as f64;
+    let mean = w.clone().map(|(v, c)| v * c as f64).sum::<f64>() / n as f64;
     let var = w
-        .iter()
-        .map(|&(v, c)| (v - mean) * (v - mean) * c as f64)
+        .map(|(v, c)| (v - mean) * (v - mean) * c as f64)
         .sum::<f64>()
         / n as f64;
     (n, mean, var.sqrt())
 }
 
-/// [`percentile`] of sorted samples that all have weight 1: the same arithmetic on
-/// the same order statistics, read by index.
-fn unit_percentile(sorted: &[(f64, u64)], p: f64) -> f64 {
-    let n = sorted.len() as u64;
+/// numpy's default (linear) percentile `p` of `n` samples whose order statistic of
+/// index `idx` is `at(idx)`; 0 when empty.
+fn interpolate(n: u64, p: f64, mut at: impl FnMut(u64) -> f64) -> f64 {
     if n == 0 {
         return 0.0;
     }
     let rank = p / 100.0 * (n - 1) as f64;
     let lo = rank.floor() as u64;
     let frac = rank - lo as f64;
-    let at = |idx: u64| {
-        sorted
-            .get(idx as usize)
-            .map_or(sorted[sorted.len() - 1].0, |x| x.0)
-    };
     let a = at(lo);
     if frac == 0.0 {
         a
@@ -603,11 +697,39 @@ fn unit_percentile(sorted: &[(f64, u64)], p: f64) -> f64 {
     }
 }
 
-/// Below this many samples the comparison sort is used (the radix sort's counting
-/// passes cost more than they save).
-const RADIX_MIN: usize = 256;
-/// Bits of the key sorted per pass of the radix sort (six passes cover 64 bits).
-const RADIX_BITS: u32 = 11;
+/// The order statistics of weighted samples sorted by key, found as [`percentile`]
+/// finds them (the first entry whose running count passes the index; the last entry
+/// past the end) but with a cursor that carries on from the previous index: the
+/// percentiles are asked for in increasing order, so one walk finds them all instead
+/// of one walk from the start each.
+struct OrderStats<'a> {
+    sorted: &'a [(u64, u64)],
+    /// The entry the cursor is at.
+    pos: usize,
+    /// Total weight of the entries before `pos`.
+    before: u64,
+}
+
+impl OrderStats<'_> {
+    /// The key of the order statistic of index `idx` (of samples of positive total
+    /// weight: never empty).
+    fn at(&mut self, idx: u64) -> u64 {
+        if idx < self.before {
+            // An index behind the cursor (neighbouring percentiles of few samples
+            // can share an order statistic): walk again from the start.
+            self.pos = 0;
+            self.before = 0;
+        }
+        while let Some(&(k, c)) = self.sorted.get(self.pos) {
+            if idx < self.before + c {
+                return k;
+            }
+            self.before += c;
+            self.pos += 1;
+        }
+        self.sorted[self.sorted.len() - 1].0
+    }
+}
 
 /// The unsigned integer whose order is [`f64::total_cmp`]'s order of `v`:
 /// `total_cmp` flips every bit but the sign of a negative value and compares as a
@@ -623,61 +745,143 @@ fn from_total_order_key(k: u64) -> f64 {
     f64::from_bits(b ^ ((((b as i64) >> 63) as u64) >> 1))
 }
 
-/// Sorts `w` by value in [`f64::total_cmp`] order, stably: exactly the permutation
-/// of `w.sort_by(|a, b| a.0.total_cmp(&b.0))`. A least-significant-digit radix sort
-/// on [`total_order_key`] (each counting pass is stable, so the result is the stable
-/// sort by the whole key; equal keys are equal values and keep their order), in
-/// passes of [`RADIX_BITS`] bits, skipping a pass in which every key has the same
-/// digit.
-fn sort_by_total_order(w: &mut [(f64, u64)]) {
-    if w.len() < RADIX_MIN {
-        w.sort_by(|a, b| a.0.total_cmp(&b.0));
+/// An entry sorted by a `u64` key: a bare key (unit weights, where entries with the
+/// same key are interchangeable) or a (key, weight) pair.
+trait Keyed: Copy {
+    fn key(&self) -> u64;
+    fn set_key(&mut self, k: u64);
+}
+
+impl Keyed for u64 {
+    fn key(&self) -> u64 {
+        *self
+    }
+    fn set_key(&mut self, k: u64) {
+        *self = k;
+    }
+}
+
+impl Keyed for (u64, u64) {
+    fn key(&self) -> u64 {
+        self.0
+    }
+    fn set_key(&mut self, k: u64) {
+        self.0 = k;
+    }
+}
+
+/// Buckets of at most this many entries are finished by insertion sort (a bucket
+/// pass over them would cost more than the few moves it saves).
+const INSERTION_MAX: usize = 24;
+/// At most 2^this buckets per pass of [`bucket_sort`] (the counts of a pass stay
+/// within a few hundred kilobytes). About one bucket per entry, and no more, was
+/// the cheapest on 100,000 latency samples: twice as many buckets cost more to
+/// count and clear than they save in the insertion sort, half as many the other
+/// way round.
+const MAX_BUCKET_BITS: u32 = 16;
+
+/// Sorts `v` (keys from `min` to `max`) by key, stably: exactly the permutation of
+/// `v.sort_by_key(Keyed::key)`, by [`bucket_sort`].
+fn sort_keys<T: Keyed>(v: &mut [T], min: u64, max: u64) {
+    if v.len() <= INSERTION_MAX {
+        insertion_sort(v);
         return;
     }
-    const BUCKETS: usize = 1 << RADIX_BITS;
-    const PASSES: usize = 64usize.div_ceil(RADIX_BITS as usize);
-    let mask = (BUCKETS - 1) as u64;
-    let mut src: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (total_order_key(v), c)).collect();
-    let mut counts = vec![[0usize; BUCKETS]; PASSES];
-    for &(k, _) in &src {
-        for (p, c) in counts.iter_mut().enumerate() {
-            c[((k >> (p as u32 * RADIX_BITS)) & mask) as usize] += 1;
-        }
-    }
-    let mut dst = vec![(0u64, 0u64); src.len()];
-    let n = src.len();
-    for (p, c) in counts.iter_mut().enumerate() {
-        let shift = p as u32 * RADIX_BITS;
-        if c[((src[0].0 >> shift) & mask) as usize] == n {
+    let mut src = v.to_vec();
+    bucket_sort(&mut src, v, min, max);
+}
+
+/// The smallest and largest key of `v` (not empty).
+fn key_range<T: Keyed>(v: &[T]) -> (u64, u64) {
+    v.iter().fold((u64::MAX, 0), |(lo, hi), x| {
+        (lo.min(x.key()), hi.max(x.key()))
+    })
+}
+
+/// Stable insertion sort by key: an entry moves only past larger keys. An entry
+/// already in place (most of them, after [`bucket_sort`]'s scatter) costs one
+/// comparison and no store.
+fn insertion_sort<T: Keyed>(v: &mut [T]) {
+    for i in 1..v.len() {
+        let x = v[i];
+        if v[i - 1].key() <= x.key() {
             continue;
         }
-        let mut at = 0;
-        for x in c.iter_mut() {
-            let k = *x;
-            *x = at;
-            at += k;
+        let mut j = i;
+        while j > 0 && v[j - 1].key() > x.key() {
+            v[j] = v[j - 1];
+            j -= 1;
         }
-        for &e in &src {
-            let d = ((e.0 >> shift) & mask) as usize;
-            dst[c[d]] = e;
-            c[d] += 1;
+        v[j] = x;
+    }
+}
+
+/// Writes `src` (keys from `min` to `max`) into `dst` sorted by key, stably; `src`
+/// is left as scratch.
+///
+/// A most-significant-digit bucket pass that adapts to the keys: keys minus `min`
+/// are bucketed by their top bits, with the shift chosen from `max - min` so that
+/// the range splits into about as many buckets as there are entries (at most
+/// 2^[`MAX_BUCKET_BITS`]). Latency samples then spread thinly over the buckets: the
+/// keys of positive floats grow with the exponent and then the mantissa, so
+/// equal-width key buckets span about equal relative widths of value (within a
+/// factor of two), finer where the values are small. One counting pass and one stable scatter; then the buckets of more than
+/// [`INSERTION_MAX`] entries (skewed samples that crowd into a few buckets) are
+/// sorted by the same pass over their own key range (a bucket of equal keys is
+/// already in order), and one insertion sort over the whole finishes the small
+/// buckets: every key of a bucket is below every key of the next, so an entry never
+/// moves out of its bucket, and the big buckets, already sorted, cost it one
+/// comparison an entry. Every step keeps the entries of a bucket in their order, so
+/// the whole is the stable sort.
+fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64) {
+    let n = src.len();
+    if min == max || n <= INSERTION_MAX {
+        dst.copy_from_slice(src);
+        if min != max {
+            insertion_sort(dst);
         }
-        std::mem::swap(&mut src, &mut dst);
+        return;
     }
-    for (x, &(k, c)) in w.iter_mut().zip(&src) {
-        *x = (from_total_order_key(k), c);
+    let range_bits = u64::BITS - (max - min).leading_zeros();
+    let bucket_bits = (usize::BITS - 1 - n.leading_zeros()).min(MAX_BUCKET_BITS);
+    let shift = range_bits.saturating_sub(bucket_bits);
+    let bucket = |x: &T| ((x.key() - min) >> shift) as usize;
+    let mut ends = vec![0usize; ((max - min) >> shift) as usize + 1];
+    for x in src.iter() {
+        ends[bucket(x)] += 1;
     }
+    // Each bucket's start; the big buckets noted on the way.
+    let mut big = Vec::new();
+    let mut at = 0;
+    for e in ends.iter_mut() {
+        let count = *e;
+        *e = at;
+        if count > INSERTION_MAX {
+            big.push(at..at + count);
+        }
+        at += count;
+    }
+    for x in src.iter() {
+        let e = &mut ends[bucket(x)];
+        dst[*e] = *x;
+        *e += 1;
+    }
+    if shift == 0 {
+        // A bucket per key: nothing left to order.
+        return;
+    }
+    for r in big {
+        let (s, d) = (&mut src[r.clone()], &mut dst[r]);
+        s.copy_from_slice(d);
+        let (lo, hi) = key_range(s);
+        bucket_sort(s, d, lo, hi);
+    }
+    insertion_sort(dst);
 }
 
 /// numpy's default (linear) percentile of sorted weighted samples; 0 when empty.
 pub fn percentile(sorted: &[(f64, u64)], n: u64, p: f64) -> f64 {
-    if n == 0 {
-        return 0.0;
-    }
-    let rank = p / 100.0 * (n - 1) as f64;
-    let lo = rank.floor() as u64;
-    let frac = rank - lo as f64;
-    let at = |idx: u64| -> f64 {
+    interpolate(n, p, |idx| {
         let mut acc = 0;
         for &(v, c) in sorted {
             acc += c;
@@ -686,13 +890,7 @@ pub fn percentile(sorted: &[(f64, u64)], n: u64, p: f64) -> f64 {
             }
         }
         sorted.last().map(|x| x.0).unwrap_or(0.0)
-    };
-    let a = at(lo);
-    if frac == 0.0 {
-        a
-    } else {
-        a + frac * (at(lo + 1) - a)
-    }
+    })
 }
 
 #[cfg(test)]

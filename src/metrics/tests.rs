@@ -75,7 +75,7 @@ fn tpot_and_throughput_as_benchmark_serving() {
 /// the same function's).
 fn reference_stats(w: &mut [(f64, u64)]) -> Stats {
     w.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (n, mean, std) = moments(w);
+    let (n, mean, std) = moments(w.iter().copied());
     Stats {
         mean,
         median: percentile(w, n, 50.0),
@@ -130,7 +130,21 @@ fn awkward(len: usize, seed: u64, unit: bool) -> Vec<(f64, u64)> {
         .collect()
 }
 
-/// The radix sort gives exactly the stable comparison sort's permutation (values
+/// Sorts `w` by value in [`f64::total_cmp`] order as [`exact_stats`] does (by
+/// [`sort_samples`] on (bits, weight) pairs).
+fn sort_by_total_order(w: &mut [(f64, u64)]) {
+    let mut pairs: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+    let value = if sort_samples(&mut pairs) {
+        f64::from_bits
+    } else {
+        from_total_order_key
+    };
+    for (x, &(k, c)) in w.iter_mut().zip(&pairs) {
+        *x = (value(k), c);
+    }
+}
+
+/// The bucket sort gives exactly the stable comparison sort's permutation (values
 /// and weights in the same places), on small and large inputs.
 #[test]
 fn radix_sort_is_the_stable_comparison_sort() {
@@ -194,10 +208,170 @@ fn exact_stats_match_the_reference_bit_for_bit() {
                     )
                 })
                 .collect();
-            let (mut a, mut b) = (w.clone(), w);
-            assert_eq!(bits(&exact_stats(&mut a)), bits(&reference_stats(&mut b)));
+            let (a, mut b) = (w.clone(), w);
+            assert_eq!(bits(&exact_stats(&a)), bits(&reference_stats(&mut b)));
         }
     }
+}
+
+/// Sample sets of the shapes the adaptive bucket sort treats differently, each
+/// `len` long: a heavy tail (most samples small, a few huge: crowded buckets that
+/// take a second pass), most samples one value (a bucket of equal keys), only a
+/// few distinct values, consecutive floats (a bucket per key, no finishing),
+/// negative values only and both signs (total-order keys instead of bits), a
+/// cluster inside one first-pass bucket beside an outlier (deep recursion), and
+/// uniform and latency-like spreads.
+fn shapes(len: usize, seed: u64) -> Vec<(&'static str, Vec<f64>)> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut unit = move || (next() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut gen = |f: &mut dyn FnMut(f64, usize) -> f64| -> Vec<f64> {
+        (0..len).map(|k| f(unit(), k)).collect()
+    };
+    vec![
+        ("heavy tail", gen(&mut |u, _| 10.0 / (1.0 - u).powi(3))),
+        (
+            "mostly one value",
+            gen(&mut |u, _| if u < 0.9 { 42.5 } else { u * 1000.0 }),
+        ),
+        (
+            "few values",
+            gen(&mut |u, _| [0.0, 1.0, 2.5, 1e6][(u * 4.0) as usize]),
+        ),
+        (
+            "consecutive floats",
+            gen(&mut |u, _| f64::from_bits(100.0f64.to_bits() + (u * 64.0) as u64)),
+        ),
+        ("negative", gen(&mut |u, _| -1.0 - u * 500.0)),
+        (
+            "both signs",
+            gen(&mut |u, k| match k % 5 {
+                0 => -0.0,
+                1 => 0.0,
+                _ => (u - 0.5) * 1e4,
+            }),
+        ),
+        (
+            "cluster and outlier",
+            gen(&mut |u, k| if k == 0 { 1e9 } else { 1.0 + u * 1e-12 }),
+        ),
+        ("uniform", gen(&mut |u, _| u * 3000.0)),
+        (
+            "latency-like",
+            gen(&mut |u, _| (u * 8.0 - 1.0).exp() * 20.0),
+        ),
+    ]
+}
+
+/// On every shape, at every size from trivial to well past the largest bucket
+/// pass: the bucket sort gives exactly the stable comparison sort's permutation
+/// of bare keys and of (value, weight) pairs (with equal values under different
+/// weights, so a reordering would show), and the exact statistics are bit for bit
+/// the reference's.
+#[test]
+fn bucket_sort_and_exact_stats_on_every_shape() {
+    for (len, seed) in [
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (INSERTION_MAX, 4),
+        (INSERTION_MAX + 1, 5),
+        (100, 6),
+        (5000, 7),
+        (EXACT_LIMIT + 1, 8),
+        (300_000, 9),
+    ] {
+        for (name, vals) in shapes(len, seed) {
+            // Bare keys, as the unit-weight path sorts them.
+            let mut keys: Vec<u64> = vals.iter().map(|v| v.to_bits()).collect();
+            let value = if sort_samples(&mut keys) {
+                f64::from_bits
+            } else {
+                from_total_order_key
+            };
+            let mut sorted = vals.clone();
+            sorted.sort_by(f64::total_cmp);
+            assert!(
+                keys.iter()
+                    .map(|&k| value(k).to_bits())
+                    .eq(sorted.iter().map(|v| v.to_bits())),
+                "{name}, len {len}: keys"
+            );
+            for unit in [true, false] {
+                let w: Vec<(f64, u64)> = vals
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| (v, if unit { 1 } else { 1 + (k as u64 * 7) % 11 }))
+                    .collect();
+                let mut a = w.clone();
+                let mut b = w.clone();
+                sort_by_total_order(&mut a);
+                b.sort_by(|x, y| x.0.total_cmp(&y.0));
+                let ab: Vec<(u64, u64)> = a.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+                let bb: Vec<(u64, u64)> = b.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+                assert!(ab == bb, "{name}, len {len}, unit {unit}: pairs");
+                let mut r = w.clone();
+                assert_eq!(
+                    bits(&exact_stats(&w)),
+                    bits(&reference_stats(&mut r)),
+                    "{name}, len {len}, unit {unit}: stats"
+                );
+            }
+        }
+    }
+}
+
+/// Equal values with different weights: the weighted sums add v * c in the order
+/// the samples came, so the sort must keep that order among equal values; and a
+/// sketch's statistics leave its samples in that order.
+#[test]
+fn equal_values_keep_their_order_and_the_samples_are_left_as_added() {
+    // Weights whose products with 0.1 round differently, in both orders.
+    let w: Vec<(f64, u64)> = (0..2000u64)
+        .map(|k| {
+            let v = [0.1, 0.7, 0.1 + f64::EPSILON][(k % 3) as usize];
+            (v, 1 + (k * 2_654_435_761) % 1_000_003)
+        })
+        .collect();
+    let mut a = w.clone();
+    let mut b = w.clone();
+    sort_by_total_order(&mut a);
+    b.sort_by(|x, y| x.0.total_cmp(&y.0));
+    assert!(a == b);
+    let mut r = w.clone();
+    assert_eq!(bits(&exact_stats(&w)), bits(&reference_stats(&mut r)));
+    let mut s = Sketch::default();
+    for &(v, c) in &w {
+        s.add(v, c);
+    }
+    assert_eq!(bits(&s.stats()), bits(&reference_stats(&mut w.clone())));
+    assert_eq!(s.exact, w);
+}
+
+/// A run of a known number of requests reserves room for them in its per-request
+/// sketches, never more than the exact limit, and nothing in a bucketed sketch.
+#[test]
+fn reserve_is_capped_at_the_exact_limit() {
+    let mut r = Recorder::new(SimTime::ZERO, false);
+    r.expect_requests(1000);
+    assert!(r.requests.ttft.exact.capacity() >= 1000);
+    assert!(r.requests.e2el.exact.capacity() >= 1000);
+    assert!(r.requests.tpot.exact.capacity() >= 1000);
+    let mut r = Recorder::new(SimTime::ZERO, false);
+    r.expect_requests(u64::MAX);
+    assert!(r.requests.ttft.exact.capacity() <= EXACT_LIMIT + 1 + 16);
+    let mut s = Sketch::default();
+    for k in 0..=EXACT_LIMIT {
+        s.add(k as f64, 1);
+    }
+    assert!(s.bucketed);
+    s.reserve(1000);
+    assert_eq!(s.exact.capacity(), 0);
 }
 
 /// A sketch that switched to buckets has the running sums, minimum and maximum it
