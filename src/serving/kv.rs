@@ -43,8 +43,44 @@ impl KvGeometry {
 
     /// Layer-blocks held by a sequence with `c` tokens cached.
     pub fn blocks_for(&self, c: u64) -> u64 {
+        self.ceil_blocks(c) * self.full_layers
+            + self.ceil_blocks(c.min(self.window)) * self.window_layers
+    }
+
+    /// Whole blocks in `c` tokens: `c / block_size`. A shift when the block size is a
+    /// power of two (it always is in vLLM): an integer division takes tens of cycles,
+    /// and admitting or finishing a request did several.
+    #[inline]
+    pub fn whole_blocks(&self, c: u64) -> u64 {
         let b = self.block_size;
-        c.div_ceil(b) * self.full_layers + c.min(self.window).div_ceil(b) * self.window_layers
+        if b.is_power_of_two() {
+            c >> b.trailing_zeros()
+        } else {
+            c / b
+        }
+    }
+
+    /// Blocks that hold `c` tokens: `c.div_ceil(block_size)` (see
+    /// [`KvGeometry::whole_blocks`]).
+    #[inline]
+    pub fn ceil_blocks(&self, c: u64) -> u64 {
+        let b = self.block_size;
+        if b.is_power_of_two() {
+            (c >> b.trailing_zeros()) + u64::from(c & (b - 1) != 0)
+        } else {
+            c.div_ceil(b)
+        }
+    }
+
+    /// `x mod block_size`, in `0..block_size` for any sign of `x` (`rem_euclid`).
+    #[inline]
+    pub fn block_residue(&self, x: i64) -> u64 {
+        let b = self.block_size;
+        if b.is_power_of_two() {
+            x as u64 & (b - 1)
+        } else {
+            x.rem_euclid(b as i64) as u64
+        }
     }
 
     /// Layer-blocks a sequence takes on when it grows from `c` to `c + 1` tokens and
@@ -157,5 +193,36 @@ mod tests {
         assert_eq!(g.blocks_for(100), 7 + 10);
         assert_eq!(g.growth(true), 6);
         assert_eq!(g.growth(false), 1);
+    }
+
+    /// The shift and mask forms are the divisions, for power-of-two block sizes and
+    /// others, at zero, around multiples and at the extremes, negative residues too.
+    #[test]
+    fn block_arithmetic_is_division() {
+        for b in [1u64, 2, 3, 16, 24, 32, 100, 256, 1 << 20] {
+            let g = KvGeometry {
+                block_size: b,
+                full_layers: 1,
+                window_layers: 0,
+                window: u64::MAX / 4,
+            };
+            for base in [0u64, 1, b - 1, b, b + 1, 7 * b, 7 * b + 3, u64::MAX / 2] {
+                for c in [base, base.saturating_sub(1), base + 1] {
+                    assert_eq!(g.whole_blocks(c), c / b, "{c} / {b}");
+                    assert_eq!(g.ceil_blocks(c), c.div_ceil(b), "{c} / {b}");
+                    for x in [c as i64, -(c as i64)] {
+                        assert_eq!(
+                            g.block_residue(x),
+                            x.rem_euclid(b as i64) as u64,
+                            "{x} % {b}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(
+                g.block_residue(i64::MIN),
+                i64::MIN.rem_euclid(b as i64) as u64
+            );
+        }
     }
 }

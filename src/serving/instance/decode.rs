@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 
 impl Instance {
     pub(super) fn residue(&self, base: i64) -> usize {
-        (-base).rem_euclid(self.geo.block_size as i64) as usize
+        self.geo.block_residue(-base) as usize
     }
 
     /// Puts `slot` (with `computed` tokens cached, `generated` emitted) into the decode

@@ -84,7 +84,7 @@ impl Instance {
         } else {
             self.dec.n_below
         };
-        let mut r = (self.k % bs) as usize;
+        let mut r = self.geo.block_residue(self.k as i64) as usize;
         // A step that starts at counter k ends at k + 1: it must not reach a finish
         // (k + 1 < next_finish) nor start at a crossing (k < next_cross).
         while self.k + 1 < next_finish && self.k < next_cross {

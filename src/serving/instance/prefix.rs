@@ -87,9 +87,10 @@ impl Instance {
             return None;
         }
         let &(base, _, lender) = self.lenders.get(s.req.prefix? as usize)?.last()?;
-        let bs = self.geo.block_size;
-        let full = (base + self.k as i64) as u64 / bs;
-        let blocks = full.min((s.target - 1) / bs).saturating_sub(group);
+        let full = self.geo.whole_blocks((base + self.k as i64) as u64);
+        let blocks = full
+            .min(self.geo.whole_blocks(s.target - 1))
+            .saturating_sub(group);
         (blocks > 0).then_some((lender, blocks))
     }
 
@@ -200,7 +201,7 @@ impl Instance {
             _ => 0,
         };
         // At least the last token is always computed (it yields the logits).
-        let cap = (s.target - 1) / self.geo.block_size;
+        let cap = self.geo.whole_blocks(s.target - 1);
         let own = own.min(cap.saturating_sub(group));
         (group.min(cap), from_free, own)
     }
@@ -234,7 +235,7 @@ impl Instance {
     /// first `min(shared_tokens, input - 1)` tokens.
     pub(super) fn prefix_blocks(&self, req: &Request) -> u64 {
         let t = (req.shared_tokens() as u64).min((req.input_tokens as u64).saturating_sub(1));
-        t / self.geo.block_size
+        self.geo.whole_blocks(t)
     }
 
     /// With the prefix cache, a finished session turn (`keep_context`) frees its
@@ -263,7 +264,7 @@ impl Instance {
             .computed
             .min((s.req.input_tokens as u64 + s.req.output_tokens as u64).saturating_sub(1));
         let total = s.held + shared * layers;
-        let keep = (kv_tokens / self.geo.block_size).min(total / layers);
+        let keep = self.geo.whole_blocks(kv_tokens).min(total / layers);
         self.kv.release(total - keep * layers);
         let at = self.kv.appended;
         self.kv.release(keep * layers);

@@ -57,7 +57,7 @@ impl Instance {
                 // one: they go back with the rest.
                 let s = &self.seqs[slot as usize];
                 let grown = if self.grown_this_step
-                    && self.residue(s.base) == (self.k % self.geo.block_size) as usize
+                    && self.residue(s.base) == self.geo.block_residue(self.k as i64) as usize
                 {
                     self.geo.growth(s.below_window)
                 } else {
@@ -82,7 +82,6 @@ impl Instance {
             let shared_blocks = self.shared_lb(slot) / self.geo.layers().max(1);
             let lent = self.settle_loans(slot);
             let at = self.kv.appended;
-            let bs = self.geo.block_size;
             // Blocks it lent stay in use, with their new owner; it resumes from a
             // sibling's blocks instead.
             let pc = self.pc && lent == 0;
@@ -91,7 +90,10 @@ impl Instance {
             s.cached_own = pc.then(|| CachedOwn {
                 at,
                 layer_blocks: held,
-                full_blocks: (s.computed / bs).saturating_sub(shared_blocks),
+                full_blocks: self
+                    .geo
+                    .whole_blocks(s.computed)
+                    .saturating_sub(shared_blocks),
                 after_group: shared_blocks,
             });
             s.held = 0;
@@ -336,7 +338,7 @@ impl Instance {
 
     /// The blocks the decode set needs for a step starting at counter `self.k`.
     pub(super) fn decode_growth(&self) -> u64 {
-        let r = (self.k % self.geo.block_size) as usize;
+        let r = self.geo.block_residue(self.k as i64) as usize;
         self.dec.cnt_below[r] as u64 * self.geo.growth(true)
             + self.dec.cnt_above[r] as u64 * self.geo.growth(false)
     }
