@@ -350,6 +350,7 @@ impl Recorder {
                 0.0
             }
         };
+        let sc = &mut SortScratch::default();
         Summary {
             completed: self.completed,
             duration: duration_s,
@@ -359,11 +360,11 @@ impl Recorder {
             output_throughput: per_s(self.output_tokens as f64),
             total_token_throughput: per_s((self.input_tokens + self.output_tokens) as f64),
             latency: Latency {
-                ttft: self.requests.ttft.stats(),
-                tpot: self.requests.tpot.stats(),
-                e2el: self.requests.e2el.stats(),
-                itl: self.itl.stats(),
-                batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.stats()),
+                ttft: self.requests.ttft.stats_in(sc),
+                tpot: self.requests.tpot.stats_in(sc),
+                e2el: self.requests.e2el.stats_in(sc),
+                itl: self.itl.stats_in(sc),
+                batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.stats_in(sc)),
             },
             per_class: self
                 .classes
@@ -378,9 +379,9 @@ impl Recorder {
                     total_output_tokens: c.output_tokens,
                     request_throughput: per_s(c.completed as f64),
                     output_throughput: per_s(c.output_tokens as f64),
-                    ttft: c.requests.ttft.stats(),
-                    tpot: c.requests.tpot.stats(),
-                    e2el: c.requests.e2el.stats(),
+                    ttft: c.requests.ttft.stats_in(sc),
+                    tpot: c.requests.tpot.stats_in(sc),
+                    e2el: c.requests.e2el.stats_in(sc),
                 })
                 .collect(),
             slo: self.slo.as_ref().map(|c| c.summarize(duration_s)),
@@ -415,7 +416,12 @@ const BUCKET_MIN: f64 = 1e-3;
 /// thousand counters whatever the number of samples.
 #[derive(Debug, Clone, Default)]
 pub struct Sketch {
-    exact: Vec<(f64, u64)>,
+    /// The exact samples' values, in the order they were added.
+    values: Vec<f64>,
+    /// Their weights, in step with `values` from the first weight that is not 1 on
+    /// (the ones before it filled in then); empty while every weight is 1, as for the
+    /// per-request metrics, which then take 8 bytes a sample instead of 16.
+    weights: Vec<u64>,
     bucketed: bool,
     buckets: Vec<u64>,
     n: u64,
@@ -466,11 +472,22 @@ impl Sketch {
         if self.bucketed {
             self.add_bucketed(v, weight);
         } else {
-            self.exact.push((v, weight));
-            if self.exact.len() > EXACT_LIMIT {
+            self.values.push(v);
+            if weight != 1 || !self.weights.is_empty() {
+                self.push_weight(weight);
+            }
+            if self.values.len() > EXACT_LIMIT {
                 self.switch_to_buckets();
             }
         }
+    }
+
+    /// Records the weight of the sample just pushed, first giving the samples before
+    /// it their weight of 1 if this is the first that is not 1.
+    #[inline(never)]
+    fn push_weight(&mut self, weight: u64) {
+        self.weights.resize(self.values.len() - 1, 1);
+        self.weights.push(weight);
     }
 
     /// [`Sketch::add`] once the samples are bucketed. Kept out of line so that `add`
@@ -489,8 +506,8 @@ impl Sketch {
     /// it fills. Nothing once the samples are bucketed.
     pub fn reserve(&mut self, n: usize) {
         if !self.bucketed {
-            let room = (EXACT_LIMIT + 1).saturating_sub(self.exact.len());
-            self.exact.reserve_exact(n.min(room));
+            let room = (EXACT_LIMIT + 1).saturating_sub(self.values.len());
+            self.values.reserve_exact(n.min(room));
         }
     }
 
@@ -499,16 +516,18 @@ impl Sketch {
     #[cold]
     fn switch_to_buckets(&mut self) {
         self.bucketed = true;
-        let exact = std::mem::take(&mut self.exact);
-        for (k, &(v, w)) in exact.iter().enumerate() {
+        let values = std::mem::take(&mut self.values);
+        let weights = std::mem::take(&mut self.weights);
+        let w = |k: usize| weights.get(k).copied().unwrap_or(1);
+        for (k, &v) in values.iter().enumerate() {
             if k == 0 {
                 self.min = v;
                 self.max = v;
             }
-            self.accumulate(v, w);
+            self.accumulate(v, w(k));
         }
-        for (v, w) in exact {
-            self.put(v, w);
+        for (k, &v) in values.iter().enumerate() {
+            self.put(v, w(k));
         }
     }
 
@@ -535,8 +554,14 @@ impl Sketch {
 
     /// Mean, median, standard deviation and percentiles of the samples.
     pub fn stats(&self) -> Stats {
+        self.stats_in(&mut SortScratch::default())
+    }
+
+    /// [`Sketch::stats`], sorting in `scratch`'s buffers (a summary of several
+    /// sketches reuses them: fresh memory costs a page fault per 4 KiB).
+    pub fn stats_in(&self, scratch: &mut SortScratch) -> Stats {
         if !self.bucketed {
-            return exact_stats(&self.exact);
+            return exact_stats_in(&self.values, &self.weights, scratch);
         }
         let n = self.n as f64;
         let mean = self.sum / n;
@@ -583,23 +608,45 @@ impl Sketch {
 /// sort gives the same order (equal values keep the order they were added in, which
 /// matters for the sums of weighted samples), the sums add the same terms in the
 /// same order, and the percentiles read the same order statistics.
+#[cfg(test)]
 fn exact_stats(w: &[(f64, u64)]) -> Stats {
-    if w.iter().all(|x| x.1 == 1) {
+    let values: Vec<f64> = w.iter().map(|x| x.0).collect();
+    let weights: Vec<u64> = w.iter().map(|x| x.1).collect();
+    exact_stats_in(&values, &weights, &mut SortScratch::default())
+}
+
+/// Buffers the exact statistics sort in, kept from one sketch to the next.
+#[derive(Debug, Default)]
+pub struct SortScratch {
+    keys: Vec<u64>,
+    sorted_keys: Vec<u64>,
+    pairs: Vec<(u64, u64)>,
+    sorted_pairs: Vec<(u64, u64)>,
+    ends: Vec<u32>,
+}
+
+/// [`exact_stats`] of samples `values` with `weights` (empty: all 1).
+fn exact_stats_in(values: &[f64], weights: &[u64], scratch: &mut SortScratch) -> Stats {
+    let sc = scratch;
+    if weights.iter().all(|&c| c == 1) {
         // With every weight 1 (the per-request metrics) equal values are
         // indistinguishable, so the bare keys are sorted (8 bytes an entry instead of
         // 16), and the k-th order statistic is the k-th key: no scan for it.
-        let mut keys: Vec<u64> = w.iter().map(|x| x.0.to_bits()).collect();
-        if sort_samples(&mut keys) {
-            unit_stats(&keys, f64::from_bits)
+        sc.keys.clear();
+        sc.keys.extend(values.iter().map(|v| v.to_bits()));
+        if sort_samples_into(&mut sc.keys, &mut sc.sorted_keys, &mut sc.ends) {
+            unit_stats(&sc.sorted_keys, f64::from_bits)
         } else {
-            unit_stats(&keys, from_total_order_key)
+            unit_stats(&sc.sorted_keys, from_total_order_key)
         }
     } else {
-        let mut pairs: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-        if sort_samples(&mut pairs) {
-            weighted_stats(&pairs, f64::from_bits)
+        sc.pairs.clear();
+        sc.pairs
+            .extend(values.iter().zip(weights).map(|(v, &c)| (v.to_bits(), c)));
+        if sort_samples_into(&mut sc.pairs, &mut sc.sorted_pairs, &mut sc.ends) {
+            weighted_stats(&sc.sorted_pairs, f64::from_bits)
         } else {
-            weighted_stats(&pairs, from_total_order_key)
+            weighted_stats(&sc.sorted_pairs, from_total_order_key)
         }
     }
 }
@@ -609,7 +656,18 @@ fn exact_stats(w: &[(f64, u64)]) -> Stats {
 /// keys are still the bits (no sample has its sign bit set: the bits of +0.0 up to
 /// +inf are ordered as the values, so neither way needs a conversion; the common
 /// case, latencies), `false` when they had to become [`total_order_key`]s.
+#[cfg(test)]
 fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
+    let mut sorted = Vec::new();
+    let bits = sort_samples_into(v, &mut sorted, &mut Vec::new());
+    v.copy_from_slice(&sorted);
+    bits
+}
+
+/// [`sort_samples`] of `v` into `sorted` (`v` is left as scratch; `ends` is the
+/// bucket counts' buffer).
+fn sort_samples_into<T: Keyed>(v: &mut [T], sorted: &mut Vec<T>, ends: &mut Vec<u32>) -> bool {
+    sorted.clear();
     if v.is_empty() {
         return true;
     }
@@ -623,7 +681,12 @@ fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
         }
         (min, max) = key_range(v);
     }
-    sort_keys(v, min, max);
+    sorted.extend_from_slice(v);
+    if v.len() <= INSERTION_MAX {
+        insertion_sort(sorted);
+    } else {
+        bucket_sort(v, sorted, min, max, ends);
+    }
     bits
 }
 
@@ -780,17 +843,6 @@ const INSERTION_MAX: usize = 24;
 /// way round.
 const MAX_BUCKET_BITS: u32 = 16;
 
-/// Sorts `v` (keys from `min` to `max`) by key, stably: exactly the permutation of
-/// `v.sort_by_key(Keyed::key)`, by [`bucket_sort`].
-fn sort_keys<T: Keyed>(v: &mut [T], min: u64, max: u64) {
-    if v.len() <= INSERTION_MAX {
-        insertion_sort(v);
-        return;
-    }
-    let mut src = v.to_vec();
-    bucket_sort(&mut src, v, min, max);
-}
-
 /// The smallest and largest key of `v` (not empty).
 fn key_range<T: Keyed>(v: &[T]) -> (u64, u64) {
     v.iter().fold((u64::MAX, 0), |(lo, hi), x| {
@@ -833,7 +885,7 @@ fn insertion_sort<T: Keyed>(v: &mut [T]) {
 /// moves out of its bucket, and the big buckets, already sorted, cost it one
 /// comparison an entry. Every step keeps the entries of a bucket in their order, so
 /// the whole is the stable sort.
-fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64) {
+fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64, ends: &mut Vec<u32>) {
     let n = src.len();
     if min == max || n <= INSERTION_MAX {
         dst.copy_from_slice(src);
@@ -846,7 +898,9 @@ fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64) {
     let bucket_bits = (usize::BITS - 1 - n.leading_zeros()).min(MAX_BUCKET_BITS);
     let shift = range_bits.saturating_sub(bucket_bits);
     let bucket = |x: &T| ((x.key() - min) >> shift) as usize;
-    let mut ends = vec![0usize; ((max - min) >> shift) as usize + 1];
+    // (Counts fit in 32 bits: at most EXACT_LIMIT + 1 entries are sorted.)
+    ends.clear();
+    ends.resize(((max - min) >> shift) as usize + 1, 0);
     for x in src.iter() {
         ends[bucket(x)] += 1;
     }
@@ -854,8 +908,8 @@ fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64) {
     let mut big = Vec::new();
     let mut at = 0;
     for e in ends.iter_mut() {
-        let count = *e;
-        *e = at;
+        let count = *e as usize;
+        *e = at as u32;
         if count > INSERTION_MAX {
             big.push(at..at + count);
         }
@@ -863,7 +917,7 @@ fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64) {
     }
     for x in src.iter() {
         let e = &mut ends[bucket(x)];
-        dst[*e] = *x;
+        dst[*e as usize] = *x;
         *e += 1;
     }
     if shift == 0 {
@@ -874,7 +928,7 @@ fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64) {
         let (s, d) = (&mut src[r.clone()], &mut dst[r]);
         s.copy_from_slice(d);
         let (lo, hi) = key_range(s);
-        bucket_sort(s, d, lo, hi);
+        bucket_sort(s, d, lo, hi, ends);
     }
     insertion_sort(dst);
 }

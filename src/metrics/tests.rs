@@ -47,7 +47,7 @@ fn bucketed_quantiles_are_within_the_stated_accuracy() {
     let mean = vals.iter().sum::<f64>() / vals.len() as f64;
     assert!((st.mean - mean).abs() / mean < 1e-9);
     // Memory: a few thousand buckets, however many samples.
-    assert!(big.buckets.len() < 20_000 && big.exact.is_empty());
+    assert!(big.buckets.len() < 20_000 && big.values.is_empty());
 }
 
 #[test]
@@ -350,7 +350,11 @@ fn equal_values_keep_their_order_and_the_samples_are_left_as_added() {
         s.add(v, c);
     }
     assert_eq!(bits(&s.stats()), bits(&reference_stats(&mut w.clone())));
-    assert_eq!(s.exact, w);
+    // Left as added: values, and weights (a weight that is not 1 is there).
+    let added: Vec<(f64, u64)> = (0..s.values.len())
+        .map(|i| (s.values[i], s.weights.get(i).copied().unwrap_or(1)))
+        .collect();
+    assert_eq!(added, w);
 }
 
 /// A run of a known number of requests reserves room for them in its per-request
@@ -359,19 +363,19 @@ fn equal_values_keep_their_order_and_the_samples_are_left_as_added() {
 fn reserve_is_capped_at_the_exact_limit() {
     let mut r = Recorder::new(SimTime::ZERO, false);
     r.expect_requests(1000);
-    assert!(r.requests.ttft.exact.capacity() >= 1000);
-    assert!(r.requests.e2el.exact.capacity() >= 1000);
-    assert!(r.requests.tpot.exact.capacity() >= 1000);
+    assert!(r.requests.ttft.values.capacity() >= 1000);
+    assert!(r.requests.e2el.values.capacity() >= 1000);
+    assert!(r.requests.tpot.values.capacity() >= 1000);
     let mut r = Recorder::new(SimTime::ZERO, false);
     r.expect_requests(u64::MAX);
-    assert!(r.requests.ttft.exact.capacity() <= EXACT_LIMIT + 1 + 16);
+    assert!(r.requests.ttft.values.capacity() <= EXACT_LIMIT + 1 + 16);
     let mut s = Sketch::default();
     for k in 0..=EXACT_LIMIT {
         s.add(k as f64, 1);
     }
     assert!(s.bucketed);
     s.reserve(1000);
-    assert_eq!(s.exact.capacity(), 0);
+    assert_eq!(s.values.capacity(), 0);
 }
 
 /// A sketch that switched to buckets has the running sums, minimum and maximum it
@@ -400,4 +404,37 @@ fn bucketed_sums_replay_the_samples_in_order() {
             .map(|k| 1 + k % 3)
             .sum::<u64>()
     );
+}
+
+/// Unit weights are not stored; the first weight that is not 1 fills in the ones
+/// before it, so the statistics (and a switch to buckets) see every weight. One
+/// scratch shared by several sketches, big and small, unit and weighted, gives each
+/// the statistics of its own.
+#[test]
+fn weights_are_stored_from_the_first_that_is_not_one() {
+    let mut s = Sketch::default();
+    let mut w = Vec::new();
+    for k in 0..5000u64 {
+        let c = if k == 3000 || k > 4000 { 1 + k % 7 } else { 1 };
+        let v = 0.5 + (k * 7919 % 1013) as f64 * 1e-3;
+        s.add(v, c);
+        w.push((v, c));
+        if k < 3000 {
+            assert!(s.weights.is_empty());
+        }
+    }
+    assert_eq!(s.weights.len(), s.values.len());
+    assert_eq!(bits(&s.stats()), bits(&reference_stats(&mut w.clone())));
+
+    let mut unit = Sketch::default();
+    let mut small = Sketch::default();
+    for k in 0..3000u64 {
+        unit.add((k * 31 % 977) as f64, 1);
+    }
+    small.add(2.0, 3);
+    small.add(1.0, 1);
+    let mut sc = SortScratch::default();
+    for sk in [&s, &unit, &small, &unit, &s] {
+        assert_eq!(bits(&sk.stats_in(&mut sc)), bits(&sk.stats()));
+    }
 }
