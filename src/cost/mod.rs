@@ -346,30 +346,26 @@ struct TokenPart {
     compute: [bool; 4],
 }
 
-/// Words of a cached [`TokenPart`].
-const TOKEN_WORDS: usize = 13;
+/// Words of a cached [`TokenPart`]: its seconds and bounds (its work is a few
+/// multiplications, worked out again where a breakdown wants it).
+const TOKEN_WORDS: usize = 5;
 
 impl TokenPart {
     fn encode(&self) -> [u64; TOKEN_WORDS] {
         let mut w = [0; TOKEN_WORDS];
         for j in 0..4 {
-            w[2 * j] = self.groups[j].flops.to_bits();
-            w[2 * j + 1] = self.groups[j].bytes.to_bits();
-            w[8 + j] = self.group_s[j].to_bits();
-            w[12] |= (self.compute[j] as u64) << j;
+            w[j] = self.group_s[j].to_bits();
+            w[4] |= (self.compute[j] as u64) << j;
         }
         w
     }
 
-    fn decode(w: [u64; TOKEN_WORDS]) -> TokenPart {
-        let f = f64::from_bits;
+    /// The part with work `groups` and the seconds and bounds `w` encode.
+    fn decode(groups: [GroupWork; 4], w: [u64; TOKEN_WORDS]) -> TokenPart {
         TokenPart {
-            groups: std::array::from_fn(|j| GroupWork {
-                flops: f(w[2 * j]),
-                bytes: f(w[2 * j + 1]),
-            }),
-            group_s: std::array::from_fn(|j| f(w[8 + j])),
-            compute: std::array::from_fn(|j| w[12] >> j & 1 == 1),
+            groups,
+            group_s: std::array::from_fn(|j| f64::from_bits(w[j])),
+            compute: std::array::from_fn(|j| w[4] >> j & 1 == 1),
         }
     }
 }
@@ -386,37 +382,28 @@ struct HeadPart {
     sampler_compute: bool,
 }
 
-/// Words of a cached [`HeadPart`].
-const HEAD_WORDS: usize = 7;
+/// Words of a cached [`HeadPart`]: its seconds and bounds (see [`TOKEN_WORDS`]).
+const HEAD_WORDS: usize = 3;
 
 impl HeadPart {
     fn encode(&self) -> [u64; HEAD_WORDS] {
         [
-            self.head.flops.to_bits(),
-            self.head.bytes.to_bits(),
-            self.sampler.flops.to_bits(),
-            self.sampler.bytes.to_bits(),
             self.head_s.to_bits(),
             self.sampler_s.to_bits(),
             self.head_compute as u64 | (self.sampler_compute as u64) << 1,
         ]
     }
 
-    fn decode(w: [u64; HEAD_WORDS]) -> HeadPart {
-        let f = f64::from_bits;
+    /// The part with the work `(head, sampler)` and the seconds and bounds `w`
+    /// encode.
+    fn decode((head, sampler): (GroupWork, GroupWork), w: [u64; HEAD_WORDS]) -> HeadPart {
         HeadPart {
-            head: GroupWork {
-                flops: f(w[0]),
-                bytes: f(w[1]),
-            },
-            sampler: GroupWork {
-                flops: f(w[2]),
-                bytes: f(w[3]),
-            },
-            head_s: f(w[4]),
-            sampler_s: f(w[5]),
-            head_compute: w[6] & 1 == 1,
-            sampler_compute: w[6] >> 1 & 1 == 1,
+            head,
+            sampler,
+            head_s: f64::from_bits(w[0]),
+            sampler_s: f64::from_bits(w[1]),
+            head_compute: w[2] & 1 == 1,
+            sampler_compute: w[2] >> 1 & 1 == 1,
         }
     }
 }
@@ -875,19 +862,36 @@ impl CostModel {
     }
 
     /// The token-count and emitting-count parts of a step of `n` tokens of which
-    /// `emitting` sample, from the caches (one micro-batch on one rank).
+    /// `emitting` sample, their seconds and bounds from the caches (one micro-batch
+    /// on one rank).
     fn cached_parts(&self, kp: &KernelPart, n: u64, emitting: u64) -> (TokenPart, HeadPart) {
+        let (t, h) = self.cached_words(kp, n, emitting);
+        let head = if emitting > 0 {
+            self.head_work(emitting as f64)
+        } else {
+            Default::default()
+        };
         (
-            TokenPart::decode(
-                self.cache
-                    .tokens
-                    .get(n, || self.token_part(kp, n as f64, 1.0).encode()),
-            ),
-            HeadPart::decode(
-                self.cache
-                    .heads
-                    .get(emitting, || self.head_part(kp, emitting as f64).encode()),
-            ),
+            TokenPart::decode(self.token_work(kp, n as f64, 1.0), t),
+            HeadPart::decode(head, h),
+        )
+    }
+
+    /// The cached words of [`CostModel::cached_parts`]: the seconds and bounds
+    /// alone, all [`CostModel::price_times`] needs of them.
+    fn cached_words(
+        &self,
+        kp: &KernelPart,
+        n: u64,
+        emitting: u64,
+    ) -> ([u64; TOKEN_WORDS], [u64; HEAD_WORDS]) {
+        (
+            self.cache
+                .tokens
+                .get(n, || self.token_part(kp, n as f64, 1.0).encode()),
+            self.cache
+                .heads
+                .get(emitting, || self.head_part(kp, emitting as f64).encode()),
         )
     }
 
@@ -909,7 +913,11 @@ impl CostModel {
             return self.price(s).times();
         };
         let n = s.num_tokens();
-        let (t, h) = self.cached_parts(kp, n, s.emitting);
+        let (t, h) = self.cached_words(kp, n, s.emitting);
+        let (t, h) = (
+            TokenPart::decode([GroupWork::default(); 4], t),
+            HeadPart::decode(Default::default(), h),
+        );
         let (tokens, emitting) = (n as f64, s.emitting as f64);
         let attn_p = self.prefill_attn_work(s);
         let head_s = if s.emitting > 0 { h.head_s } else { 0.0 };
@@ -1040,8 +1048,23 @@ impl CostModel {
     /// tokens on one rank of `dp`): the dense GEMMs with the MoE layers, and the
     /// streaming kernels; their work, seconds and bound.
     fn token_part(&self, kp: &KernelPart, tokens: f64, dp: f64) -> TokenPart {
-        let mut g = [GroupWork::default(); NUM_GROUPS];
+        let groups = self.token_work(kp, tokens, dp);
         let mut gs = [0.0; NUM_GROUPS];
+        kp.dense_s(self, tokens, &mut gs);
+        let ids = [QKV, O_PROJ, MLP, ELEM];
+        TokenPart {
+            groups,
+            group_s: ids.map(|i| gs[i]),
+            compute: std::array::from_fn(|j| {
+                self.compute_bound_at(&groups[j], self.peak_of(ids[j]))
+            }),
+        }
+    }
+
+    /// The work of [`CostModel::token_part`]'s groups (QKV, output, MLP,
+    /// elementwise).
+    fn token_work(&self, kp: &KernelPart, tokens: f64, dp: f64) -> [GroupWork; 4] {
+        let mut g = [GroupWork::default(); NUM_GROUPS];
         if tokens > 0.0 {
             g[QKV] = self.dense_work(tokens);
         }
@@ -1065,13 +1088,7 @@ impl CostModel {
             flops: 0.0,
             bytes: tokens * kp.stream_bytes_per_token,
         };
-        kp.dense_s(self, tokens, &mut gs);
-        let ids = [QKV, O_PROJ, MLP, ELEM];
-        TokenPart {
-            groups: ids.map(|i| g[i]),
-            group_s: ids.map(|i| gs[i]),
-            compute: ids.map(|i| self.compute_bound_at(&g[i], self.peak_of(i))),
-        }
+        [QKV, O_PROJ, MLP, ELEM].map(|i| g[i])
     }
 
     /// The kernel model's groups that depend on the emitting count alone
