@@ -667,8 +667,8 @@ fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
 /// [`sort_samples`] of `v` into `sorted` (`v` is left as scratch; `ends` is the
 /// bucket counts' buffer).
 fn sort_samples_into<T: Keyed>(v: &mut [T], sorted: &mut Vec<T>, ends: &mut Vec<u32>) -> bool {
-    sorted.clear();
     if v.is_empty() {
+        sorted.clear();
         return true;
     }
     let (mut min, mut max) = key_range(v);
@@ -681,12 +681,12 @@ fn sort_samples_into<T: Keyed>(v: &mut [T], sorted: &mut Vec<T>, ends: &mut Vec<
         }
         (min, max) = key_range(v);
     }
-    sorted.extend_from_slice(v);
-    if v.len() <= INSERTION_MAX {
-        insertion_sort(sorted);
-    } else {
-        bucket_sort(v, sorted, min, max, ends);
-    }
+    // `bucket_sort` writes every entry of `sorted`, so only its length matters: the
+    // buffer a previous sort left is reused as it is (no copy).
+    sorted.truncate(v.len());
+    let have = sorted.len();
+    sorted.extend_from_slice(&v[have..]);
+    bucket_sort(v, sorted, min, max, ends);
     bits
 }
 
