@@ -105,7 +105,12 @@ impl StepWheel {
         let mut from = self.lo;
         while let Some(s) = self.next_occupied(from, last) {
             let b = (s % SLOTS as u64) as usize;
-            due.append(&mut self.buckets[b]);
+            // (A bucket holds one entry or two: a loop, not a call to memcpy.)
+            let bucket = &mut self.buckets[b];
+            for &e in bucket.iter() {
+                due.push(e);
+            }
+            bucket.clear();
             self.occupied[b / 64] &= !(1 << (b % 64));
             from = s + 1;
         }
