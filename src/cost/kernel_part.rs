@@ -274,40 +274,53 @@ impl KernelPart {
     ) -> f64 {
         let mut us = 0.0;
         for p in &s.prefills {
-            let len = (p.cached + p.new) as f64;
-            let full = CostModel::chunk_pairs(p.cached, p.new, 0);
-            let win = cm.window_pairs(p.cached, p.new);
-            match &self.prefill {
-                Some((lens, lat)) => {
-                    // The table prices a whole prompt of `len` tokens; a chunk on top
-                    // of cached tokens attends a share of its pairs.
-                    let per_pair = || {
-                        let whole = kernels::interp_linear(lens, lat, len);
-                        let pairs = len * (len + 1.0) / 2.0;
-                        whole / pairs
-                    };
-                    let per_pair = match cached {
-                        true => f64::from_bits(
-                            cm.cache
-                                .prefill
-                                .get(p.cached + p.new, || [per_pair().to_bits()])[0],
-                        ),
-                        false => per_pair(),
-                    };
-                    us += per_pair * (full * cm.full_layers + win * cm.window_layers);
-                }
-                None => {
-                    let c = &self.curves;
-                    us += c.prefill_attn_us(self.pair_flops * full, len) * cm.full_layers
-                        + c.prefill_attn_us(self.pair_flops * win, len.min(cm.window_len()))
-                            * cm.window_layers;
-                }
-            }
+            let (full, win) = cm.chunk_pair_counts(p);
+            us += self.prefill_chunk_us(cm, p, full, win, cached);
         }
         if micro_batches > 1.0 {
             us /= micro_batches;
         }
         us * 1e-6
+    }
+
+    /// Microseconds of the prefill attention of chunk `p`, which attends `full`
+    /// pairs in full layers and `win` in window layers (see
+    /// [`KernelPart::prefill_s`]).
+    pub(super) fn prefill_chunk_us(
+        &self,
+        cm: &CostModel,
+        p: &PrefillChunk,
+        full: f64,
+        win: f64,
+        cached: bool,
+    ) -> f64 {
+        let len = (p.cached + p.new) as f64;
+        match &self.prefill {
+            Some((lens, lat)) => {
+                // The table prices a whole prompt of `len` tokens; a chunk on top of
+                // cached tokens attends a share of its pairs.
+                let per_pair = || {
+                    let whole = kernels::interp_linear(lens, lat, len);
+                    let pairs = len * (len + 1.0) / 2.0;
+                    whole / pairs
+                };
+                let per_pair = match cached {
+                    true => f64::from_bits(
+                        cm.cache
+                            .prefill
+                            .get(p.cached + p.new, || [per_pair().to_bits()])[0],
+                    ),
+                    false => per_pair(),
+                };
+                per_pair * (full * cm.full_layers + win * cm.window_layers)
+            }
+            None => {
+                let c = &self.curves;
+                c.prefill_attn_us(self.pair_flops * full, len) * cm.full_layers
+                    + c.prefill_attn_us(self.pair_flops * win, len.min(cm.window_len()))
+                        * cm.window_layers
+            }
+        }
     }
 
     /// Decode attention seconds for `bf` decodes with the given context sums (as

@@ -836,20 +836,45 @@ impl CostModel {
     fn prefill_attn_work(&self, s: &StepShape) -> GroupWork {
         let mut w = GroupWork::default();
         for p in &s.prefills {
-            let full = Self::chunk_pairs(p.cached, p.new, 0);
-            let win = self.window_pairs(p.cached, p.new);
-            w.flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
-            let keys = (p.cached + p.new) as f64;
-            let keys_w = if self.window == 0 {
-                keys
-            } else if self.chunked {
-                variant::chunked_keys(p.cached, p.new, self.window)
-            } else {
-                keys.min(self.window as f64)
-            };
-            w.bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
+            let (full, win) = self.chunk_pair_counts(p);
+            self.add_prefill_work(&mut w, p, full, win);
         }
         w
+    }
+
+    /// The attended pairs of a prefill chunk in full and in sliding-window layers.
+    fn chunk_pair_counts(&self, p: &PrefillChunk) -> (f64, f64) {
+        (
+            Self::chunk_pairs(p.cached, p.new, 0),
+            self.window_pairs(p.cached, p.new),
+        )
+    }
+
+    /// Adds the work of prefill chunk `p` (with its pair counts) to `w`.
+    fn add_prefill_work(&self, w: &mut GroupWork, p: &PrefillChunk, full: f64, win: f64) {
+        w.flops += self.attn_flops_pair_full * full + self.attn_flops_pair_window * win;
+        let keys = (p.cached + p.new) as f64;
+        let keys_w = if self.window == 0 {
+            keys
+        } else if self.chunked {
+            variant::chunked_keys(p.cached, p.new, self.window)
+        } else {
+            keys.min(self.window as f64)
+        };
+        w.bytes += self.kv_read_full * keys + self.kv_read_window * keys_w;
+    }
+
+    /// The prefill attention's work and seconds on one micro-batch and one rank:
+    /// [`CostModel::prefill_attn_work`] and [`KernelPart::prefill_s`] in one pass
+    /// over the chunks, each chunk's pair counts worked out once.
+    fn prefill_attn(&self, kp: &KernelPart, s: &StepShape) -> (GroupWork, f64) {
+        let (mut w, mut us) = (GroupWork::default(), 0.0);
+        for p in &s.prefills {
+            let (full, win) = self.chunk_pair_counts(p);
+            self.add_prefill_work(&mut w, p, full, win);
+            us += kp.prefill_chunk_us(self, p, full, win, true);
+        }
+        (w, us * 1e-6)
     }
 
     /// Work of the decode attention over `cf` attended keys in full layers and `cw`
@@ -919,7 +944,7 @@ impl CostModel {
             HeadPart::decode(Default::default(), h),
         );
         let (tokens, emitting) = (n as f64, s.emitting as f64);
-        let attn_p = self.prefill_attn_work(s);
+        let (attn_p, attn_p_s) = self.prefill_attn(kp, s);
         let head_s = if s.emitting > 0 { h.head_s } else { 0.0 };
         let (compute_s, mut memory_s) = split_by_bound(
             [
@@ -935,7 +960,7 @@ impl CostModel {
                 t.group_s[1],
                 t.group_s[2],
                 head_s,
-                kp.prefill_s(self, s, 1.0, true),
+                attn_p_s,
                 t.group_s[3],
             ],
         );
