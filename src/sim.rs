@@ -193,7 +193,13 @@ struct Engine<'a> {
     done: Vec<Finished>,
     check: bool,
     fast: bool,
+    /// Open-loop arrivals and their deliveries may be handled in place during a
+    /// fast-forwarded step ([`Engine::step_done`]): one instance, no client, a plain
+    /// open-loop workload.
+    inline_arrivals: bool,
     inline_steps: u64,
+    /// Events handled in place (arrivals and deliveries).
+    inline_events: u64,
     stretch_steps: u64,
     /// Latest time reached (fast-forwarded steps can end after the last event).
     end_time: SimTime,
@@ -286,7 +292,9 @@ fn run_inner(
         check: opts.check_invariants,
         // A queueing front end takes each step's chunks at the step's end.
         fast: !opts.step_by_step && !sc.front_end.is_queue(),
+        inline_arrivals: false,
         inline_steps: 0,
+        inline_events: 0,
         stretch_steps: 0,
         end_time: SimTime::ZERO,
         client: client::ClientState::new(&sc.front_end, &sc.client, n),
@@ -299,6 +307,12 @@ fn run_inner(
             .map_err(|err| SimError::RequestsCsv(err.to_string()))?;
     }
     e.start(seed);
+    e.inline_arrivals = e.fast
+        && e.inst.len() == 1
+        && !e.client.on
+        && e.open.is_some()
+        && e.mix.is_none()
+        && e.sessions.is_none();
     let mut now = SimTime::ZERO;
     let mut events = 0u64;
     while let Some((key, ev)) = e.q.pop() {
@@ -410,7 +424,7 @@ fn run_inner(
         summary,
         records: e.rec.records.take(),
         instances: e.inst.iter().map(|i| i.stats.clone()).collect(),
-        events: events + e.inline_steps,
+        events: events + e.inline_steps + e.inline_events,
         fast_forwarded_steps: e.stretch_steps,
         end: now,
         tokens_emitted: e.rec.tokens_emitted,
@@ -757,7 +771,24 @@ impl Engine<'_> {
                     .model
                     .closed_form_step(now, i, &cost)
                     .expect("a closed-form GPU prices the whole step");
-                if next.is_some_and(|t| t <= end) {
+                if self.inline_arrivals {
+                    // The open-loop arrivals, and their deliveries to this instance
+                    // after the API latency, that come before the step ends are
+                    // handled here, in the order and at the times the queue would
+                    // give them: each is the queue's next event when taken, and
+                    // handling one (a request for this busy instance) pushes nothing
+                    // but arrival-phase events (its delivery, the next arrival), so
+                    // the step's end event, pushed after them instead of before, is
+                    // still the only completion. Same events, same order; a push and
+                    // a pop of the step's end are saved, and a trip through the event
+                    // loop per event.
+                    let inline = |e: &Ev| matches!(e, Ev::OpenArrival | Ev::Deliver(_));
+                    while let Some((key, ev)) = self.q.pop_before(end, inline) {
+                        self.inline_events += 1;
+                        self.handle(key.time, ev)?;
+                    }
+                }
+                if self.q.peek_time().is_some_and(|t| t <= end) {
                     self.q.push(end, Phase::Complete, Ev::StepDone(i as u32));
                     return Ok(());
                 }

@@ -251,6 +251,23 @@ impl<E> EventQueue<E> {
         Some((EventKey::unpack(k), e))
     }
 
+    /// Removes the earliest event if it comes before `t` and `which` accepts it.
+    pub fn pop_before(&mut self, t: SimTime, which: impl Fn(&E) -> bool) -> Option<(EventKey, E)> {
+        let (k, src) = self.head;
+        if k == NONE || EventKey::unpack(k).time >= t {
+            return None;
+        }
+        let e = match src {
+            Source::Heap => self.heap.peek().map(|Reverse(x)| &x.1),
+            Source::Lane(l) => self.lanes[l].front().map(|x| &x.1),
+            Source::Arrival => self.arrival.as_ref().map(|x| &x.1),
+        }?;
+        if !which(e) {
+            return None;
+        }
+        self.pop()
+    }
+
     /// Events pushed so far.
     pub fn pushed(&self) -> u64 {
         self.seq
