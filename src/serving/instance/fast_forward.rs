@@ -54,7 +54,7 @@ impl Instance {
         // be planned one by one, with the same results; a longer gap tries again.
         if limit.since(now) <= self.ff_short
             || self.in_flight
-            || !self.stack.is_plain()
+            || !self.plain_stack
             || self.dec.n == 0
             || !self.partial.is_empty()
             || self.may_admit_during_decodes(now)

@@ -286,6 +286,8 @@ pub struct Instance {
     grown_this_step: bool,
     /// Multi-step scheduling, CUDA-graph padding, async scheduling (`stacks.rs`).
     stack: StackSemantics,
+    /// `stack.is_plain()`, asked every step (kept since `stack` is set once).
+    plain_stack: bool,
     /// Steps left in the multi-step block after the step in flight (0: the next
     /// step boundary calls the scheduler).
     block_left: u32,
@@ -355,6 +357,7 @@ impl Instance {
             tenant_out: Vec::new(),
             grown_this_step: false,
             stack: StackSemantics::default(),
+            plain_stack: true,
             block_left: 0,
             held: None,
         };
@@ -374,6 +377,7 @@ impl Instance {
     /// belong to continuous batching: with another policy they are ignored.
     pub fn set_stack_semantics(&mut self, stack: StackSemantics) {
         if matches!(self.policy, Policy::Continuous { .. }) {
+            self.plain_stack = stack.is_plain();
             self.stack = stack;
         }
     }

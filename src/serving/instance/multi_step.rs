@@ -203,7 +203,7 @@ impl Instance {
     ///
     /// [`CostModel::price_times`]: crate::cost::CostModel::price_times
     pub(super) fn price_planned(&mut self, continuation: bool) -> StepTimes {
-        if self.stack.is_plain() {
+        if self.plain_stack {
             return self.cost.price_times(&self.shape);
         }
         let real_seqs = self.shape.num_seqs();
