@@ -48,7 +48,7 @@ fn a_prompt_inside_the_window_costs_what_full_attention_does() {
     for path in [GpuPath::Auto, GpuPath::Roofline] {
         let price = |m: &ModelSpec, n| {
             let cm = CostModel::with_path(m, &gpu, &p, path).unwrap();
-            cm.price(&StepShape::prefill_only(n)).gpu_s()
+            cm.price(&StepShape::prefill_only(n)).times.gpu_s()
         };
         let (w, f) = (price(&windowed, 300), price(&full, 300));
         assert!(close(w, f), "{path:?}: {w} against {f}");

@@ -146,7 +146,7 @@ fn qwen3_30b_a3b_ep_on_two_h100() {
     let a = cm.price(&StepShape::decode_only(64, 1024, 0));
     let b = cm.price(&StepShape::decode_only(128, 1024, 0));
     assert!(a.group_s[8] > 0.0);
-    assert!(b.gpu_s() > a.gpu_s());
+    assert!(b.times.gpu_s() > a.times.gpu_s());
 }
 
 /// A Qwen3-30B-A3B experiment on `gpus` H100s with `engine` lines.

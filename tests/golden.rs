@@ -23,13 +23,21 @@ const OPTS: RunOptions = RunOptions {
 fn step_times_of_the_tiny_model_by_hand() {
     let cm = tiny_cost(&profile(0.0, 0.0, 0.0));
     let p = cm.price(&StepShape::prefill_only(4));
-    assert!((p.gpu_s() - 5056e-6).abs() < 1e-12, "{}", p.gpu_s());
-    assert!((p.compute_s - (4096e-6 + 320e-6)).abs() < 1e-12);
+    assert!(
+        (p.times.gpu_s() - 5056e-6).abs() < 1e-12,
+        "{}",
+        p.times.gpu_s()
+    );
+    assert!((p.times.compute_s - (4096e-6 + 320e-6)).abs() < 1e-12);
     // Decode of 2 sequences attending 5 keys each: dense 2048 FLOP vs 1024 + 64 B
     // (2048 µs); LM head 1024 FLOP vs 512 B (1024 µs); attention 32·10 = 320 FLOP and
     // 32·10 = 320 B (320 µs); sampler 256 B (256 µs). GPU 3648 µs.
     let d = cm.price(&StepShape::decode_only(2, 5, 0));
-    assert!((d.gpu_s() - 3648e-6).abs() < 1e-12, "{}", d.gpu_s());
+    assert!(
+        (d.times.gpu_s() - 3648e-6).abs() < 1e-12,
+        "{}",
+        d.times.gpu_s()
+    );
 }
 
 /// One request, 4 prompt tokens, 3 output tokens, sequential; 1000 µs GPU and 500 µs
@@ -93,14 +101,14 @@ fn static_batch_finishes_when_its_longest_member_does() {
     let mut prefill = StepShape::prefill_only(4);
     prefill.prefills = vec![prefill.prefills[0]; 3];
     prefill.emitting = 3;
-    let mut t = cm.price(&prefill).wall_s();
+    let mut t = cm.price(&prefill).times.wall_s();
     // Tokens 2..5: all three emit token 2; the 2-token one is done, so two emit
     // token 3; the 3-token one is done, so one emits tokens 4 and 5.
     let emitting = [3u64, 2, 1, 1];
     for (i, keys) in (5..=8u64).enumerate() {
         let mut s = StepShape::decode_only(3, keys, 0);
         s.emitting = emitting[i];
-        t += cm.price(&s).wall_s();
+        t += cm.price(&s).times.wall_s();
     }
     assert!((long.finish_s - t).abs() < 5e-9, "{} vs {t}", long.finish_s);
 }

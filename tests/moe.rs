@@ -312,7 +312,7 @@ fn price_is_monotone_in_the_step_tokens() {
         for cm in &cms {
             let mut last = 0.0;
             for t in 1..=2048u64 {
-                let s = cm.price(&StepShape::prefill_only(t)).gpu_s();
+                let s = cm.price(&StepShape::prefill_only(t)).times.gpu_s();
                 assert!(s >= last, "{} T {t}: {s} < {last}", m.name);
                 last = s;
             }
@@ -321,7 +321,7 @@ fn price_is_monotone_in_the_step_tokens() {
         let cm = CostModel::new(m, &gpu, &default_profile()).unwrap();
         let mut last = 0.0;
         for b in 1..=256u64 {
-            let s = cm.price(&StepShape::decode_only(b, 512, 0)).gpu_s();
+            let s = cm.price(&StepShape::decode_only(b, 512, 0)).times.gpu_s();
             assert!(s >= last * 0.98, "{} batch {b}: {s} < {last}", m.name);
             last = last.max(s);
         }

@@ -72,7 +72,7 @@ fn tp2_step_is_half_the_work_plus_its_collectives() {
     let one = CostModel::new(&m, &linked_gpu(), &profile(0.0, 0.0, 0.0))
         .unwrap()
         .price(&s);
-    assert!(close(one.gpu_s(), 3936e-6), "{}", one.gpu_s());
+    assert!(close(one.times.gpu_s(), 3936e-6), "{}", one.times.gpu_s());
     let two = cost(&m, 2, 1, PipelineSchedule::Steady).price(&s);
     assert_eq!(GROUP_NAMES[ALLREDUCE], "allreduce");
     assert!(
@@ -80,7 +80,7 @@ fn tp2_step_is_half_the_work_plus_its_collectives() {
         "{}",
         two.group_s[ALLREDUCE]
     );
-    assert!(close(two.gpu_s(), 2440e-6), "{}", two.gpu_s());
+    assert!(close(two.times.gpu_s(), 2440e-6), "{}", two.times.gpu_s());
     // Group by group: half the dense, head and attention work.
     for i in [0, 3, 5] {
         assert_eq!(
@@ -157,17 +157,29 @@ fn two_stage_pipeline_has_the_textbook_bubble() {
     let s = StepShape::decode_only(2, 10, 0);
     let steady = cost(&m, 1, 2, PipelineSchedule::Steady).price(&s);
     let flush = cost(&m, 1, 2, PipelineSchedule::Flush).price(&s);
-    assert!(close(steady.gpu_s(), 7914e-6), "{}", steady.gpu_s());
-    assert!(close(flush.gpu_s(), 11850e-6), "{}", flush.gpu_s());
+    assert!(
+        close(steady.times.gpu_s(), 7914e-6),
+        "{}",
+        steady.times.gpu_s()
+    );
+    assert!(
+        close(flush.times.gpu_s(), 11850e-6),
+        "{}",
+        flush.times.gpu_s()
+    );
     let stage = 3936e-6;
-    let bubble = (flush.gpu_s() - 42e-6 - 2.0 * stage) / (flush.gpu_s() - 42e-6);
+    let bubble = (flush.times.gpu_s() - 42e-6 - 2.0 * stage) / (flush.times.gpu_s() - 42e-6);
     assert!((bubble - 1.0 / 3.0).abs() < 1e-9, "{bubble}");
     assert!(close(steady.group_s[ALLREDUCE], 42e-6));
     let one = StepShape::decode_only(1, 10, 0);
     let a = cost(&m, 1, 2, PipelineSchedule::Steady).price(&one);
     let b = cost(&m, 1, 2, PipelineSchedule::Flush).price(&one);
-    assert!(close(a.gpu_s(), 2.0 * stage + 42e-6), "{}", a.gpu_s());
-    assert_eq!(a.gpu_s(), b.gpu_s());
+    assert!(
+        close(a.times.gpu_s(), 2.0 * stage + 42e-6),
+        "{}",
+        a.times.gpu_s()
+    );
+    assert_eq!(a.times.gpu_s(), b.times.gpu_s());
     // The stage's GPU runs both micro-batches' work: the step's dense FLOPs on its
     // one layer, half the two-layer model's.
     let whole = CostModel::new(&m, &linked_gpu(), &profile(0.0, 0.0, 0.0))

@@ -42,13 +42,13 @@ fn decode_time_is_monotone_in_batch_and_context() {
     let c = cost("a100-40gb", "qwen3-14b");
     let mut last = 0.0;
     for b in [1, 2, 4, 8, 16, 32, 64, 128, 256] {
-        let t = c.price(&StepShape::decode_only(b, 500, 0)).wall_s();
+        let t = c.price(&StepShape::decode_only(b, 500, 0)).times.wall_s();
         assert!(t >= last, "batch {b}: {t} < {last}");
         last = t;
     }
     let mut last = 0.0;
     for ctx in [1, 10, 100, 1000, 10_000, 40_000] {
-        let t = c.price(&StepShape::decode_only(16, ctx, 0)).wall_s();
+        let t = c.price(&StepShape::decode_only(16, ctx, 0)).times.wall_s();
         assert!(t >= last, "context {ctx}: {t} < {last}");
         last = t;
     }
@@ -95,24 +95,24 @@ fn mig_instances_scale_compute_and_bandwidth() {
     );
     let decode = StepShape::decode_only(1, 100, 0);
     let (a, b) = (full.price(&decode), part.price(&decode));
-    assert_eq!(b.compute_s, 0.0);
+    assert_eq!(b.times.compute_s, 0.0);
     assert!(
-        (b.memory_s / a.memory_s - 2.0).abs() < 1e-12,
+        (b.times.memory_s / a.times.memory_s - 2.0).abs() < 1e-12,
         "{}",
-        b.memory_s / a.memory_s
+        b.times.memory_s / a.times.memory_s
     );
     let prefill = StepShape::prefill_only(2048);
     let (a, b) = (full.price(&prefill), part.price(&prefill));
-    assert!((b.compute_s / a.compute_s - 7.0 / 3.0).abs() < 1e-12);
+    assert!((b.times.compute_s / a.times.compute_s - 7.0 / 3.0).abs() < 1e-12);
     // The kernel model: the slice is priced on the Ampere curves (the tables were
     // measured on whole GPUs); compare it with the whole GPU on the same curves.
     let (full, part) = (
         CostModel::with_path(&m, &g, &stack, infersim::cost::GpuPath::Roofline).unwrap(),
         CostModel::new(&m, &slice, &stack).unwrap(),
     );
-    let r = part.price(&decode).gpu_s() / full.price(&decode).gpu_s();
+    let r = part.price(&decode).times.gpu_s() / full.price(&decode).times.gpu_s();
     assert!(r > 1.5 && r <= 2.0 + 1e-9, "decode {r}");
-    let r = part.price(&prefill).gpu_s() / full.price(&prefill).gpu_s();
+    let r = part.price(&prefill).times.gpu_s() / full.price(&prefill).times.gpu_s();
     assert!(r > 1.9 && r <= 7.0 / 3.0 + 0.1, "prefill {r}");
     let whole = g.mig_slice(profile("7g.80gb"));
     assert_eq!(

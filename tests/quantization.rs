@@ -436,9 +436,9 @@ fn a_compressed_tensors_config_json_imports_with_its_scheme() {
         .unwrap()
         .price(&step);
     assert!(
-        int8.gpu_s() < base.gpu_s(),
+        int8.times.gpu_s() < base.times.gpu_s(),
         "{} vs {}",
-        int8.gpu_s(),
-        base.gpu_s()
+        int8.times.gpu_s(),
+        base.times.gpu_s()
     );
 }

@@ -14,7 +14,7 @@ use infersim::workload::{Arrival, LengthDist, Stop, Think, Workload};
 /// mean wait W = ρ / (2 μ (1 − ρ)) with μ = 1/D. The simulated wait is TTFT − D.
 fn md1_relative_error(rho: f64, n: u64, seed: u64) -> f64 {
     let cm = tiny_cost(&profile(0.0, 0.0, 0.0));
-    let d = cm.price(&StepShape::prefill_only(4)).wall_s();
+    let d = cm.price(&StepShape::prefill_only(4)).times.wall_s();
     let mu = 1.0 / d;
     let w = Workload {
         arrival: Arrival::Poisson { rate: rho * mu },

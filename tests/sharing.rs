@@ -292,9 +292,11 @@ fn power_of_two_beats_random_on_p99_ttft_at_high_load() {
     // Service time of one request: a 30-token prefill and one decode step.
     let d = cost
         .price(&infersim::cost::StepShape::prefill_only(30))
+        .times
         .wall_s()
         + cost
             .price(&infersim::cost::StepShape::decode_only(1, 31, 0))
+            .times
             .wall_s();
     let p99 = |router| {
         let inst = (0..8)

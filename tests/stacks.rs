@@ -46,14 +46,14 @@ fn multi_step_an_arrival_waits_for_the_block() {
 
     // The same prices from the cost model itself.
     let cost = tiny_cost(&profile(0.0, 1000.0, 0.0));
-    let first = ns(&cost.price(&StepShape::prefill_only(4)).times());
-    let block_start = ns(&cost.price(&StepShape::decode_only(1, 5, 0)).times());
+    let first = ns(&cost.price(&StepShape::prefill_only(4)).times);
+    let block_start = ns(&cost.price(&StepShape::decode_only(1, 5, 0)).times);
     let later: u64 = (6..=8)
         .map(|l| {
             let mut c = cost.price(&StepShape::decode_only(1, l, 0));
-            c.cpu_s = 0.0;
-            c.cpu_overlap = 1.0;
-            ns(&c.times())
+            c.times.cpu_s = 0.0;
+            c.times.cpu_overlap = 1.0;
+            ns(&c.times)
         })
         .sum();
     assert_eq!(first, t1 * US);
@@ -92,7 +92,7 @@ fn a_sequence_finishing_inside_the_block_keeps_its_slot_until_the_block_ends() {
             decode_ctx_window: 0,
             emitting: 1,
         })
-        .times();
+        .times;
     expect.cpu_s = 0.0;
     expect.cpu_overlap = 1.0;
     assert_eq!(c, expect);
@@ -130,7 +130,7 @@ fn cuda_graph_padding_prices_the_padded_batch() {
         emitting: 5,
         ..StepShape::default()
     };
-    assert_eq!(prefill, cost.price(&shape).times());
+    assert_eq!(prefill, cost.price(&shape).times);
     let c = step(&mut inst, &mut t, &mut rec).unwrap();
     let mut expect = cost
         .price(&StepShape {
@@ -140,17 +140,17 @@ fn cuda_graph_padding_prices_the_padded_batch() {
             decode_ctx_window: 0,
             emitting: 5,
         })
-        .times();
+        .times;
     expect.cpu_s = (1000.0 + 10.0 * 5.0) * 1e-6;
     assert_eq!(c, expect);
     assert_eq!(c.cpu_s, cost.cpu_s_for(5));
     // It costs more than the unpadded step, by the padded rows' dense and per-row work.
-    assert!(c.gpu_s() > cost.price(&StepShape::decode_only(5, 5, 0)).gpu_s());
+    assert!(c.gpu_s() > cost.price(&StepShape::decode_only(5, 5, 0)).times.gpu_s());
 
     let mut inst = instance(cost.clone(), padded, &[(4, 10); 9]);
     step(&mut inst, &mut t, &mut rec).unwrap();
     let c = step(&mut inst, &mut t, &mut rec).unwrap();
-    assert_eq!(c, cost.price(&StepShape::decode_only(9, 5, 0)).times());
+    assert_eq!(c, cost.price(&StepShape::decode_only(9, 5, 0)).times);
 }
 
 /// vLLM V1 capture list [1, 2, 4, 8, 16, ...]: a batch of 17 pads to 24.
@@ -185,7 +185,7 @@ fn async_scheduling_overlaps_the_cpu_with_the_gpu() {
     assert_eq!(c.cpu_overlap, 1.0);
     // 1000 µs of CPU under 1856 µs of GPU: the step takes 1856, not 2856.
     assert_eq!(ns(&c), 1856 * US);
-    assert_eq!(ns(&serial.times()), 2856 * US);
+    assert_eq!(ns(&serial.times), 2856 * US);
     assert_eq!(c.wall_s(), c.gpu_s().max(c.cpu_s));
 }
 

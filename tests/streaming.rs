@@ -38,10 +38,10 @@ fn without_streaming_a_blocks_tokens_arrive_at_its_end() {
             ..StepShape::decode_only(batch, ctx, 0)
         });
         if !cpu {
-            c.cpu_s = 0.0;
-            c.cpu_overlap = 1.0;
+            c.times.cpu_s = 0.0;
+            c.times.cpu_overlap = 1.0;
         }
-        ns(&c.times())
+        ns(&c.times)
     };
     let chunk = PrefillChunk { cached: 0, new: 4 };
     let p = ns(&cost
@@ -50,7 +50,7 @@ fn without_streaming_a_blocks_tokens_arrive_at_its_end() {
             emitting: 2,
             ..StepShape::default()
         })
-        .times());
+        .times);
     let s = [
         decode(2, 5, 2, true),
         decode(2, 6, 2, false),

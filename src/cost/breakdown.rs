@@ -108,29 +108,31 @@ impl CostModel {
                 .into(),
             });
         }
-        let cpu = c.cpu_s.max(c.api_s);
+        let cpu = c.times.cpu_s.max(c.times.api_s);
         let comm = c.group_s[COMM];
-        let bound = if cpu >= c.gpu_s() && cpu > 0.0 {
+        let bound = if cpu >= c.times.gpu_s() && cpu > 0.0 {
             "cpu-bound"
-        } else if comm > 0.0 && comm >= c.compute_s && comm >= c.memory_s - comm {
+        } else if comm > 0.0 && comm >= c.times.compute_s && comm >= c.times.memory_s - comm {
             "communication-bound"
-        } else if c.compute_s >= c.memory_s && c.compute_s >= c.gpu_overhead_s {
+        } else if c.times.compute_s >= c.times.memory_s
+            && c.times.compute_s >= c.times.gpu_overhead_s
+        {
             "compute-bound"
-        } else if c.memory_s >= c.gpu_overhead_s {
+        } else if c.times.memory_s >= c.times.gpu_overhead_s {
             "memory-bound"
         } else {
             "overhead-bound"
         };
         StepBreakdown {
-            seconds: c.wall_s(),
-            gpu_seconds: c.gpu_s(),
-            cpu_seconds: c.cpu_s,
-            cpu_overlapped_seconds: c.cpu_overlapped_s(),
-            compute_bound_seconds: c.compute_s,
-            memory_bound_seconds: c.memory_s,
-            gpu_overhead_seconds: c.gpu_overhead_s,
+            seconds: c.times.wall_s(),
+            gpu_seconds: c.times.gpu_s(),
+            cpu_seconds: c.times.cpu_s,
+            cpu_overlapped_seconds: c.times.cpu_overlapped_s(),
+            compute_bound_seconds: c.times.compute_s,
+            memory_bound_seconds: c.times.memory_s,
+            gpu_overhead_seconds: c.times.gpu_overhead_s,
             allreduce_seconds: self.par.as_ref().map(|_| comm),
-            allreduce_share: self.par.as_ref().map(|_| comm / c.gpu_s()),
+            allreduce_share: self.par.as_ref().map(|_| comm / c.times.gpu_s()),
             bound: bound.into(),
             dominant_group: dominant.0.into(),
             gpu_part: self.gpu_part(),

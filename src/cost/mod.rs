@@ -159,74 +159,15 @@ impl Source {
     }
 }
 
-/// The priced step.
+/// The priced step: its times, and their breakdown by kernel group.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepCost {
     /// Work per kernel group (see [`GROUP_NAMES`]).
     pub groups: [GroupWork; NUM_GROUPS],
     /// GPU seconds per kernel group at full (exclusive) speed.
     pub group_s: [f64; NUM_GROUPS],
-    /// Seconds of GPU time spent in compute-bound groups at full (exclusive) speed.
-    pub compute_s: f64,
-    /// Seconds of GPU time spent in memory-bound groups at full speed.
-    pub memory_s: f64,
-    /// GPU-side overhead seconds (launches, per-sequence kernels).
-    pub gpu_overhead_s: f64,
-    /// CPU-side seconds (engine scheduling and output handling).
-    pub cpu_s: f64,
-    /// Fraction of `cpu_s` that overlaps the instance's own GPU work.
-    pub cpu_overlap: f64,
-    /// API-server seconds of this step's streamed outputs (detokenising and sending a
-    /// chunk per sequence). The API server is another process: this runs while the
-    /// engine computes, so it bounds the step from below without adding to it.
-    pub api_s: f64,
-}
-
-impl StepCost {
-    /// The step's times, without its breakdown by kernel group.
-    pub fn times(&self) -> StepTimes {
-        StepTimes {
-            compute_s: self.compute_s,
-            memory_s: self.memory_s,
-            gpu_overhead_s: self.gpu_overhead_s,
-            cpu_s: self.cpu_s,
-            cpu_overlap: self.cpu_overlap,
-            api_s: self.api_s,
-        }
-    }
-
-    /// GPU time of the step when the GPU is exclusive.
-    pub fn gpu_s(&self) -> f64 {
-        self.times().gpu_s()
-    }
-
-    /// CPU time that cannot overlap the instance's own GPU work (runs before it).
-    pub fn cpu_serial_s(&self) -> f64 {
-        self.times().cpu_serial_s()
-    }
-
-    /// CPU time that overlaps the instance's own GPU work (see
-    /// [`StepTimes::cpu_overlapped_s`]).
-    pub fn cpu_overlapped_s(&self) -> f64 {
-        self.times().cpu_overlapped_s()
-    }
-
-    /// GPU time of the step when the GPU is exclusive, rounded to the nanosecond.
-    pub fn gpu_duration(&self) -> Dur {
-        self.times().gpu_duration()
-    }
-
-    /// How the step divides on an exclusive GPU (see
-    /// [`StepTimes::exclusive_durations`]).
-    pub fn exclusive_durations(&self) -> (Dur, Dur, Dur) {
-        self.times().exclusive_durations()
-    }
-
-    /// Wall time of the step on an exclusive GPU:
-    /// serial CPU part, then max(GPU time, overlapped CPU part).
-    pub fn wall_s(&self) -> f64 {
-        self.times().wall_s()
-    }
+    /// The step's times (what the simulation needs of it).
+    pub times: StepTimes,
 }
 
 /// The times of a priced step: what the simulation needs of it (the per-group
@@ -244,7 +185,9 @@ pub struct StepTimes {
     pub cpu_s: f64,
     /// Fraction of `cpu_s` that overlaps the instance's own GPU work.
     pub cpu_overlap: f64,
-    /// API-server seconds of this step's streamed outputs (see [`StepCost::api_s`]).
+    /// API-server seconds of this step's streamed outputs (detokenising and sending a
+    /// chunk per sequence). The API server is another process: this runs while the
+    /// engine computes, so it bounds the step from below without adding to it.
     pub api_s: f64,
 }
 
@@ -294,24 +237,16 @@ impl StepTimes {
 pub struct FixedPart {
     groups: [GroupWork; NUM_GROUPS],
     group_s: [f64; NUM_GROUPS],
-    compute_s: f64,
-    memory_s: f64,
-    decodes: u64,
-    gpu_overhead_s: f64,
-    cpu_s: f64,
-    api_s: f64,
+    times: FixedTimes,
     /// Micro-batches the step flows through a pipeline in (1 without one).
     micro_batches: f64,
     /// Stage-to-stage transfer seconds of the step (0 without a pipeline).
     transfers_s: f64,
-    /// Whether the sampler is compute-bound (kernel model; its seconds are in
-    /// `group_s`, fixed with its work).
-    sampler_compute: bool,
 }
 
-/// The scalars of a [`FixedPart`] that completing it into [`StepTimes`] needs (one
-/// micro-batch, one rank, kernel model).
-#[derive(Debug, Clone, Copy)]
+/// The scalars of a [`FixedPart`]: all that completing it into [`StepTimes`] needs on
+/// one micro-batch and one rank with the kernel model.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct FixedTimes {
     compute_s: f64,
     memory_s: f64,
@@ -319,6 +254,8 @@ struct FixedTimes {
     gpu_overhead_s: f64,
     cpu_s: f64,
     api_s: f64,
+    /// The sampler's seconds (kernel model; also in the part's `group_s`), fixed
+    /// with its work, and whether it is compute-bound.
     sampler_s: f64,
     sampler_compute: bool,
 }
@@ -816,19 +753,22 @@ impl CostModel {
         FixedPart {
             groups: g,
             group_s: gs,
-            compute_s,
-            memory_s,
-            decodes: s.decodes,
-            gpu_overhead_s: if busy {
-                self.gpu_step_s + self.gpu_seq_s * n
-            } else {
-                0.0
+            times: FixedTimes {
+                compute_s,
+                memory_s,
+                decodes: s.decodes,
+                gpu_overhead_s: if busy {
+                    self.gpu_step_s + self.gpu_seq_s * n
+                } else {
+                    0.0
+                },
+                cpu_s: self.cpu_s_for(s.num_seqs()),
+                api_s: self.api_seq_s * s.emitting as f64,
+                sampler_s: gs[SAMPLER],
+                sampler_compute,
             },
-            cpu_s: self.cpu_s_for(s.num_seqs()),
-            api_s: self.api_seq_s * s.emitting as f64,
             micro_batches: k,
             transfers_s,
-            sampler_compute,
         }
     }
 
@@ -928,14 +868,14 @@ impl CostModel {
         self.kernel.as_deref().filter(|_| plain)
     }
 
-    /// The times of step `s`, identical to the bit to `self.price(s).times()`. With
+    /// The times of step `s`, identical to the bit to `self.price(s).times`. With
     /// the kernel model on one micro-batch and one rank (the common case) they are
     /// worked out with the same operations in the same order, without the per-group
     /// arrays of [`StepCost`] (building, copying and returning those took about a
     /// third of the price of a step); otherwise they come from the full price.
     pub fn price_times(&self, s: &StepShape) -> StepTimes {
         let Some(kp) = self.plain_kernel() else {
-            return self.price(s).times();
+            return self.price(s).times;
         };
         let n = s.num_tokens();
         let (t, h) = self.cached_words(kp, n, s.emitting);
@@ -989,24 +929,14 @@ impl CostModel {
     }
 
     /// The times of `fixed` completed for these context sums, identical to the bit
-    /// to `self.price_decodes(fixed, ctx_full, ctx_window).times()` (the same
+    /// to `self.price_decodes(fixed, ctx_full, ctx_window).times` (the same
     /// operations without the per-group arrays where [`CostModel::price_times`] has
     /// them).
     pub fn decode_times(&self, fixed: &FixedPart, ctx_full: u64, ctx_window: u64) -> StepTimes {
         let Some(kp) = self.plain_kernel() else {
-            return self.price_decodes(fixed, ctx_full, ctx_window).times();
+            return self.price_decodes(fixed, ctx_full, ctx_window).times;
         };
-        let f = FixedTimes {
-            compute_s: fixed.compute_s,
-            memory_s: fixed.memory_s,
-            decodes: fixed.decodes,
-            gpu_overhead_s: fixed.gpu_overhead_s,
-            cpu_s: fixed.cpu_s,
-            api_s: fixed.api_s,
-            sampler_s: fixed.group_s[SAMPLER],
-            sampler_compute: fixed.sampler_compute,
-        };
-        self.complete_times(kp, &f, ctx_full, ctx_window)
+        self.complete_times(kp, &fixed.times, ctx_full, ctx_window)
     }
 
     /// [`CostModel::price_decodes`] on one micro-batch and one rank with the kernel
@@ -1203,7 +1133,11 @@ impl CostModel {
         let mut g = fixed.groups;
         let mut gs = fixed.group_s;
         let k = fixed.micro_batches;
-        let (mut b, mut cf, mut cw) = (fixed.decodes as f64, ctx_full as f64, ctx_window as f64);
+        let (mut b, mut cf, mut cw) = (
+            fixed.times.decodes as f64,
+            ctx_full as f64,
+            ctx_window as f64,
+        );
         if k > 1.0 {
             (b, cf, cw) = (b / k, cf / k, cw / k);
         }
@@ -1211,10 +1145,10 @@ impl CostModel {
         if dp > 1.0 {
             (b, cf, cw) = (b / dp, cf / dp, cw / dp);
         }
-        if fixed.decodes > 0 {
+        if fixed.times.decodes > 0 {
             g[ATTN_D] = self.decode_attn_work(cf, cw);
         }
-        let (mut compute_s, mut memory_s) = (fixed.compute_s, fixed.memory_s);
+        let (mut compute_s, mut memory_s) = (fixed.times.compute_s, fixed.times.memory_s);
         match &self.kernel {
             None => {
                 for i in [ATTN_D, SAMPLER] {
@@ -1222,19 +1156,19 @@ impl CostModel {
                 }
             }
             Some(kp) => {
-                if fixed.decodes > 0 {
+                if fixed.times.decodes > 0 {
                     gs[ATTN_D] = kp.decode_s(self, b, cf, cw);
                 }
                 // The sampler's seconds and bound came with the fixed part.
                 self.classify(ATTN_D, &g, &gs, &mut compute_s, &mut memory_s);
-                if fixed.sampler_compute {
+                if fixed.times.sampler_compute {
                     compute_s += gs[SAMPLER];
                 } else {
                     memory_s += gs[SAMPLER];
                 }
             }
         }
-        let mut gpu_overhead_s = fixed.gpu_overhead_s;
+        let mut gpu_overhead_s = fixed.times.gpu_overhead_s;
         if let Some(p) = self.par.as_ref().filter(|p| p.pp > 1) {
             // A stage's GPU runs the k micro-batches' work; the step lasts the
             // schedule's stage times, plus the sends on a micro-batch's way.
@@ -1252,25 +1186,27 @@ impl CostModel {
         StepCost {
             groups: g,
             group_s: gs,
-            compute_s,
-            memory_s,
-            gpu_overhead_s,
-            cpu_s: fixed.cpu_s,
-            cpu_overlap: self.cpu_overlap,
-            api_s: fixed.api_s,
+            times: StepTimes {
+                compute_s,
+                memory_s,
+                gpu_overhead_s,
+                cpu_s: fixed.times.cpu_s,
+                cpu_overlap: self.cpu_overlap,
+                api_s: fixed.times.api_s,
+            },
         }
     }
 
-    /// The CPU parts (serial, overlapped) of [`StepCost::exclusive_durations`] for
+    /// The CPU parts (serial, overlapped) of [`StepTimes::exclusive_durations`] for
     /// every completion of `fixed` by [`CostModel::price_decodes`]: they do not
     /// depend on the context sums, and are computed as that price computes them,
     /// without pricing decode attention.
     pub fn cpu_durations(&self, fixed: &FixedPart) -> (Dur, Dur) {
-        let c = StepCost {
-            cpu_s: fixed.cpu_s,
+        let c = StepTimes {
+            cpu_s: fixed.times.cpu_s,
             cpu_overlap: self.cpu_overlap,
-            api_s: fixed.api_s,
-            ..StepCost::default()
+            api_s: fixed.times.api_s,
+            ..StepTimes::default()
         };
         (
             Dur::from_secs_f64(c.cpu_serial_s()),
@@ -1459,10 +1395,10 @@ mod tests {
                     );
                     assert_eq!(bits(&a), bits(&b), "{gpu} {model} {s:?} {pass}");
                     assert_eq!(bits(&cm.price(&s)), bits(&b), "{gpu} {model} {s:?} {pass}");
-                    let (serial, _, overlapped) = b.exclusive_durations();
+                    let (serial, _, overlapped) = b.times.exclusive_durations();
                     assert_eq!(cm.cpu_durations(&got), (serial, overlapped));
                     // The times alone, without the per-group arrays, to the bit.
-                    let times = format!("{:?}", b.times());
+                    let times = format!("{:?}", b.times);
                     assert_eq!(
                         format!("{:?}", cm.price_times(&s)),
                         times,

@@ -144,19 +144,25 @@ fn sort_by_total_order(w: &mut [(f64, u64)]) {
     }
 }
 
+/// `sort_by_total_order` of `w` is the stable comparison sort by `total_cmp`, to the
+/// bit (the sign of a zero included).
+fn assert_sorts_stably(w: &[(f64, u64)], what: &str) {
+    let (mut a, mut b) = (w.to_vec(), w.to_vec());
+    sort_by_total_order(&mut a);
+    b.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let ab: Vec<(u64, u64)> = a.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+    let bb: Vec<(u64, u64)> = b.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+    assert!(ab == bb, "{what}");
+}
+
 /// The bucket sort gives exactly the stable comparison sort's permutation (values
 /// and weights in the same places), on small and large inputs.
 #[test]
 fn radix_sort_is_the_stable_comparison_sort() {
     for (len, seed) in [(0, 1), (1, 2), (255, 3), (256, 4), (1000, 5), (70_000, 6)] {
         for unit in [true, false] {
-            let mut a = awkward(len, seed, unit);
-            let mut b = a.clone();
-            sort_by_total_order(&mut a);
-            b.sort_by(|x, y| x.0.total_cmp(&y.0));
-            let ab: Vec<(u64, u64)> = a.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-            let bb: Vec<(u64, u64)> = b.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-            assert!(ab == bb, "len {len}, seed {seed}, unit {unit}");
+            let w = awkward(len, seed, unit);
+            assert_sorts_stably(&w, &format!("len {len}, seed {seed}, unit {unit}"));
         }
     }
     // Narrow ranges (keys that differ only in some middle bits), all-equal values
@@ -308,13 +314,7 @@ fn bucket_sort_and_exact_stats_on_every_shape() {
                     .enumerate()
                     .map(|(k, &v)| (v, if unit { 1 } else { 1 + (k as u64 * 7) % 11 }))
                     .collect();
-                let mut a = w.clone();
-                let mut b = w.clone();
-                sort_by_total_order(&mut a);
-                b.sort_by(|x, y| x.0.total_cmp(&y.0));
-                let ab: Vec<(u64, u64)> = a.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-                let bb: Vec<(u64, u64)> = b.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-                assert!(ab == bb, "{name}, len {len}, unit {unit}: pairs");
+                assert_sorts_stably(&w, &format!("{name}, len {len}, unit {unit}: pairs"));
                 let mut r = w.clone();
                 assert_eq!(
                     bits(&exact_stats(&w)),

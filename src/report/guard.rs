@@ -82,6 +82,7 @@ fn point_work(p: &Point) -> (f64, f64, f64) {
         .map(|i| {
             i.cost
                 .price(&StepShape::decode_only(1, 1, p.model.sliding_window))
+                .times
                 .wall_s()
         })
         .filter(|s| s.is_finite() && *s > 0.0)

@@ -2,7 +2,8 @@
 //! step, so its context is `base + k` where `k` is the instance's step counter. The
 //! instance keeps the sums it needs to price a step (Σ contexts, split at the sliding
 //! window), counts of sequences by `context mod block_size` (who needs a new KV block
-//! this step), and heaps of the steps at which sequences finish or cross the window.
+//! this step), the steps at which sequences finish (a timing wheel, `wheel.rs`) and a
+//! heap of those at which they cross the window.
 
 use super::{Instance, State};
 use std::cmp::Reverse;
