@@ -273,6 +273,30 @@ fn split_by_bound<const N: usize>(compute: [bool; N], secs: [f64; N]) -> (f64, f
     (c, m)
 }
 
+/// The compute- and memory-bound sums of a step's fixed groups with the kernel model,
+/// in the order QKV, output, MLP, LM head (`head_s` seconds), prefill attention
+/// (`attn`: its bound and seconds), elementwise.
+fn fixed_sums(t: &TokenPart, h: &HeadPart, head_s: f64, attn: (bool, f64)) -> (f64, f64) {
+    split_by_bound(
+        [
+            t.compute[0],
+            t.compute[1],
+            t.compute[2],
+            h.head_compute,
+            attn.0,
+            t.compute[3],
+        ],
+        [
+            t.group_s[0],
+            t.group_s[1],
+            t.group_s[2],
+            head_s,
+            attn.1,
+            t.group_s[3],
+        ],
+    )
+}
+
 /// The kernel model's groups that depend on a step's token count alone, in the order
 /// QKV, output, MLP, elementwise (see [`CostModel::price_fixed`]).
 #[derive(Debug, Clone, Copy)]
@@ -719,17 +743,7 @@ impl CostModel {
                 sampler_compute = h.sampler_compute;
                 gs[ATTN_P] = kp.prefill_s(self, s, k * dp, cached);
                 let attn_compute = self.compute_bound_at(&g[ATTN_P], self.peak_flops);
-                (compute_s, memory_s) = split_by_bound(
-                    [
-                        t.compute[0],
-                        t.compute[1],
-                        t.compute[2],
-                        h.head_compute,
-                        attn_compute,
-                        t.compute[3],
-                    ],
-                    [QKV, O_PROJ, MLP, HEAD, ATTN_P, ELEM].map(|i| gs[i]),
-                );
+                (compute_s, memory_s) = fixed_sums(&t, &h, gs[HEAD], (attn_compute, gs[ATTN_P]));
             }
         }
         let mut transfers_s = 0.0;
@@ -749,7 +763,7 @@ impl CostModel {
         if dp > 1.0 {
             n /= dp;
         }
-        let busy = s.num_seqs() > 0;
+        let (gpu_overhead_s, cpu_s, api_s) = self.overheads(s, n);
         FixedPart {
             groups: g,
             group_s: gs,
@@ -757,19 +771,32 @@ impl CostModel {
                 compute_s,
                 memory_s,
                 decodes: s.decodes,
-                gpu_overhead_s: if busy {
-                    self.gpu_step_s + self.gpu_seq_s * n
-                } else {
-                    0.0
-                },
-                cpu_s: self.cpu_s_for(s.num_seqs()),
-                api_s: self.api_seq_s * s.emitting as f64,
+                gpu_overhead_s,
+                cpu_s,
+                api_s,
                 sampler_s: gs[SAMPLER],
                 sampler_compute,
             },
             micro_batches: k,
             transfers_s,
         }
+    }
+
+    /// The overheads of step `s` whose micro-batch holds `seqs` sequences on one rank
+    /// (the step's own count without a pipeline or data-parallel attention): GPU
+    /// seconds (launches, per-sequence kernels; none for an empty step), the engine's
+    /// CPU seconds and the API server's.
+    fn overheads(&self, s: &StepShape, seqs: f64) -> (f64, f64, f64) {
+        let gpu = if s.num_seqs() > 0 {
+            self.gpu_step_s + self.gpu_seq_s * seqs
+        } else {
+            0.0
+        };
+        (
+            gpu,
+            self.cpu_s_for(s.num_seqs()),
+            self.api_seq_s * s.emitting as f64,
+        )
     }
 
     /// Work of the prefill attention of a step's chunks (one micro-batch, one rank).
@@ -886,42 +913,22 @@ impl CostModel {
         let (tokens, emitting) = (n as f64, s.emitting as f64);
         let (attn_p, attn_p_s) = self.prefill_attn(kp, s);
         let head_s = if s.emitting > 0 { h.head_s } else { 0.0 };
-        let (compute_s, mut memory_s) = split_by_bound(
-            [
-                t.compute[0],
-                t.compute[1],
-                t.compute[2],
-                h.head_compute,
-                self.compute_bound_at(&attn_p, self.peak_flops),
-                t.compute[3],
-            ],
-            [
-                t.group_s[0],
-                t.group_s[1],
-                t.group_s[2],
-                head_s,
-                attn_p_s,
-                t.group_s[3],
-            ],
-        );
+        let attn_compute = self.compute_bound_at(&attn_p, self.peak_flops);
+        let (compute_s, mut memory_s) = fixed_sums(&t, &h, head_s, (attn_compute, attn_p_s));
         if let Some(p) = &self.par {
             memory_s += p.stage_comm(tokens, emitting).1;
         }
         if let Some(e) = &self.ep {
             memory_s += e.a2a(tokens).1;
         }
-        let seqs = s.num_seqs();
+        let (gpu_overhead_s, cpu_s, api_s) = self.overheads(s, s.num_seqs() as f64);
         let fixed = FixedTimes {
             compute_s,
             memory_s,
             decodes: s.decodes,
-            gpu_overhead_s: if seqs > 0 {
-                self.gpu_step_s + self.gpu_seq_s * seqs as f64
-            } else {
-                0.0
-            },
-            cpu_s: self.cpu_s_for(seqs),
-            api_s: self.api_seq_s * emitting,
+            gpu_overhead_s,
+            cpu_s,
+            api_s,
             sampler_s: h.sampler_s,
             sampler_compute: h.sampler_compute,
         };

@@ -600,14 +600,7 @@ impl Sketch {
     }
 }
 
-/// Statistics of weighted samples: (value, count), left as they are (the sort works
-/// on a copy of their bits).
-///
-/// The result is bit for bit that of sorting the samples stably by
-/// [`f64::total_cmp`] and then taking [`moments`] and [`percentile`] of them: the
-/// sort gives the same order (equal values keep the order they were added in, which
-/// matters for the sums of weighted samples), the sums add the same terms in the
-/// same order, and the percentiles read the same order statistics.
+/// [`exact_stats_in`] of (value, count) pairs, for the tests.
 #[cfg(test)]
 fn exact_stats(w: &[(f64, u64)]) -> Stats {
     let values: Vec<f64> = w.iter().map(|x| x.0).collect();
@@ -625,7 +618,14 @@ pub struct SortScratch {
     ends: Vec<u32>,
 }
 
-/// [`exact_stats`] of samples `values` with `weights` (empty: all 1).
+/// Statistics of samples `values` with `weights` (empty: all 1), left as they are
+/// (the sort works on a copy of their bits in `scratch`).
+///
+/// The result is bit for bit that of sorting the samples stably by
+/// [`f64::total_cmp`] and then taking [`moments`] and [`percentile`] of them: the
+/// sort gives the same order (equal values keep the order they were added in, which
+/// matters for the sums of weighted samples), the sums add the same terms in the
+/// same order, and the percentiles read the same order statistics.
 fn exact_stats_in(values: &[f64], weights: &[u64], scratch: &mut SortScratch) -> Stats {
     let sc = scratch;
     if weights.iter().all(|&c| c == 1) {
@@ -651,11 +651,7 @@ fn exact_stats_in(values: &[f64], weights: &[u64], scratch: &mut SortScratch) ->
     }
 }
 
-/// Sorts entries whose keys are the bits of samples stably by [`f64::total_cmp`] of
-/// the samples, and says how to read a sample back from its key: `true` when the
-/// keys are still the bits (no sample has its sign bit set: the bits of +0.0 up to
-/// +inf are ordered as the values, so neither way needs a conversion; the common
-/// case, latencies), `false` when they had to become [`total_order_key`]s.
+/// [`sort_samples_into`] in place, for the tests.
 #[cfg(test)]
 fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
     let mut sorted = Vec::new();
@@ -664,8 +660,13 @@ fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
     bits
 }
 
-/// [`sort_samples`] of `v` into `sorted` (`v` is left as scratch; `ends` is the
-/// bucket counts' buffer).
+/// Sorts entries `v` whose keys are the bits of samples stably by
+/// [`f64::total_cmp`] of the samples, into `sorted` (`v` is left as scratch; `ends`
+/// is the bucket counts' buffer), and says how to read a sample back from its key:
+/// `true` when the keys are still the bits (no sample has its sign bit set: the bits
+/// of +0.0 up to +inf are ordered as the values, so neither way needs a conversion;
+/// the common case, latencies), `false` when they had to become
+/// [`total_order_key`]s.
 fn sort_samples_into<T: Keyed>(v: &mut [T], sorted: &mut Vec<T>, ends: &mut Vec<u32>) -> bool {
     if v.is_empty() {
         sorted.clear();
@@ -690,7 +691,7 @@ fn sort_samples_into<T: Keyed>(v: &mut [T], sorted: &mut Vec<T>, ends: &mut Vec<
     bits
 }
 
-/// [`exact_stats`] of unit-weight samples sorted as keys that `value` reads.
+/// [`exact_stats_in`] of unit-weight samples sorted as keys that `value` reads.
 fn unit_stats(keys: &[u64], value: impl Fn(u64) -> f64 + Copy) -> Stats {
     let (n, mean, std) = moments(keys.iter().map(|&k| (value(k), 1)));
     let last = keys.len().saturating_sub(1);
@@ -699,7 +700,7 @@ fn unit_stats(keys: &[u64], value: impl Fn(u64) -> f64 + Copy) -> Stats {
     })
 }
 
-/// [`exact_stats`] of weighted samples sorted as (key, weight) with keys that
+/// [`exact_stats_in`] of weighted samples sorted as (key, weight) with keys that
 /// `value` reads.
 fn weighted_stats(pairs: &[(u64, u64)], value: impl Fn(u64) -> f64 + Copy) -> Stats {
     let (n, mean, std) = moments(pairs.iter().map(|&(k, c)| (value(k), c)));
