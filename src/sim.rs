@@ -359,7 +359,7 @@ fn run_inner(
         Stop::Timed { duration, warmup } => duration.as_secs_f64() - warmup.as_secs_f64(),
     };
     let elapsed = now.as_secs_f64();
-    let mut summary = e.rec.summarize(duration_s);
+    let mut summary = e.rec.take_summary(duration_s);
     // The drain after the last admission (an offline batch drains by design).
     if matches!(sc.workload.stop, Stop::Requests(_))
         && !matches!(sc.workload.arrival, Arrival::Offline { .. })

@@ -341,8 +341,9 @@ impl Recorder {
 
     /// The request-side summary (counts, throughputs, latency statistics);
     /// `duration_s` is the denominator of the throughputs. The engine counters are
-    /// left at zero for the simulator to fill in.
-    pub fn summarize(&mut self, duration_s: f64) -> Summary {
+    /// left at zero for the simulator to fill in. Takes the latency samples (each
+    /// sketch's [`Sketch::take_stats`]): a run is summarised once, at its end.
+    pub fn take_summary(&mut self, duration_s: f64) -> Summary {
         let per_s = |x: f64| {
             if duration_s > 0.0 {
                 x / duration_s
@@ -350,7 +351,6 @@ impl Recorder {
                 0.0
             }
         };
-        let sc = &mut SortScratch::default();
         Summary {
             completed: self.completed,
             duration: duration_s,
@@ -360,11 +360,11 @@ impl Recorder {
             output_throughput: per_s(self.output_tokens as f64),
             total_token_throughput: per_s((self.input_tokens + self.output_tokens) as f64),
             latency: Latency {
-                ttft: self.requests.ttft.stats_in(sc),
-                tpot: self.requests.tpot.stats_in(sc),
-                e2el: self.requests.e2el.stats_in(sc),
-                itl: self.itl.stats_in(sc),
-                batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.stats_in(sc)),
+                ttft: self.requests.ttft.take_stats(),
+                tpot: self.requests.tpot.take_stats(),
+                e2el: self.requests.e2el.take_stats(),
+                itl: self.itl.take_stats(),
+                batch: (self.batch_latency.count() > 0).then(|| self.batch_latency.take_stats()),
             },
             per_class: self
                 .classes
@@ -379,9 +379,9 @@ impl Recorder {
                     total_output_tokens: c.output_tokens,
                     request_throughput: per_s(c.completed as f64),
                     output_throughput: per_s(c.output_tokens as f64),
-                    ttft: c.requests.ttft.stats_in(sc),
-                    tpot: c.requests.tpot.stats_in(sc),
-                    e2el: c.requests.e2el.stats_in(sc),
+                    ttft: c.requests.ttft.take_stats(),
+                    tpot: c.requests.tpot.take_stats(),
+                    e2el: c.requests.e2el.take_stats(),
                 })
                 .collect(),
             slo: self.slo.as_ref().map(|c| c.summarize(duration_s)),
@@ -416,12 +416,14 @@ const BUCKET_MIN: f64 = 1e-3;
 /// thousand counters whatever the number of samples.
 #[derive(Debug, Clone, Default)]
 pub struct Sketch {
-    /// The exact samples' values, in the order they were added.
-    values: Vec<f64>,
-    /// Their weights, in step with `values` from the first weight that is not 1 on
-    /// (the ones before it filled in then); empty while every weight is 1, as for the
-    /// per-request metrics, which then take 8 bytes a sample instead of 16.
-    weights: Vec<u64>,
+    /// The exact samples' values as their bits ([`f64::to_bits`]), in the order they
+    /// were added, while every weight is 1 (as for the per-request metrics: 8 bytes a
+    /// sample).
+    units: Vec<u64>,
+    /// The exact samples as (value bits, weight), in the order they were added, from
+    /// the first weight that is not 1 on (the unit samples before it moved in then,
+    /// with weight 1): 16 bytes a sample.
+    pairs: Vec<(u64, u64)>,
     bucketed: bool,
     buckets: Vec<u64>,
     n: u64,
@@ -472,22 +474,27 @@ impl Sketch {
         if self.bucketed {
             self.add_bucketed(v, weight);
         } else {
-            self.values.push(v);
-            if weight != 1 || !self.weights.is_empty() {
-                self.push_weight(weight);
+            if weight == 1 && self.pairs.is_empty() {
+                self.units.push(v.to_bits());
+            } else {
+                self.push_pair(v, weight);
             }
-            if self.values.len() > EXACT_LIMIT {
+            if self.units.len() + self.pairs.len() > EXACT_LIMIT {
                 self.switch_to_buckets();
             }
         }
     }
 
-    /// Records the weight of the sample just pushed, first giving the samples before
-    /// it their weight of 1 if this is the first that is not 1.
+    /// Keeps a sample with its weight, first moving the unit samples before it into
+    /// the pairs with their weight of 1 if it is the first that is not 1.
     #[inline(never)]
-    fn push_weight(&mut self, weight: u64) {
-        self.weights.resize(self.values.len() - 1, 1);
-        self.weights.push(weight);
+    fn push_pair(&mut self, v: f64, weight: u64) {
+        if !self.units.is_empty() {
+            let units = std::mem::take(&mut self.units);
+            self.pairs.reserve(units.len() + 1);
+            self.pairs.extend(units.into_iter().map(|b| (b, 1)));
+        }
+        self.pairs.push((v.to_bits(), weight));
     }
 
     /// [`Sketch::add`] once the samples are bucketed. Kept out of line so that `add`
@@ -505,9 +512,9 @@ impl Sketch {
     /// not grow its storage by doubling (a reallocation and a copy each time) while
     /// it fills. Nothing once the samples are bucketed.
     pub fn reserve(&mut self, n: usize) {
-        if !self.bucketed {
-            let room = (EXACT_LIMIT + 1).saturating_sub(self.values.len());
-            self.values.reserve_exact(n.min(room));
+        if !self.bucketed && self.pairs.is_empty() {
+            let room = (EXACT_LIMIT + 1).saturating_sub(self.units.len());
+            self.units.reserve_exact(n.min(room));
         }
     }
 
@@ -516,18 +523,23 @@ impl Sketch {
     #[cold]
     fn switch_to_buckets(&mut self) {
         self.bucketed = true;
-        let values = std::mem::take(&mut self.values);
-        let weights = std::mem::take(&mut self.weights);
-        let w = |k: usize| weights.get(k).copied().unwrap_or(1);
-        for (k, &v) in values.iter().enumerate() {
+        let units = std::mem::take(&mut self.units);
+        let pairs = std::mem::take(&mut self.pairs);
+        let samples = || {
+            units
+                .iter()
+                .map(|&b| (f64::from_bits(b), 1))
+                .chain(pairs.iter().map(|&(b, c)| (f64::from_bits(b), c)))
+        };
+        for (k, (v, w)) in samples().enumerate() {
             if k == 0 {
                 self.min = v;
                 self.max = v;
             }
-            self.accumulate(v, w(k));
+            self.accumulate(v, w);
         }
-        for (k, &v) in values.iter().enumerate() {
-            self.put(v, w(k));
+        for (v, w) in samples() {
+            self.put(v, w);
         }
     }
 
@@ -552,17 +564,34 @@ impl Sketch {
         self.n
     }
 
-    /// Mean, median, standard deviation and percentiles of the samples.
+    /// Mean, median, standard deviation and percentiles of the samples, which are
+    /// left as they are (the exact ones: [`Sketch::take_stats`] of a copy).
     pub fn stats(&self) -> Stats {
-        self.stats_in(&mut SortScratch::default())
+        if self.bucketed {
+            self.bucketed_stats()
+        } else {
+            self.clone().take_stats()
+        }
     }
 
-    /// [`Sketch::stats`], sorting in `scratch`'s buffers (a summary of several
-    /// sketches reuses them: fresh memory costs a page fault per 4 KiB).
-    pub fn stats_in(&self, scratch: &mut SortScratch) -> Stats {
-        if !self.bucketed {
-            return exact_stats_in(&self.values, &self.weights, scratch);
+    /// [`Sketch::stats`], taking the samples: the sketch is left empty. The exact
+    /// samples' order statistics are selected in their own storage, reordering it,
+    /// rather than in a copy (a copy's fresh memory costs a page fault per 4 KiB,
+    /// which was much of the price of a summary).
+    pub fn take_stats(&mut self) -> Stats {
+        let mut s = std::mem::take(self);
+        if s.bucketed {
+            s.bucketed_stats()
+        } else if s.pairs.is_empty() {
+            exact_stats(&mut s.units)
+        } else {
+            exact_stats(&mut s.pairs)
         }
+    }
+
+    /// The statistics of bucketed samples: the running sums' mean and standard
+    /// deviation, and the buckets' quantiles.
+    fn bucketed_stats(&self) -> Stats {
         let n = self.n as f64;
         let mean = self.sum / n;
         Stats {
@@ -600,118 +629,167 @@ impl Sketch {
     }
 }
 
-/// [`exact_stats_in`] of (value, count) pairs, for the tests.
+/// [`exact_stats`] of (value, count) pairs, for the tests.
 #[cfg(test)]
-fn exact_stats(w: &[(f64, u64)]) -> Stats {
-    let values: Vec<f64> = w.iter().map(|x| x.0).collect();
-    let weights: Vec<u64> = w.iter().map(|x| x.1).collect();
-    exact_stats_in(&values, &weights, &mut SortScratch::default())
+fn exact_stats_of(w: &[(f64, u64)]) -> Stats {
+    let mut pairs: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
+    exact_stats(&mut pairs)
 }
 
-/// Buffers the exact statistics sort in, kept from one sketch to the next.
-#[derive(Debug, Default)]
-pub struct SortScratch {
-    keys: Vec<u64>,
-    sorted_keys: Vec<u64>,
-    pairs: Vec<(u64, u64)>,
-    sorted_pairs: Vec<(u64, u64)>,
-    ends: Vec<u32>,
-}
-
-/// Statistics of samples `values` with `weights` (empty: all 1), left as they are
-/// (the sort works on a copy of their bits in `scratch`).
+/// Statistics of exact samples `entries` (the bits of their values, with their
+/// weights if not all 1), which are reordered.
 ///
-/// The result is bit for bit that of sorting the samples stably by
-/// [`f64::total_cmp`] and then taking [`moments`] and [`percentile`] of them: the
-/// sort gives the same order (equal values keep the order they were added in, which
-/// matters for the sums of weighted samples), the sums add the same terms in the
-/// same order, and the percentiles read the same order statistics.
-fn exact_stats_in(values: &[f64], weights: &[u64], scratch: &mut SortScratch) -> Stats {
-    let sc = scratch;
-    if weights.iter().all(|&c| c == 1) {
-        // With every weight 1 (the per-request metrics) equal values are
-        // indistinguishable, so the bare keys are sorted (8 bytes an entry instead of
-        // 16), and the k-th order statistic is the k-th key: no scan for it.
-        sc.keys.clear();
-        sc.keys.extend(values.iter().map(|v| v.to_bits()));
-        if sort_samples_into(&mut sc.keys, &mut sc.sorted_keys, &mut sc.ends) {
-            unit_stats(&sc.sorted_keys, f64::from_bits)
-        } else {
-            unit_stats(&sc.sorted_keys, from_total_order_key)
-        }
-    } else {
-        sc.pairs.clear();
-        sc.pairs
-            .extend(values.iter().zip(weights).map(|(v, &c)| (v.to_bits(), c)));
-        if sort_samples_into(&mut sc.pairs, &mut sc.sorted_pairs, &mut sc.ends) {
-            weighted_stats(&sc.sorted_pairs, f64::from_bits)
-        } else {
-            weighted_stats(&sc.sorted_pairs, from_total_order_key)
-        }
-    }
-}
-
-/// [`sort_samples_into`] in place, for the tests.
-#[cfg(test)]
-fn sort_samples<T: Keyed>(v: &mut [T]) -> bool {
-    let mut sorted = Vec::new();
-    let bits = sort_samples_into(v, &mut sorted, &mut Vec::new());
-    v.copy_from_slice(&sorted);
-    bits
-}
-
-/// Sorts entries `v` whose keys are the bits of samples stably by
-/// [`f64::total_cmp`] of the samples, into `sorted` (`v` is left as scratch; `ends`
-/// is the bucket counts' buffer), and says how to read a sample back from its key:
-/// `true` when the keys are still the bits (no sample has its sign bit set: the bits
-/// of +0.0 up to +inf are ordered as the values, so neither way needs a conversion;
-/// the common case, latencies), `false` when they had to become
-/// [`total_order_key`]s.
-fn sort_samples_into<T: Keyed>(v: &mut [T], sorted: &mut Vec<T>, ends: &mut Vec<u32>) -> bool {
-    if v.is_empty() {
-        sorted.clear();
-        return true;
-    }
-    let (mut min, mut max) = key_range(v);
-    // A sign bit set (a negative value, -0.0 included) makes the largest key
-    // at least 2^63.
-    let bits = max < 1 << 63;
-    if !bits {
-        for x in v.iter_mut() {
+/// The mean and standard deviation are summed over the samples in the order they
+/// were added (as a bucketed sketch's running sums are). The percentiles are
+/// numpy's of the samples sorted by [`f64::total_cmp`], to the bit, but without a
+/// sort: a percentile needs only one or two order statistics, and those are found by
+/// selection (quickselect), in increasing order, each among the entries from the
+/// previous one's place on.
+fn exact_stats<T: Keyed>(entries: &mut [T]) -> Stats {
+    let (n, mean, std) = moments(
+        entries
+            .iter()
+            .map(|x| (f64::from_bits(x.key()), x.weight())),
+    );
+    // A sign bit set (a negative value, -0.0 included) makes the largest bits at
+    // least 2^63, and needs the total-order keys; otherwise the bits of +0.0 up to
+    // +inf are ordered as the values.
+    let signed = entries.iter().any(|x| x.key() >> 63 != 0);
+    if signed {
+        for x in entries.iter_mut() {
             x.set_key(total_order_key(f64::from_bits(x.key())));
         }
-        (min, max) = key_range(v);
     }
-    // `bucket_sort` writes every entry of `sorted`, so only its length matters: the
-    // buffer a previous sort left is reused as it is (no copy).
-    sorted.truncate(v.len());
-    let have = sorted.len();
-    sorted.extend_from_slice(&v[have..]);
-    bucket_sort(v, sorted, min, max, ends);
-    bits
-}
-
-/// [`exact_stats_in`] of unit-weight samples sorted as keys that `value` reads.
-fn unit_stats(keys: &[u64], value: impl Fn(u64) -> f64 + Copy) -> Stats {
-    let (n, mean, std) = moments(keys.iter().map(|&k| (value(k), 1)));
-    let last = keys.len().saturating_sub(1);
-    stats_from(mean, std, |p| {
-        interpolate(n, p, |idx| value(keys[(idx as usize).min(last)]))
-    })
-}
-
-/// [`exact_stats_in`] of weighted samples sorted as (key, weight) with keys that
-/// `value` reads.
-fn weighted_stats(pairs: &[(u64, u64)], value: impl Fn(u64) -> f64 + Copy) -> Stats {
-    let (n, mean, std) = moments(pairs.iter().map(|&(k, c)| (value(k), c)));
-    let mut cursor = OrderStats {
-        sorted: pairs,
-        pos: 0,
-        before: 0,
+    let value = |k: u64| {
+        if signed {
+            from_total_order_key(k)
+        } else {
+            f64::from_bits(k)
+        }
     };
-    stats_from(mean, std, |p| {
-        interpolate(n, p, |idx| value(cursor.at(idx)))
-    })
+    let mut sel = Selection::new(entries);
+    stats_from(mean, std, |p| interpolate(n, p, |idx| value(sel.at(idx))))
+}
+
+/// An entry selected by a `u64` key: a bare key (unit weight) or a (key, weight)
+/// pair.
+trait Keyed: Copy {
+    /// Every entry weighs 1 (its order statistic of index `k` is the `k`-th key).
+    const UNIT: bool;
+    fn key(&self) -> u64;
+    fn set_key(&mut self, k: u64);
+    fn weight(&self) -> u64;
+}
+
+impl Keyed for u64 {
+    const UNIT: bool = true;
+    fn key(&self) -> u64 {
+        *self
+    }
+    fn set_key(&mut self, k: u64) {
+        *self = k;
+    }
+    fn weight(&self) -> u64 {
+        1
+    }
+}
+
+impl Keyed for (u64, u64) {
+    const UNIT: bool = false;
+    fn key(&self) -> u64 {
+        self.0
+    }
+    fn set_key(&mut self, k: u64) {
+        self.0 = k;
+    }
+    fn weight(&self) -> u64 {
+        self.1
+    }
+}
+
+/// Ranges of at most this many entries are sorted and walked rather than split again.
+const SELECT_SORT_MAX: usize = 16;
+
+/// The order statistics of entries (not empty) by key, where the order statistic of
+/// index `idx` is the key of the first entry in key order whose running weight passes
+/// `idx` (the last entry's past the end), as a walk over the stably sorted entries
+/// finds it; equal keys are interchangeable, so the entries' order among them does not
+/// matter. Asked for in increasing order of index, each is selected among the entries
+/// from the previous one's place on: `entries[..from]` come first in key order (every
+/// key there is at most every key from `from` on) and weigh `before` together.
+struct Selection<'a, T> {
+    entries: &'a mut [T],
+    from: usize,
+    before: u64,
+    /// `entries[from]` is the previous order statistic's entry.
+    found: bool,
+}
+
+impl<'a, T: Keyed> Selection<'a, T> {
+    fn new(entries: &'a mut [T]) -> Self {
+        Selection {
+            entries,
+            from: 0,
+            before: 0,
+            found: false,
+        }
+    }
+
+    /// The key of the order statistic of index `idx`.
+    fn at(&mut self, idx: u64) -> u64 {
+        if idx < self.before {
+            // Behind the previous one (not how percentiles ask): start again.
+            (self.from, self.before, self.found) = (0, 0, false);
+        }
+        let (mut lo, mut hi, mut base) = (self.from, self.entries.len(), self.before);
+        if self.found && idx < base + self.entries[lo].weight() {
+            // In the previous one's entry (the next index often is, when weights are
+            // large): nothing to select.
+            return self.entries[lo].key();
+        }
+        if T::UNIT {
+            // The entry of index `idx`, or the last.
+            let i = (idx as usize).min(hi - 1);
+            let (_, x, _) = self.entries[lo..].select_nth_unstable_by_key(i - lo, Keyed::key);
+            let k = x.key();
+            (self.from, self.before, self.found) = (i, i as u64, true);
+            return k;
+        }
+        loop {
+            let part = &mut self.entries[lo..hi];
+            if part.len() <= SELECT_SORT_MAX {
+                part.sort_unstable_by_key(Keyed::key);
+                for (j, x) in part.iter().enumerate() {
+                    if idx < base + x.weight() {
+                        (self.from, self.before, self.found) = (lo + j, base, true);
+                        return x.key();
+                    }
+                    base += x.weight();
+                }
+                // Past the end (only when `hi` is the end: the key is the largest).
+                // The range is never empty: it starts at an entry, and a split keeps
+                // at least one on the side it goes to.
+                self.found = false;
+                return part[part.len() - 1].key();
+            }
+            let mid = part.len() / 2;
+            let (left, x, _) = part.select_nth_unstable_by_key(mid, Keyed::key);
+            let (left_w, w, k) = (
+                left.iter().map(Keyed::weight).sum::<u64>(),
+                x.weight(),
+                x.key(),
+            );
+            if idx < base + left_w {
+                hi = lo + mid;
+            } else if idx < base + left_w + w {
+                (self.from, self.before, self.found) = (lo + mid, base + left_w, true);
+                return k;
+            } else {
+                base += left_w + w;
+                lo += mid + 1;
+            }
+        }
+    }
 }
 
 /// [`Stats`] with this mean and standard deviation and the percentiles `pct` gives,
@@ -761,40 +839,6 @@ fn interpolate(n: u64, p: f64, mut at: impl FnMut(u64) -> f64) -> f64 {
     }
 }
 
-/// The order statistics of weighted samples sorted by key, found as [`percentile`]
-/// finds them (the first entry whose running count passes the index; the last entry
-/// past the end) but with a cursor that carries on from the previous index: the
-/// percentiles are asked for in increasing order, so one walk finds them all instead
-/// of one walk from the start each.
-struct OrderStats<'a> {
-    sorted: &'a [(u64, u64)],
-    /// The entry the cursor is at.
-    pos: usize,
-    /// Total weight of the entries before `pos`.
-    before: u64,
-}
-
-impl OrderStats<'_> {
-    /// The key of the order statistic of index `idx` (of samples of positive total
-    /// weight: never empty).
-    fn at(&mut self, idx: u64) -> u64 {
-        if idx < self.before {
-            // An index behind the cursor (neighbouring percentiles of few samples
-            // can share an order statistic): walk again from the start.
-            self.pos = 0;
-            self.before = 0;
-        }
-        while let Some(&(k, c)) = self.sorted.get(self.pos) {
-            if idx < self.before + c {
-                return k;
-            }
-            self.before += c;
-            self.pos += 1;
-        }
-        self.sorted[self.sorted.len() - 1].0
-    }
-}
-
 /// The unsigned integer whose order is [`f64::total_cmp`]'s order of `v`:
 /// `total_cmp` flips every bit but the sign of a negative value and compares as a
 /// signed integer; flipping the sign bit too makes that an unsigned comparison.
@@ -807,131 +851,6 @@ fn total_order_key(v: f64) -> u64 {
 fn from_total_order_key(k: u64) -> f64 {
     let b = k ^ (1 << 63);
     f64::from_bits(b ^ ((((b as i64) >> 63) as u64) >> 1))
-}
-
-/// An entry sorted by a `u64` key: a bare key (unit weights, where entries with the
-/// same key are interchangeable) or a (key, weight) pair.
-trait Keyed: Copy {
-    fn key(&self) -> u64;
-    fn set_key(&mut self, k: u64);
-}
-
-impl Keyed for u64 {
-    fn key(&self) -> u64 {
-        *self
-    }
-    fn set_key(&mut self, k: u64) {
-        *self = k;
-    }
-}
-
-impl Keyed for (u64, u64) {
-    fn key(&self) -> u64 {
-        self.0
-    }
-    fn set_key(&mut self, k: u64) {
-        self.0 = k;
-    }
-}
-
-/// Buckets of at most this many entries are finished by insertion sort (a bucket
-/// pass over them would cost more than the few moves it saves).
-const INSERTION_MAX: usize = 24;
-/// At most 2^this buckets per pass of [`bucket_sort`] (the counts of a pass stay
-/// within a few hundred kilobytes). About one bucket per entry, and no more, was
-/// the cheapest on 100,000 latency samples: twice as many buckets cost more to
-/// count and clear than they save in the insertion sort, half as many the other
-/// way round.
-const MAX_BUCKET_BITS: u32 = 16;
-
-/// The smallest and largest key of `v` (not empty).
-fn key_range<T: Keyed>(v: &[T]) -> (u64, u64) {
-    v.iter().fold((u64::MAX, 0), |(lo, hi), x| {
-        (lo.min(x.key()), hi.max(x.key()))
-    })
-}
-
-/// Stable insertion sort by key: an entry moves only past larger keys. An entry
-/// already in place (most of them, after [`bucket_sort`]'s scatter) costs one
-/// comparison and no store.
-fn insertion_sort<T: Keyed>(v: &mut [T]) {
-    for i in 1..v.len() {
-        let x = v[i];
-        if v[i - 1].key() <= x.key() {
-            continue;
-        }
-        let mut j = i;
-        while j > 0 && v[j - 1].key() > x.key() {
-            v[j] = v[j - 1];
-            j -= 1;
-        }
-        v[j] = x;
-    }
-}
-
-/// Writes `src` (keys from `min` to `max`) into `dst` sorted by key, stably; `src`
-/// is left as scratch.
-///
-/// A most-significant-digit bucket pass that adapts to the keys: keys minus `min`
-/// are bucketed by their top bits, with the shift chosen from `max - min` so that
-/// the range splits into about as many buckets as there are entries (at most
-/// 2^[`MAX_BUCKET_BITS`]). Latency samples then spread thinly over the buckets: the
-/// keys of positive floats grow with the exponent and then the mantissa, so
-/// equal-width key buckets span about equal relative widths of value (within a
-/// factor of two), finer where the values are small. One counting pass and one stable scatter; then the buckets of more than
-/// [`INSERTION_MAX`] entries (skewed samples that crowd into a few buckets) are
-/// sorted by the same pass over their own key range (a bucket of equal keys is
-/// already in order), and one insertion sort over the whole finishes the small
-/// buckets: every key of a bucket is below every key of the next, so an entry never
-/// moves out of its bucket, and the big buckets, already sorted, cost it one
-/// comparison an entry. Every step keeps the entries of a bucket in their order, so
-/// the whole is the stable sort.
-fn bucket_sort<T: Keyed>(src: &mut [T], dst: &mut [T], min: u64, max: u64, ends: &mut Vec<u32>) {
-    let n = src.len();
-    if min == max || n <= INSERTION_MAX {
-        dst.copy_from_slice(src);
-        if min != max {
-            insertion_sort(dst);
-        }
-        return;
-    }
-    let range_bits = u64::BITS - (max - min).leading_zeros();
-    let bucket_bits = (usize::BITS - 1 - n.leading_zeros()).min(MAX_BUCKET_BITS);
-    let shift = range_bits.saturating_sub(bucket_bits);
-    let bucket = |x: &T| ((x.key() - min) >> shift) as usize;
-    // (Counts fit in 32 bits: at most EXACT_LIMIT + 1 entries are sorted.)
-    ends.clear();
-    ends.resize(((max - min) >> shift) as usize + 1, 0);
-    for x in src.iter() {
-        ends[bucket(x)] += 1;
-    }
-    // Each bucket's start; the big buckets noted on the way.
-    let mut big = Vec::new();
-    let mut at = 0;
-    for e in ends.iter_mut() {
-        let count = *e as usize;
-        *e = at as u32;
-        if count > INSERTION_MAX {
-            big.push(at..at + count);
-        }
-        at += count;
-    }
-    for x in src.iter() {
-        let e = &mut ends[bucket(x)];
-        dst[*e as usize] = *x;
-        *e += 1;
-    }
-    if shift == 0 {
-        // A bucket per key: nothing left to order.
-        return;
-    }
-    for r in big {
-        let (s, d) = (&mut src[r.clone()], &mut dst[r]);
-        s.copy_from_slice(d);
-        let (lo, hi) = key_range(s);
-        bucket_sort(s, d, lo, hi, ends);
-    }
-    insertion_sort(dst);
 }
 
 /// numpy's default (linear) percentile of sorted weighted samples; 0 when empty.

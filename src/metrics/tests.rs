@@ -47,7 +47,7 @@ fn bucketed_quantiles_are_within_the_stated_accuracy() {
     let mean = vals.iter().sum::<f64>() / vals.len() as f64;
     assert!((st.mean - mean).abs() / mean < 1e-9);
     // Memory: a few thousand buckets, however many samples.
-    assert!(big.buckets.len() < 20_000 && big.values.is_empty());
+    assert!(big.buckets.len() < 20_000 && big.units.is_empty() && big.pairs.is_empty());
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn tpot_and_throughput_as_benchmark_serving() {
         SimTime::from_secs_f64(1.5),
         SimTime::from_secs_f64(2.5),
     );
-    let s = r.summarize(4.0);
+    let s = r.take_summary(4.0);
     assert_eq!(s.latency.ttft.mean, 500.0);
     assert_eq!(s.latency.tpot.mean, 100.0);
     assert_eq!(s.latency.e2el.mean, 1500.0);
@@ -70,12 +70,12 @@ fn tpot_and_throughput_as_benchmark_serving() {
     assert!(s.latency.batch.is_none());
 }
 
-/// The statistics as they were computed before the radix sort: a stable comparison
-/// sort, then [`percentile`] for every quantile (the slow reference; the moments are
-/// the same function's).
+/// The statistics by the slow reference: the moments summed over the samples in the
+/// order they came, then a stable comparison sort and [`percentile`] (a walk from the
+/// start) for every quantile. Leaves `w` sorted.
 fn reference_stats(w: &mut [(f64, u64)]) -> Stats {
-    w.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (n, mean, std) = moments(w.iter().copied());
+    w.sort_by(|a, b| a.0.total_cmp(&b.0));
     Stats {
         mean,
         median: percentile(w, n, 50.0),
@@ -130,58 +130,10 @@ fn awkward(len: usize, seed: u64, unit: bool) -> Vec<(f64, u64)> {
         .collect()
 }
 
-/// Sorts `w` by value in [`f64::total_cmp`] order as [`exact_stats`] does (by
-/// [`sort_samples`] on (bits, weight) pairs).
-fn sort_by_total_order(w: &mut [(f64, u64)]) {
-    let mut pairs: Vec<(u64, u64)> = w.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-    let value = if sort_samples(&mut pairs) {
-        f64::from_bits
-    } else {
-        from_total_order_key
-    };
-    for (x, &(k, c)) in w.iter_mut().zip(&pairs) {
-        *x = (value(k), c);
-    }
-}
-
-/// `sort_by_total_order` of `w` is the stable comparison sort by `total_cmp`, to the
-/// bit (the sign of a zero included).
-fn assert_sorts_stably(w: &[(f64, u64)], what: &str) {
-    let (mut a, mut b) = (w.to_vec(), w.to_vec());
-    sort_by_total_order(&mut a);
-    b.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let ab: Vec<(u64, u64)> = a.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-    let bb: Vec<(u64, u64)> = b.iter().map(|&(v, c)| (v.to_bits(), c)).collect();
-    assert!(ab == bb, "{what}");
-}
-
-/// The bucket sort gives exactly the stable comparison sort's permutation (values
-/// and weights in the same places), on small and large inputs.
+/// The total-order key orders as `total_cmp` does (the sign of a zero included), and
+/// inverts.
 #[test]
-fn radix_sort_is_the_stable_comparison_sort() {
-    for (len, seed) in [(0, 1), (1, 2), (255, 3), (256, 4), (1000, 5), (70_000, 6)] {
-        for unit in [true, false] {
-            let w = awkward(len, seed, unit);
-            assert_sorts_stably(&w, &format!("len {len}, seed {seed}, unit {unit}"));
-        }
-    }
-    // Narrow ranges (keys that differ only in some middle bits), all-equal values
-    // with different weights, and a latency-like spread over a few octaves.
-    let narrow: Vec<(f64, u64)> = (0..5000u64)
-        .map(|k| (100.0 + ((k * 37) % 64) as f64 * 0.25, k % 3 + 1))
-        .collect();
-    let same: Vec<(f64, u64)> = (0..1000u64).map(|k| (2.5, k + 1)).collect();
-    let spread: Vec<(f64, u64)> = (0..140_000u64)
-        .map(|k| (20.0 + ((k * 7919) % 100_003) as f64 * 0.013, 1 + k % 2))
-        .collect();
-    for (name, v) in [("narrow", narrow), ("same", same), ("spread", spread)] {
-        let mut a = v.clone();
-        let mut b = v;
-        sort_by_total_order(&mut a);
-        b.sort_by(|x, y| x.0.total_cmp(&y.0));
-        assert!(a == b, "{name}");
-    }
-    // The key orders as total_cmp does, and inverts.
+fn total_order_key_orders_as_total_cmp() {
     let vals = [-f64::INFINITY, -2.0, -0.0, 0.0, 5e-324, 1.0, f64::INFINITY];
     for w in vals.windows(2) {
         assert!(total_order_key(w[0]) < total_order_key(w[1]), "{w:?}");
@@ -195,7 +147,8 @@ fn radix_sort_is_the_stable_comparison_sort() {
 }
 
 /// Exact statistics are bit for bit those of the comparison sort and the scanning
-/// percentile, with unit and with mixed weights.
+/// percentile, with unit and with mixed weights (negative values, both zeros and
+/// subnormals included).
 #[test]
 fn exact_stats_match_the_reference_bit_for_bit() {
     for (len, seed) in [(1, 7), (2, 8), (300, 9), (5000, 10), (40_000, 11)] {
@@ -215,18 +168,16 @@ fn exact_stats_match_the_reference_bit_for_bit() {
                 })
                 .collect();
             let (a, mut b) = (w.clone(), w);
-            assert_eq!(bits(&exact_stats(&a)), bits(&reference_stats(&mut b)));
+            assert_eq!(bits(&exact_stats_of(&a)), bits(&reference_stats(&mut b)));
         }
     }
 }
 
-/// Sample sets of the shapes the adaptive bucket sort treats differently, each
-/// `len` long: a heavy tail (most samples small, a few huge: crowded buckets that
-/// take a second pass), most samples one value (a bucket of equal keys), only a
-/// few distinct values, consecutive floats (a bucket per key, no finishing),
-/// negative values only and both signs (total-order keys instead of bits), a
-/// cluster inside one first-pass bucket beside an outlier (deep recursion), and
-/// uniform and latency-like spreads.
+/// Sample sets of awkward shapes, each `len` long: a heavy tail (most samples
+/// small, a few huge), most samples one value (many equal keys around the
+/// percentiles), only a few distinct values, consecutive floats, negative values
+/// only and both signs (total-order keys instead of bits), a cluster beside an
+/// outlier, and uniform and latency-like spreads.
 fn shapes(len: usize, seed: u64) -> Vec<(&'static str, Vec<f64>)> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
@@ -274,50 +225,33 @@ fn shapes(len: usize, seed: u64) -> Vec<(&'static str, Vec<f64>)> {
     ]
 }
 
-/// On every shape, at every size from trivial to well past the largest bucket
-/// pass: the bucket sort gives exactly the stable comparison sort's permutation
-/// of bare keys and of (value, weight) pairs (with equal values under different
-/// weights, so a reordering would show), and the exact statistics are bit for bit
-/// the reference's.
+/// On every shape, at every size from trivial to past the exact limit, with unit
+/// and with mixed weights (equal values under different weights, and ranges small
+/// enough to be sorted and large enough to be split many times): the exact
+/// statistics are bit for bit the reference's.
 #[test]
-fn bucket_sort_and_exact_stats_on_every_shape() {
+fn exact_stats_on_every_shape() {
     for (len, seed) in [
         (0, 1),
         (1, 2),
         (2, 3),
-        (INSERTION_MAX, 4),
-        (INSERTION_MAX + 1, 5),
+        (SELECT_SORT_MAX, 4),
+        (SELECT_SORT_MAX + 1, 5),
         (100, 6),
         (5000, 7),
         (EXACT_LIMIT + 1, 8),
         (300_000, 9),
     ] {
         for (name, vals) in shapes(len, seed) {
-            // Bare keys, as the unit-weight path sorts them.
-            let mut keys: Vec<u64> = vals.iter().map(|v| v.to_bits()).collect();
-            let value = if sort_samples(&mut keys) {
-                f64::from_bits
-            } else {
-                from_total_order_key
-            };
-            let mut sorted = vals.clone();
-            sorted.sort_by(f64::total_cmp);
-            assert!(
-                keys.iter()
-                    .map(|&k| value(k).to_bits())
-                    .eq(sorted.iter().map(|v| v.to_bits())),
-                "{name}, len {len}: keys"
-            );
             for unit in [true, false] {
                 let w: Vec<(f64, u64)> = vals
                     .iter()
                     .enumerate()
                     .map(|(k, &v)| (v, if unit { 1 } else { 1 + (k as u64 * 7) % 11 }))
                     .collect();
-                assert_sorts_stably(&w, &format!("{name}, len {len}, unit {unit}: pairs"));
                 let mut r = w.clone();
                 assert_eq!(
-                    bits(&exact_stats(&w)),
+                    bits(&exact_stats_of(&w)),
                     bits(&reference_stats(&mut r)),
                     "{name}, len {len}, unit {unit}: stats"
                 );
@@ -326,11 +260,74 @@ fn bucket_sort_and_exact_stats_on_every_shape() {
     }
 }
 
-/// Equal values with different weights: the weighted sums add v * c in the order
-/// the samples came, so the sort must keep that order among equal values; and a
-/// sketch's statistics leave its samples in that order.
+/// Order statistics asked for in any order, repeated, and past the end are those of
+/// the walk over the sorted entries (the percentiles ask in increasing order; the
+/// selection must not depend on it), unit and weighted.
 #[test]
-fn equal_values_keep_their_order_and_the_samples_are_left_as_added() {
+fn selection_in_any_order_is_the_sorted_walk() {
+    let vals: Vec<(f64, u64)> = awkward(3000, 12, false)
+        .into_iter()
+        .filter(|x| x.0.is_finite())
+        .collect();
+    for unit in [true, false] {
+        let w: Vec<(f64, u64)> = vals
+            .iter()
+            .map(|&(v, c)| (v, if unit { 1 } else { c }))
+            .collect();
+        let mut sorted = w.clone();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n: u64 = w.iter().map(|x| x.1).sum();
+        // The walk: the first entry whose running weight passes idx, else the last.
+        let walk = |idx: u64| {
+            let mut acc = 0;
+            for &(v, c) in &sorted {
+                acc += c;
+                if idx < acc {
+                    return v.to_bits();
+                }
+            }
+            sorted.last().unwrap().0.to_bits()
+        };
+        let asks = [
+            0,
+            n / 2,
+            n / 2,
+            n - 1,
+            1,
+            n / 3,
+            n + 5,
+            7,
+            n - 2,
+            0,
+            n / 2 + 1,
+        ];
+        let mut keys: Vec<u64> = w.iter().map(|x| total_order_key(x.0)).collect();
+        let mut pairs: Vec<(u64, u64)> = w.iter().map(|x| (total_order_key(x.0), x.1)).collect();
+        let mut by_key = Selection::new(&mut keys);
+        let mut by_pair = Selection::new(&mut pairs);
+        for idx in asks {
+            let want = walk(idx);
+            assert_eq!(
+                from_total_order_key(by_pair.at(idx)).to_bits(),
+                want,
+                "pairs, {idx}"
+            );
+            if unit {
+                assert_eq!(
+                    from_total_order_key(by_key.at(idx)).to_bits(),
+                    want,
+                    "keys, {idx}"
+                );
+            }
+        }
+    }
+}
+
+/// Equal values with different weights: the weighted sums add v * c in the order
+/// the samples came (products that round differently, so another order would show);
+/// and a sketch's statistics leave its samples in that order.
+#[test]
+fn weighted_sums_keep_the_added_order_and_the_samples_are_left_as_added() {
     // Weights whose products with 0.1 round differently, in both orders.
     let w: Vec<(f64, u64)> = (0..2000u64)
         .map(|k| {
@@ -338,23 +335,26 @@ fn equal_values_keep_their_order_and_the_samples_are_left_as_added() {
             (v, 1 + (k * 2_654_435_761) % 1_000_003)
         })
         .collect();
-    let mut a = w.clone();
-    let mut b = w.clone();
-    sort_by_total_order(&mut a);
-    b.sort_by(|x, y| x.0.total_cmp(&y.0));
-    assert!(a == b);
     let mut r = w.clone();
-    assert_eq!(bits(&exact_stats(&w)), bits(&reference_stats(&mut r)));
+    assert_eq!(bits(&exact_stats_of(&w)), bits(&reference_stats(&mut r)));
     let mut s = Sketch::default();
     for &(v, c) in &w {
         s.add(v, c);
     }
     assert_eq!(bits(&s.stats()), bits(&reference_stats(&mut w.clone())));
     // Left as added: values, and weights (a weight that is not 1 is there).
-    let added: Vec<(f64, u64)> = (0..s.values.len())
-        .map(|i| (s.values[i], s.weights.get(i).copied().unwrap_or(1)))
+    let added: Vec<(f64, u64)> = s
+        .pairs
+        .iter()
+        .map(|&(b, c)| (f64::from_bits(b), c))
         .collect();
     assert_eq!(added, w);
+    // Taking the statistics gives the same and leaves the sketch empty.
+    assert_eq!(
+        bits(&s.take_stats()),
+        bits(&reference_stats(&mut w.clone()))
+    );
+    assert!(s.pairs.is_empty() && s.units.is_empty() && s.count() == 0);
 }
 
 /// A run of a known number of requests reserves room for them in its per-request
@@ -363,19 +363,19 @@ fn equal_values_keep_their_order_and_the_samples_are_left_as_added() {
 fn reserve_is_capped_at_the_exact_limit() {
     let mut r = Recorder::new(SimTime::ZERO, false);
     r.expect_requests(1000);
-    assert!(r.requests.ttft.values.capacity() >= 1000);
-    assert!(r.requests.e2el.values.capacity() >= 1000);
-    assert!(r.requests.tpot.values.capacity() >= 1000);
+    assert!(r.requests.ttft.units.capacity() >= 1000);
+    assert!(r.requests.e2el.units.capacity() >= 1000);
+    assert!(r.requests.tpot.units.capacity() >= 1000);
     let mut r = Recorder::new(SimTime::ZERO, false);
     r.expect_requests(u64::MAX);
-    assert!(r.requests.ttft.values.capacity() <= EXACT_LIMIT + 1 + 16);
+    assert!(r.requests.ttft.units.capacity() <= EXACT_LIMIT + 1 + 16);
     let mut s = Sketch::default();
     for k in 0..=EXACT_LIMIT {
         s.add(k as f64, 1);
     }
     assert!(s.bucketed);
     s.reserve(1000);
-    assert_eq!(s.values.capacity(), 0);
+    assert_eq!(s.units.capacity(), 0);
 }
 
 /// A sketch that switched to buckets has the running sums, minimum and maximum it
@@ -406,10 +406,10 @@ fn bucketed_sums_replay_the_samples_in_order() {
     );
 }
 
-/// Unit weights are not stored; the first weight that is not 1 fills in the ones
-/// before it, so the statistics (and a switch to buckets) see every weight. One
-/// scratch shared by several sketches, big and small, unit and weighted, gives each
-/// the statistics of its own.
+/// Unit weights are not stored; the first weight that is not 1 moves the samples
+/// before it into the pairs with weight 1, so the statistics (and a switch to
+/// buckets) see every weight. Taking the statistics of sketches big and small, unit
+/// and weighted, gives those of a copy left as it was.
 #[test]
 fn weights_are_stored_from_the_first_that_is_not_one() {
     let mut s = Sketch::default();
@@ -420,10 +420,11 @@ fn weights_are_stored_from_the_first_that_is_not_one() {
         s.add(v, c);
         w.push((v, c));
         if k < 3000 {
-            assert!(s.weights.is_empty());
+            assert!(s.pairs.is_empty() && s.units.len() == k as usize + 1);
+        } else {
+            assert!(s.units.is_empty() && s.pairs.len() == k as usize + 1);
         }
     }
-    assert_eq!(s.weights.len(), s.values.len());
     assert_eq!(bits(&s.stats()), bits(&reference_stats(&mut w.clone())));
 
     let mut unit = Sketch::default();
@@ -433,8 +434,9 @@ fn weights_are_stored_from_the_first_that_is_not_one() {
     }
     small.add(2.0, 3);
     small.add(1.0, 1);
-    let mut sc = SortScratch::default();
-    for sk in [&s, &unit, &small, &unit, &s] {
-        assert_eq!(bits(&sk.stats_in(&mut sc)), bits(&sk.stats()));
+    for sk in [&s, &unit, &small] {
+        let kept = sk.stats();
+        assert_eq!(bits(&sk.stats()), bits(&kept));
+        assert_eq!(bits(&sk.clone().take_stats()), bits(&kept));
     }
 }
