@@ -323,7 +323,7 @@ pub struct FrontEndSummary {
 /// What one run measured: `benchmark_serving`'s keys plus the engine's, in a stable
 /// order (the field order). Floats that are not finite serialise as `null`.
 ///
-/// Request-side fields come from [`crate::metrics::Recorder::summarize`]; the engine
+/// Request-side fields come from [`crate::metrics::Recorder::take_summary`]; the engine
 /// counters and per-instance/per-GPU rows are filled in by the simulator at the end
 /// of a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
