@@ -4,8 +4,8 @@
 //! to unsharded byte for byte, thread-count independence, and bad plan keys.
 
 use infersim::plan::{
-    finalize, load_plan, merge_plan_shards, run_plan, verify, write_outputs, write_shard,
-    PlanOptions, PlanReport,
+    add_verification, finalize, load_plan, merge_plan_shards, run_plan, verify, write_outputs,
+    write_shard, PlanOptions, PlanReport,
 };
 use infersim::report::Shard;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,7 @@ fn report(path: &Path, threads: usize, shard: Option<Shard>) -> infersim::plan::
 
 fn files(r: &PlanReport, dir: &Path) -> Vec<(String, Vec<u8>)> {
     write_outputs(r, dir).unwrap();
-    ["plan.json", "plan.csv", "plan.svg"]
+    ["plan.json", "plan.csv", "plan.svg", "report.html"]
         .iter()
         .map(|n| (n.to_string(), std::fs::read(dir.join(n)).unwrap()))
         .collect()
@@ -86,13 +86,29 @@ fn the_winner_holds_with_other_seeds_and_the_next_cheaper_does_not() {
     assert!(nc.cost_per_hour_usd.unwrap() < win.cost_per_hour_usd.unwrap());
     assert_eq!(nc.meets_target, Some(false));
     assert!(nc.max_rate.unwrap_or(0.0) < 6.0);
-    let runs = verify(&plan, n, 6.0, 5).unwrap();
+    let runs_n = verify(&plan, n, 6.0, 5).unwrap();
     // It missed the target in the search; the re-runs show it is not reliable there
     // either (a candidate near its limit passes with some seeds).
     assert!(
-        runs.iter().any(|v| !v.met),
-        "next cheaper re-runs: {runs:?}"
+        runs_n.iter().any(|v| !v.met),
+        "next cheaper re-runs: {runs_n:?}"
     );
+    // The report keeps both sets of re-runs (plan.json, report.html), the same as
+    // re-running them by hand.
+    let mut with = r.clone();
+    add_verification(&plan, &mut with).unwrap();
+    assert_eq!(with.verification.len(), 2);
+    let (vw, vn) = (&with.verification[0], &with.verification[1]);
+    assert_eq!((vw.role.as_str(), vw.index, vw.rate), ("cheapest", w, 6.0));
+    assert_eq!((vn.role.as_str(), vn.index), ("next cheaper", n));
+    assert_eq!(vw.runs, runs);
+    assert_eq!(vn.runs, runs_n);
+    assert_eq!(vw.met, 5);
+    assert_eq!(vn.met, runs_n.iter().filter(|v| v.met).count());
+    assert!(vn.met < 5);
+    let json: serde_json::Value = serde_json::from_str(&with.json()).unwrap();
+    assert_eq!(json["verification"][0]["met"], 5);
+    assert_eq!(json["verification"][1]["runs"].as_array().unwrap().len(), 5);
     // No searched candidate cheaper than the winner meets the target, and the
     // runner-up costs at least as much.
     for c in r.candidates.iter().filter(|c| c.pruned.is_none()) {
@@ -163,8 +179,15 @@ fn pruning_is_by_memory_layout_and_roofline_and_each_holds() {
 fn sharded_then_merged_equals_unsharded_and_threads_do_not_matter() {
     let d = tempfile::tempdir().unwrap();
     let path = write(d.path(), "plan.toml", PLAN);
-    let whole = files(&finalize(report(&path, 1, None)), &d.path().join("whole"));
-    let three = files(&finalize(report(&path, 3, None)), &d.path().join("three"));
+    let plan = load_plan(&path).unwrap();
+    let verified = |threads: usize| {
+        let mut r = finalize(report(&path, threads, None));
+        add_verification(&plan, &mut r).unwrap();
+        assert_eq!(r.verification.len(), 2);
+        r
+    };
+    let whole = files(&verified(1), &d.path().join("whole"));
+    let three = files(&verified(3), &d.path().join("three"));
     assert_eq!(whole, three, "1 thread vs 3 threads");
     let mut shard_files = Vec::new();
     for i in 0..3 {
@@ -176,17 +199,36 @@ fn sharded_then_merged_equals_unsharded_and_threads_do_not_matter() {
     }
     shard_files.reverse();
     let merged = files(
-        &merge_plan_shards(&shard_files).unwrap(),
+        &merge_plan_shards(&shard_files, None).unwrap(),
         &d.path().join("merged"),
     );
     for (a, b) in whole.iter().zip(&merged) {
         assert!(a.1 == b.1, "{} differs after merging shards", a.0);
     }
     // A missing shard is an error naming it.
-    let e = merge_plan_shards(&shard_files[..2])
+    let e = merge_plan_shards(&shard_files[..2], None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("shard") && e.contains("missing"), "{e}");
+    // The re-runs need the plan the shards were run with: another plan is refused,
+    // naming the option, and the same plan given explicitly merges the same.
+    let other = write(
+        d.path(),
+        "other.toml",
+        &PLAN.replace("target_rate = 6.0", "target_rate = 5.0"),
+    );
+    let e = merge_plan_shards(&shard_files, Some(&other)).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("--experiment") && msg.contains("not the plan the shards were run with"),
+        "{msg}"
+    );
+    let again = files(
+        &merge_plan_shards(&shard_files, Some(&path)).unwrap(),
+        &d.path().join("again"),
+    );
+    assert!(whole == again, "merge with the plan given");
 }
 
 fn plan_error(text: &str) -> (String, i32) {

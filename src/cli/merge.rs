@@ -12,7 +12,8 @@ pub(super) struct MergeArgs {
     /// Output folder (default: the folder of the first shard).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The experiment file (default: the file the shards name, as they were run).
+    /// The experiment file (default: the file the shards name, as they were run); for
+    /// plan shards, the plan file (its winner and next cheaper are re-run with it).
     #[arg(long)]
     experiment: Option<PathBuf>,
     /// Write into an output folder that holds another configuration's results.
@@ -39,6 +40,9 @@ pub(super) fn cmd_merge(a: MergeArgs) -> Result<(), Error> {
         }
         if let Some(report) = &m.plan {
             print!("{}", report.table());
+            for line in report.verification_lines() {
+                println!("{line}");
+            }
         }
     }
     println!(

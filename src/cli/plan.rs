@@ -3,7 +3,9 @@
 //! writes a shard file that `crate::plan::merge_plan_shards` combines.
 
 use super::*;
-use crate::plan::{finalize, load_plan, run_plan, verify, write_outputs, write_shard, PlanOptions};
+use crate::plan::{
+    add_verification, finalize, load_plan, run_plan, write_outputs, write_shard, PlanOptions,
+};
 use crate::report::Shard;
 
 #[derive(Debug, Args)]
@@ -71,31 +73,15 @@ pub(super) fn cmd_plan(a: PlanArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let report = finalize(raw);
+    let mut report = finalize(raw);
+    pool.install(|| add_verification(&plan, &mut report))?;
     write_outputs(&report, &dir)?;
     if a.quiet {
         return Ok(());
     }
     print!("{}", report.table());
-    if let Some(t) = plan.settings.target_rate {
-        let n = plan.settings.verify_seeds;
-        for (what, i) in [
-            ("cheapest", report.winner),
-            ("next cheaper", report.next_cheaper),
-        ] {
-            let Some(i) = i else { continue };
-            let runs = pool.install(|| verify(&plan, i, t, n))?;
-            let met = runs.iter().filter(|v| v.met).count();
-            let lat: Vec<String> = runs
-                .iter()
-                .map(|v| format!("{:.1}", v.latency_ms))
-                .collect();
-            let metric = plan.slo_name();
-            println!(
-                "re-run {what} #{i} at {t} req/s with {n} other seeds: {met}/{n} meet the SLOs; {metric}: {}",
-                lat.join(", ")
-            );
-        }
+    for line in report.verification_lines() {
+        println!("{line}");
     }
     println!("wrote {}", dir.display());
     Ok(())

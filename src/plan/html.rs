@@ -63,6 +63,47 @@ pub fn html(report: &PlanReport) -> String {
         }
         None => sec.para(format!("{what}: none")),
     });
+    let verified = if report.verification.is_empty() {
+        Section::new("Re-runs with other seeds").para(match report.target_rate {
+            Some(_) => "No re-runs: no candidate met the target, or verify_seeds = 0.",
+            None => "No re-runs: the plan has no numeric target rate to re-run at.",
+        })
+    } else {
+        let metric = report
+            .slo
+            .first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| "latency".into());
+        let rows: Vec<Vec<String>> = report
+            .verification
+            .iter()
+            .flat_map(|v| {
+                v.runs.iter().map(move |r| {
+                    vec![
+                        v.role.clone(),
+                        format!("#{} {}", v.index, report.candidates[v.index].label),
+                        format!("{}", v.rate),
+                        r.seed.to_string(),
+                        if r.met { "yes" } else { "no" }.to_string(),
+                        format!("{:.1}", r.latency_ms),
+                    ]
+                })
+            })
+            .collect();
+        let sec = report
+            .verification_lines()
+            .into_iter()
+            .fold(Section::new("Re-runs with other seeds"), |sec, line| {
+                sec.para(line)
+            });
+        sec.table(
+            "the winner and the next cheaper candidate re-run at the target rate with seeds the search did not use: the margin",
+            ["role", "candidate", "rate req/s", "seed", "meets the SLOs", &metric]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        )
+    };
     let head: Vec<String> = PlanReport::COLUMNS.split(',').map(String::from).collect();
     let candidates = Section::new("Candidates").table(
         "every candidate: its highest rate meeting the SLOs, cost and why it was pruned",
@@ -76,12 +117,11 @@ pub fn html(report: &PlanReport) -> String {
     let limits = Section::new("Limits").push(Block::List(vec![
         "A candidate's highest rate is found by bisection on timed runs; a rate passes only when every replication meets every SLO, and the confidence k/R says how many did.".into(),
         "Pruned candidates were not simulated: `memory` (weights and KV cache do not fit), `invalid` (a layout the config refuses), `roofline` (an upper bound on rate below the target), `dominated` (dearer than two candidates that already meet the target).".into(),
-        "The re-runs of the winner and the next cheaper candidate with other seeds are printed by `infersim plan`, not stored here.".into(),
         "Prices come from the price tables (`infersim list`); none is verified against the providers' pages.".into(),
         "Instances spanning several GPUs are modelled within one node only; cross-node links are not modelled.".into(),
     ]));
     page(
         &format!("infersim plan: {}", report.name),
-        &[setup, answer, plot, candidates, limits],
+        &[setup, answer, verified, plot, candidates, limits],
     )
 }

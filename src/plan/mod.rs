@@ -172,6 +172,10 @@ pub struct ShardFile {
     pub name: String,
     /// A digest of the plan file's text (shards of different plans do not merge).
     pub plan_digest: String,
+    /// The plan file as the shard was run with it (`infersim merge` loads it to
+    /// re-run the winner and the next cheaper with other seeds).
+    #[serde(default)]
+    pub plan_file: String,
     /// Which shard, `i/n`.
     pub shard: String,
     /// The plan's target (None: "max").
@@ -298,6 +302,7 @@ pub fn run_plan(plan: &PlanFile, opts: &PlanOptions) -> Result<ShardFile> {
         kind: "plan".to_string(),
         name: plan.name.clone(),
         plan_digest: plan_digest(plan),
+        plan_file: plan.path.display().to_string(),
         shard: shard.to_string(),
         target_rate: s.target_rate,
         cheapest_only: s.cheapest_only,
@@ -427,7 +432,7 @@ pub fn finalize(raw: ShardFile) -> PlanReport {
 
 /// Combines the shard files of one plan (every shard of `n`, once) into the report
 /// the unsharded plan gives, byte for byte once written.
-pub fn merge_plan_shards(paths: &[PathBuf]) -> Result<PlanReport> {
+pub fn merge_plan_shards(paths: &[PathBuf], plan_file: Option<&Path>) -> Result<PlanReport> {
     let mut shards: Vec<(Shard, ShardFile)> = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
@@ -486,7 +491,42 @@ pub fn merge_plan_shards(paths: &[PathBuf]) -> Result<PlanReport> {
     merged.shard = Shard::WHOLE.to_string();
     merged.results = shards.into_iter().flat_map(|(_, f)| f.results).collect();
     merged.results.sort_by_key(|r| r.index);
-    Ok(finalize(merged))
+    // The verification re-runs need the plan itself: the file the shards name (or
+    // the one given), which must be the plan they were run with.
+    let (named, digest) = (PathBuf::from(&merged.plan_file), merged.plan_digest.clone());
+    let mut report = finalize(merged);
+    if report.target_rate.is_some() {
+        let (path, file, field) = match plan_file {
+            Some(p) => (
+                p.to_path_buf(),
+                "<command line>".to_string(),
+                "--experiment",
+            ),
+            None => (named, paths[0].display().to_string(), "plan_file"),
+        };
+        if path.as_os_str().is_empty() {
+            return Err(ConfigError::new(
+                file,
+                field,
+                "names no plan file (a shard of an older version); give the plan with --experiment",
+            )
+            .into());
+        }
+        let plan = load_plan(&path)?;
+        if plan_digest(&plan) != digest {
+            return Err(ConfigError::new(
+                file,
+                field,
+                format!(
+                    "{} is not the plan the shards were run with (its digest differs); give that plan with --experiment",
+                    path.display()
+                ),
+            )
+            .into());
+        }
+        add_verification(&plan, &mut report)?;
+    }
+    Ok(report)
 }
 
 /// Writes a shard's raw results to `path` (whole).
@@ -498,7 +538,7 @@ pub fn write_shard(raw: &ShardFile, path: &Path) -> Result<()> {
 
 /// One verification re-run: its seed, whether it met every SLO, and the first
 /// SLO's metric (ms).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verify {
     /// Seed.
     pub seed: u64,
@@ -526,4 +566,47 @@ pub fn verify(plan: &PlanFile, index: usize, rate: f64, n: u32) -> Result<Vec<Ve
             })
         })
         .collect()
+}
+
+/// The re-runs of one candidate at the target rate with seeds other than the search's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    /// `cheapest` or `next cheaper`.
+    pub role: String,
+    /// The candidate's index.
+    pub index: usize,
+    /// The rate it was re-run at (the target), requests per second.
+    pub rate: f64,
+    /// The re-runs meeting every SLO.
+    pub met: usize,
+    /// The re-runs, in seed order.
+    pub runs: Vec<Verify>,
+}
+
+/// Re-runs the winner and the next cheaper candidate of `report` at the target rate
+/// with `verify_seeds` other seeds ([`verify`]) and keeps the re-runs in the report
+/// (nothing without a numeric target or with `verify_seeds = 0`).
+pub fn add_verification(plan: &PlanFile, report: &mut PlanReport) -> Result<()> {
+    report.verification.clear();
+    let (Some(rate), n) = (plan.settings.target_rate, plan.settings.verify_seeds) else {
+        return Ok(());
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    for (role, i) in [
+        ("cheapest", report.winner),
+        ("next cheaper", report.next_cheaper),
+    ] {
+        let Some(index) = i else { continue };
+        let runs = verify(plan, index, rate, n)?;
+        report.verification.push(Verification {
+            role: role.into(),
+            index,
+            rate,
+            met: runs.iter().filter(|v| v.met).count(),
+            runs,
+        });
+    }
+    Ok(())
 }

@@ -42,6 +42,10 @@ pub struct PlanReport {
     pub frontier_cost_rate: Vec<usize>,
     /// Every candidate, by index.
     pub candidates: Vec<CandidateResult>,
+    /// The winner's and the next cheaper candidate's re-runs at the target rate with
+    /// other seeds ([`super::add_verification`]; empty until then, and without a
+    /// numeric target).
+    pub verification: Vec<super::Verification>,
 }
 
 fn cost(r: &CandidateResult) -> f64 {
@@ -141,7 +145,34 @@ impl PlanReport {
             frontier_cost_latency,
             frontier_cost_rate,
             candidates,
+            verification: Vec::new(),
         }
+    }
+
+    /// One line per verified candidate: how many of its re-runs met the SLOs, and
+    /// each re-run's first SLO metric (`metric` names it).
+    pub fn verification_lines(&self) -> Vec<String> {
+        let metric = self
+            .slo
+            .first()
+            .map(|(k, _)| k.as_str())
+            .unwrap_or("latency");
+        self.verification
+            .iter()
+            .map(|v| {
+                let lat: Vec<String> = v.runs.iter().map(|r| format!("{:.1}", r.latency_ms)).collect();
+                format!(
+                    "re-run {} #{} at {} req/s with {} other seeds: {}/{} meet the SLOs; {metric}: {}",
+                    v.role,
+                    v.index,
+                    v.rate,
+                    v.runs.len(),
+                    v.met,
+                    v.runs.len(),
+                    lat.join(", ")
+                )
+            })
+            .collect()
     }
 
     /// `plan.json`.

@@ -323,7 +323,7 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged> {
     let dir = opts.out.clone().unwrap_or(default_dir);
     match kind.as_str() {
         "run" => merge_run_shards(&docs, &dir, opts),
-        "plan" => merge_plan(&docs, &dir),
+        "plan" => merge_plan(&docs, &dir, opts.experiment.as_deref()),
         other => Err(bad(
             first,
             "kind",
@@ -546,10 +546,15 @@ fn merge_run_shards(
 }
 
 /// Merges the shard files of `infersim plan --shard i/n` ([`crate::plan::merge_plan_shards`]
-/// checks them) and writes the unsharded plan's outputs into `dir`.
-fn merge_plan(docs: &[(PathBuf, String, Value)], dir: &Path) -> Result<Merged> {
+/// checks them and re-runs the winner and the next cheaper with the plan the shards
+/// name, or `plan`) and writes the unsharded plan's outputs into `dir`.
+fn merge_plan(
+    docs: &[(PathBuf, String, Value)],
+    dir: &Path,
+    plan: Option<&Path>,
+) -> Result<Merged> {
     let paths: Vec<PathBuf> = docs.iter().map(|(p, _, _)| p.clone()).collect();
-    let report = crate::plan::merge_plan_shards(&paths)?;
+    let report = crate::plan::merge_plan_shards(&paths, plan)?;
     let written = crate::plan::write_outputs(&report, dir)?;
     Ok(Merged {
         kind: "plan".into(),
