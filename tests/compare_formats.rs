@@ -126,6 +126,22 @@ fn files_of_no_known_format_and_wrong_forced_formats_are_named() {
     let agg = r#"{"request_throughput": {"unit": "requests/sec", "avg": 2.0}, "benchmark_duration": {"unit": "sec", "avg": 1.5}}"#;
     let e = parse_result(agg, "profile_export_aiperf.json", None, None).unwrap_err();
     assert!(e.message.contains("profile_export.jsonl"), "{e}");
+    // The other files benchmark tools write are named, with what to give instead.
+    for (text, says) in [
+        ("benchmarks:\n- type_: generative_benchmark\n", "YAML"),
+        ("<!DOCTYPE html>\n<html><body></body></html>\n", "HTML"),
+        (
+            "Benchmark,Rate,Requests/s,TTFT mean\nsweep,1.0,0.98,12.1\n",
+            "CSV",
+        ),
+    ] {
+        let e = parse_result(text, "r.out", None, None).unwrap_err();
+        assert_eq!(e.field, "(file)");
+        assert!(
+            e.message.contains(says) && e.message.contains("JSON"),
+            "{says}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -179,6 +179,24 @@ impl std::str::FromStr for BenchFormat {
 /// What a file of none of the formats is told.
 const EXPECTED: &str = "expected one of: the JSON `vllm bench serve` / benchmark_serving.py --save-result writes (input_lens, output_lens, ...), a GuideLLM report JSON (a `benchmarks` list), AIPerf's profile_export.jsonl (one {metadata, metrics, error} object per line)";
 
+/// What a result file that is not JSON looks like instead, when it is one of the
+/// other files benchmark tools write (which hold no per-request data, or hold it in
+/// a form read only as JSON), with what to give instead.
+fn other_format(text: &str) -> Option<&'static str> {
+    let head = text.trim_start();
+    let first = head.lines().next().unwrap_or("");
+    let lower = first.to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+        Some("an HTML page (GuideLLM's benchmarks.html?): it holds charts, not the requests; allowed: the JSON report written beside it (GuideLLM writes benchmarks.json by default), or a `vllm bench serve` / AIPerf result")
+    } else if text.lines().any(|l| l.starts_with("benchmarks:")) {
+        Some("a GuideLLM report in YAML: it is read as JSON only; write it with `--outputs json` (or `--output-path NAME.json`), or convert it: python3 -c 'import json,sys,yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)' REPORT.yaml > REPORT.json")
+    } else if first.matches(',').count() >= 2 && !first.contains('{') {
+        Some("a CSV table (GuideLLM's benchmarks.csv or a similar summary?): it holds per-benchmark statistics, not the requests; allowed: the per-request JSON (GuideLLM's benchmarks.json, written by default beside the CSV; `vllm bench serve --save-result --save-detailed`; AIPerf's profile_export.jsonl)")
+    } else {
+        None
+    }
+}
+
 /// Parses a result file of `format`, or of the format its content shows when `None`;
 /// `benchmark` picks one benchmark of a GuideLLM report holding several.
 pub fn parse_result(
@@ -209,11 +227,11 @@ pub fn parse_result(
             BenchFormat::Aiperf
         }
         (None, Err(e)) => {
-            return Err(ConfigError::new(
-                file,
-                "(file)",
-                format!("not JSON: {e}; {EXPECTED}"),
-            ))
+            let why = match other_format(text) {
+                Some(hint) => hint.to_string(),
+                None => format!("not JSON: {e}; {EXPECTED}"),
+            };
+            return Err(ConfigError::new(file, "(file)", why));
         }
     };
     match format {
