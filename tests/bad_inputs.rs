@@ -408,7 +408,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "gpu-spec-negative-price",
             text: edit("gpu = \"a100-80gb\"", "gpu = \"mine.toml\""),
-            files: vec![("mine.toml", gpu_spec("price_per_gpu_hour_usd = 5.1207", "price_per_gpu_hour_usd = -1.0"))],
+            files: vec![("mine.toml", gpu_spec("price_per_gpu_hour_usd = 3.4309", "price_per_gpu_hour_usd = -1.0"))],
             args: vec!["validate", "{f}"],
         },
         Case {

@@ -272,14 +272,14 @@ fn streaming_judgement_equals_judging_the_records() {
 fn cost_figures_by_hand_for_the_spec_price_a_provider_and_a_user_file() {
     let dir = tempfile::tempdir().unwrap();
     let row = first_row(EXPERIMENT, dir.path());
-    // Default provider: the a100-80gb spec file's $5.1207 per GPU-hour, 2 GPUs.
-    assert_eq!(row["cost_per_hour_usd"], 2.0 * 5.1207);
+    // Default provider: the a100-80gb spec file's $3.4309 per GPU-hour, 2 GPUs.
+    assert_eq!(row["cost_per_hour_usd"], 2.0 * 3.4309);
     let out = row["output_throughput"].as_f64().unwrap();
     let total = row["total_token_throughput"].as_f64().unwrap();
     let per_m = row["usd_per_million_output_tokens"].as_f64().unwrap();
-    assert!((per_m - 2.0 * 5.1207 / (out * 3600.0) * 1e6).abs() < 1e-9);
+    assert!((per_m - 2.0 * 3.4309 / (out * 3600.0) * 1e6).abs() < 1e-9);
     let per_m_all = row["usd_per_million_tokens"].as_f64().unwrap();
-    assert!((per_m_all - 2.0 * 5.1207 / (total * 3600.0) * 1e6).abs() < 1e-9);
+    assert!((per_m_all - 2.0 * 3.4309 / (total * 3600.0) * 1e6).abs() < 1e-9);
     assert!(row["goodput"].as_f64().unwrap() <= row["request_throughput"].as_f64().unwrap());
     assert!(row["slo_p90_ttft_ms_met"].is_boolean());
 
@@ -321,13 +321,13 @@ fn shared_gpus_cost_the_gpus_not_the_pods() {
         );
     assert_eq!(
         first_row(&mps, dir.path())["cost_per_hour_usd"],
-        2.0 * 5.1207
+        2.0 * 3.4309
     );
     // Two 3g.40gb MIG slices on each of 2 GPUs: the 2 whole GPUs.
     let mig = EXPERIMENT.replace("num_gpus = 2", "num_gpus = 2\nmig = \"3g.40gb\"");
     let row = first_row(&mig, dir.path());
     assert_eq!(row["mig_slices"], 4);
-    assert_eq!(row["cost_per_hour_usd"], 2.0 * 5.1207);
+    assert_eq!(row["cost_per_hour_usd"], 2.0 * 3.4309);
     // A GPU with no known price: null figures, not zero.
     let gb = EXPERIMENT.replace("a100-80gb", "gb200");
     let row = first_row(&gb, dir.path());
