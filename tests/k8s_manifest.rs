@@ -234,30 +234,20 @@ fn the_manifests_commands_shard_and_merge_as_an_unsharded_run() {
 
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
-    // The config map's one key, and the claim: empty folders.
-    let exp_dir = root.join(
-        mounts
-            .iter()
-            .find(|m| m.1 == "experiment")
-            .unwrap()
-            .0
-            .trim_start_matches('/'),
-    );
-    std::fs::create_dir_all(&exp_dir).unwrap();
+    // The folder under `root` where the volume `name` is mounted, made.
+    let mounted = |name: &str| {
+        let at = mounts.iter().find(|m| m.1 == name).expect("mounted").0;
+        let dir = root.join(at.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    // The config map's one key, and the claim: an empty folder.
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shard-sweep.toml"),
-        exp_dir.join("experiment.toml"),
+        mounted("experiment").join("experiment.toml"),
     )
     .unwrap();
-    let results = root.join(
-        mounts
-            .iter()
-            .find(|m| m.1 == "results")
-            .unwrap()
-            .0
-            .trim_start_matches('/'),
-    );
-    std::fs::create_dir_all(&results).unwrap();
+    mounted("results");
     let bin_dir = root.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_infersim"), bin_dir.join("infersim")).unwrap();
