@@ -409,11 +409,12 @@ const BUCKET_MIN: f64 = 1e-3;
 
 /// Weighted samples of one metric with bounded memory. Exact (numpy-identical
 /// quantiles; mean and standard deviation summed over the samples in the order they
-/// came) while it holds at most [`EXACT_LIMIT`] distinct entries; beyond that, values go into buckets in the way of an HDR
-/// histogram (each power of two cut into 512 equal buckets, indexed straight from the
-/// bits of the value) whose quantiles are within [`BUCKET_ACCURACY`] relative error,
-/// and the mean and standard deviation come from running sums. Memory is then a few
-/// thousand counters whatever the number of samples.
+/// came) while it holds at most [`EXACT_LIMIT`] distinct entries; beyond that, values
+/// go into buckets in the way of an HDR histogram (each power of two cut into 512
+/// equal buckets, indexed straight from the bits of the value) whose quantiles are
+/// within [`BUCKET_ACCURACY`] relative error, and the mean and standard deviation
+/// come from running sums. Memory is then a few thousand counters whatever the number
+/// of samples.
 #[derive(Debug, Clone, Default)]
 pub struct Sketch {
     /// The exact samples' values as their bits ([`f64::to_bits`]), in the order they

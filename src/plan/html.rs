@@ -69,11 +69,6 @@ pub fn html(report: &PlanReport) -> String {
             None => "No re-runs: the plan has no numeric target rate to re-run at.",
         })
     } else {
-        let metric = report
-            .slo
-            .first()
-            .map(|(k, _)| k.clone())
-            .unwrap_or_else(|| "latency".into());
         let rows: Vec<Vec<String>> = report
             .verification
             .iter()
@@ -82,7 +77,7 @@ pub fn html(report: &PlanReport) -> String {
                     vec![
                         v.role.clone(),
                         format!("#{} {}", v.index, report.candidates[v.index].label),
-                        format!("{}", v.rate),
+                        v.rate.to_string(),
                         r.seed.to_string(),
                         if r.met { "yes" } else { "no" }.to_string(),
                         format!("{:.1}", r.latency_ms),
@@ -98,7 +93,7 @@ pub fn html(report: &PlanReport) -> String {
             });
         sec.table(
             "the winner and the next cheaper candidate re-run at the target rate with seeds the search did not use: the margin",
-            ["role", "candidate", "rate req/s", "seed", "meets the SLOs", &metric]
+            ["role", "candidate", "rate req/s", "seed", "meets the SLOs", report.slo_metric()]
                 .map(String::from)
                 .to_vec(),
             rows,

@@ -365,16 +365,6 @@ fn slo_of(plan: &PlanFile) -> Vec<(String, f64)> {
         .unwrap_or_default()
 }
 
-impl PlanFile {
-    /// The first SLO's key (the latency the report shows), e.g. `p99_ttft_ms`.
-    pub fn slo_name(&self) -> String {
-        slo_of(self)
-            .first()
-            .map(|s| s.0.clone())
-            .unwrap_or_else(|| "latency".into())
-    }
-}
-
 /// A digest of the plan's settings, space and base experiment.
 fn plan_digest(plan: &PlanFile) -> String {
     let mut h = crate::report::StableHasher::default();

@@ -149,14 +149,19 @@ impl PlanReport {
         }
     }
 
-    /// One line per verified candidate: how many of its re-runs met the SLOs, and
-    /// each re-run's first SLO metric (`metric` names it).
-    pub fn verification_lines(&self) -> Vec<String> {
-        let metric = self
-            .slo
+    /// The first SLO's key, e.g. `p99_ttft_ms`: the latency the report shows for a
+    /// candidate at the target and for each re-run.
+    pub fn slo_metric(&self) -> &str {
+        self.slo
             .first()
             .map(|(k, _)| k.as_str())
-            .unwrap_or("latency");
+            .unwrap_or("latency")
+    }
+
+    /// One line per verified candidate: how many of its re-runs met the SLOs, and
+    /// each re-run's first SLO metric.
+    pub fn verification_lines(&self) -> Vec<String> {
+        let metric = self.slo_metric();
         self.verification
             .iter()
             .map(|v| {
